@@ -95,7 +95,8 @@ class LossConfig:
     attribute_weight: float = 1.0
     #: per-word weighting of the attribute BCE against frequency imbalance:
     #: "none" or "pos_weight" (positives of word w weighted by
-    #: min(max_pos_weight, ((N - n_w) / n_w) ** pos_weight_power), n_w = items with w).
+    #: clamp(((N - n_w) / n_w) ** pos_weight_power, 1, max_pos_weight), n_w = training items
+    #: whose metadata has w, N = training items). See docs/training.md.
     attribute_weighting: str = "pos_weight"
     pos_weight_power: float = 0.5
     max_pos_weight: float = 30.0
@@ -113,6 +114,11 @@ class TrainConfig:
     warmup_steps: int = 50
     #: fraction of the catalog held out for validation (R@K, attribute mAP).
     val_fraction: float = 0.1
+    #: validation retrieval uses at most this many held-out items as its gallery, so R@K
+    #: stays comparable across catalog sizes.
+    val_max_items: int = 2000
+    #: checkpoints kept in MODEL_DIR/checkpoints (one is written per epoch; 0 keeps all).
+    keep_checkpoints: int = 2
     seed: int = 0
     #: "auto" (CUDA when available), "cpu", "cuda", "cuda:N".
     device: str = "auto"

@@ -1,0 +1,142 @@
+"""PyTorch datasets over a catalog: (image, bag of words) pairs for training, images for indexing.
+
+Images are read with :func:`~stylesearch.catalog.images.load_image` (same checks as the catalog
+loader), so a file that changed since the catalog was validated fails with a clear reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, load_image
+from stylesearch.catalog.manifest import CatalogItem
+
+__all__ = ["PAD", "ImageDataset", "PairDataset", "collate_images", "collate_pairs"]
+
+#: Padding value of the ``words`` batch tensor (never a vocabulary id).
+PAD: int = -1
+
+ImageTransform = Callable[[Image.Image], torch.Tensor]
+
+
+def _load(path: Path, transform: ImageTransform, max_pixels: int, what: str) -> torch.Tensor:
+    try:
+        image = load_image(path, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise ImageError(f"{what}: {exc}") from None
+    return transform(image)
+
+
+class PairDataset(Dataset[dict[str, Any]]):
+    """Item ``i`` -> ``{"image": (3, S, S) float32, "words": (L_i,) int64, "index": i}``.
+
+    ``bags[i]`` are the vocabulary ids of item ``i``'s text (possibly empty). With
+    ``use_extra_images`` the image is drawn uniformly from ``item.all_images``; the draw depends
+    only on ``(seed, epoch, index)``, so it is the same in any DataLoader worker and across runs.
+    Call :meth:`set_epoch` before each epoch (before creating the DataLoader iterator, so worker
+    processes receive the new value) to draw other views.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[CatalogItem],
+        bags: Sequence[Sequence[int]],
+        transform: ImageTransform,
+        *,
+        use_extra_images: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        seed: int = 0,
+    ) -> None:
+        if len(items) != len(bags):
+            raise ValueError(f"{len(items)} items but {len(bags)} bags of words")
+        self.items = items
+        # bags as one flat int64 array + offsets (CSR): no per-item Python objects, which keeps
+        # memory flat in forked DataLoader workers.
+        lengths = np.fromiter((len(bag) for bag in bags), dtype=np.int64, count=len(bags))
+        self._offsets = np.zeros(len(bags) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self._offsets[1:])
+        self._words = np.fromiter(
+            (word for bag in bags for word in bag), dtype=np.int64, count=int(self._offsets[-1])
+        )
+        self.transform = transform
+        self.use_extra_images = use_extra_images
+        self.max_pixels = max_pixels
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose image views :meth:`image_path` draws."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def image_path(self, index: int) -> Path:
+        """The image file item ``index`` uses in the current epoch."""
+        item = self.items[index]
+        if not self.use_extra_images or not item.extra_images:
+            return item.image
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        views = item.all_images
+        return views[int(rng.integers(len(views)))]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        image = _load(self.image_path(index), self.transform, self.max_pixels, f"item {item.id!r}")
+        start, stop = self._offsets[index], self._offsets[index + 1]
+        words = torch.from_numpy(self._words[start:stop].copy())
+        return {"image": image, "words": words, "index": index}
+
+
+class ImageDataset(Dataset[dict[str, Any]]):
+    """Image ``i`` -> ``{"image": (3, S, S) float32, "index": i}`` (for embedding a catalog)."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        transform: ImageTransform,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.transform = transform
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image = _load(self.paths[index], self.transform, self.max_pixels, f"image {index}")
+        return {"image": image, "index": index}
+
+
+def collate_pairs(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack a list of :class:`PairDataset` samples.
+
+    Returns:
+        ``{"images": (B, 3, S, S) float32, "words": (B, L) int64, "index": (B,) int64}`` where
+        ``L = max(1, longest bag)`` and short bags are right-padded with :data:`PAD`.
+    """
+    images = torch.stack([sample["image"] for sample in batch])
+    bags = [torch.as_tensor(sample["words"], dtype=torch.long).reshape(-1) for sample in batch]
+    longest = max([1, *(len(bag) for bag in bags)])
+    words = torch.full((len(batch), longest), PAD, dtype=torch.long)
+    for row, bag in enumerate(bags):
+        words[row, : len(bag)] = bag
+    index = torch.as_tensor([int(sample["index"]) for sample in batch], dtype=torch.long)
+    return {"images": images, "words": words, "index": index}
+
+
+def collate_images(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack :class:`ImageDataset` samples: ``{"images": (B, 3, S, S) float32, "index": (B,)
+    int64}``."""
+    images = torch.stack([sample["image"] for sample in batch])
+    index = torch.as_tensor([int(sample["index"]) for sample in batch], dtype=torch.long)
+    return {"images": images, "index": index}

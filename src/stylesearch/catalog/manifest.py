@@ -1,0 +1,529 @@
+"""Catalog manifests: read, validate and account for every row (ARCHITECTURE.md "Catalog manifest").
+
+A manifest lists one product per row with the columns ``id``, ``image``, ``title`` (required) and
+``description``, ``extra_images``, ``attributes`` (optional); other columns are ignored. Three
+formats carry the same columns:
+
+* JSON Lines (``.jsonl`` / ``.ndjson``): one object per line; blank lines are skipped and are not
+  rows. An integer ``id`` is accepted and converted to a string (``7`` -> ``"7"``).
+* CSV (``.csv``, UTF-8, header row): list columns hold a JSON array (``["a.png", "b.png"]``) or
+  a ``|``-separated string (``a.png|b.png``); an empty cell is an empty list.
+* Parquet (``.parquet`` / ``.pq``): string columns, list columns as ``list<string>`` (or strings
+  as in CSV).
+
+Values are stripped of surrounding whitespace; a whitespace-only required value is "empty".
+Image paths are relative to the manifest's folder unless absolute.
+
+Every row ends up either in :attr:`Catalog.items` or in :attr:`Catalog.rejected` with one
+user-readable reason, so ``rows_in == len(items) + len(rejected)`` always holds. Duplicate ids:
+the first row with that id that passes every other check is kept; later ones are rejected as
+``duplicate id 'x' (first seen on row N)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, check_image
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "CatalogItem",
+    "RejectedRow",
+    "SUPPORTED_SUFFIXES",
+    "iter_manifest_rows",
+    "load_catalog",
+    "reason_kind",
+]
+
+REQUIRED_FIELDS: tuple[str, ...] = ("id", "image", "title")
+LIST_FIELDS: tuple[str, ...] = ("extra_images", "attributes")
+SUPPORTED_SUFFIXES: dict[str, str] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_CHECK_CHUNK = 4096
+
+
+class CatalogError(ValueError):
+    """A problem with the manifest as a whole (not found, unsupported format, missing columns,
+    unreadable file); per-row problems are :class:`RejectedRow` entries instead."""
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One accepted catalog row.
+
+    Attributes:
+        id: unique, non-empty item id (surrounding whitespace stripped).
+        image: absolute path of the main product image.
+        title: product title (non-empty).
+        description: optional longer text ("" when absent).
+        extra_images: absolute paths of other views of the same product.
+        attributes: optional structured words (e.g. ``("red", "cotton")``).
+    """
+
+    id: str
+    image: Path
+    title: str
+    description: str = ""
+    extra_images: tuple[Path, ...] = ()
+    attributes: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """Training text: ``"<title>. <description>. <attr1>, <attr2>"`` (empty parts skipped)."""
+        text = ""
+        for part in (self.title, self.description, ", ".join(self.attributes)):
+            part = part.strip()
+            if not part:
+                continue
+            if text:
+                text += " " if text[-1] in ".!?;:" else ". "
+            text += part
+        return text
+
+    @property
+    def all_images(self) -> tuple[Path, ...]:
+        """``(image, *extra_images)``: every view of the item, main image first."""
+        return (self.image, *self.extra_images)
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A manifest row that was not accepted.
+
+    Attributes:
+        row: 1-based row number: the line number for JSON Lines (blank lines are not rows but
+            still count as lines, so it matches an editor), the data row (after the header) for
+            CSV, the row index + 1 for Parquet.
+        id: the row's id when one could be read, else ``None``.
+        reason: one user-readable reason naming the field or path at fault.
+    """
+
+    row: int
+    id: str | None
+    reason: str
+
+
+def reason_kind(reason: str) -> str:
+    """Group a rejection reason by kind, dropping ids, paths and details.
+
+    ``"image: image not found: /a/b.png"`` -> ``"image: image not found"``;
+    ``"duplicate id 'x' (first seen on row 3)"`` -> ``"duplicate id"``;
+    ``"missing field 'title'"`` stays as it is.
+    """
+    match = re.match(r"^(image|extra image \d+): (.*)$", reason)
+    if match:
+        prefix = "image" if match.group(1) == "image" else "extra image"
+        return f"{prefix}: {reason_kind(match.group(2))}"
+    if reason.startswith("duplicate id"):
+        return "duplicate id"
+    kind = reason.split(": ", 1)[0]
+    return re.sub(r" \([^()]*\)$", "", kind)
+
+
+@dataclass
+class Catalog:
+    """A loaded manifest: accepted items in file order and every rejected row with its reason.
+
+    Invariant: ``rows_in == len(items) + len(rejected)``.
+    """
+
+    path: Path
+    items: list[CatalogItem]
+    rejected: list[RejectedRow]
+    rows_in: int
+    _index: dict[str, CatalogItem] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _indexed: tuple[int, int] = field(default=(0, -1), init=False, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[CatalogItem]:
+        return iter(self.items)
+
+    def get(self, item_id: str) -> CatalogItem | None:
+        """The item with this id, or ``None`` (a dict built on first use, rebuilt if ``items``
+        is replaced or changes length)."""
+        key = (id(self.items), len(self.items))
+        if self._indexed != key:
+            self._index = {item.id: item for item in self.items}
+            self._indexed = key
+        return self._index.get(item_id)
+
+    def write_rejects(self, path: str | os.PathLike[str]) -> None:
+        """Write one JSON object ``{"row", "id", "reason"}`` per rejected row (JSON Lines)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as out:
+            for rej in self.rejected:
+                record = {"row": rej.row, "id": rej.id, "reason": rej.reason}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def summary(self) -> str:
+        """``"<n> rows: <a> accepted, <r> rejected"`` then one line per reason kind, most
+        frequent first, e.g. ``"  3  image: image not found"``."""
+        lines = [f"{self.rows_in} rows: {len(self.items)} accepted, {len(self.rejected)} rejected"]
+        counts = Counter(reason_kind(rej.reason) for rej in self.rejected)
+        width = len(str(max(counts.values(), default=0)))
+        for kind, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"  {count:>{width}}  {kind}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- raw rows
+
+
+def _manifest_format(path: Path) -> str:
+    if not path.exists():
+        raise CatalogError(f"manifest not found: {path}")
+    if path.is_dir():
+        raise CatalogError(f"manifest is a directory, expected a file: {path}")
+    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise CatalogError(
+            f"unsupported manifest extension {path.suffix!r}: {path} "
+            "(use .jsonl / .ndjson (JSON Lines), .csv or .parquet)"
+        )
+    return kind
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, f"invalid UTF-8 (byte {exc.start + 1} of the line)"
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"
+                continue
+            if not isinstance(value, dict):
+                yield lineno, f"row is not a JSON object (got {_type_name(value)})"
+                continue
+            yield lineno, value
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise CatalogError(f"CSV manifest is empty (no header row): {path}")
+            columns = [name.strip() for name in header]
+            missing = [name for name in REQUIRED_FIELDS if name not in columns]
+            if missing:
+                raise CatalogError(
+                    f"CSV manifest {path} is missing required column(s) {', '.join(missing)} "
+                    f"(header: {', '.join(columns)})"
+                )
+            row_number = 0
+            for cells in reader:
+                if not cells:  # csv yields [] for a completely empty line
+                    continue
+                row_number += 1
+                if len(cells) > len(columns):
+                    yield (
+                        row_number,
+                        f"row has {len(cells)} fields but the header has {len(columns)} columns",
+                    )
+                    continue
+                yield row_number, dict(zip(columns, cells, strict=False))
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"CSV manifest is not valid UTF-8: {path} ({exc.reason})") from None
+    except csv.Error as exc:
+        raise CatalogError(f"cannot parse CSV manifest {path}: {exc}") from None
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:
+        raise CatalogError(f"cannot read Parquet manifest {path}: {exc}") from None
+    names = parquet.schema_arrow.names
+    missing = [name for name in REQUIRED_FIELDS if name not in names]
+    if missing:
+        raise CatalogError(
+            f"Parquet manifest {path} is missing required column(s) {', '.join(missing)} "
+            f"(columns: {', '.join(names)})"
+        )
+    wanted = [name for name in (*REQUIRED_FIELDS, "description", *LIST_FIELDS) if name in names]
+    row_number = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=4096, columns=wanted):
+            for record in batch.to_pylist():
+                row_number += 1
+                yield row_number, record
+    except Exception as exc:
+        raise CatalogError(f"cannot read Parquet manifest {path}: {exc}") from None
+
+
+def iter_manifest_rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield ``(row_number, raw_row)`` for every row of a manifest, in file order.
+
+    ``raw_row`` is the row as a dict of column -> value (not yet validated), or a ``str``
+    giving the reason the row could not be parsed at all (invalid JSON, not an object, too
+    many CSV fields). Row numbers are 1-based (see :class:`RejectedRow`).
+
+    Raises:
+        CatalogError: the file is missing, has an unsupported extension, lacks required CSV /
+            Parquet columns, or cannot be read.
+    """
+    path = Path(path)
+    kind = _manifest_format(path)
+    if kind == "jsonl":
+        return _iter_jsonl(path)
+    if kind == "csv":
+        return _iter_csv(path)
+    return _iter_parquet(path)
+
+
+# ----------------------------------------------------------------------------- row checks
+
+
+class _RowError(Exception):
+    """Internal: a row fails a field check; the message is the rejection reason."""
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _required_str(raw: dict[str, Any], name: str) -> str:
+    if name not in raw or raw[name] is None:
+        raise _RowError(f"missing field {name!r}")
+    value = raw[name]
+    if name == "id" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _RowError(
+            f"wrong type for field {name!r}: expected a string, got {_type_name(value)}"
+        )
+    value = value.strip()
+    if not value:
+        raise _RowError(f"empty field {name!r}")
+    return value
+
+
+def _optional_str(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _RowError(
+            f"wrong type for field {name!r}: expected a string, got {_type_name(value)}"
+        )
+    return value.strip()
+
+
+def _string_list(raw: dict[str, Any], name: str) -> tuple[str, ...]:
+    """A list field: a list of strings, a JSON array string or a ``|``-separated string."""
+    value = raw.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise _RowError(f"invalid JSON array in field {name!r}: {exc.msg}") from None
+        else:
+            value = text.split("|")
+    if not isinstance(value, (list, tuple)):
+        raise _RowError(
+            f"wrong type for field {name!r}: expected a list of strings, got {_type_name(value)}"
+        )
+    out = []
+    for position, element in enumerate(value, start=1):
+        if not isinstance(element, str):
+            raise _RowError(
+                f"wrong type for field {name!r}: element {position} is {_type_name(element)}, "
+                "expected a string"
+            )
+        if element.strip():
+            out.append(element.strip())
+    return tuple(out)
+
+
+def _resolve(value: str, base_dir: Path, what: str) -> Path:
+    if _URL.match(value):
+        raise _RowError(f"{what}: URLs are not supported, give a local file path: {value}")
+    path = Path(value)
+    return path if path.is_absolute() else base_dir / path
+
+
+def _parse_row(raw: dict[str, Any], base_dir: Path) -> CatalogItem:
+    """Check the fields of one raw row and build its item (images not checked yet)."""
+    item_id = _required_str(raw, "id")
+    image = _required_str(raw, "image")
+    title = _required_str(raw, "title")
+    description = _optional_str(raw, "description")
+    extra = _string_list(raw, "extra_images")
+    attributes = _string_list(raw, "attributes")
+    return CatalogItem(
+        id=item_id,
+        image=_resolve(image, base_dir, "image"),
+        title=title,
+        description=description,
+        extra_images=tuple(
+            _resolve(p, base_dir, f"extra image {k}") for k, p in enumerate(extra, start=1)
+        ),
+        attributes=attributes,
+    )
+
+
+def _raw_id(raw: dict[str, Any] | str) -> str | None:
+    if isinstance(raw, dict):
+        value = raw.get("id")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+# ----------------------------------------------------------------------------- image checks
+
+
+def _image_checker(validate: bool, max_pixels: int) -> Callable[[Path], str | None]:
+    """A function path -> ``None`` if usable, else the :class:`ImageError` reason."""
+
+    def check(path: Path) -> str | None:
+        if not validate:
+            if path.is_file():
+                return None
+            return f"image not found: {path}"
+        try:
+            check_image(path, max_pixels=max_pixels)
+        except ImageError as exc:
+            return str(exc)
+        except Exception as exc:  # never let one odd file abort a whole catalog
+            return f"cannot read image: {path} ({type(exc).__name__}: {exc})"
+        return None
+
+    return check
+
+
+def _check_paths(
+    paths: list[Path], check: Callable[[Path], str | None], workers: int, progress: bool
+) -> dict[Path, str | None]:
+    from tqdm.auto import tqdm
+
+    results: dict[Path, str | None] = {}
+    bar = tqdm(total=len(paths), desc="checking images", unit="img", disable=not progress)
+    with bar:
+        if workers <= 1:
+            for path in paths:
+                results[path] = check(path)
+                bar.update(1)
+            return results
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check-image") as pool:
+            it = iter(paths)
+            while chunk := list(islice(it, _CHECK_CHUNK)):
+                for path, reason in zip(chunk, pool.map(check, chunk), strict=True):
+                    results[path] = reason
+                    bar.update(1)
+    return results
+
+
+def load_catalog(
+    path: str | os.PathLike[str],
+    *,
+    validate_images: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+    workers: int = 4,
+) -> Catalog:
+    """Read a manifest, check every row and image, and account for every row.
+
+    Args:
+        path: a ``.jsonl`` / ``.ndjson``, ``.csv`` or ``.parquet`` manifest.
+        validate_images: decode every image (see :func:`check_image`); when ``False`` only
+            check that the files exist.
+        max_pixels: refuse images with more pixels (width * height) than this.
+        progress: show a tqdm progress bar (stderr) while checking images.
+        workers: threads checking images in parallel (``<= 1``: in this thread). Each distinct
+            path is checked once, even if several rows share it.
+
+    Returns:
+        A :class:`Catalog` with accepted items in file order and rejected rows with reasons.
+
+    Raises:
+        CatalogError: a whole-file problem (see :func:`iter_manifest_rows`).
+    """
+    path = Path(path).absolute()
+    base_dir = path.parent
+    parsed: list[tuple[int, CatalogItem | RejectedRow]] = []
+    for row_number, raw in iter_manifest_rows(path):
+        if isinstance(raw, str):
+            parsed.append((row_number, RejectedRow(row_number, None, raw)))
+            continue
+        try:
+            parsed.append((row_number, _parse_row(raw, base_dir)))
+        except _RowError as exc:
+            parsed.append((row_number, RejectedRow(row_number, _raw_id(raw), str(exc))))
+
+    unique = list(
+        dict.fromkeys(
+            image
+            for _, entry in parsed
+            if isinstance(entry, CatalogItem)
+            for image in entry.all_images
+        )
+    )
+    reasons = _check_paths(unique, _image_checker(validate_images, max_pixels), workers, progress)
+
+    items: list[CatalogItem] = []
+    rejected: list[RejectedRow] = []
+    first_row: dict[str, int] = {}
+    for row_number, entry in parsed:
+        if isinstance(entry, RejectedRow):
+            rejected.append(entry)
+            continue
+        reason = reasons[entry.image]
+        if reason is not None:
+            reason = f"image: {reason}"
+        else:
+            for k, extra in enumerate(entry.extra_images, start=1):
+                if reasons[extra] is not None:
+                    reason = f"extra image {k}: {reasons[extra]}"
+                    break
+        if reason is None and entry.id in first_row:
+            reason = f"duplicate id {entry.id!r} (first seen on row {first_row[entry.id]})"
+        if reason is not None:
+            rejected.append(RejectedRow(row_number, entry.id, reason))
+            continue
+        first_row[entry.id] = row_number
+        items.append(entry)
+    return Catalog(path=path, items=items, rejected=rejected, rows_in=len(parsed))

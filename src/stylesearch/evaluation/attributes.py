@@ -1,0 +1,140 @@
+"""How well the attribute head predicts attributes, by group (colour, pattern, category, ...).
+
+Two scores per group:
+
+- ``truth_ap``: against clean labels (the demo catalog's ``truth.jsonl``). A truth value ``v``
+  is scored by the best probability among the vocabulary words that name it (``v`` and its
+  synonyms, each normalised by the text pipeline: "crimson" counts for "red"); AP over the items
+  per value, then the mean over the group's values.
+- ``metadata_ap``: against the noisy metadata, per vocabulary word of the group, as a user of
+  a real catalog (without clean labels) would measure it; metadata misses and mislabels
+  attributes and splits one colour across synonyms, so this understates what the head learned.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from stylesearch.catalog.dataset import ImageDataset, collate_images
+from stylesearch.catalog.manifest import CatalogItem
+from stylesearch.catalog.transforms import eval_transform
+from stylesearch.evaluation.retrieval import average_precision
+from stylesearch.model.joint import JointModel
+from stylesearch.text.pipeline import TextPipeline
+
+#: group -> canonical value -> synonyms
+AttributeGroups = Mapping[str, Mapping[str, Sequence[str]]]
+
+
+@torch.no_grad()
+def predict_attributes(
+    model: JointModel,
+    items: Sequence[CatalogItem],
+    *,
+    batch_size: int = 256,
+    num_workers: int = 2,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Attribute probabilities of the items' main images: (N, |V|) float32 in [0, 1]."""
+    from tqdm import tqdm
+
+    model.eval().to(device)
+    ds = ImageDataset([it.image for it in items], eval_transform(model.config.image_size))
+    loader = DataLoader(
+        ds, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
+    )
+    out = []
+    for batch in tqdm(loader, desc="attributes", disable=not progress, leave=False):
+        feats = model.encode_images(batch["images"].to(device))
+        out.append(torch.sigmoid(model.attribute_logits(feats)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.vocab_size), np.float32)
+
+
+def load_truth(path: str | Path) -> dict[str, dict[str, str]]:
+    """``truth.jsonl`` -> {item id: {group: value}} (non-string fields are ignored)."""
+    truth: dict[str, dict[str, str]] = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            truth[row["id"]] = {k: v for k, v in row.items() if k != "id" and isinstance(v, str)}
+    return truth
+
+
+@dataclass
+class GroupScore:
+    truth_ap: float
+    metadata_ap: float
+    per_value: dict[str, float]
+    words: dict[str, list[str]]  # value -> vocabulary words that name it
+
+    def as_dict(self) -> dict:
+        return {
+            "truth_ap": self.truth_ap,
+            "metadata_ap": self.metadata_ap,
+            "per_value": self.per_value,
+            "words": self.words,
+        }
+
+
+def attribute_ap_by_group(
+    probs: np.ndarray,
+    items: Sequence[CatalogItem],
+    truth: Mapping[str, Mapping[str, str]],
+    groups: AttributeGroups,
+    *,
+    vocab_words: Sequence[str],
+    pipeline: TextPipeline,
+) -> dict[str, GroupScore]:
+    """Attribute average precision per group, against clean truth and against metadata.
+
+    Args:
+        probs: (N, V) attribute probabilities of ``items`` (:func:`predict_attributes`).
+        items: the N catalog items (their metadata gives the noisy labels).
+        truth: item id -> {group: canonical value}; items without truth are skipped.
+        groups: group -> canonical value -> synonyms.
+        vocab_words: the model's vocabulary, in attribute-head order.
+        pipeline: the model's text pipeline (normalises value names and metadata).
+    """
+    index = {w: i for i, w in enumerate(vocab_words)}
+    keep = [i for i, it in enumerate(items) if it.id in truth]
+    probs = probs[keep]
+    kept_items = [items[i] for i in keep]
+    meta_bags = [set(b) for b in pipeline.words_many([it.text for it in kept_items])]
+    scores: dict[str, GroupScore] = {}
+    for group, values in groups.items():
+        per_value: dict[str, float] = {}
+        words_of: dict[str, list[str]] = {}
+        meta_aps: list[float] = []
+        for value, synonyms in values.items():
+            tokens = []
+            for name in (value, *synonyms):
+                tok = pipeline.normalize_query_word(name)
+                if tok is not None and tok in index and tok not in tokens:
+                    tokens.append(tok)
+            words_of[value] = tokens
+            if not tokens:
+                continue
+            cols = [index[t] for t in tokens]
+            labels = np.array([truth[it.id].get(group) == value for it in kept_items])
+            ap = average_precision(probs[:, cols].max(axis=1), labels)
+            if not np.isnan(ap):
+                per_value[value] = ap
+            for tok, col in zip(tokens, cols, strict=True):
+                meta_ap = average_precision(probs[:, col], np.array([tok in b for b in meta_bags]))
+                if not np.isnan(meta_ap):
+                    meta_aps.append(meta_ap)
+        scores[group] = GroupScore(
+            truth_ap=float(np.mean(list(per_value.values()))) if per_value else float("nan"),
+            metadata_ap=float(np.mean(meta_aps)) if meta_aps else float("nan"),
+            per_value=per_value,
+            words=words_of,
+        )
+    return scores

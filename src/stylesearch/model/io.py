@@ -1,0 +1,244 @@
+"""Save and load a model folder (ARCHITECTURE.md "Model folder").
+
+A model folder holds exactly three plain files, and nothing in it is ever unpickled or executed:
+
+* ``config.json``: format marker and version, library version, the model config, the text
+  pipeline config, the vocabulary fingerprint and size, the sha256 of ``model.safetensors`` and
+  an ``extra`` dict (e.g. a training summary);
+* ``vocab.json``: the vocabulary (words in attribute-head order, counts), ``Vocabulary.save``;
+* ``model.safetensors``: the full state dict (backbone included).
+
+Each file is written to a temporary name in the same folder and moved into place with
+``os.replace``; ``config.json`` goes last. A crash therefore never leaves a half-written file, and a
+folder whose files come from different saves is refused at load time by the sha256/fingerprint
+checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from stylesearch.config import ConfigError, ModelConfig, TextConfig, from_dict, to_dict
+from stylesearch.model.joint import JointModel
+
+if TYPE_CHECKING:
+    from stylesearch.text.vocabulary import Vocabulary
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_NAME = "stylesearch-model"
+FORMAT_VERSION = 1
+
+
+class ModelFolderError(ValueError):
+    """A model folder that cannot be used (mismatched or corrupt files); says what to do."""
+
+
+def _library_version() -> str:
+    import stylesearch
+
+    return str(getattr(stylesearch, "__version__", "0.1.0"))
+
+
+def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_write(final: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary path beside ``final``, then ``os.replace`` it."""
+    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:12]}.tmp{final.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_model(
+    model: JointModel,
+    out_dir: str | Path,
+    *,
+    vocab: Vocabulary,
+    text_config: TextConfig | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``model`` as a model folder (created if missing; existing files are replaced).
+
+    Args:
+        model: the model (a ``DistributedDataParallel`` wrapper is unwrapped).
+        out_dir: the folder.
+        vocab: the vocabulary the model was trained with; ``len(vocab)`` must equal
+            ``model.vocab_size``.
+        text_config: the text pipeline config that produced the bags of words.
+        extra: JSON-serialisable extras stored under ``"extra"`` (e.g. a training summary).
+
+    Raises:
+        ValueError: vocabulary size and model disagree, or ``extra`` is not JSON-serialisable.
+    """
+    from safetensors.torch import save_file
+
+    model = getattr(model, "module", model)  # unwrap DDP
+    if len(vocab) != model.vocab_size:
+        raise ValueError(
+            f"vocabulary has {len(vocab)} words but the model was built for {model.vocab_size}"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    weights_path = out_dir / WEIGHTS_FILE
+    sha: dict[str, str] = {}
+
+    def write_weights(tmp: Path) -> None:
+        save_file(state, str(tmp), metadata={"format": FORMAT_NAME})
+        sha["weights"] = file_sha256(tmp)
+
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "library_version": _library_version(),
+        "model": to_dict(model.config),
+        "text": to_dict(text_config) if text_config is not None else None,
+        "vocab_size": len(vocab),
+        "vocab_fingerprint": vocab.fingerprint(),
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": "",
+        "extra": extra or {},
+    }
+    try:
+        json.dumps(meta)
+    except TypeError as exc:
+        raise ValueError(f"extra must be JSON-serialisable: {exc}") from None
+
+    _atomic_write(weights_path, write_weights)
+    meta["weights_sha256"] = sha["weights"]
+
+    def write_vocab(tmp: Path) -> None:
+        vocab.save(tmp)
+
+    _atomic_write(out_dir / VOCAB_FILE, write_vocab)
+
+    def write_config(tmp: Path) -> None:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    _atomic_write(out_dir / CONFIG_FILE, write_config)
+
+
+def read_model_config(model_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a model folder (no weights loaded).
+
+    Raises:
+        FileNotFoundError: not a model folder (missing folder or files).
+        ModelFolderError: ``config.json`` is not a stylesearch model config.
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(
+            f"model folder not found: {model_dir} (train one with `stylesearch train`)"
+        )
+    missing = [n for n in (CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE) if not (model_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{model_dir} is not a stylesearch model folder: missing {', '.join(missing)} "
+            f"(a model folder holds {CONFIG_FILE}, {VOCAB_FILE} and {WEIGHTS_FILE}; "
+            "train one with `stylesearch train`)"
+        )
+    try:
+        meta = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: not a stylesearch model config")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFolderError(
+            f"{model_dir}: model folder format {meta['format_version']} is newer than this "
+            f"stylesearch ({_library_version()}) reads ({FORMAT_VERSION}); upgrade stylesearch"
+        )
+    return meta
+
+
+def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> JointModel:
+    """Load a model folder written by :func:`save_model`, offline, in eval mode.
+
+    The backbone is built without loading pretrained weights (``pretrained`` and
+    ``weights_path`` in the saved config are ignored here): the safetensors file holds every
+    weight. Checks, each with a clear error: the folder has its three files; the vocabulary's
+    size and fingerprint match ``config.json``; the weights file's sha256 matches ``config.json``;
+    the state dict matches the architecture exactly.
+
+    Returns:
+        the model on ``device``, ``eval()``, with ``model.vocab``, ``model.text_config`` set and
+        ``model.fingerprint()`` = sha256 of ``model.safetensors``.
+
+    Raises:
+        FileNotFoundError: not a model folder.
+        ModelFolderError: mismatched or corrupt files.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from stylesearch.text.vocabulary import Vocabulary
+
+    model_dir = Path(model_dir)
+    meta = read_model_config(model_dir)
+    try:
+        model_config = from_dict(ModelConfig, meta["model"], where="model")
+        text_meta = meta.get("text")
+        text_config = from_dict(TextConfig, text_meta, where="text") if text_meta else None
+        vocab_size = int(meta["vocab_size"])
+        vocab_fp = str(meta["vocab_fingerprint"])
+        weights_sha = str(meta["weights_sha256"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: incomplete or invalid: {exc}") from None
+
+    try:
+        vocab = Vocabulary.load(model_dir / VOCAB_FILE)
+    except ValueError as exc:
+        raise ModelFolderError(f"{model_dir}: unreadable vocabulary: {exc}") from None
+    if len(vocab) != vocab_size or vocab.fingerprint() != vocab_fp:
+        raise ModelFolderError(
+            f"{model_dir}: {VOCAB_FILE} does not belong to this model: config.json expects "
+            f"{vocab_size} words with fingerprint {vocab_fp}, {VOCAB_FILE} has {len(vocab)} "
+            f"words with fingerprint {vocab.fingerprint()}. Restore the vocabulary the model "
+            "was trained with (or retrain)."
+        )
+    weights_path = model_dir / WEIGHTS_FILE
+    actual_sha = file_sha256(weights_path)
+    if actual_sha != weights_sha:
+        raise ModelFolderError(
+            f"{weights_path}: sha256 {actual_sha} does not match config.json ({weights_sha}); "
+            "the weights file is corrupt or from another save"
+        )
+
+    model = JointModel(model_config, vocab_size, load_backbone_weights=False)
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except SafetensorError as exc:
+        raise ModelFolderError(f"{weights_path}: not a readable safetensors file: {exc}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFolderError(
+            f"{weights_path}: weights do not match the architecture in config.json: {exc}"
+        ) from None
+    model.to(device)
+    model.vocab = vocab
+    model.text_config = text_config
+    model._fingerprint = actual_sha
+    model.eval()
+    return model

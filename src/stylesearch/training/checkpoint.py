@@ -1,0 +1,145 @@
+"""Training checkpoints without pickles: tensors in safetensors, everything else in JSON.
+
+A checkpoint is a folder ``MODEL_DIR/checkpoints/epoch-NNNN/`` with
+
+- ``model.safetensors``: the model's state dict;
+- ``optimizer.safetensors``: the optimizer's per-parameter state tensors, flattened to keys
+  ``"<param index>/<name>"``;
+- ``state.json``: epoch, global step, optimizer param groups and non-tensor state, the
+  gradient scaler's state, and the resolved training config.
+
+It is written to a temporary folder and renamed into place, so a crash mid-write never leaves a
+checkpoint that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class CheckpointState:
+    """What :func:`load_checkpoint` returns besides restoring model and optimizer in place."""
+
+    epoch: int
+    step: int
+    config: dict[str, Any]
+    scaler: dict[str, Any] | None
+
+
+def _flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors: dict[str, torch.Tensor] = {}
+    other: dict[str, dict[str, Any]] = {}
+    for pid, pstate in state_dict["state"].items():
+        for name, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{pid}/{name}"] = value.detach().cpu().contiguous()
+            else:
+                other.setdefault(str(pid), {})[name] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "other": other}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        pid, name = key.split("/", 1)
+        state.setdefault(int(pid), {})[name] = value
+    for pid, extra in meta["other"].items():
+        state.setdefault(int(pid), {}).update(extra)
+    groups = []
+    for group in meta["param_groups"]:
+        group = dict(group)
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    return {"state": state, "param_groups": groups}
+
+
+def checkpoint_path(model_dir: Path, epoch: int) -> Path:
+    return Path(model_dir) / CHECKPOINT_DIR / f"epoch-{epoch:04d}"
+
+
+def save_checkpoint(
+    model_dir: Path,
+    *,
+    epoch: int,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: dict[str, Any],
+    scaler: torch.amp.GradScaler | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write the checkpoint of a finished epoch (1-based) and keep only the newest ``keep``."""
+    final = checkpoint_path(model_dir, epoch)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".epoch-{epoch:04d}-", dir=final.parent))
+    try:
+        model_state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(model_state, str(tmp / "model.safetensors"))
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        state = {
+            "format_version": 1,
+            "epoch": epoch,
+            "step": step,
+            "optimizer": opt_meta,
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+            "config": config,
+        }
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(model_dir)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(model_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary folders of interrupted writes are ignored)."""
+    root = Path(model_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    found = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and p.name.startswith("epoch-") and (p / "state.json").is_file()
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    device: torch.device | str = "cpu",
+) -> CheckpointState:
+    """Restore model (and optimizer) from a checkpoint folder; returns epoch, step and config."""
+    path = Path(path)
+    state = json.loads((path / "state.json").read_text())
+    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)))
+    if optimizer is not None:
+        tensors = load_file(str(path / "optimizer.safetensors"), device=str(device))
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
+    return CheckpointState(
+        epoch=int(state["epoch"]),
+        step=int(state["step"]),
+        config=state["config"],
+        scaler=state.get("scaler"),
+    )

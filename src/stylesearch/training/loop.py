@@ -1,0 +1,501 @@
+"""The training loop: catalog -> vocabulary -> JointModel trained with MBMR + attribute loss.
+
+``train()`` is what ``stylesearch train`` runs. It works on the CPU, on one GPU (mixed
+precision) and under ``torchrun`` (DDP; the match loss sees the negatives of every rank, see
+:mod:`stylesearch.training.distributed`). Per epoch it writes one line to ``metrics.jsonl`` and a
+checkpoint; ``resume=True`` continues from the newest checkpoint. The finished model folder
+(config.json, vocab.json, model.safetensors) is written last, so an interrupted run never leaves
+a folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from stylesearch.catalog.dataset import PairDataset, collate_pairs
+from stylesearch.catalog.manifest import CatalogItem, load_catalog
+from stylesearch.catalog.transforms import eval_transform, train_transform
+from stylesearch.config import Config, to_dict
+from stylesearch.evaluation.retrieval import mean_average_precision, recall_at_k
+from stylesearch.losses import compute_losses
+from stylesearch.losses.attribute import attribute_pos_weight, multi_hot
+from stylesearch.model.io import save_model
+from stylesearch.model.joint import JointModel
+from stylesearch.text.pipeline import TextPipeline
+from stylesearch.text.vocabulary import Vocabulary, scaled_min_count
+from stylesearch.training import distributed as dist_utils
+from stylesearch.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+
+Log = Callable[[str], None]
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot start or continue; the message says what to do."""
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: list[dict[str, Any]]
+    n_train: int
+    n_val: int
+    vocab_size: int
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """ "auto" -> CUDA (this rank's GPU) when available, else CPU; clear error for a missing GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise TrainingError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+        if name == "cuda":
+            name = f"cuda:{local_rank}"
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise TrainingError(f"--device {name!r} is not a device torch knows: {exc}") from None
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of ``range(n)`` into (train, val) index arrays, both sorted."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n >= 20:
+        n_val = max(n_val, 10)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def lr_at(step: int, total: int, cfg_lr: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if warmup > 0 and step < warmup:
+        return cfg_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return cfg_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on weight matrices and kernels only, never on biases, norm
+    parameters or the temperature (decay would pull tau towards 1)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim < 2 or "temperature" in name:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _num_workers(cfg_value: int | None) -> int:
+    if cfg_value is not None:
+        return cfg_value
+    return min(4, os.cpu_count() or 1)
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def prepare_text(
+    items: list[CatalogItem], config: Config, *, progress: bool, log: Log
+) -> tuple[TextPipeline, list[list[str]]]:
+    pipeline = TextPipeline(config.text)
+    log(f"text: extracting words from {len(items)} items with {pipeline.name}")
+    bags = pipeline.words_many([it.text for it in items], progress=progress)
+    return pipeline, bags
+
+
+@torch.no_grad()
+def evaluate(
+    model: JointModel,
+    items: list[CatalogItem],
+    bags: list[list[int]],
+    *,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    image_size: int,
+) -> dict[str, float]:
+    """Validation metrics on held-out items: image<->text R@1/R@10 and attribute mAP.
+
+    The gallery is the held-out items themselves (each image's true text is its own metadata).
+    """
+    model.eval()
+    ds = PairDataset(items, bags, eval_transform(image_size))
+    loader = DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_pairs,
+    )
+    img_f, txt_f, probs, targets = [], [], [], []
+    for batch in loader:
+        images = batch["images"].to(device, non_blocking=True)
+        words = batch["words"].to(device, non_blocking=True)
+        fi = model.encode_images(images)
+        img_f.append(torch.nn.functional.normalize(fi.float(), dim=-1).cpu())
+        txt_f.append(model.encode_texts(words, normalize=True).float().cpu())
+        probs.append(torch.sigmoid(model.attribute_logits(fi).float()).cpu())
+        targets.append(multi_hot(words, model.vocab_size).cpu())
+    fi_all = torch.cat(img_f).numpy()
+    ft_all = torch.cat(txt_f).numpy()
+    sim = fi_all @ ft_all.T  # (N images, N texts)
+    attr_map, n_words = mean_average_precision(torch.cat(probs).numpy(), torch.cat(targets).numpy())
+    return {
+        "val_i2t_r1": recall_at_k(sim, 1),
+        "val_i2t_r10": recall_at_k(sim, 10),
+        "val_t2i_r1": recall_at_k(sim.T, 1),
+        "val_t2i_r10": recall_at_k(sim.T, 10),
+        "val_attribute_map": attr_map,
+        "val_attribute_words": n_words,
+        "val_items": len(items),
+    }
+
+
+def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    finished = (out_dir / "model.safetensors").exists()
+    if resume:
+        return
+    if finished and not overwrite:
+        raise TrainingError(
+            f"{out_dir} already holds a trained model; pass --overwrite to replace it, "
+            "--resume to continue its last run, or choose another --out"
+        )
+    if list_checkpoints(out_dir) and not overwrite:
+        raise TrainingError(
+            f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it "
+            "or --overwrite to start again"
+        )
+
+
+def train(
+    catalog_path: str | Path,
+    out_dir: str | Path,
+    config: Config,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Log | None = None,
+) -> TrainResult:
+    """Train a joint model on a catalog manifest and write the model folder ``out_dir``."""
+    log = log or _stderr
+    out_dir = Path(out_dir)
+    distributed = dist_utils.init_distributed()
+    rank, world, local_rank = dist_utils.dist_info()
+    main = rank == 0
+    if not main:
+        log = lambda _msg: None  # noqa: E731
+    progress = progress and main
+    tcfg = config.train
+    device = resolve_device(tcfg.device, local_rank)
+    if main:
+        _check_out_dir(out_dir, resume, overwrite)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(tcfg.seed, tcfg.deterministic)
+
+    catalog = load_catalog(catalog_path, progress=progress)
+    log(f"catalog: {catalog.summary()}")
+    if main and catalog.rejected:
+        catalog.write_rejects(out_dir / "rejects.jsonl")
+        log(f"catalog: rejected rows with their reasons in {out_dir / 'rejects.jsonl'}")
+    items = list(catalog.items)
+    if len(items) < 4:
+        raise TrainingError(f"{catalog_path}: only {len(items)} usable items; need at least 4")
+
+    pipeline, word_bags = prepare_text(items, config, progress=progress, log=log)
+    train_idx, val_idx = split_indices(len(items), tcfg.val_fraction, tcfg.seed)
+    vocab_path = out_dir / "vocab.json"
+    if resume and vocab_path.exists():
+        vocab = Vocabulary.load(vocab_path)
+    else:
+        min_count = config.text.min_count or scaled_min_count(len(train_idx))
+        vocab = Vocabulary.build(
+            (word_bags[i] for i in train_idx), min_count=min_count, max_words=config.text.max_words
+        )
+        if main:
+            vocab.save(vocab_path)
+    if len(vocab) == 0:
+        raise TrainingError(
+            "the vocabulary is empty: no word occurs in enough items. Lower [text] min_count "
+            "or check that titles contain nouns and adjectives"
+        )
+    bags = [vocab.encode(b) for b in word_bags]
+    empty = [i for i, b in enumerate(bags) if not b]
+    keep_train = [int(i) for i in train_idx if bags[i]]
+    keep_val = [int(i) for i in val_idx if bags[i]][: tcfg.val_max_items]
+    log(
+        f"text: vocabulary of {len(vocab)} words (min_count {vocab.min_count}); "
+        f"{len(empty)} items have no vocabulary word and are skipped"
+    )
+    if len(keep_train) < 2 * world:
+        raise TrainingError("too few training items with vocabulary words; lower min_count")
+    batch_size = min(tcfg.batch_size, max(2, len(keep_train) // world))
+    if batch_size != tcfg.batch_size:
+        log(f"train: batch size lowered to {batch_size} (only {len(keep_train)} items)")
+
+    model = JointModel(config.model, len(vocab)).to(device)
+    model.vocab = vocab
+    model.text_config = config.text
+    if config.loss.name == "triplet":
+        # the triplet loss has no temperature: freeze it so DDP sees no unused parameter
+        model.log_temperature.requires_grad_(False)
+    ddp_model: torch.nn.Module = model
+    if distributed:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr)
+    use_amp = tcfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    pos_weight = None
+    if config.loss.attribute_weighting == "pos_weight":
+        pos_weight = attribute_pos_weight(
+            vocab.counts,
+            vocab.n_items,
+            power=config.loss.pos_weight_power,
+            max_weight=config.loss.max_pos_weight,
+        ).to(device)
+
+    train_items = [items[i] for i in keep_train]
+    train_bags = [bags[i] for i in keep_train]
+    dataset = PairDataset(
+        train_items,
+        train_bags,
+        train_transform(config.model.image_size),
+        use_extra_images=True,
+        seed=tcfg.seed,
+    )
+    sampler = (
+        DistributedSampler(dataset, num_replicas=world, rank=rank, seed=tcfg.seed, drop_last=True)
+        if distributed
+        else None
+    )
+    workers = _num_workers(tcfg.num_workers)
+    steps_per_epoch = len(dataset) // (batch_size * world)
+    total_steps = steps_per_epoch * tcfg.epochs
+    config_dict = to_dict(config)
+
+    start_epoch, step = 0, 0
+    metrics_path = out_dir / "metrics.jsonl"
+    history: list[dict[str, Any]] = []
+    if resume:
+        ckpts = list_checkpoints(out_dir)
+        if not ckpts:
+            raise TrainingError(f"--resume: no checkpoint in {out_dir / 'checkpoints'}")
+        state = load_checkpoint(ckpts[-1], model=model, optimizer=optimizer, device=device)
+        if (
+            state.config["model"] != config_dict["model"]
+            or state.config["loss"] != config_dict["loss"]
+        ):
+            raise TrainingError(
+                f"--resume: {ckpts[-1]} was trained with another [model] or [loss] config; "
+                "resume with the same config or start a new --out"
+            )
+        if state.scaler and scaler.is_enabled():
+            scaler.load_state_dict(state.scaler)
+        start_epoch, step = state.epoch, state.step
+        if metrics_path.exists():
+            history = [
+                json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()
+            ]
+            history = [h for h in history if h["epoch"] <= start_epoch]
+        log(f"train: resuming after epoch {start_epoch} from {ckpts[-1]}")
+        if start_epoch >= tcfg.epochs:
+            log(f"train: already trained {start_epoch} of {tcfg.epochs} epochs")
+    elif main and metrics_path.exists():
+        metrics_path.unlink()
+
+    log(
+        f"train: {len(train_items)} items, {len(keep_val)} held out, {tcfg.epochs} epochs x "
+        f"{steps_per_epoch} steps, batch {batch_size} x {world} rank(s), device {device}"
+        + (f", mixed precision {str(amp_dtype).replace('torch.', '')}" if use_amp else "")
+    )
+    for epoch in range(start_epoch, tcfg.epochs):
+        torch.manual_seed(tcfg.seed + epoch)
+        dataset.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(tcfg.seed + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=sampler is None,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=workers,
+            collate_fn=collate_pairs,
+            worker_init_fn=_seed_worker,
+            generator=generator,
+            pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+        ddp_model.train()
+        sums: dict[str, float] = {}
+        n_batches, n_images, t0 = 0, 0, time.perf_counter()
+        bar = tqdm(
+            loader,
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{tcfg.epochs}",
+            disable=not progress,
+            leave=False,
+            unit="batch",
+            file=sys.stderr,
+        )
+        for batch in bar:
+            lr = lr_at(step, total_steps, tcfg.lr, tcfg.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images = batch["images"].to(device, non_blocking=True)
+            words = batch["words"].to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                outputs = ddp_model(images, words)
+            outputs = {k: v.float() for k, v in outputs.items()}
+            gathered = None
+            if distributed:
+                gathered = dist_utils.gather_features(
+                    outputs["image_features"], outputs["text_features"]
+                )
+            terms = compute_losses(
+                outputs, words, config.loss, pos_weight=pos_weight, gathered=gathered
+            )
+            # equals terms["total"] in one process; under DDP it makes DDP's gradient average
+            # equal the single-process gradient on the global batch (training/distributed.py)
+            objective = dist_utils.ddp_loss(terms, config.loss)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(objective).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            model.clamp_temperature_()
+            step += 1
+            n_batches += 1
+            n_images += images.shape[0] * world
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            if progress:
+                rate = n_images / max(1e-9, time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{float(terms['total']):.3f}", img_s=f"{rate:.0f}")
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": step}
+        record.update(
+            {
+                f"train_{k}": dist_utils.all_reduce_mean(v / max(1, n_batches))
+                for k, v in sums.items()
+            }
+        )
+        record.update(
+            {
+                "temperature": float(model.temperature().detach()),
+                "lr": lr_at(max(0, step - 1), total_steps, tcfg.lr, tcfg.warmup_steps),
+                "epoch_seconds": round(elapsed, 2),
+                "images_per_second": round(n_images / max(elapsed, 1e-9), 1),
+            }
+        )
+        if main:
+            if keep_val:
+                record.update(
+                    evaluate(
+                        model,
+                        [items[i] for i in keep_val],
+                        [bags[i] for i in keep_val],
+                        device=device,
+                        batch_size=max(batch_size, 64),
+                        num_workers=workers,
+                        image_size=config.model.image_size,
+                    )
+                )
+            history.append(record)
+            with metrics_path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            save_checkpoint(
+                out_dir,
+                epoch=epoch + 1,
+                step=step,
+                model=model,
+                optimizer=optimizer,
+                config=config_dict,
+                scaler=scaler,
+                keep=tcfg.keep_checkpoints,
+            )
+            log(_format_epoch(record))
+        dist_utils.barrier()
+
+    if main:
+        summary = {
+            "catalog": str(Path(catalog_path).resolve()),
+            "rows_in": catalog.rows_in,
+            "rejected": len(catalog.rejected),
+            "train_items": len(train_items),
+            "val_items": len(keep_val),
+            "text_pipeline": pipeline.name,
+            "final_metrics": history[-1] if history else {},
+        }
+        save_model(
+            model,
+            out_dir,
+            vocab=vocab,
+            text_config=config.text,
+            extra={"train_config": config_dict, "training": summary},
+        )
+        log(f"model: saved to {out_dir}")
+    dist_utils.barrier()
+    return TrainResult(
+        model_dir=out_dir,
+        metrics=history,
+        n_train=len(train_items),
+        n_val=len(keep_val),
+        vocab_size=len(vocab),
+    )
+
+
+def _format_epoch(r: dict[str, Any]) -> str:
+    parts = [f"epoch {r['epoch']}", f"loss {r.get('train_total', float('nan')):.3f}"]
+    for key in ("train_mbmr", "train_triplet", "train_attribute"):
+        if key in r:
+            parts.append(f"{key.removeprefix('train_')} {r[key]:.3f}")
+    if "val_i2t_r1" in r:
+        parts.append(
+            f"val i2t R@1 {r['val_i2t_r1']:.3f} R@10 {r['val_i2t_r10']:.3f} | "
+            f"t2i R@1 {r['val_t2i_r1']:.3f} R@10 {r['val_t2i_r10']:.3f} | "
+            f"attr mAP {r['val_attribute_map']:.3f}"
+        )
+    parts.append(f"tau {r['temperature']:.3f}, {r['images_per_second']:.0f} img/s")
+    return ", ".join(parts)

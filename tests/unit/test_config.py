@@ -1,0 +1,58 @@
+import pytest
+
+from stylesearch.config import Config, ConfigError, from_dict, load_config, to_dict
+
+
+def test_defaults_validate():
+    cfg = load_config(None)
+    assert cfg.loss.name == "mbmr"
+    assert cfg.model.backbone == "resnet18"
+
+
+def test_toml_sections_override_fields(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[model]\nembed_dim = 64\ntemperature = 1\n[loss]\nname = "triplet"\n[train]\nepochs = 3\n'
+    )
+    cfg = load_config(path)
+    assert cfg.model.embed_dim == 64
+    assert cfg.model.temperature == 1.0 and isinstance(cfg.model.temperature, float)
+    assert cfg.loss.name == "triplet"
+    assert cfg.train.epochs == 3
+    assert cfg.train.batch_size == Config().train.batch_size
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[model]\nembed_dims = 3\n", "unknown key(s): embed_dims"),
+        ("[modle]\n", "unknown key(s): modle"),
+        ('[train]\nepochs = "ten"\n', "epochs: expected int"),
+        ("[model]\nlearn_temperature = 1\n", "expected true or false"),
+        ('[loss]\nname = "hinge"\n', "choose one of: mbmr, triplet"),
+        ("[train]\nbatch_size = 1\n", "batch_size"),
+        ("[model]\ntemperature = 5.0\n", "min_temperature <= temperature"),
+        ("[train\n", "not valid TOML"),
+    ],
+)
+def test_bad_configs_are_rejected_with_a_fix(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/config.toml")
+
+
+def test_round_trip_through_dict():
+    cfg = Config()
+    assert from_dict(Config, to_dict(cfg)) == cfg
+
+
+def test_optional_fields_accept_none_and_values():
+    cfg = from_dict(Config, {"text": {"min_count": 7, "max_words": None}})
+    assert cfg.text.min_count == 7 and cfg.text.max_words is None
