@@ -34,7 +34,7 @@ from stylesearch.catalog.manifest import load_catalog
 from stylesearch.catalog.synthetic import make_shapes_catalog
 from stylesearch.catalog.transforms import train_transform
 from stylesearch.config import LossConfig, ModelConfig, TextConfig
-from stylesearch.losses import compute_losses
+from stylesearch.losses import attribute_pos_weight, compute_losses
 from stylesearch.model.joint import JointModel
 from stylesearch.text.pipeline import TextPipeline
 from stylesearch.text.vocabulary import Vocabulary
@@ -55,6 +55,7 @@ def bench_full(
     warmup: int,
     workers: int,
     device: torch.device,
+    backbone: str = "resnet18",
 ) -> float:
     cat = load_catalog(manifest)
     items = list(cat.items)
@@ -72,9 +73,11 @@ def bench_full(
         collate_fn=collate_pairs,
         persistent_workers=workers > 0,
     )
-    model = JointModel(ModelConfig(image_size=size), len(vocab)).to(device).train()
+    model_cfg = ModelConfig(image_size=size, backbone=backbone)
+    model = JointModel(model_cfg, len(vocab)).to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss_cfg = LossConfig()
+    pos_weight = attribute_pos_weight(vocab.counts, vocab.n_items).to(device)
     done, t0 = 0, 0.0
     while done < warmup + steps:
         for b in loader:
@@ -83,7 +86,7 @@ def bench_full(
                     torch.cuda.synchronize()
                 t0 = time.perf_counter()
             images, w = b["images"].to(device), b["words"].to(device)
-            terms = compute_losses(model(images, w), w, loss_cfg)
+            terms = compute_losses(model(images, w), w, loss_cfg, pos_weight=pos_weight)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
@@ -123,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (full pipeline)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--backbone",
+        default="resnet18",
+        choices=["resnet18", "efficientnet_lite0"],
+        help="image tower of the full stylesearch step (the bare step is ResNet-18)",
+    )
     ap.add_argument("--items", type=int, default=1024, help="items in the generated catalog")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
@@ -152,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
+        "backbone": args.backbone,
         "image_size": args.size,
         "batch_size": args.batch_size,
         "steps": args.steps,

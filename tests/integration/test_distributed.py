@@ -101,3 +101,46 @@ def test_single_process_helpers_are_identities():
 
     losses = {"mbmr": torch.tensor(2.0), "attribute": torch.tensor(4.0)}
     assert dist_utils.ddp_loss(losses, LossConfig(attribute_weight=0.5)).item() == 4.0
+
+
+@pytest.mark.slow
+def test_train_command_runs_under_torchrun(tmp_path):
+    """The real training loop under two gloo processes: one model folder, metrics per epoch."""
+    from stylesearch.catalog.synthetic import make_shapes_catalog
+
+    manifest = make_shapes_catalog(tmp_path / "shapes", 64, seed=0, image_size=32)
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        "[text]\nmin_count = 2\n[model]\nimage_size = 32\nembed_dim = 16\n"
+        "[train]\nepochs = 2\nbatch_size = 8\nnum_workers = 0\nval_fraction = 0.2\n"
+    )
+    out = tmp_path / "model"
+    deadline = time.monotonic() + TIMEOUT_S
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            "-m",
+            "stylesearch",
+            "train",
+            "--catalog",
+            str(manifest),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        deadline,
+    )
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2  # written by rank 0 only
+    import stylesearch
+
+    model = stylesearch.load_model(out)
+    assert model.vocab is not None and len(model.vocab) > 0

@@ -138,3 +138,22 @@ def attribute_ap_by_group(
             words=words_of,
         )
     return scores
+
+
+def evaluate_attributes(
+    model: JointModel,
+    items: Sequence[CatalogItem],
+    truth: Mapping[str, Mapping[str, str]],
+    groups: AttributeGroups,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> dict[str, GroupScore]:
+    """Predict the items' attributes with ``model`` and score them per group (both ways)."""
+    if model.vocab is None or model.text_config is None:
+        raise ValueError("the model has no vocabulary: load it with stylesearch.load_model")
+    probs = predict_attributes(model, items, device=device, progress=progress)
+    return attribute_ap_by_group(
+        probs, items, truth, groups,
+        vocab_words=model.vocab.words, pipeline=TextPipeline(model.text_config),
+    )  # fmt: skip

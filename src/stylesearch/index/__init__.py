@@ -1,1 +1,40 @@
-"""stylesearch.index"""
+"""stylesearch.index: the on-disk index and the vector backends (exact oracle, faiss HNSW).
+
+``index`` depends on ``model`` and ``catalog`` (to build) but never on ``search``.
+"""
+
+from stylesearch.index.backends import (
+    BACKENDS,
+    ExactBackend,
+    FaissHNSWBackend,
+    HNSWParams,
+    VectorBackend,
+    exact_search,
+    resolve_backend,
+)
+from stylesearch.index.store import (
+    Index,
+    IndexFormatError,
+    IndexMismatchError,
+    IndexWriter,
+    csr_from_bags,
+    invert_csr,
+    read_manifest,
+)
+
+__all__ = [
+    "BACKENDS",
+    "ExactBackend",
+    "FaissHNSWBackend",
+    "HNSWParams",
+    "Index",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "IndexWriter",
+    "VectorBackend",
+    "csr_from_bags",
+    "exact_search",
+    "invert_csr",
+    "read_manifest",
+    "resolve_backend",
+]

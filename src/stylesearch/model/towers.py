@@ -58,6 +58,19 @@ def _strip_prefix(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return state
 
 
+def _load_backbone_state(net: nn.Module, path: str | Path, *, classifier: str, name: str) -> None:
+    """Load a backbone state dict strictly, ignoring the classifier keys and a DDP prefix."""
+    state = _strip_prefix(load_state_dict_file(path), "module.")
+    state = {k: v for k, v in state.items() if not k.startswith(classifier)}
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{path}: not a {name} state dict ({classifier}* keys are ignored, every other key "
+            f"must match): {exc}"
+        ) from None
+
+
 class ResNet18Backbone(nn.Module):
     """torchvision ResNet-18 without its classifier: ``(B, 3, S, S) -> (B, 512)``.
 
@@ -77,15 +90,7 @@ class ResNet18Backbone(nn.Module):
 
     def load_weights(self, path: str | Path) -> None:
         """Load a local ResNet-18 state dict; ``fc.*`` keys are ignored, all others strict."""
-        state = _strip_prefix(load_state_dict_file(path), "module.")
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        try:
-            self.net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"{path}: not a torchvision ResNet-18 state dict (fc.* keys are ignored, every "
-                f"other key must match): {exc}"
-            ) from None
+        _load_backbone_state(self.net, path, classifier="fc.", name="torchvision ResNet-18")
 
     def forward(self, images: Tensor) -> Tensor:
         """``(B, 3, S, S)`` ImageNet-normalised -> ``(B, 512)`` pooled features."""
@@ -128,15 +133,7 @@ class EfficientNetLite0Backbone(nn.Module):
 
     def load_weights(self, path: str | Path) -> None:
         """Load an EfficientNet-Lite0 state dict; ``_fc.*`` keys are ignored, others strict."""
-        state = _strip_prefix(load_state_dict_file(path), "module.")
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-        try:
-            self.net.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"{path}: not an EfficientNet-Lite0 state dict (_fc.* keys are ignored, every "
-                f"other key must match): {exc}"
-            ) from None
+        _load_backbone_state(self.net, path, classifier="_fc.", name="EfficientNet-Lite0")
 
     def forward(self, images: Tensor) -> Tensor:
         """``(B, 3, S, S)`` ImageNet-normalised -> ``(B, 1280)`` pooled features."""

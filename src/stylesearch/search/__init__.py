@@ -1,1 +1,55 @@
-"""stylesearch.search"""
+"""stylesearch.search: queries, the query syntax, scoring and the :class:`Searcher`.
+
+``search`` depends on ``index`` and ``model``; neither depends on it.
+"""
+
+from stylesearch.index.store import IndexMismatchError
+from stylesearch.search.query import (
+    METHODS,
+    ParsedQuery,
+    Query,
+    QueryError,
+    QuerySyntaxError,
+    SearchError,
+    parse_query,
+)
+from stylesearch.search.scoring import (
+    ArithmeticConfig,
+    attribute_score,
+    compose_query,
+    rescale_cosine,
+    soft_filter_score,
+)
+from stylesearch.search.searcher import Result, Searcher, SearchResponse, UnknownWordError
+from stylesearch.search.topk import (
+    DeepeningConfig,
+    TopK,
+    brute_force_topk,
+    hard_filter_mask,
+    soft_filter_topk,
+)
+
+__all__ = [
+    "METHODS",
+    "ArithmeticConfig",
+    "DeepeningConfig",
+    "IndexMismatchError",
+    "ParsedQuery",
+    "Query",
+    "QueryError",
+    "QuerySyntaxError",
+    "Result",
+    "SearchError",
+    "SearchResponse",
+    "Searcher",
+    "TopK",
+    "UnknownWordError",
+    "attribute_score",
+    "brute_force_topk",
+    "compose_query",
+    "hard_filter_mask",
+    "parse_query",
+    "rescale_cosine",
+    "soft_filter_score",
+    "soft_filter_topk",
+]

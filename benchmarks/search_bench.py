@@ -1,0 +1,287 @@
+"""Search benchmark on synthetic catalogs (issue 4): build time, memory, latency, recall@10.
+
+For each N in ``--sizes``: a synthetic index (:mod:`stylesearch.index.synthetic`: N clustered
+unit vectors, D = 256, a vocabulary of ``--vocab`` words in attribute groups with attribute
+probabilities and metadata words) is written with the faiss HNSW backend, loaded, and queried
+one query at a time on one thread. Per method it reports the p50 / p99 latency of the search
+step (query vector given; the image encoder is timed separately, once, on a random-weight
+default model) and recall@10 against brute force of the same score over the whole catalog.
+
+Methods: ``visual`` (cosine top-k; the search step of ``text`` and ``arithmetic`` is the same
+operation with another query vector), ``arithmetic`` (image + random word vectors), ``filter``
+and ``combined`` (soft filter, exact top-k by deepening), ``filter-hard-1%`` (a must word kept by
+about 1 % of the items) and ``filter-hard`` (the query's own words as must / must-not).
+
+    .venv/bin/python benchmarks/search_bench.py --sizes 100000 --out runs/bench/search.json
+    .venv/bin/python benchmarks/search_bench.py --sizes 100000 1000000 1500000
+
+Memory: ``rss_mb`` is the growth of the process's resident set from before loading the index
+to after all queries (the index's own files are memory-mapped, so only touched pages count);
+``index_mb`` lists the parts: faiss (vectors + graph, in RAM), the float16 attribute matrix and
+its uint8 bound copy (memory-mapped, a query touches only its words' columns), the rest.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # single-thread query latency
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from stylesearch.index.store import Index, write_index_arrays  # noqa: E402
+from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
+from stylesearch.search.scoring import compose_query  # noqa: E402
+from stylesearch.search.topk import (  # noqa: E402
+    attribute_probs,
+    brute_force_topk,
+    hard_filter_mask,
+    soft_filter_topk,
+)
+
+DIM = 256
+K = 10
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def file_mb(folder: Path, *names: str) -> float:
+    return sum((folder / n).stat().st_size for n in names) / 2**20
+
+
+def make_queries(cat, n_queries: int, seed: int, word_vectors: np.ndarray):
+    """Query image vectors near catalog items, and words drawn from the attribute groups."""
+    rng = np.random.default_rng(seed)
+    queries = []
+    for _ in range(n_queries):
+        v = cat.vectors[rng.integers(len(cat.vectors))]
+        v = v + 0.5 * rng.standard_normal(DIM).astype(np.float32) / np.sqrt(DIM)
+        v = (v / np.linalg.norm(v)).astype(np.float32)
+        groups = rng.choice(len(cat.groups), size=3, replace=False)
+        add = [int(rng.choice(cat.groups[g])) for g in groups[: rng.integers(1, 3)]]
+        remove = [int(rng.choice(cat.groups[groups[2]]))] if rng.random() < 0.5 else []
+        q_arith = compose_query(v, word_vectors[add], word_vectors[remove])
+        queries.append((v, q_arith, add, remove))
+    return queries
+
+
+def time_image_encoder(n: int = 30) -> dict[str, float]:
+    """Single-image, single-thread forward pass of the default model (random weights)."""
+    import torch
+
+    from stylesearch.config import ModelConfig
+    from stylesearch.model.joint import JointModel
+
+    torch.set_num_threads(1)
+    cfg = ModelConfig()
+    model = JointModel(cfg, 300, load_backbone_weights=False).eval()
+    x = torch.randn(1, 3, cfg.image_size, cfg.image_size)
+    times = []
+    with torch.no_grad():
+        for i in range(n + 3):
+            t0 = time.perf_counter()
+            model.encode_images(x, normalize=True)
+            if i >= 3:
+                times.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "backbone": cfg.backbone,
+        "image_size": cfg.image_size,
+        "p50_ms": float(np.percentile(times, 50)),
+        "p99_ms": float(np.percentile(times, 99)),
+    }
+
+
+def run_size(n: int, args: argparse.Namespace) -> dict:
+    import faiss
+
+    work = Path(args.workdir) / f"n{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t0 = time.perf_counter()
+    cat = make_synthetic_catalog(n, DIM, args.vocab, seed=args.seed)
+    gen_s = time.perf_counter() - t0
+    rng = np.random.default_rng(args.seed + 1)
+    word_vectors = rng.standard_normal((args.vocab, DIM)).astype(np.float32)
+    queries = make_queries(cat, args.queries, args.seed + 2, word_vectors)
+    faiss.omp_set_num_threads(args.build_threads)
+    t0 = time.perf_counter()
+    write_index_arrays(
+        work / "index",
+        cat.vectors,
+        cat.attributes,
+        metadata=cat.metadata,
+        backend="faiss-hnsw",
+        backend_params={"M": args.M, "ef_construction": args.ef_construction},
+    )
+    write_s = time.perf_counter() - t0
+    offsets, words = cat.metadata
+    counts = np.bincount(words, minlength=args.vocab)
+    one_percent = int(np.argmin(np.abs(counts / n - 0.01)))
+    del cat, offsets, words
+    gc.collect()
+
+    faiss.omp_set_num_threads(1)
+    rss0 = rss_mb()
+    index = Index.load(work / "index")
+    manifest = index.manifest
+    results: dict[str, dict] = {}
+    hard_1pct = hard_filter_mask(index, [one_percent], [])
+
+    def visual(v, qa, add, remove):
+        return index.backend.search(v[None], K)[1][0]
+
+    def arithmetic(v, qa, add, remove):
+        return index.backend.search(qa[None], K)[1][0]
+
+    def filter_soft(v, qa, add, remove):
+        return soft_filter_topk(index, v, K, add, remove).rows
+
+    def combined(v, qa, add, remove):
+        return soft_filter_topk(index, qa, K, add, remove).rows
+
+    def filter_hard_1pct(v, qa, add, remove):
+        return index.backend.search(v[None], K, hard_1pct)[1][0]
+
+    def filter_hard(v, qa, add, remove):
+        allowed = hard_filter_mask(index, add, remove)
+        return index.backend.search(v[None], K, allowed)[1][0]
+
+    def oracle(name, v, qa, add, remove):
+        vec = qa if name in ("arithmetic", "combined") else v
+        soft = name in ("filter", "combined")
+        allowed = None
+        if name == "filter-hard-1%":
+            allowed = hard_1pct
+        elif name == "filter-hard":
+            allowed = hard_filter_mask(index, add, remove)
+        a, r = (add, remove) if soft else ([], [])
+        return brute_force_topk(
+            index.vectors, index.attributes, vec, K, a, r, soft=soft, allowed=allowed
+        ).rows
+
+    methods = {
+        "visual": visual,
+        "arithmetic": arithmetic,
+        "filter": filter_soft,
+        "combined": combined,
+        "filter-hard-1%": filter_hard_1pct,
+        "filter-hard": filter_hard,
+    }
+    for name, fn in methods.items():
+        for qv in queries[:5]:  # warm-up
+            fn(*qv)
+        times, recalls = [], []
+        for qv in queries:
+            t0 = time.perf_counter()
+            rows = fn(*qv)
+            times.append((time.perf_counter() - t0) * 1e3)
+            truth = oracle(name, *qv)
+            got = {int(r) for r in rows if r >= 0}
+            want = {int(r) for r in truth}
+            recalls.append(len(got & want) / len(want) if want else 1.0)
+        results[name] = {
+            "p50_ms": round(float(np.percentile(times, 50)), 3),
+            "p99_ms": round(float(np.percentile(times, 99)), 3),
+            "recall@10": round(float(np.mean(recalls)), 4),
+        }
+        print(f"  n={n} {name:15s} {results[name]}", file=sys.stderr, flush=True)
+    # the soft filter's attribute gather for the results (part of building a response)
+    _ = attribute_probs(index.attributes, np.arange(K), [0], [])
+    rss = rss_mb() - rss0
+    folder = work / "index"
+    raw_vectors_mb = n * DIM * 4 / 2**20
+    index_mb = {
+        "faiss (vectors + graph)": round(file_mb(folder, "hnsw.faiss"), 1),
+        "attributes float16": round(file_mb(folder, "attributes.npy"), 1),
+        "attributes_q8 uint8": round(file_mb(folder, "attributes_q8.npy"), 1),
+        "metadata + postings + items": round(
+            file_mb(
+                folder,
+                "metadata_offsets.npy",
+                "metadata_words.npy",
+                "postings_offsets.npy",
+                "postings_rows.npy",
+                "items.jsonl",
+                "items_offsets.npy",
+            ),
+            1,
+        ),
+    }
+    summary = {
+        "n": n,
+        "dim": DIM,
+        "vocab": args.vocab,
+        "queries": args.queries,
+        "generate_s": round(gen_s, 1),
+        "write_index_s": round(write_s, 1),
+        "hnsw_build_s": manifest["build_seconds"],
+        "build_threads": args.build_threads,
+        "hnsw": manifest["backend"]["params"],
+        "one_percent_word_fraction": round(float(hard_1pct.mean()), 4),
+        "raw_vectors_mb": round(raw_vectors_mb, 1),
+        "index_mb": index_mb,
+        "rss_growth_mb": round(rss, 1),
+        "methods": results,
+    }
+    index.close()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--vocab", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--M", type=int, default=32)
+    parser.add_argument("--ef-construction", type=int, default=100)
+    parser.add_argument("--build-threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default="runs/bench/search")
+    parser.add_argument("--keep", action="store_true", help="Keep the index folders.")
+    parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
+    args = parser.parse_args()
+
+    report = {"image_encoder": time_image_encoder(), "sizes": []}
+    print(f"image encoder (one image, one thread): {report['image_encoder']}", file=sys.stderr)
+    for n in args.sizes:
+        report["sizes"].append(run_size(n, args))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    enc = report["image_encoder"]
+    print(
+        f"image encoding ({enc['backbone']} {enc['image_size']}px, 1 thread): "
+        f"p50 {enc['p50_ms']:.1f} ms, p99 {enc['p99_ms']:.1f} ms"
+    )
+    for s in report["sizes"]:
+        print(
+            f"\nN = {s['n']:,}: HNSW build {s['hnsw_build_s']} s ({s['build_threads']} threads), "
+            f"RSS growth {s['rss_growth_mb']} MB, raw vectors {s['raw_vectors_mb']} MB"
+        )
+        print("index parts (MB): " + ", ".join(f"{k} {v}" for k, v in s["index_mb"].items()))
+        print(f"1% hard filter keeps {s['one_percent_word_fraction']:.2%} of the items")
+        print("| method | p50 ms | p99 ms | recall@10 |\n|---|---|---|---|")
+        for name, m in s["methods"].items():
+            print(f"| {name} | {m['p50_ms']} | {m['p99_ms']} | {m['recall@10']} |")
+
+
+if __name__ == "__main__":
+    main()

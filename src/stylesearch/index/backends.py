@@ -1,0 +1,282 @@
+"""Vector backends: top-k by inner product over the catalog's unit vectors.
+
+Every backend answers the same question, :meth:`VectorBackend.search`: for each query row, the
+``k`` catalog rows with the largest inner product (= cosine, all vectors are L2-normalised),
+optionally restricted to an ``allowed`` boolean mask, best first.
+
+* :class:`ExactBackend`: a numpy matrix product over the memory-mapped ``vectors.npy``. It is the
+  oracle every other backend is tested against (STYLE.md habit 4); O(N D) per query.
+* :class:`FaissHNSWBackend`: faiss ``IndexHNSWFlat`` with the inner-product metric, the embedded
+  default for large catalogs (ENVIRONMENT.md: 0.24 / 0.37 ms p50 / p99 at 1M, recall@10 0.999).
+  Its parameters (``M``, ``ef_construction``, ``ef_search``, ``exact_below``) are recorded in the
+  index manifest. A graph index loses recall under a selective filter (ENVIRONMENT.md: 0.83 with
+  1 % of items allowed), so when ``allowed`` keeps less than ``exact_below`` of the items the
+  backend searches the allowed rows exactly; above it, faiss searches the graph with an
+  ``IDSelectorBitmap`` and an ``efSearch`` raised to ``2 k / fraction`` (capped at 4096).
+  The flat storage inside the faiss index doubles as the vector matrix (:attr:`vectors`, a
+  zero-copy view), so the vectors are held in memory once.
+
+Results: ``(scores, rows)``, each ``(Q, k)``: ``scores`` float32 inner products, descending;
+``rows`` int64 row numbers. When fewer than ``k`` rows are allowed the rows are padded with ``-1``
+and the scores with ``-inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "ExactBackend",
+    "FaissHNSWBackend",
+    "HNSWParams",
+    "VectorBackend",
+    "exact_search",
+]
+
+FAISS_FILE = "hnsw.faiss"
+#: upper limit for the efSearch used under a filter
+MAX_FILTERED_EF = 4096
+
+
+@runtime_checkable
+class VectorBackend(Protocol):
+    """What the search layer needs from a vector index."""
+
+    #: backend name recorded in the manifest ("exact", "faiss-hnsw")
+    name: str
+    #: ``(N, D)`` float32, L2-normalised rows (the catalog vectors, row = item)
+    vectors: np.ndarray
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows per query by inner product (see the module docstring)."""
+        ...
+
+    def params(self) -> dict[str, Any]:
+        """The parameters to record in the index manifest."""
+        ...
+
+
+def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ValueError(f"queries must have shape (Q, {dim}), got {np.shape(queries)}")
+    return q
+
+
+def _top_k_of(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` of one query's ``(scores, rows)``, descending, ties by row, padded."""
+    out_s = np.full(k, -np.inf, dtype=np.float32)
+    out_r = np.full(k, -1, dtype=np.int64)
+    n = scores.shape[0]
+    if n == 0 or k == 0:
+        return out_s, out_r
+    if n > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        scores, rows = scores[part], rows[part]
+    order = np.lexsort((rows, -scores))
+    m = order.shape[0]
+    out_s[:m] = scores[order]
+    out_r[:m] = rows[order]
+    return out_s, out_r
+
+
+def exact_search(
+    vectors: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force top-``k`` inner product of ``queries`` ``(Q, D)`` against ``vectors`` ``(N, D)``.
+
+    ``allowed`` is ``None`` (every row) or an ``(N,)`` bool mask. Ties are broken by the lower
+    row. Returns ``(scores (Q, k) float32, rows (Q, k) int64)`` padded as the module says.
+    """
+    n, dim = vectors.shape
+    q = _as_queries(queries, dim)
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    if allowed is not None:
+        rows = np.flatnonzero(allowed)
+        sub = vectors[rows]
+    else:
+        rows = np.arange(n, dtype=np.int64)
+        sub = vectors
+    all_scores = np.asarray(sub @ q.T, dtype=np.float32)  # (n_allowed, Q)
+    out_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+    out_r = np.full((q.shape[0], k), -1, dtype=np.int64)
+    for i in range(q.shape[0]):
+        out_s[i], out_r[i] = _top_k_of(all_scores[:, i], rows, k)
+    return out_s, out_r
+
+
+class ExactBackend:
+    """The oracle: exact inner-product search over ``vectors`` (often a read-only memmap)."""
+
+    name = "exact"
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+
+    @classmethod
+    def build(
+        cls, vectors: np.ndarray, folder: Path, *, progress: bool = False, **params: Any
+    ) -> ExactBackend:
+        """Nothing to build: the vectors are the index. ``params`` must be empty."""
+        if params:
+            raise ValueError(f"the exact backend takes no parameters, got {sorted(params)}")
+        return cls(vectors)
+
+    @classmethod
+    def load(cls, vectors: np.ndarray, folder: Path, params: dict[str, Any]) -> ExactBackend:
+        return cls(vectors)
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return exact_search(self.vectors, queries, k, allowed)
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class HNSWParams:
+    """Parameters of the faiss HNSW backend (recorded in ``manifest.json``)."""
+
+    #: graph degree (neighbours per node on the upper layers, 2 M on the base layer)
+    M: int = 32
+    #: candidate list size while building (quality vs build time)
+    ef_construction: int = 100
+    #: candidate list size while searching; raised to ``k`` (or more under a filter) when smaller
+    ef_search: int = 128
+    #: with a filter keeping fewer than this fraction of the items, search them exactly
+    exact_below: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.M < 2 or self.ef_construction < 1 or self.ef_search < 1:
+            raise ValueError(f"invalid HNSW parameters: {self}")
+        if not 0.0 <= self.exact_below <= 1.0:
+            raise ValueError(f"exact_below must be in [0, 1], got {self.exact_below}")
+
+
+class FaissHNSWBackend:
+    """faiss ``IndexHNSWFlat`` (inner product) with exact search for selective filters."""
+
+    name = "faiss-hnsw"
+
+    def __init__(self, index: Any, hnsw: HNSWParams) -> None:
+        import faiss
+
+        self._faiss = faiss
+        self.index = index
+        self.hnsw = hnsw
+        storage = faiss.downcast_index(index.storage)
+        n, dim = index.ntotal, index.d
+        # zero-copy view of the vectors held by faiss; valid while self.index lives
+        view = faiss.rev_swig_ptr(storage.get_xb(), n * dim) if n else np.zeros(0, np.float32)
+        self.vectors = np.asarray(view).reshape(n, dim)
+        self.vectors.flags.writeable = False
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        folder: Path,
+        *,
+        chunk: int = 65536,
+        progress: bool = False,
+        **params: Any,
+    ) -> FaissHNSWBackend:
+        """Build the graph over ``vectors`` ``(N, D)`` and write ``folder/hnsw.faiss``."""
+        import faiss
+
+        hnsw = HNSWParams(**params)
+        n, dim = vectors.shape
+        index = faiss.IndexHNSWFlat(dim, hnsw.M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = hnsw.ef_construction
+        index.hnsw.efSearch = hnsw.ef_search
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, desc="hnsw", unit="vec")
+        for start in range(0, n, chunk):
+            block = np.ascontiguousarray(vectors[start : start + chunk], dtype=np.float32)
+            index.add(block)
+            if bar is not None:
+                bar.update(block.shape[0])
+        if bar is not None:
+            bar.close()
+        faiss.write_index(index, str(Path(folder) / FAISS_FILE))
+        return cls(index, hnsw)
+
+    @classmethod
+    def load(cls, vectors: np.ndarray, folder: Path, params: dict[str, Any]) -> FaissHNSWBackend:
+        import faiss
+
+        index = faiss.read_index(str(Path(folder) / FAISS_FILE))
+        if index.ntotal != vectors.shape[0] or index.d != vectors.shape[1]:
+            raise ValueError(
+                f"{folder / FAISS_FILE}: holds {index.ntotal} x {index.d} vectors but the index "
+                f"has {vectors.shape[0]} x {vectors.shape[1]}"
+            )
+        return cls(index, HNSWParams(**params))
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self.hnsw)
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        faiss = self._faiss
+        n, dim = self.vectors.shape
+        q = _as_queries(queries, dim)
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        if k == 0 or n == 0:
+            return (
+                np.full((q.shape[0], k), -np.inf, np.float32),
+                np.full((q.shape[0], k), -1, np.int64),
+            )
+        if allowed is None:
+            params = faiss.SearchParametersHNSW(efSearch=max(self.hnsw.ef_search, k))
+            scores, rows = self.index.search(q, k, params=params)
+        else:
+            count = int(np.count_nonzero(allowed))
+            fraction = count / n
+            if count <= k or fraction < self.hnsw.exact_below:
+                return exact_search(self.vectors, q, k, allowed)
+            bitmap = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+            ef = max(self.hnsw.ef_search, k, math.ceil(2 * k / fraction))
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=min(ef, MAX_FILTERED_EF))
+            scores, rows = self.index.search(q, k, params=params)
+        rows = rows.astype(np.int64, copy=False)
+        scores = np.where(rows < 0, -np.inf, scores).astype(np.float32, copy=False)
+        return scores, rows
+
+
+#: backend name -> class (the names stored in ``manifest.json``)
+BACKENDS: dict[str, type[ExactBackend] | type[FaissHNSWBackend]] = {
+    "exact": ExactBackend,
+    "faiss-hnsw": FaissHNSWBackend,
+}
+#: accepted spellings on the command line
+BACKEND_ALIASES: dict[str, str] = {
+    "exact": "exact",
+    "faiss": "faiss-hnsw",
+    "faiss-hnsw": "faiss-hnsw",
+}
+
+
+def resolve_backend(name: str) -> str:
+    """``"faiss"`` / ``"faiss-hnsw"`` / ``"exact"`` -> the manifest name; ValueError otherwise."""
+    try:
+        return BACKEND_ALIASES[name]
+    except KeyError:
+        raise ValueError(f"unknown index backend {name!r}; choose one of: exact, faiss") from None

@@ -1,0 +1,413 @@
+"""The index folder (ARCHITECTURE.md "Index folder"): write it atomically, load it memory-mapped.
+
+Files (N items, D dimensions, V vocabulary words)::
+
+    manifest.json          format + version, model fingerprint (the weights' sha256) and folder,
+                           vocabulary fingerprint and size, count N, dimension D, backend name +
+                           params, build seconds, created time
+    vectors.npy            (N, D) float32, L2-normalised f_I, memory-mapped
+    attributes.npy         (N, V) float16 p_w(item), **Fortran order**: each word's column is
+                           contiguous (a word's column over the catalog is one 2N-byte run)
+    attributes_q8.npy      (N, V) uint8 round(255 p), Fortran order: a coarse copy used only to
+                           bound the soft filter (|p - q/255| <= 0.5/255); 1 byte per entry
+    attributes_max.npy     (V,) float32 column maxima of p; attributes_min.npy the minima
+    items.jsonl            one {"id", "title", "image"} per row, in row order
+    items_offsets.npy      (N + 1,) int64 byte offsets of the lines (titles read per result)
+    metadata_offsets.npy   (N + 1,) int64 and metadata_words.npy int32: each item's metadata
+                           word ids (CSR), from the catalog text through the model's pipeline
+    postings_offsets.npy   (V + 1,) int64 and postings_rows.npy int32: the same, inverted
+                           (word -> sorted rows), for hard filters
+    hnsw.faiss             the faiss backend's graph + vectors (faiss backend only)
+
+Writing: :class:`IndexWriter` fills a temporary folder beside the target (``.NAME.tmp-XXXX``) and
+swaps it into place only when everything is written: the old index is renamed aside, the new one
+renamed in, the old one deleted. An exception at any point before the swap deletes the temporary
+folder and leaves the old index as it was. (Between the two renames, a few microseconds, the
+path does not exist; a reader then gets "no index" and may retry.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stylesearch.index.backends import BACKENDS, VectorBackend
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Index",
+    "IndexFormatError",
+    "IndexMismatchError",
+    "IndexWriter",
+    "csr_from_bags",
+    "invert_csr",
+]
+
+FORMAT_NAME = "stylesearch-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexFormatError(ValueError):
+    """Not an index folder, or an unreadable / inconsistent one; the message says what to do."""
+
+
+class IndexMismatchError(IndexFormatError):
+    """The index was built with another model (or vocabulary) than the one given."""
+
+
+def csr_from_bags(bags: list[list[int]] | list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item word-id lists -> ``(offsets (N + 1,) int64, words (nnz,) int32)``."""
+    lengths = np.fromiter((len(b) for b in bags), dtype=np.int64, count=len(bags))
+    offsets = np.zeros(len(bags) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    words = np.fromiter((w for b in bags for w in b), dtype=np.int32, count=int(offsets[-1]))
+    return offsets, words
+
+
+def invert_csr(
+    offsets: np.ndarray, words: np.ndarray, n_words: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Item -> words CSR to word -> sorted rows CSR ``(offsets (V + 1,) int64, rows int32)``."""
+    n = offsets.shape[0] - 1
+    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(offsets))
+    order = np.lexsort((rows, words))
+    counts = np.bincount(words, minlength=n_words)[:n_words]
+    p_offsets = np.zeros(n_words + 1, dtype=np.int64)
+    np.cumsum(counts, out=p_offsets[1:])
+    return p_offsets, rows[order].astype(np.int32, copy=False)
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class IndexWriter:
+    """Write an index folder into a temporary folder, then swap it into place.
+
+    Usage::
+
+        with IndexWriter(out, n=N, dim=D, vocab_size=V) as w:
+            w.vectors[a:b] = unit_vectors        # (N, D) float32 memmap
+            w.attributes[a:b] = probabilities    # (N, V) float16 memmap (Fortran order)
+            w.set_items(ids, titles, images)
+            w.set_metadata(offsets, words)       # CSR of vocabulary ids, csr_from_bags
+            w.finish(backend="faiss-hnsw", backend_params={...}, manifest={...})
+
+    ``finish`` builds the backend, writes the derived files and the manifest, and swaps the
+    folder in. Leaving the block with an exception (or without ``finish``) deletes the temporary
+    folder; an existing index at ``out`` is untouched. ``out`` may be missing, an empty folder or
+    an existing index; anything else is refused (we never delete a folder we did not write).
+    """
+
+    def __init__(self, out_dir: str | Path, *, n: int, dim: int, vocab_size: int) -> None:
+        self.out_dir = Path(out_dir)
+        if n < 1 or dim < 1 or vocab_size < 1:
+            raise ValueError(
+                f"an index needs n, dim, vocab_size >= 1, got {n}, {dim}, {vocab_size}"
+            )
+        if self.out_dir.exists():
+            is_index = (self.out_dir / MANIFEST).is_file()
+            if not self.out_dir.is_dir() or (not is_index and any(self.out_dir.iterdir())):
+                raise IndexFormatError(
+                    f"{self.out_dir} exists and is not an index folder; refusing to replace it "
+                    "(choose another --out or remove it)"
+                )
+        self.n, self.dim, self.vocab_size = n, dim, vocab_size
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out_dir.parent / f".{self.out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self.tmp.mkdir()
+        fmt = np.lib.format
+        self.vectors = fmt.open_memmap(self.tmp / "vectors.npy", "w+", np.float32, (n, dim))
+        self.attributes = fmt.open_memmap(
+            self.tmp / "attributes.npy", "w+", np.float16, (n, vocab_size), fortran_order=True
+        )
+        self._items = False
+        self._metadata = False
+        self._done = False
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self._done:
+            self.abort()
+
+    def abort(self) -> None:
+        """Delete the temporary folder (the target is untouched)."""
+        self.vectors = self.attributes = None  # type: ignore[assignment]
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def set_items(self, ids: list[str], titles: list[str], images: list[str]) -> None:
+        if not len(ids) == len(titles) == len(images) == self.n:
+            raise ValueError(f"expected {self.n} ids, titles and images")
+        if len(set(ids)) != len(ids):
+            raise ValueError("item ids must be unique")
+        offsets = np.zeros(self.n + 1, dtype=np.int64)
+        with open(self.tmp / "items.jsonl", "wb") as fh:
+            for i, (item_id, title, image) in enumerate(zip(ids, titles, images, strict=True)):
+                line = json.dumps({"id": item_id, "title": title, "image": image}) + "\n"
+                fh.write(line.encode("utf-8"))
+                offsets[i + 1] = fh.tell()
+        np.save(self.tmp / "items_offsets.npy", offsets)
+        self._items = True
+
+    def set_metadata(self, offsets: np.ndarray, words: np.ndarray) -> None:
+        offsets = np.asarray(offsets, dtype=np.int64)
+        words = np.asarray(words, dtype=np.int32)
+        if offsets.shape != (self.n + 1,) or offsets[0] != 0 or offsets[-1] != words.shape[0]:
+            raise ValueError("metadata offsets must have N + 1 entries from 0 to len(words)")
+        if words.size and (words.min() < 0 or words.max() >= self.vocab_size):
+            raise ValueError("metadata word ids out of the vocabulary's range")
+        np.save(self.tmp / "metadata_offsets.npy", offsets)
+        np.save(self.tmp / "metadata_words.npy", words)
+        p_off, p_rows = invert_csr(offsets, words, self.vocab_size)
+        np.save(self.tmp / "postings_offsets.npy", p_off)
+        np.save(self.tmp / "postings_rows.npy", p_rows)
+        self._metadata = True
+
+    def finish(
+        self,
+        *,
+        backend: str,
+        backend_params: dict[str, Any] | None = None,
+        manifest: dict[str, Any] | None = None,
+        progress: bool = False,
+    ) -> Path:
+        """Derive the bound files, build the backend, write the manifest, swap into place."""
+        if not (self._items and self._metadata):
+            raise ValueError("call set_items and set_metadata before finish")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        self.vectors.flush()
+        self.attributes.flush()
+        fmt = np.lib.format
+        q8 = fmt.open_memmap(
+            self.tmp / "attributes_q8.npy",
+            "w+",
+            np.uint8,
+            (self.n, self.vocab_size),
+            fortran_order=True,
+        )
+        col_max = np.empty(self.vocab_size, np.float32)
+        col_min = np.empty(self.vocab_size, np.float32)
+        for w in range(self.vocab_size):  # one contiguous column at a time
+            col = np.asarray(self.attributes[:, w], dtype=np.float32)
+            if not np.all((col >= 0) & (col <= 1)):
+                raise ValueError(f"attribute probabilities of word {w} are outside [0, 1]")
+            q8[:, w] = np.rint(col * 255.0).astype(np.uint8)
+            col_max[w], col_min[w] = col.max(), col.min()
+        q8.flush()
+        del q8
+        np.save(self.tmp / "attributes_max.npy", col_max)
+        np.save(self.tmp / "attributes_min.npy", col_min)
+        t0 = time.perf_counter()
+        built = BACKENDS[backend].build(
+            self.vectors, self.tmp, progress=progress, **(backend_params or {})
+        )
+        build_seconds = time.perf_counter() - t0
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "count": self.n,
+            "dimension": self.dim,
+            "vocab_size": self.vocab_size,
+            "backend": {"name": backend, "params": built.params()},
+            "build_seconds": round(build_seconds, 3),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(manifest or {}),
+        }
+        del built
+        self.vectors = self.attributes = None  # type: ignore[assignment]
+        _atomic_json(self.tmp / MANIFEST, meta)
+        self._swap()
+        self._done = True
+        return self.out_dir
+
+    def _swap(self) -> None:
+        old = None
+        if self.out_dir.exists():
+            old = self.out_dir.parent / f".{self.out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(self.out_dir, old)
+        try:
+            os.rename(self.tmp, self.out_dir)
+        except BaseException:
+            if old is not None:
+                os.rename(old, self.out_dir)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(index_dir: str | Path) -> dict[str, Any]:
+    """The parsed ``manifest.json``; :class:`IndexFormatError` when it is not an index."""
+    index_dir = Path(index_dir)
+    path = index_dir / MANIFEST
+    if not path.is_file():
+        raise IndexFormatError(
+            f"{index_dir} is not a stylesearch index (no {MANIFEST}); build one with "
+            "`stylesearch index --model MODEL_DIR --catalog MANIFEST --out INDEX_DIR`"
+        )
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexFormatError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{path}: not a stylesearch index manifest")
+    if int(meta.get("format_version", 0)) != FORMAT_VERSION:
+        raise IndexFormatError(
+            f"{path}: index format {meta.get('format_version')} is not the one this stylesearch "
+            f"reads ({FORMAT_VERSION}); rebuild the index"
+        )
+    return meta
+
+
+@dataclass
+class ItemRecord:
+    """One indexed item's stored fields."""
+
+    id: str
+    title: str
+    image: str
+
+
+class Index:
+    """A loaded index folder. Arrays are read-only memory maps unless the backend holds them.
+
+    Attributes:
+        manifest: the parsed ``manifest.json``.
+        backend: the :class:`~stylesearch.index.backends.VectorBackend`.
+        vectors: ``(N, D)`` float32 unit rows (the backend's own copy for faiss).
+        attributes: ``(N, V)`` float16 p, Fortran order. ``attributes_q8``: ``(N, V)`` uint8.
+        attr_max, attr_min: ``(V,)`` float32 column maxima / minima of p.
+        meta_offsets, meta_words: item -> word ids CSR; post_offsets, post_rows: word -> rows.
+    """
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.count = int(manifest["count"])
+        self.dimension = int(manifest["dimension"])
+        self.vocab_size = int(manifest["vocab_size"])
+        raw_vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        self.attributes = np.load(folder / "attributes.npy", mmap_mode="r")
+        self.attributes_q8 = np.load(folder / "attributes_q8.npy", mmap_mode="r")
+        self.attr_max = np.load(folder / "attributes_max.npy")
+        self.attr_min = np.load(folder / "attributes_min.npy")
+        self.meta_offsets = np.load(folder / "metadata_offsets.npy", mmap_mode="r")
+        self.meta_words = np.load(folder / "metadata_words.npy", mmap_mode="r")
+        self.post_offsets = np.load(folder / "postings_offsets.npy")
+        self.post_rows = np.load(folder / "postings_rows.npy", mmap_mode="r")
+        self.item_offsets = np.load(folder / "items_offsets.npy")
+        shapes = {
+            "vectors.npy": (raw_vectors.shape, (self.count, self.dimension)),
+            "attributes.npy": (self.attributes.shape, (self.count, self.vocab_size)),
+            "attributes_q8.npy": (self.attributes_q8.shape, (self.count, self.vocab_size)),
+            "items_offsets.npy": (self.item_offsets.shape, (self.count + 1,)),
+            "metadata_offsets.npy": (self.meta_offsets.shape, (self.count + 1,)),
+            "postings_offsets.npy": (self.post_offsets.shape, (self.vocab_size + 1,)),
+        }
+        for name, (got, want) in shapes.items():
+            if tuple(got) != want:
+                raise IndexFormatError(f"{folder / name}: shape {got}, manifest implies {want}")
+        backend_meta = manifest["backend"]
+        cls = BACKENDS.get(backend_meta["name"])
+        if cls is None:
+            raise IndexFormatError(f"{folder}: unknown backend {backend_meta['name']!r}")
+        try:
+            self.backend: VectorBackend = cls.load(raw_vectors, folder, backend_meta["params"])
+        except (ValueError, RuntimeError) as exc:
+            raise IndexFormatError(f"{folder}: cannot load the {cls.name} backend: {exc}") from None
+        self.vectors = self.backend.vectors
+        self._items_fh = open(folder / "items.jsonl", "rb")  # noqa: SIM115 -- closed in close()
+        self._id_to_row: dict[str, int] | None = None
+
+    @classmethod
+    def load(cls, index_dir: str | Path) -> Index:
+        """Open an index folder; :class:`IndexFormatError` with a clear reason if unusable."""
+        folder = Path(index_dir)
+        manifest = read_manifest(folder)
+        try:
+            return cls(folder, manifest)
+        except FileNotFoundError as exc:
+            raise IndexFormatError(
+                f"{folder}: incomplete index, missing {Path(exc.filename).name}; rebuild it"
+            ) from None
+        except (KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{folder}/{MANIFEST}: incomplete or invalid: {exc}") from None
+
+    def close(self) -> None:
+        self._items_fh.close()
+
+    def item(self, row: int) -> ItemRecord:
+        """The stored id, title and image path of ``row``."""
+        start, stop = int(self.item_offsets[row]), int(self.item_offsets[row + 1])
+        data = os.pread(self._items_fh.fileno(), stop - start, start)
+        rec = json.loads(data)
+        return ItemRecord(rec["id"], rec["title"], rec["image"])
+
+    def row_of(self, item_id: str) -> int | None:
+        """Row of an item id, or ``None``. The id table is read on first use (one pass)."""
+        if self._id_to_row is None:
+            table: dict[str, int] = {}
+            with open(self.folder / "items.jsonl", encoding="utf-8") as fh:
+                for row, line in enumerate(fh):
+                    table[json.loads(line)["id"]] = row
+            self._id_to_row = table
+        return self._id_to_row.get(item_id)
+
+    def metadata_word_ids(self, row: int) -> np.ndarray:
+        """Vocabulary ids of ``row``'s metadata words."""
+        return np.asarray(self.meta_words[self.meta_offsets[row] : self.meta_offsets[row + 1]])
+
+    def rows_with_word(self, word_id: int) -> np.ndarray:
+        """Sorted rows whose metadata contains ``word_id`` (int32)."""
+        return np.asarray(
+            self.post_rows[self.post_offsets[word_id] : self.post_offsets[word_id + 1]]
+        )
+
+
+def write_index_arrays(
+    out_dir: str | Path,
+    vectors: np.ndarray,
+    attributes: np.ndarray,
+    *,
+    metadata: tuple[np.ndarray, np.ndarray],
+    ids: list[str] | None = None,
+    titles: list[str] | None = None,
+    images: list[str] | None = None,
+    backend: str = "exact",
+    backend_params: dict[str, Any] | None = None,
+    manifest: dict[str, Any] | None = None,
+    chunk: int = 65536,
+) -> Path:
+    """Write an index folder from arrays (tests, benchmarks, tools that embed elsewhere).
+
+    ``vectors`` ``(N, D)`` (normalised here), ``attributes`` ``(N, V)`` in [0, 1], ``metadata``
+    a CSR ``(offsets, words)`` (:func:`csr_from_bags`). Ids default to ``"item-<row>"``.
+    """
+    n, dim = vectors.shape
+    vocab_size = attributes.shape[1]
+    ids = ids if ids is not None else [f"item-{i}" for i in range(n)]
+    titles = titles if titles is not None else ids
+    images = images if images is not None else [""] * n
+    with IndexWriter(out_dir, n=n, dim=dim, vocab_size=vocab_size) as writer:
+        for start in range(0, n, chunk):
+            block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
+            norms = np.linalg.norm(block, axis=1, keepdims=True)
+            writer.vectors[start : start + chunk] = block / np.maximum(norms, 1e-12)
+            writer.attributes[start : start + chunk] = attributes[start : start + chunk]
+        writer.set_items(ids, titles, images)
+        writer.set_metadata(*metadata)
+        return writer.finish(backend=backend, backend_params=backend_params, manifest=manifest)

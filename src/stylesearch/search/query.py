@@ -1,0 +1,163 @@
+"""Queries: the :class:`Query` dataclass, the search methods and the one-line query syntax.
+
+Query syntax (shared by the CLI's ``--query`` and, later, the server)::
+
+    "+red -striped dress"   ->  add = (red, dress), remove = (striped,)
+
+* Tokens are separated by whitespace.
+* ``+word``: a wanted word; ``-word``: an unwanted word; a bare ``word`` is wanted too (typing
+  "red dress" means what it says).
+* A word starts with a letter or digit and continues with letters, digits, ``-`` or ``'``
+  ("t-shirt", "men's"). Anything else (``+`` alone, ``++red``, ``-"red"``, ``red,``) is a
+  :class:`QuerySyntaxError` naming the token; there is no quoting.
+* A word both wanted and unwanted is an error; repeats are kept once. At most
+  :data:`MAX_QUERY_WORDS` words and :data:`MAX_QUERY_CHARS` characters.
+
+:func:`parse_query` is total: for any string it returns a :class:`ParsedQuery` or raises
+:class:`QuerySyntaxError`. Words are only lowercased here; mapping them to vocabulary tokens
+("Dresses" -> "dress") is the searcher's job, with the model's text pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "MAX_QUERY_CHARS",
+    "MAX_QUERY_WORDS",
+    "METHODS",
+    "ParsedQuery",
+    "Query",
+    "QueryError",
+    "QuerySyntaxError",
+    "SearchError",
+    "parse_query",
+]
+
+#: the search methods (PAPER.md "Three search methods" and its baselines)
+METHODS: tuple[str, ...] = ("visual", "text", "arithmetic", "filter", "filter-hard", "combined")
+DEFAULT_METHOD = "combined"
+MAX_QUERY_WORDS = 32
+MAX_QUERY_CHARS = 1000
+
+_WORD = re.compile(r"[^\W_][\w'-]*")
+
+
+class SearchError(ValueError):
+    """A query that cannot be answered as given; the message says what to change."""
+
+
+class QueryError(SearchError):
+    """A query with missing or conflicting parts (no image for a visual method, bad k, ...)."""
+
+
+class QuerySyntaxError(SearchError):
+    """A query string that does not follow the query syntax (module docstring)."""
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """The words of a query string, lowercased, in order of first appearance."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+def parse_query(text: str) -> ParsedQuery:
+    """Parse ``"+red -striped dress"``; :class:`QuerySyntaxError` with the reason otherwise."""
+    if not isinstance(text, str):
+        raise QuerySyntaxError(f"a query must be a string, not {type(text).__name__}")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QuerySyntaxError(
+            f"query too long: {len(text)} characters (at most {MAX_QUERY_CHARS})"
+        )
+    add: dict[str, None] = {}
+    remove: dict[str, None] = {}
+    for token in text.split():
+        sign, word = (token[0], token[1:]) if token[0] in "+-" else ("+", token)
+        if not word:
+            raise QuerySyntaxError(
+                f"{token!r} must be followed by a word, e.g. '{token}red' (no space after it)"
+            )
+        if not _WORD.fullmatch(word):
+            raise QuerySyntaxError(
+                f"{token!r} is not a word: use letters and digits (with - or ' inside), "
+                'optionally after one + (wanted) or - (unwanted), e.g. "+red -striped dress"'
+            )
+        word = word.lower()
+        (add if sign == "+" else remove).setdefault(word, None)
+        if word in add and word in remove:
+            raise QuerySyntaxError(f"{word!r} is both wanted and unwanted")
+    if len(add) + len(remove) > MAX_QUERY_WORDS:
+        raise QuerySyntaxError(f"too many words: at most {MAX_QUERY_WORDS}")
+    return ParsedQuery(tuple(add), tuple(remove))
+
+
+ImageInput = str | os.PathLike[str] | bytes | Image.Image
+
+
+@dataclass
+class Query:
+    """One search request.
+
+    Attributes:
+        image: the query image: a file path, the encoded bytes (an upload) or a PIL image;
+            ``None`` with ``item_id`` or for the ``text`` method.
+        item_id: use this catalog item's stored vector as the query image instead.
+        add: wanted words ``w+`` (user spelling; normalised by the searcher).
+        remove: unwanted words ``w-``.
+        method: one of :data:`METHODS`.
+        k: number of results (>= 1).
+        must: hard metadata filter: every one of these words in the item's metadata.
+        must_not: hard metadata filter: none of these words in the item's metadata.
+        text: a one-line query (``"+red -striped"``) whose words are added to ``add`` / ``remove``.
+    """
+
+    image: ImageInput | None = None
+    item_id: str | None = None
+    add: tuple[str, ...] | list[str] = ()
+    remove: tuple[str, ...] | list[str] = ()
+    method: str = DEFAULT_METHOD
+    k: int = 10
+    must: tuple[str, ...] | list[str] = ()
+    must_not: tuple[str, ...] | list[str] = ()
+    text: str | None = field(default=None)
+
+    def validate(self) -> None:
+        """:class:`QueryError` for a query no method can answer (checked before any work)."""
+        if self.method not in METHODS:
+            raise QueryError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise QueryError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.image is not None and self.item_id is not None:
+            raise QueryError("give a query image or an item id, not both")
+        if self.method != "text" and self.image is None and self.item_id is None:
+            raise QueryError(f"method {self.method!r} needs a query image (or an item id)")
+
+    def describe_image(self) -> str | None:
+        """A JSON-friendly description of the image part (the path, or the kind of input)."""
+        if self.image is None:
+            return None
+        if isinstance(self.image, (str, os.PathLike)):
+            return os.fspath(self.image)
+        if isinstance(self.image, (bytes, bytearray, memoryview)):
+            return f"<{len(self.image)} bytes>"
+        return "<PIL image>"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.describe_image(),
+            "item_id": self.item_id,
+            "add": list(self.add),
+            "remove": list(self.remove),
+            "must": list(self.must),
+            "must_not": list(self.must_not),
+            "method": self.method,
+            "k": self.k,
+        }

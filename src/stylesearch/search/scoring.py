@@ -1,0 +1,169 @@
+"""Pure scoring functions: query arithmetic, the soft attribute filter and its bounds.
+
+Scores (PAPER.md "Three search methods"; ``cos`` is the cosine of the query and item vectors):
+
+* ``visual``, ``text``, ``arithmetic``, ``filter-hard``: ``score = cos``.
+* ``filter``, ``combined`` (the soft filter): ``score = c~ * p`` with the **rescaled cosine**
+  ``c~ = (1 + cos) / 2`` in [0, 1] and the attribute score
+  ``p = prod_{w in w+} p_w * prod_{w in w-} (1 - p_w)`` in [0, 1].
+
+Why rescale: the paper multiplies the raw cosine by ``p``. With a negative cosine that product
+rewards an *unlikely* item: ``-0.2 * 0.9 = -0.18`` ranks below ``-0.1 * 0.1 = -0.01``, although
+the first item is almost as close and nine times more likely to have the wanted attribute. On
+``[0, 1]`` the product is monotone increasing in both factors (0.4 * 0.9 = 0.36 > 0.45 * 0.1),
+and for positive cosines it ranks as the paper's does whenever ``p`` is equal. The rescaling is
+what makes the upper bound of :mod:`stylesearch.search.topk` sound.
+
+Query arithmetic: ``q = a * n(f_I) + b * sum_{w+} n(f_T(w)) - c * sum_{w-} n(f_T(w))``, then
+``q / |q|``; ``n`` is L2 normalisation of the word parts when ``normalize_words`` (default: word
+embeddings and image embeddings have unrelated norms, so unnormalised word vectors would let one
+part drown the other). The image part is always the unit ``f_I`` the index stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ArithmeticConfig",
+    "attribute_score",
+    "attribute_score_upper_bound",
+    "compose_query",
+    "q8_prefilter",
+    "rescale_cosine",
+    "soft_filter_score",
+]
+
+#: slack added to the quantised bounds (covers float32 rounding of products)
+BOUND_EPS = 1e-4
+
+
+@dataclass(frozen=True)
+class ArithmeticConfig:
+    """Weights and normalisation of query arithmetic (PAPER.md method 1, "ours, configurable")."""
+
+    #: weight ``a`` of the unit image vector
+    image_weight: float = 1.0
+    #: weight ``b`` of each wanted word's vector
+    add_weight: float = 1.0
+    #: weight ``c`` of each unwanted word's vector
+    remove_weight: float = 1.0
+    #: L2-normalise each word vector before weighting
+    normalize_words: bool = True
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def compose_query(
+    image: np.ndarray | None,
+    add: np.ndarray,
+    remove: np.ndarray,
+    config: ArithmeticConfig | None = None,
+) -> np.ndarray:
+    """``q = a n(f_I) + b sum n(f_T(w+)) - c sum n(f_T(w-))``, L2-normalised.
+
+    Args:
+        image: ``(D,)`` image vector (normalised here), or ``None`` (the ``text`` method).
+        add: ``(A, D)`` wanted word vectors (A may be 0); ``remove``: ``(R, D)``.
+        config: weights and normalisation.
+
+    Returns:
+        ``(D,)`` float32 unit vector.
+
+    Raises:
+        ValueError: the parts cancel out (``|q| == 0``), e.g. no image and no words.
+    """
+    cfg = config or ArithmeticConfig()
+    parts = [np.asarray(x, dtype=np.float32) for x in (add, remove)]
+    image_vec = None if image is None else np.asarray(image, dtype=np.float32).reshape(-1)
+    dims = [image_vec.shape[0]] if image_vec is not None else []
+    dims += [x.shape[-1] for x in parts if x.ndim == 2]
+    if not dims or len(set(dims)) != 1:
+        raise ValueError(f"query parts must share one dimension, got {dims or 'no parts'}")
+    dim = dims[0]
+    q = np.zeros(dim, dtype=np.float32)
+    if image_vec is not None:
+        q += cfg.image_weight * _unit_rows(image_vec)
+    for words, weight in zip(parts, (cfg.add_weight, -cfg.remove_weight), strict=True):
+        if words.size:
+            words = words.reshape(-1, dim)
+            q += weight * (_unit_rows(words) if cfg.normalize_words else words).sum(axis=0)
+    norm = float(np.linalg.norm(q))
+    if not np.isfinite(norm) or norm <= 1e-12:
+        raise ValueError("the query vector is zero: its parts cancel out (or there are none)")
+    return (q / norm).astype(np.float32)
+
+
+def rescale_cosine(cos: np.ndarray | float) -> np.ndarray:
+    """``(1 + cos) / 2``, clipped to [0, 1] (float rounding can put a cosine just past +-1)."""
+    return np.clip((1.0 + np.asarray(cos, dtype=np.float32)) * 0.5, 0.0, 1.0)
+
+
+def attribute_score(p_add: np.ndarray, p_remove: np.ndarray) -> np.ndarray:
+    """Soft-filter attribute score ``prod p_w(w+) * prod (1 - p_w(w-))`` per item.
+
+    Args:
+        p_add: ``(n, A)`` probabilities of the wanted words (A may be 0).
+        p_remove: ``(n, R)`` probabilities of the unwanted words.
+
+    Returns:
+        ``(n,)`` float32 in [0, 1]; 1 when there are no words.
+    """
+    p_add = np.asarray(p_add, dtype=np.float32)
+    p_remove = np.asarray(p_remove, dtype=np.float32)
+    return (np.prod(p_add, axis=1) * np.prod(1.0 - p_remove, axis=1)).astype(np.float32)
+
+
+def soft_filter_score(cos: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``rescale_cosine(cos) * p``: the score of the ``filter`` and ``combined`` methods."""
+    return (rescale_cosine(cos) * np.asarray(p, dtype=np.float32)).astype(np.float32)
+
+
+def attribute_score_upper_bound(add_max: np.ndarray, remove_min: np.ndarray) -> float:
+    """An upper bound of ``p`` over the catalog from per-word column maxima / minima of p.
+
+    ``p = prod p_w(w+) prod (1 - p_w(w-)) <= prod max_r p_w * prod (1 - min_r p_w)``.
+    """
+    add_max = np.asarray(add_max, dtype=np.float64)
+    remove_min = np.asarray(remove_min, dtype=np.float64)
+    return float(np.prod(add_max) * np.prod(1.0 - remove_min))
+
+
+def q8_thresholds(tau: float) -> tuple[int, int]:
+    """Integer thresholds on the quantised ``q = rint(255 p)`` for ``factor upper bound >= tau``.
+
+    ``|p - q / 255| <= 0.5 / 255``, so ``p <= (q + 0.5) / 255`` and
+    ``1 - p <= (255.5 - q) / 255``. Returns ``(add_min_q, remove_max_q)``: a wanted word's factor
+    can reach ``tau`` only if ``q >= add_min_q``, an unwanted word's only if ``q <= remove_max_q``
+    (a small slack :data:`BOUND_EPS` keeps the bound sound under rounding).
+    """
+    t = float(tau) - BOUND_EPS
+    add_min_q = int(np.ceil(255.0 * t - 0.5))
+    remove_max_q = int(np.floor(255.5 - 255.0 * t))
+    return add_min_q, remove_max_q
+
+
+def q8_prefilter(q8_add: list[np.ndarray], q8_remove: list[np.ndarray], tau: float, n: int):
+    """Rows whose attribute score *may* reach ``tau`` (a superset of ``{r : p(r) >= tau}``).
+
+    Every factor of ``p`` is <= 1, so ``p >= tau`` needs each factor >= tau; each factor is
+    bounded from its quantised column. Args: the quantised ``(N,)`` uint8 columns of the wanted
+    and unwanted words, ``tau``, ``N``. Returns an ``(N,)`` bool mask.
+    """
+    add_min_q, remove_max_q = q8_thresholds(tau)
+    mask = np.ones(n, dtype=bool)
+    if (q8_add and add_min_q > 255) or (q8_remove and remove_max_q < 0):
+        mask[:] = False
+        return mask
+    if add_min_q > 0:
+        for col in q8_add:
+            mask &= col >= np.uint8(add_min_q)
+    if remove_max_q < 255:
+        for col in q8_remove:
+            mask &= col <= np.uint8(remove_max_q)
+    return mask

@@ -1,0 +1,357 @@
+"""The :class:`Searcher`: an index, the model it was built with, and the six search methods.
+
+    >>> searcher = Searcher.load("runs/demo/index")                       # doctest: +SKIP
+    >>> response = searcher.search(Query(image="q.png", add=["red"], method="combined"))
+    >>> response.to_dict()  # {"method", "query", "took_ms", "results": [...], "message"}
+
+Methods (``f_I``: the unit query image vector; ``f_T(w)``: a word's vector; see
+:mod:`stylesearch.search.scoring` for the scores):
+
+==============  =================================================  ============================
+method          query vector                                       ranked by
+==============  =================================================  ============================
+``visual``      ``f_I`` (words ignored)                            cos
+``text``        ``sum f_T(w+) - sum f_T(w-)`` (normalised parts)   cos
+``arithmetic``  ``f_I + sum f_T(w+) - sum f_T(w-)`` (configurable) cos
+``filter``      ``f_I``                                            ``(1 + cos) / 2 * p`` (soft)
+``filter-hard`` ``f_I``; w+ must be in the metadata, w- must not   cos among the allowed items
+``combined``    the ``arithmetic`` query                           ``(1 + cos) / 2 * p`` (soft)
+==============  =================================================  ============================
+
+Every query may also carry hard metadata filters (``must`` / ``must_not``), applied before
+ranking in every method. Each result reports ``score`` (what ranked it), ``cosine`` (raw),
+``attribute_score`` (``p`` of the query's words; 1.0 without words, reported for every method)
+and the title. A query by ``item_id`` uses that item's stored vector (the item itself is not
+excluded). Query words go through the model's text pipeline ("Dresses" -> "dress"); a word
+outside the vocabulary raises :class:`UnknownWordError` listing the closest vocabulary words. A
+hard filter that matches nothing gives an empty result with a ``message``, not an error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stylesearch.index.store import Index, IndexMismatchError
+from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError, parse_query
+from stylesearch.search.scoring import ArithmeticConfig, compose_query
+from stylesearch.search.topk import (
+    DeepeningConfig,
+    TopK,
+    attribute_probs,
+    hard_filter_mask,
+    soft_filter_topk,
+)
+
+if TYPE_CHECKING:
+    from stylesearch.model.joint import JointModel
+    from stylesearch.text.pipeline import TextPipeline
+
+__all__ = ["Result", "SearchResponse", "Searcher", "UnknownWordError"]
+
+SOFT_METHODS = ("filter", "combined")
+
+
+class UnknownWordError(SearchError):
+    """A query word the model's vocabulary does not contain (the message lists close words)."""
+
+    def __init__(self, word: str, closest: list[str], vocab_size: int) -> None:
+        self.word = word
+        self.closest = closest
+        hint = f"; closest: {', '.join(closest)}" if closest else "; no close vocabulary word"
+        super().__init__(
+            f"unknown word {word!r} (not in the model's {vocab_size}-word vocabulary){hint}"
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """One ranked item."""
+
+    id: str
+    score: float
+    cosine: float
+    attribute_score: float
+    title: str
+    row: int = field(default=-1, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "score": self.score,
+            "cosine": self.cosine,
+            "attribute_score": self.attribute_score,
+            "title": self.title,
+        }
+
+
+@dataclass
+class SearchResponse:
+    """The answer to one :class:`Query`.
+
+    ``query`` is the query as understood (words normalised to vocabulary tokens); ``message``
+    explains an empty or short result (``None`` otherwise); ``timings`` (ms: ``encode``,
+    ``search``) and ``stats`` (how the top-k was found) are for diagnostics.
+    """
+
+    method: str
+    query: dict[str, Any]
+    took_ms: float
+    results: list[Result]
+    message: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``search --json`` object of ARCHITECTURE.md (plus ``message``)."""
+        return {
+            "method": self.method,
+            "query": self.query,
+            "took_ms": round(self.took_ms, 3),
+            "results": [r.to_dict() for r in self.results],
+            "message": self.message,
+        }
+
+
+class Searcher:
+    """Search an index with the model it was built with.
+
+    Args:
+        index: a loaded :class:`~stylesearch.index.store.Index`.
+        model: the :class:`~stylesearch.model.joint.JointModel` whose fingerprint the index
+            records (checked here: :class:`IndexMismatchError` otherwise).
+        arithmetic: weights / normalisation of query arithmetic.
+        deepening: knobs of the exact soft-filter top-k.
+        device: torch device for encoding query images.
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        model: JointModel,
+        *,
+        arithmetic: ArithmeticConfig | None = None,
+        deepening: DeepeningConfig | None = None,
+        device: str = "cpu",
+    ) -> None:
+        check_model_matches(index, model)
+        self.index = index
+        self.model = model
+        self.arithmetic = arithmetic or ArithmeticConfig()
+        self.deepening = deepening or DeepeningConfig()
+        self.device = device
+        self._pipeline: TextPipeline | None = None
+        self._transform: Any = None
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: str | Path,
+        *,
+        model_dir: str | Path | None = None,
+        device: str = "cpu",
+        **kwargs: Any,
+    ) -> Searcher:
+        """Open ``index_dir`` and the model it records (or ``model_dir``), checking they match."""
+        from stylesearch.model.io import load_model
+
+        index = Index.load(index_dir)
+        if model_dir is None:
+            model_dir = index.manifest.get("model_dir")
+            if not model_dir or not Path(model_dir).is_dir():
+                raise IndexMismatchError(
+                    f"{index_dir}: the model it was built with ({model_dir}) is not there any "
+                    "more; pass the model folder explicitly (--model MODEL_DIR)"
+                )
+        model = load_model(model_dir, device=device)
+        searcher = cls(index, model, device=device, **kwargs)
+        searcher.pipeline.load()  # load the text pipeline now, not inside the first query
+        return searcher
+
+    # ------------------------------------------------------------------ words
+
+    @property
+    def pipeline(self) -> TextPipeline:
+        if self._pipeline is None:
+            from stylesearch.text.pipeline import TextPipeline
+
+            self._pipeline = TextPipeline(self.model.text_config)
+        return self._pipeline
+
+    def word_id(self, word: str) -> int:
+        """Vocabulary id of a user's word through the text pipeline; UnknownWordError if none."""
+        vocab = self.model.vocab
+        assert vocab is not None
+        token = self.pipeline.normalize_query_word(word, vocabulary=vocab)
+        if token is None or token not in vocab:
+            raise UnknownWordError(word, vocab.closest(token or word), len(vocab))
+        return int(vocab.index(token))
+
+    def _ids(self, words: Any) -> list[int]:
+        return list(dict.fromkeys(self.word_id(w) for w in words))
+
+    # ------------------------------------------------------------------ vectors
+
+    def encode_image(self, image: Any) -> np.ndarray:
+        """A path / bytes / PIL image -> the unit ``f_I`` ``(D,)`` float32."""
+        import torch
+
+        from stylesearch.catalog.images import load_image
+        from stylesearch.catalog.transforms import eval_transform
+
+        if self._transform is None:
+            self._transform = eval_transform(self.model.config.image_size)
+        tensor = self._transform(load_image(image))[None].to(self.device)
+        with torch.no_grad():
+            vec = self.model.encode_images(tensor, normalize=True)
+        return vec[0].float().cpu().numpy()
+
+    def word_vectors(self, ids: list[int]) -> np.ndarray:
+        """``(W, D)`` float32 single-word embeddings ``f_T(w)`` (unnormalised)."""
+        import torch
+
+        if not ids:
+            return np.zeros((0, self.index.dimension), np.float32)
+        with torch.no_grad():
+            t = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+            return self.model.encode_words(t).float().cpu().numpy()
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, query: Query) -> SearchResponse:
+        """Answer one query (see the module docstring)."""
+        t0 = time.perf_counter()
+        query.validate()
+        parsed = parse_query(query.text) if query.text else ParsedQuery()
+        add = self._ids([*query.add, *parsed.add])
+        remove = self._ids([*query.remove, *parsed.remove])
+        must = self._ids(query.must)
+        must_not = self._ids(query.must_not)
+        vocab = self.model.vocab
+        assert vocab is not None
+        for a, b, what in (
+            (add, remove, "wanted and unwanted"),
+            (must, must_not, "must and must-not"),
+        ):
+            both = set(a) & set(b)
+            if both:
+                raise QueryError(f"{', '.join(vocab.decode(sorted(both)))}: both {what}")
+        method = query.method
+        if method == "text" and not add and not remove:
+            raise QueryError("method 'text' needs at least one word")
+        if method == "filter-hard":
+            must = list(dict.fromkeys([*must, *add]))
+            must_not = list(dict.fromkeys([*must_not, *remove]))
+        understood = query.as_dict() | {
+            "add": vocab.decode(add),
+            "remove": vocab.decode(remove),
+            "must": vocab.decode(must),
+            "must_not": vocab.decode(must_not),
+        }
+
+        t_enc = time.perf_counter()
+        q = self._query_vector(query, add, remove)
+        t_search = time.perf_counter()
+        allowed = hard_filter_mask(self.index, must, must_not)
+        if allowed is not None and not allowed.any():
+            took = (time.perf_counter() - t0) * 1e3
+            return SearchResponse(
+                method,
+                understood,
+                took,
+                [],
+                message="no item matches the metadata filter"
+                f" (must: {', '.join(vocab.decode(must)) or '-'};"
+                f" must not: {', '.join(vocab.decode(must_not)) or '-'})",
+            )
+        if method in SOFT_METHODS:
+            top = soft_filter_topk(
+                self.index, q, query.k, add, remove, allowed=allowed, config=self.deepening
+            )
+        else:
+            cos, rows = self.index.backend.search(q[None, :], query.k, allowed)
+            keep = rows[0] >= 0
+            rows, cos = rows[0][keep], cos[0][keep]
+            p = attribute_probs(self.index.attributes, rows, add, remove)
+            top = TopK(rows, cos, cos, p)
+        t_end = time.perf_counter()
+        results = []
+        for i, row in enumerate(top.rows.tolist()):
+            rec = self.index.item(row)
+            results.append(
+                Result(
+                    id=rec.id,
+                    score=float(top.scores[i]),
+                    cosine=float(top.cosines[i]),
+                    attribute_score=float(top.attribute_scores[i]),
+                    title=rec.title,
+                    row=row,
+                )
+            )
+        message = None
+        if allowed is not None and len(results) < query.k:
+            message = f"only {len(results)} items match the metadata filter"
+        took = (time.perf_counter() - t0) * 1e3
+        return SearchResponse(
+            method,
+            understood,
+            took,
+            results,
+            message=message,
+            timings={
+                "encode": (t_search - t_enc) * 1e3,
+                "search": (t_end - t_search) * 1e3,
+            },
+            stats=top.stats,
+        )
+
+    def _query_vector(self, query: Query, add: list[int], remove: list[int]) -> np.ndarray:
+        image: np.ndarray | None = None
+        if query.item_id is not None:
+            row = self.index.row_of(query.item_id)
+            if row is None:
+                raise QueryError(f"no item with id {query.item_id!r} in the index")
+            image = np.array(self.index.vectors[row], dtype=np.float32)
+        elif query.image is not None and query.method != "text":
+            image = self.encode_image(query.image)
+        try:
+            if query.method == "text":
+                return compose_query(
+                    None, self.word_vectors(add), self.word_vectors(remove), self.arithmetic
+                )
+            if query.method in ("arithmetic", "combined"):
+                return compose_query(
+                    image, self.word_vectors(add), self.word_vectors(remove), self.arithmetic
+                )
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+        assert image is not None
+        return image
+
+
+def check_model_matches(index: Index, model: JointModel) -> None:
+    """:class:`IndexMismatchError` unless ``model`` is the one ``index`` was built with."""
+    want = index.manifest.get("model_fingerprint")
+    got = model.fingerprint()
+    if want != got:
+        raise IndexMismatchError(
+            f"index {index.folder} was built with model {str(want)[:12]}... "
+            f"({index.manifest.get('model_dir')}) but the model given is {str(got)[:12]}...; "
+            "rebuild the index with this model (`stylesearch index --model MODEL_DIR ...`) "
+            "or search with the model it was built with"
+        )
+    vocab = model.vocab
+    if vocab is not None and index.manifest.get("vocab_fingerprint") != vocab.fingerprint():
+        raise IndexMismatchError(
+            f"index {index.folder} was built with vocabulary "
+            f"{index.manifest.get('vocab_fingerprint')} but the model's is {vocab.fingerprint()}"
+        )
+    if int(index.dimension) != int(model.config.embed_dim):
+        raise IndexMismatchError(
+            f"index {index.folder} has dimension {index.dimension}, the model "
+            f"{model.config.embed_dim}"
+        )

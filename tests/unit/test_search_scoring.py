@@ -1,0 +1,89 @@
+"""Pure scoring functions, by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stylesearch.search.scoring import (
+    ArithmeticConfig,
+    attribute_score,
+    attribute_score_upper_bound,
+    compose_query,
+    q8_prefilter,
+    rescale_cosine,
+    soft_filter_score,
+)
+
+
+def test_rescale_cosine():
+    np.testing.assert_allclose(rescale_cosine([-1, 0, 0.5, 1, 1.0000001]), [0, 0.5, 0.75, 1, 1])
+
+
+def test_negative_cosine_does_not_push_a_likely_item_down():
+    # raw product: -0.2 * 0.9 = -0.18 < -0.1 * 0.1 = -0.01 would rank the unlikely item first
+    likely, unlikely = soft_filter_score(np.array([-0.2, -0.1]), np.array([0.9, 0.1]))
+    assert likely == pytest.approx(0.4 * 0.9) and unlikely == pytest.approx(0.45 * 0.1)
+    assert likely > unlikely
+    # with equal p the order is the cosine order, negative or not
+    a, b = soft_filter_score(np.array([-0.3, -0.6]), np.array([0.5, 0.5]))
+    assert a > b
+
+
+def test_attribute_score_by_hand():
+    p = attribute_score(np.array([[0.9, 0.5], [0.2, 1.0]]), np.array([[0.1], [0.5]]))
+    np.testing.assert_allclose(p, [0.9 * 0.5 * 0.9, 0.2 * 1.0 * 0.5], rtol=1e-6)
+    np.testing.assert_array_equal(attribute_score(np.zeros((3, 0)), np.zeros((3, 0))), [1, 1, 1])
+
+
+def test_attribute_upper_bound():
+    assert attribute_score_upper_bound([0.9, 0.5], [0.2]) == pytest.approx(0.9 * 0.5 * 0.8)
+    assert attribute_score_upper_bound([], []) == 1.0
+
+
+def test_compose_query_by_hand():
+    image = np.array([2.0, 0, 0], np.float32)  # normalised to (1, 0, 0)
+    add = np.array([[0, 3.0, 0]], np.float32)  # (0, 1, 0)
+    remove = np.array([[0, 0, 0.5]], np.float32)  # (0, 0, 1)
+    q = compose_query(image, add, remove)
+    np.testing.assert_allclose(q, np.array([1, 1, -1]) / np.sqrt(3), rtol=1e-6)
+    cfg = ArithmeticConfig(image_weight=2.0, add_weight=1.0, remove_weight=0.0)
+    np.testing.assert_allclose(
+        compose_query(image, add, remove, cfg), np.array([2, 1, 0]) / np.sqrt(5), rtol=1e-6
+    )
+    raw = ArithmeticConfig(normalize_words=False)
+    np.testing.assert_allclose(
+        compose_query(image, add, remove, raw), np.array([1, 3, -0.5]) / np.sqrt(10.25), rtol=1e-6
+    )
+    # the text method: no image
+    np.testing.assert_allclose(compose_query(None, add, np.zeros((0, 3))), [0, 1, 0])
+
+
+def test_compose_query_refuses_a_zero_query():
+    with pytest.raises(ValueError, match="zero"):
+        compose_query(None, np.array([[1.0, 0]]), np.array([[1.0, 0]]))
+    with pytest.raises(ValueError):
+        compose_query(None, np.zeros((0, 2)), np.zeros((0, 2)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    p=st.lists(st.floats(0, 1), min_size=3, max_size=3),
+    tau=st.floats(0, 1),
+)
+def test_q8_prefilter_never_drops_a_row_that_reaches_tau(p, tau):
+    p16 = np.array(p, dtype=np.float16).reshape(1, 3)
+    q8 = np.rint(p16.astype(np.float32) * 255).astype(np.uint8)
+    exact = attribute_score(p16[:, :2], p16[:, 2:])[0]
+    mask = q8_prefilter([q8[:, 0], q8[:, 1]], [q8[:, 2]], tau, 1)
+    if exact >= tau:
+        assert mask[0]
+
+
+def test_q8_prefilter_prunes():
+    q8 = np.array([0, 128, 255], np.uint8)
+    assert q8_prefilter([q8], [], 0.9, 3).tolist() == [False, False, True]
+    assert q8_prefilter([], [q8], 0.9, 3).tolist() == [True, False, False]
+    assert q8_prefilter([q8], [], 0.0, 3).all()
