@@ -13,9 +13,9 @@ test:  ## the fast test suite (a few minutes)
 	bash scripts/bootstrap.sh
 	$(PYTEST) -m "not slow and not browser" -q
 
-test-slow:  ## the slow tests: training runs, torchrun, the real demo-catalog build
-	bash scripts/bootstrap.sh --with-data
-	$(PYTEST) -m "slow" -q
+test-slow:  ## the slow and browser tests: training runs, torchrun, real demo build, Chromium
+	bash scripts/bootstrap.sh --with-data --with-browser
+	$(PYTEST) -m "slow or browser" -q
 
 test-all: test test-slow
 

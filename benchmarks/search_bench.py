@@ -4,7 +4,8 @@ For each N in ``--sizes``: a synthetic index (:mod:`stylesearch.index.synthetic`
 unit vectors, D = 256, a vocabulary of ``--vocab`` words in attribute groups with attribute
 probabilities and metadata words) is written with the faiss HNSW backend, loaded, and queried
 one query at a time on one thread. Per method it reports the p50 / p99 latency of the search
-step (query vector given; the image encoder is timed separately, once, on a random-weight
+step (wall clock, and the thread's CPU time, which other processes on the machine do not
+inflate; query vector given; the image encoder is timed separately, once, on a random-weight
 default model) and recall@10 against brute force of the same score over the whole catalog.
 
 Methods: ``visual`` (cosine top-k; the search step of ``text`` and ``arithmetic`` is the same
@@ -17,8 +18,10 @@ about 1 % of the items) and ``filter-hard`` (the query's own words as must / mus
 
 Memory: ``rss_mb`` is the growth of the process's resident set from before loading the index
 to after all queries (the index's own files are memory-mapped, so only touched pages count);
-``index_mb`` lists the parts: faiss (vectors + graph, in RAM), the float16 attribute matrix and
-its uint8 bound copy (memory-mapped, a query touches only its words' columns), the rest.
+``index_mb`` lists the parts: faiss (vectors + graph, in RAM), the float16 attribute matrix
+(memory-mapped, a query touches only its words' columns and the rows it scores), the sorted
+per-word attribute lists (memory-mapped, a query reads a prefix of one), the rest. ``paths``
+counts how the exact soft-filter top-k finished (search.md).
 """
 
 from __future__ import annotations
@@ -149,11 +152,19 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     def arithmetic(v, qa, add, remove):
         return index.backend.search(qa[None], K)[1][0]
 
+    paths: dict[str, dict[str, int]] = {"filter": {}, "combined": {}}
+
+    def soft(name, q, add, remove):
+        top = soft_filter_topk(index, q, K, add, remove)
+        path = top.stats["path"]
+        paths[name][path] = paths[name].get(path, 0) + 1
+        return top.rows
+
     def filter_soft(v, qa, add, remove):
-        return soft_filter_topk(index, v, K, add, remove).rows
+        return soft("filter", v, add, remove)
 
     def combined(v, qa, add, remove):
-        return soft_filter_topk(index, qa, K, add, remove).rows
+        return soft("combined", qa, add, remove)
 
     def filter_hard_1pct(v, qa, add, remove):
         return index.backend.search(v[None], K, hard_1pct)[1][0]
@@ -186,11 +197,13 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     for name, fn in methods.items():
         for qv in queries[:5]:  # warm-up
             fn(*qv)
-        times, recalls = [], []
+        times, cpu_times, recalls = [], [], []
         for qv in queries:
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             rows = fn(*qv)
             times.append((time.perf_counter() - t0) * 1e3)
+            cpu_times.append((time.thread_time() - c0) * 1e3)
             truth = oracle(name, *qv)
             got = {int(r) for r in rows if r >= 0}
             want = {int(r) for r in truth}
@@ -198,6 +211,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         results[name] = {
             "p50_ms": round(float(np.percentile(times, 50)), 3),
             "p99_ms": round(float(np.percentile(times, 99)), 3),
+            "cpu_p50_ms": round(float(np.percentile(cpu_times, 50)), 3),
+            "cpu_p99_ms": round(float(np.percentile(cpu_times, 99)), 3),
             "recall@10": round(float(np.mean(recalls)), 4),
         }
         print(f"  n={n} {name:15s} {results[name]}", file=sys.stderr, flush=True)
@@ -209,7 +224,16 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     index_mb = {
         "faiss (vectors + graph)": round(file_mb(folder, "hnsw.faiss"), 1),
         "attributes float16": round(file_mb(folder, "attributes.npy"), 1),
-        "attributes_q8 uint8": round(file_mb(folder, "attributes_q8.npy"), 1),
+        "attribute lists": round(
+            file_mb(
+                folder,
+                "attr_postings_offsets.npy",
+                "attr_postings_rows.npy",
+                "attr_postings_values.npy",
+                "attr_postings_floor.npy",
+            ),
+            1,
+        ),
         "metadata + postings + items": round(
             file_mb(
                 folder,
@@ -237,6 +261,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         "raw_vectors_mb": round(raw_vectors_mb, 1),
         "index_mb": index_mb,
         "rss_growth_mb": round(rss, 1),
+        "attribute_lists": manifest.get("attribute_postings"),
+        "soft_filter_paths": paths,
         "methods": results,
     }
     index.close()
@@ -278,9 +304,19 @@ def main() -> None:
         )
         print("index parts (MB): " + ", ".join(f"{k} {v}" for k, v in s["index_mb"].items()))
         print(f"1% hard filter keeps {s['one_percent_word_fraction']:.2%} of the items")
-        print("| method | p50 ms | p99 ms | recall@10 |\n|---|---|---|---|")
+        print(
+            f"attribute lists: {s['attribute_lists']}; soft-filter paths (incl. warm-up): "
+            f"{s['soft_filter_paths']}"
+        )
+        print(
+            "| method | p50 ms | p99 ms | CPU p50 ms | CPU p99 ms | recall@10 |\n"
+            "|---|---|---|---|---|---|"
+        )
         for name, m in s["methods"].items():
-            print(f"| {name} | {m['p50_ms']} | {m['p99_ms']} | {m['recall@10']} |")
+            print(
+                f"| {name} | {m['p50_ms']} | {m['p99_ms']} | {m['cpu_p50_ms']} | "
+                f"{m['cpu_p99_ms']} | {m['recall@10']} |"
+            )
 
 
 if __name__ == "__main__":

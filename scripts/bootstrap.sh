@@ -4,6 +4,7 @@
 #
 #   scripts/bootstrap.sh                 # .venv with stylesearch and its dev tools
 #   scripts/bootstrap.sh --with-data     # + Debian's dataset-fashion-mnist (the demo catalog)
+#   scripts/bootstrap.sh --with-browser  # + Debian's chromium (browser tests; never downloaded)
 #
 # Environment: PYTHON (default python3, must be >= 3.11), STYLESEARCH_VENV (default .venv),
 # STYLESEARCH_TORCH (pip requirement(s) for torch/torchvision; default: the pair known to
@@ -12,9 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_data=0
+with_browser=0
 for arg in "$@"; do
   case "$arg" in
     --with-data) with_data=1 ;;
+    --with-browser) with_browser=1 ;;
     *) echo "bootstrap.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -32,8 +35,15 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
+missing=()
 if [ "$with_data" = 1 ] && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  apt_install dataset-fashion-mnist
+  missing+=(dataset-fashion-mnist)
+fi
+if [ "$with_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  missing+=(chromium)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
 fi
 
 PY=${PYTHON:-python3}
@@ -57,7 +67,7 @@ echo "bootstrap.sh: creating $VENV (torch, spaCy and friends; a few minutes the 
 "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" >&2 || true
 # shellcheck disable=SC2086
-"$VENV/bin/python" -m pip install -q $torch_req -e ".[dev]" 2>&1 | grep -v "is ignored" >&2 || true
+"$VENV/bin/python" -m pip install -q $torch_req -e ".[serve,dev]" 2>&1 | grep -v "is ignored" >&2 || true
 "$VENV/bin/python" -c "import stylesearch, torch, torchvision, spacy" || {
   echo "bootstrap.sh: the install failed (see pip's messages above)" >&2; exit 1; }
 echo "$want" > "$stamp"

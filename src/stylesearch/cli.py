@@ -667,6 +667,94 @@ def search_cmd(
             )
 
 
+# --------------------------------------------------------------------------- serve
+
+
+@cli.command("serve")
+@click.option(
+    "--index",
+    "index_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Index folder written by `stylesearch index`.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model folder [default: the one the index records]; must be the one it was built with.",
+)
+@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Torch threads for encoding uploads (more help only on an idle multi-core machine).",
+)
+@click.option(
+    "--max-upload-bytes",
+    type=click.IntRange(min=1),
+    default=10 * 1024 * 1024,
+    show_default=True,
+    help="Largest accepted image upload (413 above it).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=25_000_000,
+    show_default=True,
+    help="Largest accepted image, width x height, checked before decoding (413 above it).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@friendly_errors
+def serve_cmd(
+    index_dir: Path,
+    host: str,
+    port: int,
+    model_dir: Path | None,
+    device: str,
+    threads: int,
+    max_upload_bytes: int,
+    max_pixels: int,
+    log_level: str,
+) -> None:
+    """Serve the search engine over HTTP: the JSON API under /api and the web page at /.
+
+    Loads the model and the index once. The OpenAPI documentation is at /docs (docs/server.md).
+    """
+    try:
+        import uvicorn
+
+        from stylesearch.server import create_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"serving needs FastAPI and uvicorn ({exc}); install them with "
+            "`pip install 'stylesearch[serve]'`"
+        ) from None
+    import torch
+
+    from stylesearch.server.service import SearchService, ServerLimits
+
+    torch.set_num_threads(threads)
+    limits = ServerLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+    service = SearchService.load(index_dir, model_dir=model_dir, device=device, limits=limits)
+    click.echo(
+        f"stylesearch: {service.index.count} items, {len(service.words)} words; "
+        f"open http://{host}:{port}/ (API docs at /docs)",
+        err=True,
+    )
+    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+
+
 # --------------------------------------------------------------------------- demo
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stylesearch.index.backends import ExactBackend, FaissHNSWBackend, exact_search
+from stylesearch.index.backends import (
+    ExactBackend,
+    FaissHNSWBackend,
+    cosine_profile,
+    exact_search,
+)
 from stylesearch.index.synthetic import make_synthetic_catalog
 
 
@@ -103,3 +108,23 @@ def test_faiss_backend_round_trip(tmp_path, clustered):
     )
     q = _queries(cat, 5)
     np.testing.assert_array_equal(built.search(q, 5)[1], loaded.search(q, 5)[1])
+
+
+def test_score_rows_are_the_inner_products(clustered):
+    cat, backend = clustered
+    q = _queries(cat, 1)[0]
+    rows = np.array([5, 0, 3999, 5, 17], np.int64)
+    want = cat.vectors[rows] @ q
+    for b in (backend, ExactBackend(cat.vectors)):
+        np.testing.assert_allclose(b.score_rows(q, rows), want, rtol=1e-5, atol=1e-6)
+        assert b.score_rows(q, np.zeros(0, np.int64)).shape == (0,)
+    # faiss scores a row exactly as its graph search does (same distance function)
+    scores, found = backend.search(q[None], 10)
+    np.testing.assert_array_equal(backend.score_rows(q, found[0]), scores[0])
+
+
+def test_cosine_profile(clustered):
+    cat, backend = clustered
+    profile = cosine_profile(backend, samples=8, depths=(10, 100, 400, 10**6))
+    assert profile["depths"] == [10, 100, 400]
+    assert profile["cosine"] == sorted(profile["cosine"], reverse=True)

@@ -50,8 +50,13 @@ def test_round_trip(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(index.vectors, axis=1), 1, rtol=1e-6)
     np.testing.assert_array_equal(index.attributes, attributes)
     assert index.attributes.flags.f_contiguous  # a word's column is contiguous
-    q8 = np.asarray(index.attributes_q8, dtype=np.float32) / 255
-    assert np.all(np.abs(q8 - attributes.astype(np.float32)) <= 0.5 / 255 + 1e-7)
+    for w in range(attributes.shape[1]):  # sorted attribute lists: a prefix of the column order
+        rows, values, floor = index.attribute_list(w)
+        col = attributes[:, w].astype(np.float32)
+        np.testing.assert_array_equal(values, attributes[rows, w])
+        assert np.all(np.diff(values.astype(np.float32)) <= 0)
+        left_out = np.setdiff1d(np.arange(6), rows)
+        assert floor == (col[left_out].max() if left_out.size else 0.0)
     np.testing.assert_array_equal(index.attr_max, attributes.astype(np.float32).max(axis=0))
     assert index.item(3).title == "title 3" and index.item(3).id == "item-3"
     assert index.row_of("item-4") == 4 and index.row_of("nope") is None
@@ -105,8 +110,8 @@ def test_load_errors_are_clear(tmp_path):
         Index.load(tmp_path)
     vectors, attributes, meta = _arrays()
     write_index_arrays(tmp_path / "idx", vectors, attributes, metadata=meta)
-    (tmp_path / "idx" / "attributes_q8.npy").unlink()
-    with pytest.raises(IndexFormatError, match="missing attributes_q8.npy"):
+    (tmp_path / "idx" / "attr_postings_rows.npy").unlink()
+    with pytest.raises(IndexFormatError, match="missing attr_postings_rows.npy"):
         Index.load(tmp_path / "idx")
     manifest = tmp_path / "idx" / "manifest.json"
     data = json.loads(manifest.read_text())

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from stylesearch.search.scoring import (
     ArithmeticConfig,
     attribute_score,
     attribute_score_upper_bound,
     compose_query,
-    q8_prefilter,
     rescale_cosine,
     soft_filter_score,
 )
@@ -66,24 +63,3 @@ def test_compose_query_refuses_a_zero_query():
         compose_query(None, np.array([[1.0, 0]]), np.array([[1.0, 0]]))
     with pytest.raises(ValueError):
         compose_query(None, np.zeros((0, 2)), np.zeros((0, 2)))
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    p=st.lists(st.floats(0, 1), min_size=3, max_size=3),
-    tau=st.floats(0, 1),
-)
-def test_q8_prefilter_never_drops_a_row_that_reaches_tau(p, tau):
-    p16 = np.array(p, dtype=np.float16).reshape(1, 3)
-    q8 = np.rint(p16.astype(np.float32) * 255).astype(np.uint8)
-    exact = attribute_score(p16[:, :2], p16[:, 2:])[0]
-    mask = q8_prefilter([q8[:, 0], q8[:, 1]], [q8[:, 2]], tau, 1)
-    if exact >= tau:
-        assert mask[0]
-
-
-def test_q8_prefilter_prunes():
-    q8 = np.array([0, 128, 255], np.uint8)
-    assert q8_prefilter([q8], [], 0.9, 3).tolist() == [False, False, True]
-    assert q8_prefilter([], [q8], 0.9, 3).tolist() == [True, False, False]
-    assert q8_prefilter([q8], [], 0.0, 3).all()

@@ -11,10 +11,15 @@ optionally restricted to an ``allowed`` boolean mask, best first.
   Its parameters (``M``, ``ef_construction``, ``ef_search``, ``exact_below``) are recorded in the
   index manifest. A graph index loses recall under a selective filter (ENVIRONMENT.md: 0.83 with
   1 % of items allowed), so when ``allowed`` keeps less than ``exact_below`` of the items the
-  backend searches the allowed rows exactly; above it, faiss searches the graph with an
+  backend scores the allowed rows exactly (faiss ``compute_distance_subset``: no copy of the
+  rows); above it, faiss searches the graph with an
   ``IDSelectorBitmap`` and an ``efSearch`` raised to ``2 k / fraction`` (capped at 4096).
   The flat storage inside the faiss index doubles as the vector matrix (:attr:`vectors`, a
   zero-copy view), so the vectors are held in memory once.
+
+:meth:`VectorBackend.score_rows` gives the exact inner products of one query with given rows
+(the exact soft-filter top-k scores its attribute candidates with it); for faiss it is the same
+distance function the graph search uses, so a row scored both ways gets the same cosine.
 
 Results: ``(scores, rows)``, each ``(Q, k)``: ``scores`` float32 inner products, descending;
 ``rows`` int64 row numbers. When fewer than ``k`` rows are allowed the rows are padded with ``-1``
@@ -36,6 +41,7 @@ __all__ = [
     "FaissHNSWBackend",
     "HNSWParams",
     "VectorBackend",
+    "cosine_profile",
     "exact_search",
 ]
 
@@ -57,6 +63,10 @@ class VectorBackend(Protocol):
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows per query by inner product (see the module docstring)."""
+        ...
+
+    def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact inner products ``(len(rows),)`` float32 of one ``(D,)`` query with ``rows``."""
         ...
 
     def params(self) -> dict[str, Any]:
@@ -140,6 +150,10 @@ class ExactBackend:
     ) -> tuple[np.ndarray, np.ndarray]:
         return exact_search(self.vectors, queries, k, allowed)
 
+    def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        return np.asarray(self.vectors[np.asarray(rows, dtype=np.int64)] @ q, dtype=np.float32)
+
     def params(self) -> dict[str, Any]:
         return {}
 
@@ -176,6 +190,7 @@ class FaissHNSWBackend:
         self.index = index
         self.hnsw = hnsw
         storage = faiss.downcast_index(index.storage)
+        self._storage = storage
         n, dim = index.ntotal, index.d
         # zero-copy view of the vectors held by faiss; valid while self.index lives
         view = faiss.rev_swig_ptr(storage.get_xb(), n * dim) if n else np.zeros(0, np.float32)
@@ -230,6 +245,31 @@ class FaissHNSWBackend:
     def params(self) -> dict[str, Any]:
         return asdict(self.hnsw)
 
+    def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        faiss = self._faiss
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        if q.shape[0] != self.vectors.shape[1]:
+            raise ValueError(f"query must have {self.vectors.shape[1]} dimensions, got {q.shape}")
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        out = np.empty(rows.shape[0], dtype=np.float32)
+        if rows.shape[0]:
+            if rows.min() < 0 or rows.max() >= self.vectors.shape[0]:
+                raise IndexError("row out of range")
+            self._storage.compute_distance_subset(
+                1, faiss.swig_ptr(q), rows.shape[0], faiss.swig_ptr(out), faiss.swig_ptr(rows)
+            )
+        return out
+
+    def _exact_subset(
+        self, q: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(allowed).astype(np.int64)
+        out_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        out_r = np.full((q.shape[0], k), -1, dtype=np.int64)
+        for i in range(q.shape[0]):
+            out_s[i], out_r[i] = _top_k_of(self.score_rows(q[i], rows), rows, k)
+        return out_s, out_r
+
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +290,7 @@ class FaissHNSWBackend:
             count = int(np.count_nonzero(allowed))
             fraction = count / n
             if count <= k or fraction < self.hnsw.exact_below:
-                return exact_search(self.vectors, q, k, allowed)
+                return self._exact_subset(q, k, allowed)
             bitmap = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
             selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             ef = max(self.hnsw.ef_search, k, math.ceil(2 * k / fraction))
@@ -259,6 +299,34 @@ class FaissHNSWBackend:
         rows = rows.astype(np.int64, copy=False)
         scores = np.where(rows < 0, -np.inf, scores).astype(np.float32, copy=False)
         return scores, rows
+
+
+#: depths at which :func:`cosine_profile` records the typical cosine
+PROFILE_DEPTHS = (100, 200, 400, 600, 800, 1200, 1600, 2048)
+
+
+def cosine_profile(
+    backend: Any, *, samples: int = 32, depths: tuple[int, ...] = PROFILE_DEPTHS, seed: int = 0
+) -> dict[str, list[float]]:
+    """The typical cosine at rank ``m`` of a catalog: for ``samples`` random rows used as
+    queries, the median cosine of the ``m``-th nearest row, for each ``m`` in ``depths``.
+
+    Stored in the manifest; the exact soft-filter top-k uses it to choose its first cosine
+    depth (a speed choice only: the result never depends on it).
+    """
+    n = backend.vectors.shape[0]
+    depths = tuple(m for m in depths if m <= n)
+    if not depths or n == 0:
+        return {"depths": [], "cosine": []}
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(n, size=min(samples, n), replace=False)
+    queries = np.asarray(backend.vectors[np.sort(rows)], dtype=np.float32)
+    scores, _ = backend.search(queries, depths[-1])
+    at = np.asarray(depths) - 1
+    return {
+        "depths": [int(m) for m in depths],
+        "cosine": [round(float(c), 4) for c in np.median(scores[:, at], axis=0)],
+    }
 
 
 #: backend name -> class (the names stored in ``manifest.json``)

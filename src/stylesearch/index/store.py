@@ -8,9 +8,14 @@ Files (N items, D dimensions, V vocabulary words)::
     vectors.npy            (N, D) float32, L2-normalised f_I, memory-mapped
     attributes.npy         (N, V) float16 p_w(item), **Fortran order**: each word's column is
                            contiguous (a word's column over the catalog is one 2N-byte run)
-    attributes_q8.npy      (N, V) uint8 round(255 p), Fortran order: a coarse copy used only to
-                           bound the soft filter (|p - q/255| <= 0.5/255); 1 byte per entry
     attributes_max.npy     (V,) float32 column maxima of p; attributes_min.npy the minima
+    attr_postings_*.npy    per word, its rows with p_w >= 0.5 (at least the top 2 %, at most the
+                           top 25 % of the catalog: :func:`posting_length`) sorted by p_w
+                           descending (ties: lower row first): ``offsets`` (V + 1,) int64,
+                           ``rows`` int32, ``values`` float16 (the same p_w, so bounds are exact)
+                           and ``floor`` (V,) float32, the largest p_w of a row left out of the
+                           list (0 when the list is complete). The exact soft-filter top-k reads
+                           a prefix of one wanted word's list.
     items.jsonl            one {"id", "title", "image"} per row, in row order
     items_offsets.npy      (N + 1,) int64 byte offsets of the lines (titles read per result)
     metadata_offsets.npy   (N + 1,) int64 and metadata_words.npy int32: each item's metadata
@@ -39,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from stylesearch.index.backends import BACKENDS, VectorBackend
+from stylesearch.index.backends import BACKENDS, VectorBackend, cosine_profile
 
 __all__ = [
     "FORMAT_NAME",
@@ -48,12 +53,22 @@ __all__ = [
     "IndexFormatError",
     "IndexMismatchError",
     "IndexWriter",
+    "POSTING_MAX_FRACTION",
+    "POSTING_MIN_FRACTION",
+    "POSTING_MIN_VALUE",
+    "posting_length",
     "csr_from_bags",
+    "top_rows_by_value",
     "invert_csr",
 ]
 
 FORMAT_NAME = "stylesearch-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: each word's sorted attribute list holds its rows with p_w >= POSTING_MIN_VALUE, but at least
+#: the top POSTING_MIN_FRACTION and at most the top POSTING_MAX_FRACTION of the catalog
+POSTING_MIN_VALUE = 0.5
+POSTING_MIN_FRACTION = 0.02
+POSTING_MAX_FRACTION = 0.25
 MANIFEST = "manifest.json"
 
 
@@ -85,6 +100,36 @@ def invert_csr(
     p_offsets = np.zeros(n_words + 1, dtype=np.int64)
     np.cumsum(counts, out=p_offsets[1:])
     return p_offsets, rows[order].astype(np.int32, copy=False)
+
+
+def top_rows_by_value(col: np.ndarray, length: int) -> tuple[np.ndarray, float]:
+    """The ``length`` rows of ``col`` with the largest values, sorted by (value desc, row asc).
+
+    Returns ``(rows int64, floor)``: ``floor`` is the largest value of a row left out (0.0 when
+    every row is in), so every row not returned has ``col[row] <= floor``.
+    """
+    n = col.shape[0]
+    col = np.asarray(col, dtype=np.float32)
+    if length >= n:
+        return np.lexsort((np.arange(n), -col)), 0.0
+    part = np.argpartition(-col, length)  # position `length` holds the (length + 1)-th largest
+    floor = float(col[part[length]])
+    top = part[:length]
+    return top[np.lexsort((top, -col[top]))], floor
+
+
+def posting_length(
+    col: np.ndarray,
+    min_value: float = POSTING_MIN_VALUE,
+    min_fraction: float = POSTING_MIN_FRACTION,
+    max_fraction: float = POSTING_MAX_FRACTION,
+) -> int:
+    """Length of a word's sorted attribute list: its rows with ``p >= min_value``, clipped to
+    ``[ceil(min_fraction N), ceil(max_fraction N)]`` rows."""
+    n = col.shape[0]
+    lo = min(n, int(np.ceil(min_fraction * n)))
+    hi = min(n, max(lo, int(np.ceil(max_fraction * n))))
+    return int(np.clip(np.count_nonzero(col >= min_value), lo, hi))
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
@@ -184,6 +229,7 @@ class IndexWriter:
         backend_params: dict[str, Any] | None = None,
         manifest: dict[str, Any] | None = None,
         progress: bool = False,
+        postings: dict[str, float] | None = None,
     ) -> Path:
         """Derive the bound files, build the backend, write the manifest, swap into place."""
         if not (self._items and self._metadata):
@@ -192,24 +238,30 @@ class IndexWriter:
             raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         self.vectors.flush()
         self.attributes.flush()
-        fmt = np.lib.format
-        q8 = fmt.open_memmap(
-            self.tmp / "attributes_q8.npy",
-            "w+",
-            np.uint8,
-            (self.n, self.vocab_size),
-            fortran_order=True,
-        )
+        lengths = np.zeros(self.vocab_size, np.int64)
+        rows_parts: list[np.ndarray] = []
+        values_parts: list[np.ndarray] = []
+        p_floor = np.zeros(self.vocab_size, np.float32)
         col_max = np.empty(self.vocab_size, np.float32)
         col_min = np.empty(self.vocab_size, np.float32)
         for w in range(self.vocab_size):  # one contiguous column at a time
-            col = np.asarray(self.attributes[:, w], dtype=np.float32)
+            col16 = np.asarray(self.attributes[:, w])
+            col = col16.astype(np.float32)
             if not np.all((col >= 0) & (col <= 1)):
                 raise ValueError(f"attribute probabilities of word {w} are outside [0, 1]")
-            q8[:, w] = np.rint(col * 255.0).astype(np.uint8)
             col_max[w], col_min[w] = col.max(), col.min()
-        q8.flush()
-        del q8
+            lengths[w] = posting_length(col, **(postings or {}))
+            rows, p_floor[w] = top_rows_by_value(col, int(lengths[w]))
+            rows_parts.append(rows.astype(np.int32))
+            values_parts.append(col16[rows])
+        p_offsets = np.zeros(self.vocab_size + 1, np.int64)
+        np.cumsum(lengths, out=p_offsets[1:])
+        np.save(self.tmp / "attr_postings_offsets.npy", p_offsets)
+        np.save(self.tmp / "attr_postings_rows.npy", np.concatenate(rows_parts))
+        del rows_parts
+        np.save(self.tmp / "attr_postings_values.npy", np.concatenate(values_parts))
+        del values_parts
+        np.save(self.tmp / "attr_postings_floor.npy", p_floor)
         np.save(self.tmp / "attributes_max.npy", col_max)
         np.save(self.tmp / "attributes_min.npy", col_min)
         t0 = time.perf_counter()
@@ -217,6 +269,7 @@ class IndexWriter:
             self.vectors, self.tmp, progress=progress, **(backend_params or {})
         )
         build_seconds = time.perf_counter() - t0
+        profile = cosine_profile(built)
         meta = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -224,7 +277,15 @@ class IndexWriter:
             "dimension": self.dim,
             "vocab_size": self.vocab_size,
             "backend": {"name": backend, "params": built.params()},
+            "attribute_postings": {
+                "min_value": POSTING_MIN_VALUE,
+                "min_fraction": POSTING_MIN_FRACTION,
+                "max_fraction": POSTING_MAX_FRACTION,
+                **(postings or {}),
+                "entries": int(p_offsets[-1]),
+            },
             "build_seconds": round(build_seconds, 3),
+            "cosine_profile": profile,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(manifest or {}),
         }
@@ -289,8 +350,10 @@ class Index:
         manifest: the parsed ``manifest.json``.
         backend: the :class:`~stylesearch.index.backends.VectorBackend`.
         vectors: ``(N, D)`` float32 unit rows (the backend's own copy for faiss).
-        attributes: ``(N, V)`` float16 p, Fortran order. ``attributes_q8``: ``(N, V)`` uint8.
+        attributes: ``(N, V)`` float16 p, Fortran order.
         attr_max, attr_min: ``(V,)`` float32 column maxima / minima of p.
+        attr_post_offsets, attr_post_rows, attr_post_values, attr_post_floor: the sorted
+            per-word attribute posting lists (:meth:`attribute_list`).
         meta_offsets, meta_words: item -> word ids CSR; post_offsets, post_rows: word -> rows.
     """
 
@@ -302,7 +365,10 @@ class Index:
         self.vocab_size = int(manifest["vocab_size"])
         raw_vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         self.attributes = np.load(folder / "attributes.npy", mmap_mode="r")
-        self.attributes_q8 = np.load(folder / "attributes_q8.npy", mmap_mode="r")
+        self.attr_post_offsets = np.load(folder / "attr_postings_offsets.npy")
+        self.attr_post_rows = np.load(folder / "attr_postings_rows.npy", mmap_mode="r")
+        self.attr_post_values = np.load(folder / "attr_postings_values.npy", mmap_mode="r")
+        self.attr_post_floor = np.load(folder / "attr_postings_floor.npy")
         self.attr_max = np.load(folder / "attributes_max.npy")
         self.attr_min = np.load(folder / "attributes_min.npy")
         self.meta_offsets = np.load(folder / "metadata_offsets.npy", mmap_mode="r")
@@ -313,7 +379,8 @@ class Index:
         shapes = {
             "vectors.npy": (raw_vectors.shape, (self.count, self.dimension)),
             "attributes.npy": (self.attributes.shape, (self.count, self.vocab_size)),
-            "attributes_q8.npy": (self.attributes_q8.shape, (self.count, self.vocab_size)),
+            "attr_postings_offsets.npy": (self.attr_post_offsets.shape, (self.vocab_size + 1,)),
+            "attr_postings_floor.npy": (self.attr_post_floor.shape, (self.vocab_size,)),
             "items_offsets.npy": (self.item_offsets.shape, (self.count + 1,)),
             "metadata_offsets.npy": (self.meta_offsets.shape, (self.count + 1,)),
             "postings_offsets.npy": (self.post_offsets.shape, (self.vocab_size + 1,)),
@@ -371,6 +438,17 @@ class Index:
         """Vocabulary ids of ``row``'s metadata words."""
         return np.asarray(self.meta_words[self.meta_offsets[row] : self.meta_offsets[row + 1]])
 
+    def attribute_list(self, word_id: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(rows, values, floor)``: the rows of word ``word_id``'s highest ``p_w``, sorted by
+        ``p_w`` descending (``values``, float16, memory-mapped); every other row has
+        ``p_w <= floor``."""
+        start, stop = int(self.attr_post_offsets[word_id]), int(self.attr_post_offsets[word_id + 1])
+        return (
+            self.attr_post_rows[start:stop],
+            self.attr_post_values[start:stop],
+            float(self.attr_post_floor[word_id]),
+        )
+
     def rows_with_word(self, word_id: int) -> np.ndarray:
         """Sorted rows whose metadata contains ``word_id`` (int32)."""
         return np.asarray(
@@ -391,6 +469,7 @@ def write_index_arrays(
     backend_params: dict[str, Any] | None = None,
     manifest: dict[str, Any] | None = None,
     chunk: int = 65536,
+    postings: dict[str, float] | None = None,
 ) -> Path:
     """Write an index folder from arrays (tests, benchmarks, tools that embed elsewhere).
 
@@ -410,4 +489,9 @@ def write_index_arrays(
             writer.attributes[start : start + chunk] = attributes[start : start + chunk]
         writer.set_items(ids, titles, images)
         writer.set_metadata(*metadata)
-        return writer.finish(backend=backend, backend_params=backend_params, manifest=manifest)
+        return writer.finish(
+            backend=backend,
+            backend_params=backend_params,
+            manifest=manifest,
+            postings=postings,
+        )

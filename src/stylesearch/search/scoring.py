@@ -31,13 +31,13 @@ __all__ = [
     "attribute_score",
     "attribute_score_upper_bound",
     "compose_query",
-    "q8_prefilter",
     "rescale_cosine",
     "soft_filter_score",
 ]
 
-#: slack added to the quantised bounds (covers float32 rounding of products)
-BOUND_EPS = 1e-4
+#: relative slack on the exact top-k's upper bounds: a bound must be below the k-th score by
+#: more than float32 rounding (cosines computed by two code paths, products of factors) can move it
+BOUND_EPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -132,38 +132,3 @@ def attribute_score_upper_bound(add_max: np.ndarray, remove_min: np.ndarray) -> 
     add_max = np.asarray(add_max, dtype=np.float64)
     remove_min = np.asarray(remove_min, dtype=np.float64)
     return float(np.prod(add_max) * np.prod(1.0 - remove_min))
-
-
-def q8_thresholds(tau: float) -> tuple[int, int]:
-    """Integer thresholds on the quantised ``q = rint(255 p)`` for ``factor upper bound >= tau``.
-
-    ``|p - q / 255| <= 0.5 / 255``, so ``p <= (q + 0.5) / 255`` and
-    ``1 - p <= (255.5 - q) / 255``. Returns ``(add_min_q, remove_max_q)``: a wanted word's factor
-    can reach ``tau`` only if ``q >= add_min_q``, an unwanted word's only if ``q <= remove_max_q``
-    (a small slack :data:`BOUND_EPS` keeps the bound sound under rounding).
-    """
-    t = float(tau) - BOUND_EPS
-    add_min_q = int(np.ceil(255.0 * t - 0.5))
-    remove_max_q = int(np.floor(255.5 - 255.0 * t))
-    return add_min_q, remove_max_q
-
-
-def q8_prefilter(q8_add: list[np.ndarray], q8_remove: list[np.ndarray], tau: float, n: int):
-    """Rows whose attribute score *may* reach ``tau`` (a superset of ``{r : p(r) >= tau}``).
-
-    Every factor of ``p`` is <= 1, so ``p >= tau`` needs each factor >= tau; each factor is
-    bounded from its quantised column. Args: the quantised ``(N,)`` uint8 columns of the wanted
-    and unwanted words, ``tau``, ``N``. Returns an ``(N,)`` bool mask.
-    """
-    add_min_q, remove_max_q = q8_thresholds(tau)
-    mask = np.ones(n, dtype=bool)
-    if (q8_add and add_min_q > 255) or (q8_remove and remove_max_q < 0):
-        mask[:] = False
-        return mask
-    if add_min_q > 0:
-        for col in q8_add:
-            mask &= col >= np.uint8(add_min_q)
-    if remove_max_q < 255:
-        for col in q8_remove:
-            mask &= col <= np.uint8(remove_max_q)
-    return mask

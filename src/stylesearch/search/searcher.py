@@ -222,8 +222,12 @@ class Searcher:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, query: Query) -> SearchResponse:
-        """Answer one query (see the module docstring)."""
+    def search(self, query: Query, *, image_vector: np.ndarray | None = None) -> SearchResponse:
+        """Answer one query (see the module docstring).
+
+        ``image_vector``: ``query.image`` already encoded by :meth:`encode_image` ``(D,)``, used
+        instead of encoding it again (the server encodes uploads outside its search lock).
+        """
         t0 = time.perf_counter()
         query.validate()
         parsed = parse_query(query.text) if query.text else ParsedQuery()
@@ -254,7 +258,7 @@ class Searcher:
         }
 
         t_enc = time.perf_counter()
-        q = self._query_vector(query, add, remove)
+        q = self._query_vector(query, add, remove, image_vector)
         t_search = time.perf_counter()
         allowed = hard_filter_mask(self.index, must, must_not)
         if allowed is not None and not allowed.any():
@@ -309,13 +313,21 @@ class Searcher:
             stats=top.stats,
         )
 
-    def _query_vector(self, query: Query, add: list[int], remove: list[int]) -> np.ndarray:
+    def _query_vector(
+        self,
+        query: Query,
+        add: list[int],
+        remove: list[int],
+        image_vector: np.ndarray | None = None,
+    ) -> np.ndarray:
         image: np.ndarray | None = None
         if query.item_id is not None:
             row = self.index.row_of(query.item_id)
             if row is None:
                 raise QueryError(f"no item with id {query.item_id!r} in the index")
             image = np.array(self.index.vectors[row], dtype=np.float32)
+        elif image_vector is not None and query.method != "text":
+            image = np.asarray(image_vector, dtype=np.float32)
         elif query.image is not None and query.method != "text":
             image = self.encode_image(query.image)
         try:

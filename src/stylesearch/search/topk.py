@@ -3,28 +3,47 @@
 The soft-filter score ``S = c~ * p`` (:mod:`stylesearch.search.scoring`) can rank first an item
 that is far down the cosine list (a likely red dress at cosine rank 500 beats 499 closer items
 whose ``p`` is tiny), so re-ranking a fixed window of nearest vectors silently loses it.
-:func:`soft_filter_topk` instead proves its answer:
+:func:`soft_filter_topk` proves its answer with a threshold algorithm over two sorted sources:
 
-1. Take the ``m`` nearest rows by cosine from the backend (``m = max(initial, 4 k)``, 400 by
-   default) and score them exactly; ``s_k`` is the k-th best score so far, ``c_m`` the
-   rescaled cosine of the ``m``-th row. Every unseen row has ``c~ <= c_m``.
-2. If ``c_m * P_max < s_k`` (``P_max``: the product of per-word column maxima of ``p`` resp.
-   ``1 - p``), no unseen row can reach ``s_k``: done.
-3. Otherwise an unseen row can reach ``s_k`` only if ``p >= tau = s_k / c_m``, which needs every
-   factor of ``p`` >= ``tau``; the quantised attribute columns (``attributes_q8.npy``, 1 byte,
-   contiguous per word) find that superset in one vectorised pass. If it holds at most
-   ``recheck_max`` rows they are scored exactly and merged: done.
-4. Else deepen: ``m *= growth`` (``c_m`` falls, so ``tau`` rises and the superset shrinks). Once
-   ``m`` passes ``full_scan_fraction`` of the allowed rows, score every allowed row (the exact
-   scan, O(N D)).
+* the **cosine source**: the backend's ``m`` nearest rows (every other row has ``c~ <= c_m``,
+  the rescaled cosine of the ``m``-th);
+* the **attribute source**: one wanted word ``a``'s sorted posting list (the index stores, per
+  word, the rows of its highest ``p_w`` sorted by ``p_w`` descending, with ``floor``: every row
+  not in the list has ``p_w <= floor``). After reading its first ``pos`` entries every unread
+  row has ``p_a <= t`` (the next entry's value, or ``floor``).
+
+Every row read from either source is scored exactly (a list row only when ``c_m * p`` can still
+reach the k-th score ``s_k``: its ``p`` is computed first from the memory-mapped float16
+columns, its cosine only if needed). A row in neither has
+``S <= c_m * t * prod_{w != a} max factor_w``; once that is below ``s_k`` the answer is exact.
+
+Steps: (0) seed ``s_k`` by scoring the head (``block`` entries) of every wanted word's list,
+and choose the first cosine depth from the manifest's ``cosine_profile`` (the typical cosine at
+ranks 100 ... 2048, measured at build time): the depth minimising the modelled search cost plus
+the cost of the list prefix left to read at that depth's typical cosine (otherwise
+``max(initial, 4 k)``). (1) Search the ``m`` nearest rows and score them. (2) If
+``c_m * P_max < s_k`` (``P_max``: the product of per-word column maxima of ``p_w`` resp.
+``1 - p_w``) stop. (3) Pick the wanted word whose list prefix ``{p_a >= s_k / (c_m * rest)}`` is
+shortest (binary search; a list whose ``floor`` is not below that threshold cannot prove
+anything) and read it in doubling blocks: each block raises ``s_k`` and so shortens the prefix
+still to read; stop when the next value is below the threshold. (4) Before each block compare
+costs (``DeepeningConfig``'s measured per-row costs): when scoring the rest of the prefix would
+cost more than a deeper cosine search (the profile's best deeper depth, else ``m * growth``),
+deepen instead and go on reading the same list where it stopped. (5) With no usable list (no
+wanted word, or thresholds below every list's floor) deepen, unless computing ``p`` of every row
+from the columns is cheaper; past ``max_depth`` compute it anyway and score the rows with
+``c_m * p >= s_k`` (the full exact scan only when that is a quarter of the rows or more). Small
+allowed sets (a selective hard filter) skip the sources: ``p`` of every allowed row first, the
+``k`` likeliest scored, then the cosine of the rows whose ``p`` can still reach ``s_k``.
 
 With the exact backend every step is exact, so the result equals brute force (ties broken by the
-lower row, as the oracle does). With faiss, step 1's "every unseen row has ``c~ <= c_m``" holds
-up to the graph's own recall, so the result's recall@10 is that of the graph search at depth
-``m``, and items with a high ``p`` are recovered exactly by step 3 whatever their cosine rank.
+lower row, as the oracle does; bounds carry a relative slack :data:`BOUND_EPS` so float rounding
+of two code paths cannot drop a tied row). With faiss, "every other row has ``c~ <= c_m``" holds
+up to the graph's own recall at depth ``m``, while rows with a high ``p`` are found by the
+attribute source whatever their cosine rank.
 
 Hard filters (``must`` / ``must_not`` metadata words) become a boolean mask from the inverted
-postings before any scoring; the backend then searches only the allowed rows.
+postings before any scoring; both sources then keep only the allowed rows.
 """
 
 from __future__ import annotations
@@ -35,12 +54,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.index.store import Index
-from stylesearch.search.scoring import (
-    attribute_score,
-    attribute_score_upper_bound,
-    q8_prefilter,
-    rescale_cosine,
-)
+from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
 
 __all__ = [
     "DeepeningConfig",
@@ -54,16 +68,41 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DeepeningConfig:
-    """Knobs of :func:`soft_filter_topk` (they change speed, never the result)."""
+    """Knobs of :func:`soft_filter_topk`: they change speed, never the result.
 
-    #: first candidate depth is max(initial, 4 k)
+    The costs are single-thread measurements on the 2-core development machine
+    (docs/performance.md); they only steer the choice between reading further down an attribute
+    list and searching deeper by cosine.
+    """
+
+    #: first cosine depth is max(initial, 4 k)
     initial: int = 400
-    #: depth multiplier per round
-    growth: int = 4
-    #: score the prefiltered unseen rows exactly when there are at most this many
-    recheck_max: int = 16384
-    #: deeper than this fraction of the allowed rows: scan them all
-    full_scan_fraction: float = 0.05
+    #: cosine depth multiplier per deepening
+    growth: float = 2.0
+    #: deepest cosine search; past it, finish from the attribute columns
+    max_depth: int = 2048
+    #: first attribute block (entries); later blocks double
+    block: int = 512
+    #: cost of the cosine source per row at depth 1000 (faiss HNSW: ~2 us / row); the cost of a
+    #: search of depth m is modelled as ``search_us_per_row * m * sqrt(m / 1000)`` (measured:
+    #: 0.5 ms at 400, 2 ms at 1000, 9 ms at 2500, 100k items)
+    search_us_per_row: float = 2.0
+    #: cost of scoring one candidate row exactly (vector gather + dot, ~0.1 us)
+    score_us_per_row: float = 0.15
+    #: cost of reading one list entry and its p (per word gathered)
+    read_us_per_entry: float = 0.01
+    #: cost of computing p of one row from the columns, per query word (the column fallback)
+    column_us_per_row: float = 0.003
+    #: allowed rows at most this fraction of the catalog (or 4 x the first depth): score them all
+    scan_fraction: float = 0.05
+
+    def search_cost(self, m: int) -> float:
+        """Modelled cost (us) of one cosine search of depth ``m``."""
+        return self.search_us_per_row * m * float(np.sqrt(m / 1000.0))
+
+    def __post_init__(self) -> None:
+        if self.initial < 1 or self.growth <= 1 or self.block < 1 or self.max_depth < 1:
+            raise ValueError(f"invalid DeepeningConfig: {self}")
 
 
 @dataclass
@@ -89,25 +128,35 @@ def _rank(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     return keep[order[:k]]
 
 
+def _factor(col: np.ndarray, wanted: bool) -> np.ndarray:
+    col = np.asarray(col, dtype=np.float32)
+    return col if wanted else 1.0 - col
+
+
 def attribute_probs(
     attributes: np.ndarray, rows: np.ndarray, add: list[int], remove: list[int]
 ) -> np.ndarray:
-    """``p`` of ``rows`` for the word ids ``add`` / ``remove`` from an ``(N, V)`` matrix."""
+    """``p`` of ``rows`` for the word ids ``add`` / ``remove`` from an ``(N, V)`` matrix.
+
+    One column gather per word, multiplied in the order ``add`` then ``remove`` in float32: the
+    same arithmetic as the oracle's, so both give bit-identical ``p``.
+    """
     rows = np.asarray(rows, dtype=np.int64)
-    cols = np.asarray([*add, *remove], dtype=np.int64)
-    if cols.size == 0:
-        return np.ones(rows.shape[0], dtype=np.float32)
-    probs = np.asarray(attributes[rows[:, None], cols[None, :]], dtype=np.float32)
-    return attribute_score(probs[:, : len(add)], probs[:, len(add) :])
+    p = np.ones(rows.shape[0], dtype=np.float32)
+    for w in add:
+        p *= _factor(attributes[:, w][rows], True)
+    for w in remove:
+        p *= _factor(attributes[:, w][rows], False)
+    return p
 
 
 def _all_probs(attributes: np.ndarray, add: list[int], remove: list[int]) -> np.ndarray:
     """``p`` for every row, one contiguous column at a time (Fortran-ordered attributes)."""
     p = np.ones(attributes.shape[0], dtype=np.float32)
     for w in add:
-        p *= np.asarray(attributes[:, w], dtype=np.float32)
+        p *= _factor(attributes[:, w], True)
     for w in remove:
-        p *= 1.0 - np.asarray(attributes[:, w], dtype=np.float32)
+        p *= _factor(attributes[:, w], False)
     return p
 
 
@@ -150,6 +199,113 @@ def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.n
     return mask
 
 
+class _Best:
+    """The running top-k of every row scored so far (score desc, row asc), deduplicated."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.rows = np.zeros(0, np.int64)
+        self.cos = np.zeros(0, np.float32)
+        self.p = np.zeros(0, np.float32)
+        self.scores = np.zeros(0, np.float32)
+
+    @property
+    def kth(self) -> float:
+        """The k-th best score (-1 while fewer than k rows were scored)."""
+        return float(self.scores[-1]) if self.scores.shape[0] >= self.k else -1.0
+
+    def add(self, rows: np.ndarray, cos: np.ndarray, p: np.ndarray) -> None:
+        scores = rescale_cosine(cos) * p
+        if self.scores.shape[0] >= self.k:  # only rows that can still enter
+            keep = scores >= self.scores[-1]
+            rows, cos, p, scores = rows[keep], cos[keep], p[keep], scores[keep]
+        if rows.shape[0] == 0:
+            return
+        if self.rows.shape[0]:
+            new = ~np.isin(rows, self.rows)
+            rows, cos, p, scores = rows[new], cos[new], p[new], scores[new]
+        rows = np.concatenate([self.rows, rows.astype(np.int64, copy=False)])
+        cos = np.concatenate([self.cos, cos])
+        p = np.concatenate([self.p, p])
+        scores = np.concatenate([self.scores, scores])
+        pos = _rank(rows, scores, self.k)
+        self.rows, self.cos, self.p, self.scores = rows[pos], cos[pos], p[pos], scores[pos]
+
+    def result(self, stats: dict[str, Any]) -> TopK:
+        return TopK(self.rows, self.scores, self.cos, self.p, stats)
+
+
+def _beats(bound: float, s_k: float) -> bool:
+    """True when a score upper bound is certainly below ``s_k`` (with the rounding slack)."""
+    return s_k > 0 and bound * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 < s_k
+
+
+def _factor_max(index: Index, add: list[int], remove: list[int]) -> list[float]:
+    """Per query word, the largest value its factor of ``p`` takes over the catalog."""
+    return [float(index.attr_max[w]) for w in add] + [
+        1.0 - float(index.attr_min[w]) for w in remove
+    ]
+
+
+class _ListReader:
+    """Incremental reader of one wanted word's sorted attribute list (see the module doc)."""
+
+    def __init__(self, index: Index, word: int, rest: float) -> None:
+        self.word = word
+        self.rows, self.values, self.floor = index.attribute_list(word)
+        self.length = self.rows.shape[0]
+        # float32 ascending copy for binary searches (values are stored descending)
+        self._ascending = np.asarray(self.values[::-1], dtype=np.float32)
+        self.rest = rest  # product of the other words' factor maxima
+        self.pos = 0
+        self.seeded = 0  # head entries already scored (the seed)
+
+    @property
+    def next_value(self) -> float:
+        """Upper bound of ``p_word`` over the rows not read yet."""
+        return float(self.values[self.pos]) if self.pos < self.length else self.floor
+
+    def need(self, s_k: float, c_m: float) -> float:
+        """The smallest ``p_word`` an unread row needs to reach ``s_k``."""
+        denom = c_m * self.rest * (1.0 + BOUND_EPS)
+        return (s_k - BOUND_EPS * 1e-2) / denom if denom > 0 else np.inf
+
+    def usable(self, need: float) -> bool:
+        """Whether reading a prefix can prove the bound (the rows left out are below ``need``)."""
+        return self.floor < need
+
+    def prefix(self, need: float) -> int:
+        """Entries with ``p_word >= need`` (their count from the top of the list)."""
+        below = int(np.searchsorted(self._ascending, np.float32(need), side="left"))
+        return self.length - below
+
+
+def _score_all(
+    index: Index,
+    q: np.ndarray,
+    k: int,
+    rows: np.ndarray,
+    add: list[int],
+    remove: list[int],
+    best: _Best,
+    c_bound: float = 1.0,
+) -> int:
+    """Score ``rows`` into ``best``: ``p`` first, the cosine only of rows with
+    ``c_bound * p`` able to reach the k-th score (seeded with the k most likely rows).
+    Returns the number of cosines computed."""
+    p = attribute_probs(index.attributes, rows, add, remove)
+    scored = 0
+    if rows.shape[0] > 4 * k and (add or remove):
+        seed = np.argpartition(-p, k - 1)[:k]
+        best.add(rows[seed], index.backend.score_rows(q, rows[seed]), p[seed])
+        scored += k
+        if best.kth > 0:
+            keep = p * (c_bound * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= best.kth
+            rows, p = rows[keep], p[keep]
+    best.add(rows, index.backend.score_rows(q, rows), p)
+    return scored + rows.shape[0]
+
+
 def soft_filter_topk(
     index: Index,
     query: np.ndarray,
@@ -163,71 +319,178 @@ def soft_filter_topk(
     """Top-``k`` rows by ``S = c~ * p`` (see the module docstring for the algorithm and its bound).
 
     Args:
-        index: the loaded index (backend, vectors, attribute matrices).
+        index: the loaded index (backend, vectors, attribute matrix and sorted lists).
         query: ``(D,)`` float32 unit query vector.
         k: results wanted (fewer when fewer rows are allowed).
         add, remove: vocabulary ids of the wanted / unwanted words.
         allowed: optional ``(N,)`` bool hard-filter mask.
-        config: deepening knobs.
+        config: deepening knobs and costs.
 
     Returns:
-        :class:`TopK`, whose ``stats`` say how it was found (``depth``, ``rounds``,
-        ``rechecked``, ``full_scan``).
+        :class:`TopK`, whose ``stats`` say how it was found: ``path`` (``"bound"``, ``"list"``,
+        ``"columns"``, ``"allowed"``, ``"full_scan"``), ``depth`` (last cosine depth),
+        ``rounds`` (cosine searches), ``list_word`` / ``list_read`` (attribute entries read),
+        ``rechecked`` (list or column rows scored exactly), ``full_scan``.
     """
     cfg = config or DeepeningConfig()
     n = index.count
     n_allowed = n if allowed is None else int(np.count_nonzero(allowed))
     k = min(k, n_allowed)
     empty = np.zeros(0, np.float32)
+    stats: dict[str, Any] = {
+        "path": "bound",
+        "rounds": 0,
+        "depth": 0,
+        "list_word": None,
+        "list_read": 0,
+        "rechecked": 0,
+        "full_scan": False,
+    }
     if k <= 0:
-        return TopK(np.zeros(0, np.int64), empty, empty, empty, {"depth": 0})
-    q = np.asarray(query, dtype=np.float32)
-    p_max = attribute_score_upper_bound(index.attr_max[add], index.attr_min[remove])
+        return TopK(np.zeros(0, np.int64), empty, empty, empty, stats)
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    best = _Best(k)
+    if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, 4 * cfg.initial):
+        stats["path"] = "allowed"
+        stats["rechecked"] = _score_all(index, q, k, np.flatnonzero(allowed), add, remove, best)
+        return best.result(stats)
+
+    factor_max = _factor_max(index, add, remove)
+    p_max = float(np.prod(factor_max)) if factor_max else 1.0
+    readers = [
+        _ListReader(index, w, float(np.prod(factor_max[:i] + factor_max[i + 1 :])))
+        for i, w in enumerate(add)
+    ]
+    reader: _ListReader | None = None
+    # seed s_k with the most likely rows: the head of each wanted word's list (TA's first step)
+    for r in readers:
+        r.seeded = min(cfg.block, r.length)
+        head = np.asarray(r.rows[: r.seeded], dtype=np.int64)
+        if allowed is not None:
+            head = head[allowed[head]]
+        p_head = attribute_probs(index.attributes, head, add, remove)
+        best.add(head, index.backend.score_rows(q, head), p_head)
+    survive = 1.0  # fraction of read list entries that needed a cosine (measured as we go)
+    n_words = len(add) + len(remove)
+    per_entry = cfg.read_us_per_entry * max(n_words - 1, 0) + cfg.score_us_per_row
     m = min(max(cfg.initial, 4 * k), n_allowed)
-    stats: dict[str, Any] = {"rounds": 0, "rechecked": 0, "full_scan": False}
+    column_cost = cfg.column_us_per_row * max(n_words, 1) * n
+    profile = index.manifest.get("cosine_profile") or {}
+    use_profile = allowed is None and bool(readers) and bool(profile.get("depths"))
+
+    def choose_depth(s_k: float, above: int) -> int | None:
+        """The profile depth > ``above`` minimising search cost + the list prefix left to read
+        at that depth's typical cosine (``None``: no profile or no deeper depth)."""
+        if not use_profile or s_k <= 0:
+            return None
+        costs = {}
+        for depth, cos_typ in zip(profile["depths"], profile["cosine"], strict=True):
+            if depth <= above or depth < 4 * k or depth > min(cfg.max_depth, n_allowed):
+                continue
+            c_typ = float(rescale_cosine(cos_typ))
+            todo = [
+                r.prefix(r.need(s_k, c_typ)) - (r.pos or r.seeded)
+                for r in (readers if reader is None else [reader])
+                if r.usable(r.need(s_k, c_typ))
+            ]
+            rest = per_entry * max(min(todo), 0) if todo else column_cost
+            costs[depth] = cfg.search_cost(depth) + rest
+        return min(costs, key=costs.__getitem__) if costs else None
+
+    first = choose_depth(best.kth, 0)
+    if first is not None:
+        m = first
+        stats["first_depth"] = m
     while True:
         stats["rounds"] += 1
         stats["depth"] = m
         cos, rows = index.backend.search(q[None, :], m, allowed)
         keep = rows[0] >= 0
         cos, rows = cos[0][keep], rows[0][keep]
-        p = attribute_probs(index.attributes, rows, add, remove)
-        scores = rescale_cosine(cos) * p
+        best.add(rows, cos, attribute_probs(index.attributes, rows, add, remove))
         if rows.shape[0] >= n_allowed:  # every allowed row seen
-            pos = _rank(rows, scores, k)
-            return TopK(rows[pos], scores[pos], cos[pos], p[pos], stats)
-        best = _rank(rows, scores, k)
-        s_k = float(scores[best[-1]]) if best.shape[0] == k else 0.0
-        c_m = float(rescale_cosine(cos.min())) if cos.size else 1.0
-        if c_m * p_max < s_k:
-            return TopK(rows[best], scores[best], cos[best], p[best], stats)
-        if c_m > 0:
-            tau = s_k / c_m
-            mask = q8_prefilter(
-                [index.attributes_q8[:, w] for w in add],
-                [index.attributes_q8[:, w] for w in remove],
-                tau,
-                n,
-            )
-            mask[rows] = False
+            return best.result(stats)
+        # every unseen row has c~ <= c_m (up to the graph's recall); no bound if the backend
+        # returned fewer rows than asked
+        c_m = float(rescale_cosine(cos.min())) if rows.shape[0] >= m else 1.0
+        can_deepen = m < min(cfg.max_depth, n_allowed)
+        m_next = min(int(m * cfg.growth), cfg.max_depth, n_allowed)
+        if can_deepen:
+            m_next = choose_depth(best.kth, m) or m_next
+        while True:
+            s_k = best.kth
+            if _beats(c_m * p_max, s_k):
+                if reader is not None and reader.pos:
+                    stats["path"] = "list"
+                return best.result(stats)
+            if s_k <= 0:
+                break
+            if reader is None:
+                usable = [r for r in readers if r.usable(r.need(s_k, c_m))]
+                if not usable:
+                    break
+                reader = min(usable, key=lambda r: r.prefix(r.need(s_k, c_m)))
+                reader.pos = reader.seeded
+                stats["list_word"] = reader.word
+            need = reader.need(s_k, c_m)
+            if reader.next_value < need:  # no unread row of the list, nor any row outside it
+                stats["path"] = "list"
+                return best.result(stats)
+            remaining = reader.prefix(need) - reader.pos
+            if remaining <= 0:  # only the floor is left and it is not below need (safety)
+                break
+            per_entry = cfg.read_us_per_entry * max(n_words - 1, 0) + cfg.score_us_per_row * survive
+            if can_deepen and reader.pos > 0 and remaining * per_entry > cfg.search_cost(m_next):
+                break
+            size = min(remaining, max(cfg.block, reader.pos))
+            start, stop = reader.pos, reader.pos + size
+            b_rows = np.asarray(reader.rows[start:stop], dtype=np.int64)
+            reader.pos = stop
+            stats["list_read"] = reader.pos
+            # p in the oracle's order; the list's own values stand in for its word's column
+            p = np.ones(size, np.float32)
+            for w in add:
+                col = (
+                    reader.values[start:stop]
+                    if w == reader.word
+                    else index.attributes[:, w][b_rows]
+                )
+                p *= _factor(col, True)
+            for w in remove:
+                p *= _factor(index.attributes[:, w][b_rows], False)
+            live = p * (c_m * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
             if allowed is not None:
-                mask &= allowed
-            extra = np.flatnonzero(mask)
-            if extra.shape[0] <= cfg.recheck_max:
-                stats["rechecked"] = int(extra.shape[0])
-                cos_x = np.asarray(index.vectors[extra] @ q, dtype=np.float32)
-                p_x = attribute_probs(index.attributes, extra, add, remove)
-                rows = np.concatenate([rows, extra])
-                cos = np.concatenate([cos, cos_x])
-                p = np.concatenate([p, p_x])
-                scores = rescale_cosine(cos) * p
-                pos = _rank(rows, scores, k)
-                return TopK(rows[pos], scores[pos], cos[pos], p[pos], stats)
-        if m >= cfg.full_scan_fraction * n_allowed or m * cfg.growth >= n_allowed:
+                live &= allowed[b_rows]
+            n_live = int(np.count_nonzero(live))
+            survive = max(n_live / size, 0.01)
+            if n_live:
+                stats["rechecked"] += n_live
+                b_rows, p = b_rows[live], p[live]
+                best.add(b_rows, index.backend.score_rows(q, b_rows), p)
+        # no usable list (or deepening is cheaper than reading on): deepen, unless computing p of
+        # every row from the columns is cheaper than the deeper search
+        if can_deepen and (reader is not None or cfg.search_cost(m_next) < column_cost):
+            m = m_next
+            continue
+        # no list can prove the bound at the deepest cosine depth: finish from the columns
+        s_k = best.kth
+        rows = np.flatnonzero(allowed) if allowed is not None else None
+        p = _all_probs(index.attributes, add, remove)
+        if rows is not None:
+            p = p[rows]
+        else:
+            rows = np.arange(n, dtype=np.int64)
+        cand = p * (c_m * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
+        rows, p = rows[cand], p[cand]
+        if rows.shape[0] > n_allowed // 4:
+            stats["path"] = "full_scan"
             stats["full_scan"] = True
             result = brute_force_topk(
                 index.vectors, index.attributes, q, k, add, remove, soft=True, allowed=allowed
             )
             result.stats = stats
             return result
-        m = m * cfg.growth
+        stats["path"] = "columns"
+        stats["rechecked"] += int(rows.shape[0])
+        best.add(rows, index.backend.score_rows(q, rows), p)
+        return best.result(stats)

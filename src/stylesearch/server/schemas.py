@@ -1,0 +1,133 @@
+"""Request and response models of the HTTP API (they document the OpenAPI schema at ``/docs``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stylesearch.search.query import DEFAULT_METHOD, MAX_QUERY_CHARS, MAX_QUERY_WORDS
+
+__all__ = [
+    "Attribute",
+    "ErrorBody",
+    "Facet",
+    "HealthResponse",
+    "ItemDetail",
+    "ItemSummary",
+    "ItemsResponse",
+    "SearchRequest",
+    "SearchResponseBody",
+    "SearchResult",
+    "VocabularyResponse",
+    "VocabularyWord",
+]
+
+Method = Literal["visual", "text", "arithmetic", "filter", "filter-hard", "combined"]
+MAX_WORD_CHARS = 64
+MAX_ID_CHARS = 512
+Words = list[str]
+
+
+class SearchRequest(BaseModel):
+    """A search: a query image (an upload, multipart only) or a catalog ``item_id``, words, method.
+
+    Words may be given as lists (``add``, ``remove``), in the one-line syntax (``query``:
+    ``"+red -striped"``), or both. ``must`` / ``must_not`` are hard metadata filters.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str | None = Field(
+        None, min_length=1, max_length=MAX_ID_CHARS, description="use this item as the query image"
+    )
+    add: Words = Field(default_factory=list, max_length=MAX_QUERY_WORDS, description="wanted words")
+    remove: Words = Field(
+        default_factory=list, max_length=MAX_QUERY_WORDS, description="unwanted words"
+    )
+    query: str | None = Field(
+        None, max_length=MAX_QUERY_CHARS, description='words in the one-line syntax "+red -striped"'
+    )
+    method: Method = Field(DEFAULT_METHOD, description="the search method (docs/search.md)")
+    k: int = Field(10, ge=1, description="number of results (at most the server's max_k, 100)")
+    must: Words = Field(
+        default_factory=list, max_length=MAX_QUERY_WORDS, description="hard filter: metadata has"
+    )
+    must_not: Words = Field(
+        default_factory=list, max_length=MAX_QUERY_WORDS, description="hard filter: metadata lacks"
+    )
+
+
+class Attribute(BaseModel):
+    word: str
+    p: float = Field(description="predicted probability of the attribute word")
+
+
+class SearchResult(BaseModel):
+    id: str
+    score: float
+    cosine: float
+    attribute_score: float
+    title: str
+    image_url: str
+    attributes: list[Attribute] = Field(description="the item's most probable attributes")
+
+
+class Facet(BaseModel):
+    word: str
+    count: int = Field(description="how many results have p(word) >= 0.5")
+
+
+class SearchResponseBody(BaseModel):
+    method: str
+    query: dict[str, Any] = Field(description="the query as understood (vocabulary tokens)")
+    took_ms: float
+    results: list[SearchResult]
+    message: str | None
+    facets: list[Facet]
+
+
+class ItemSummary(BaseModel):
+    id: str
+    title: str
+    image_url: str
+
+
+class ItemDetail(ItemSummary):
+    attributes: list[Attribute]
+    metadata: list[str] = Field(description="the item's metadata words (vocabulary tokens)")
+
+
+class ItemsResponse(BaseModel):
+    items: list[ItemSummary]
+
+
+class VocabularyWord(BaseModel):
+    word: str
+    count: int = Field(description="number of catalog items whose text has the word")
+
+
+class VocabularyResponse(BaseModel):
+    prefix: str
+    total: int = Field(description="number of matching words (before the limit)")
+    words: list[VocabularyWord]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    version: str
+    items: int
+    vocabulary: int
+    dimension: int
+    backend: str | None
+    model_fingerprint: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx (and the rare 500) answer."""
+
+    error: str = Field(description="a stable code: bad_request, unknown_word, unknown_item, ...")
+    detail: str = Field(description="a message a user can act on")
+    word: str | None = Field(None, description="unknown_word: the word")
+    closest: list[str] | None = Field(None, description="unknown_word: the closest known words")
+    errors: list[dict[str, Any]] | None = Field(None, description="bad_request: field errors")

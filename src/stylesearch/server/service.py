@@ -1,0 +1,234 @@
+"""The search service behind the HTTP API: one :class:`Searcher`, safe to call from many threads.
+
+HTTP-free on purpose (no FastAPI import), so it can be tested and reused directly.
+
+Thread safety: searches (word normalisation, query arithmetic, the vector backend, top-k) run under
+one lock; encoding an uploaded image (the image tower, the slow part) runs under a second one, so
+item-id queries never wait behind an upload's encoding. Everything else reads immutable data (the
+vocabulary, the id -> row table built at start-up, memory-mapped arrays, ``os.pread`` of titles),
+so item, vocabulary and random-item requests never wait for a search.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stylesearch.search import Query, Searcher
+
+__all__ = ["FACET_THRESHOLD", "ServerLimits", "SearchService", "UnknownItemError"]
+
+#: a result "has" an attribute in the facets when its predicted probability is at least this
+FACET_THRESHOLD = 0.5
+#: words the attribute head predicts for more than this share of the catalog ("size", "fit":
+#: non-visual words it cannot tell apart) are never offered as facets
+MAX_FACET_SHARE = 0.5
+
+
+def rank_facets(
+    p: np.ndarray, words: list[str], allowed: np.ndarray, limit: int
+) -> list[dict[str, Any]]:
+    """Facets of a result list: the allowed words most often predicted among its rows.
+
+    Args:
+        p: (R, V) attribute probabilities of the R results.
+        words: the V vocabulary words.
+        allowed: (V,) bool, the words that may be facets.
+        limit: at most this many facets.
+
+    Returns ``[{"word", "count"}]``, most frequent first (ties: higher mean probability); words
+    predicted for no result are left out.
+    """
+    counts = np.where(allowed, (p >= FACET_THRESHOLD).sum(axis=0), 0)
+    order = np.lexsort((-p.mean(axis=0), -counts))
+    return [
+        {"word": words[i], "count": int(counts[i])} for i in order[:limit].tolist() if counts[i]
+    ]
+
+
+class UnknownItemError(LookupError):
+    """No indexed item has this id (HTTP 404)."""
+
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(f"no item with id {item_id!r} in the index")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Request limits (docs/server.md "Limits and status codes").
+
+    Attributes:
+        max_upload_bytes: largest accepted query image upload, in bytes (413 above it).
+        max_pixels: largest accepted query image, width x height, checked from the header
+            before decoding (413 above it).
+        max_k: largest number of results per search.
+        max_random: largest ``n`` of ``/api/random-items``.
+        max_vocabulary: largest ``limit`` of ``/api/vocabulary``.
+        result_attributes: how many of its most probable attributes each result carries.
+        facets: how many facets a search response carries at most.
+    """
+
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 25_000_000
+    max_k: int = 100
+    max_random: int = 100
+    max_vocabulary: int = 100
+    result_attributes: int = 5
+    facets: int = 12
+
+
+class SearchService:
+    """A loaded searcher plus the read-only tables the API needs.
+
+    Args:
+        searcher: the loaded :class:`~stylesearch.search.Searcher`.
+        limits: request limits.
+    """
+
+    def __init__(self, searcher: Searcher, limits: ServerLimits | None = None) -> None:
+        self.searcher = searcher
+        self.index = searcher.index
+        self.limits = limits or ServerLimits()
+        vocab = searcher.model.vocab
+        if vocab is None:
+            raise ValueError("the model has no vocabulary; it cannot serve word queries")
+        self.vocab = vocab
+        self.words: list[str] = list(vocab.words)
+        self.counts: list[int] = list(vocab.counts)
+        # most frequent first, then alphabetical: the autocomplete order
+        self._by_count = sorted(
+            range(len(self.words)), key=lambda i: (-self.counts[i], self.words[i])
+        )
+        if self.index.count < 1:
+            raise ValueError("the index is empty")
+        # share of (a sample of) the catalog for which the head predicts each word
+        sample = np.unique(np.linspace(0, self.index.count - 1, num=20000).astype(np.int64))
+        probs = np.asarray(self.index.attributes[sample], dtype=np.float32)
+        self._facet_words = (probs >= FACET_THRESHOLD).mean(axis=0) <= MAX_FACET_SHARE
+        self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self.index.row_of("")  # build the id -> row table now: later lookups only read it
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: Any,
+        *,
+        model_dir: Any = None,
+        device: str = "cpu",
+        limits: ServerLimits | None = None,
+    ) -> SearchService:
+        """Open the index and its model once (see :meth:`Searcher.load`)."""
+        return cls(Searcher.load(index_dir, model_dir=model_dir, device=device), limits)
+
+    # ------------------------------------------------------------------ items
+
+    def row(self, item_id: str) -> int:
+        """The row of ``item_id``; :class:`UnknownItemError` when there is none."""
+        row = self.index.row_of(item_id)
+        if row is None:
+            raise UnknownItemError(item_id)
+        return row
+
+    def top_attributes(self, row: int, n: int) -> list[dict[str, Any]]:
+        """The ``n`` most probable attribute words of ``row``: ``[{"word", "p"}]``, best first."""
+        p = np.asarray(self.index.attributes[row], dtype=np.float32)
+        n = min(n, p.shape[0])
+        top = np.argpartition(-p, n - 1)[:n]
+        top = top[np.lexsort((top, -p[top]))]
+        return [{"word": self.words[i], "p": round(float(p[i]), 4)} for i in top.tolist()]
+
+    def item_summary(self, row: int) -> dict[str, Any]:
+        rec = self.index.item(row)
+        return {"id": rec.id, "title": rec.title, "image_url": image_url(rec.id)}
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        """One item: id, title, image URL, its 8 most probable attributes, metadata words."""
+        row = self.row(item_id)
+        words = self.vocab.decode(self.index.metadata_word_ids(row).tolist())
+        return self.item_summary(row) | {
+            "attributes": self.top_attributes(row, 8),
+            "metadata": words,
+        }
+
+    def image_path(self, item_id: str) -> str:
+        """The stored image path of an item (from the index, never from a client)."""
+        return self.index.item(self.row(item_id)).image
+
+    def random_items(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
+        """``n`` distinct items drawn at random (reproducibly with ``seed``)."""
+        n = max(0, min(n, self.index.count))
+        rows = np.random.default_rng(seed).choice(self.index.count, size=n, replace=False)
+        return [self.item_summary(int(r)) for r in rows]
+
+    def vocabulary(self, prefix: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Vocabulary words for autocomplete: words starting with ``prefix``, then words
+        containing it; each group most frequent first. Returns ``(words, total matches)``."""
+        prefix = prefix.strip().lower()
+        starts = [i for i in self._by_count if self.words[i].startswith(prefix)]
+        inside = []
+        if prefix:
+            inside = [i for i in self._by_count if prefix in self.words[i][1:]]
+            inside = [i for i in inside if not self.words[i].startswith(prefix)]
+        hits = starts + inside
+        return [{"word": self.words[i], "count": self.counts[i]} for i in hits[:limit]], len(hits)
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, query: Query) -> dict[str, Any]:
+        """Answer ``query``: the ``search --json`` object, each result with its image URL and its
+        most probable attributes, plus ``facets``.
+
+        Raises:
+            UnknownItemError: ``query.item_id`` is not indexed.
+            SearchError / ImageError: a query that cannot be answered (HTTP 400 / 413).
+        """
+        if query.item_id is not None:
+            self.row(query.item_id)
+        vector = None
+        if query.image is not None and query.item_id is None and query.method != "text":
+            with self._encode_lock:  # the image tower; item queries do not wait for it
+                vector = self.searcher.encode_image(query.image)
+        with self._lock:
+            response = self.searcher.search(query, image_vector=vector)
+        out = response.to_dict()
+        rows = [r.row for r in response.results]
+        for result, row in zip(out["results"], rows, strict=True):
+            result["image_url"] = image_url(result["id"])
+            result["attributes"] = self.top_attributes(row, self.limits.result_attributes)
+        out["facets"] = self.facets(rows)
+        return out
+
+    def facets(self, rows: list[int]) -> list[dict[str, Any]]:
+        """The attributes most often predicted (``p >= FACET_THRESHOLD``) among ``rows``, leaving
+        out words predicted for most of the catalog: ``[{"word", "count"}]`` (:func:`rank_facets`).
+        """
+        if not rows:
+            return []
+        p = np.asarray(self.index.attributes[np.asarray(rows)], dtype=np.float32)  # (R, V)
+        return rank_facets(p, self.words, self._facet_words, self.limits.facets)
+
+    def health(self) -> dict[str, Any]:
+        from stylesearch import __version__
+
+        manifest = self.index.manifest
+        return {
+            "status": "ok",
+            "version": __version__,
+            "items": self.index.count,
+            "vocabulary": len(self.words),
+            "dimension": self.index.dimension,
+            "backend": manifest.get("backend", {}).get("name"),
+            "model_fingerprint": str(manifest.get("model_fingerprint", ""))[:12],
+        }
+
+
+def image_url(item_id: str) -> str:
+    """The API path of an item's image (ids are percent-encoded)."""
+    from urllib.parse import quote
+
+    return f"/api/items/{quote(item_id, safe='')}/image"

@@ -1,0 +1,519 @@
+"""The HTTP API in-process (FastAPI's TestClient, no sockets): every endpoint, every bad input.
+
+A tiny model is trained on a 60-item shapes catalog once per module (a few seconds) and indexed
+with the exact backend. The schema fuzz test (schemathesis) is marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")  # python-multipart
+
+import torch  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from stylesearch.catalog.synthetic import make_shapes_catalog  # noqa: E402
+from stylesearch.cli import cli  # noqa: E402
+from stylesearch.config import Config, LossConfig, ModelConfig, TextConfig, TrainConfig  # noqa: E402
+from stylesearch.index.build import build_index  # noqa: E402
+from stylesearch.search import Query  # noqa: E402
+from stylesearch.server import SearchService, ServerLimits, create_app  # noqa: E402
+from stylesearch.server.app import STATIC_DIR  # noqa: E402
+from stylesearch.training.loop import train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory) -> Path:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root = tmp_path_factory.mktemp("server")
+        manifest = make_shapes_catalog(root / "catalog", 60, seed=3, image_size=32)
+        cfg = Config(
+            text=TextConfig(min_count=2),
+            model=ModelConfig(embed_dim=32, image_size=32),
+            loss=LossConfig(),
+            train=TrainConfig(
+                epochs=1, batch_size=16, num_workers=0, warmup_steps=2, val_fraction=0.0, lr=2e-3
+            ),
+        )
+        train(manifest, root / "model", cfg, progress=False)
+        build_index(root / "model", manifest, root / "index", backend="exact", num_workers=0)
+    finally:
+        torch.set_num_threads(threads)
+    return root / "index"
+
+
+@pytest.fixture(scope="module")
+def service(index_dir) -> SearchService:
+    return SearchService.load(index_dir)
+
+
+@pytest.fixture(scope="module")
+def client(service) -> TestClient:
+    return TestClient(create_app(service))
+
+
+@pytest.fixture(scope="module")
+def item_id(service) -> str:
+    return service.index.item(7).id
+
+
+@pytest.fixture(scope="module")
+def png(service) -> bytes:
+    return Path(service.index.item(7).image).read_bytes()
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` pixels but holds no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+# --------------------------------------------------------------------------- health, items
+
+
+def test_health(client, service):
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok"
+    assert body["items"] == 60 and body["vocabulary"] == len(service.words)
+    assert body["backend"] == "exact"
+
+
+def test_item(client, service, item_id):
+    body = client.get(f"/api/items/{item_id}").json()
+    assert body["id"] == item_id and body["title"] == service.index.item(7).title
+    assert body["image_url"] == f"/api/items/{item_id}/image"
+    ps = [a["p"] for a in body["attributes"]]
+    assert len(ps) == 8 and ps == sorted(ps, reverse=True)
+    assert all(w in service.words for w in body["metadata"])
+
+
+def test_item_image_by_id(client, service, item_id):
+    response = client.get(f"/api/items/{item_id}/image")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content == Path(service.index.item(7).image).read_bytes()
+
+
+def test_unknown_item_is_404(client):
+    assert_error(client.get("/api/items/no-such-item"), 404, "unknown_item")
+    assert_error(client.get("/api/items/no-such-item/image"), 404, "unknown_item")
+
+
+def test_item_image_never_opens_a_client_path(client):
+    for path in ("/api/items/..%2F..%2Fetc%2Fpasswd/image", "/api/items/%2Fetc%2Fpasswd/image"):
+        assert client.get(path).status_code == 404
+    response = client.post("/api/search", json={"image": "/etc/passwd", "add": ["red"]})
+    body = assert_error(response, 400, "bad_request")
+    assert "image" in body["detail"]
+
+
+def test_item_image_file_gone_is_404(client, service, item_id, monkeypatch):
+    monkeypatch.setattr(service, "image_path", lambda _id: "/nonexistent/x.png")
+    assert_error(client.get(f"/api/items/{item_id}/image"), 404, "image_missing")
+
+
+def test_random_items(client, service):
+    body = client.get("/api/random-items", params={"n": 5, "seed": 11}).json()
+    ids = [it["id"] for it in body["items"]]
+    assert len(ids) == len(set(ids)) == 5
+    again = client.get("/api/random-items", params={"n": 5, "seed": 11}).json()
+    assert [it["id"] for it in again["items"]] == ids
+    assert len(client.get("/api/random-items").json()["items"]) == 12
+    for bad in ("0", "101", "-1", "abc"):
+        assert_error(client.get("/api/random-items", params={"n": bad}), 400, "bad_request")
+
+
+def test_vocabulary(client, service):
+    body = client.get("/api/vocabulary", params={"prefix": "Re", "limit": 50}).json()
+    words = [w["word"] for w in body["words"]]
+    assert body["prefix"] == "re" and "red" in words and body["total"] == len(words)
+    starting = [w for w in words if w.startswith("re")]
+    assert words[: len(starting)] == starting  # prefix matches first
+    counts = [w["count"] for w in body["words"][: len(starting)]]
+    assert counts == sorted(counts, reverse=True)
+    everything = client.get("/api/vocabulary", params={"limit": 100}).json()
+    assert everything["total"] == len(service.words)
+    assert len(client.get("/api/vocabulary", params={"prefix": "re", "limit": 1}).json()["words"])
+    assert client.get("/api/vocabulary", params={"prefix": "zzzz"}).json()["words"] == []
+    for params in ({"limit": 0}, {"limit": 101}, {"prefix": "x" * 65}):
+        assert_error(client.get("/api/vocabulary", params=params), 400, "bad_request")
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_search_by_item_matches_the_searcher(client, service, item_id):
+    response = client.post(
+        "/api/search", json={"item_id": item_id, "query": "+red -striped", "k": 5}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = service.searcher.search(
+        Query(item_id=item_id, add=["red"], remove=["striped"], k=5)
+    ).to_dict()
+    assert body["method"] == "combined"
+    assert body["query"]["add"] == ["red"] and body["query"]["remove"] == ["striped"]
+    assert [r["id"] for r in body["results"]] == [r["id"] for r in expected["results"]]
+    for got, want in zip(body["results"], expected["results"], strict=True):
+        for key in ("score", "cosine", "attribute_score", "title"):
+            assert got[key] == pytest.approx(want[key])
+        assert got["image_url"] == f"/api/items/{got['id']}/image"
+        assert len(got["attributes"]) == 5
+    for facet in body["facets"]:
+        assert 1 <= facet["count"] <= 5 and facet["word"] in service.words
+
+
+def test_search_words_as_lists_and_every_method(client, item_id):
+    for method in ("visual", "text", "arithmetic", "filter", "filter-hard", "combined"):
+        response = client.post(
+            "/api/search",
+            json={"item_id": item_id, "add": ["red"], "remove": ["striped"], "method": method},
+        )
+        assert response.status_code == 200, (method, response.text)
+        assert response.json()["method"] == method
+    text_only = client.post("/api/search", json={"add": ["red"], "method": "text", "k": 3})
+    assert text_only.status_code == 200 and len(text_only.json()["results"]) == 3
+
+
+def test_search_hard_filters(client, service, item_id):
+    body = client.post(
+        "/api/search", json={"item_id": item_id, "must": ["red"], "method": "visual"}
+    ).json()
+    for r in body["results"]:
+        row = service.index.row_of(r["id"])
+        assert "red" in service.vocab.decode(service.index.metadata_word_ids(row).tolist())
+
+
+def test_search_upload_matches_the_searcher(client, service, png):
+    response = client.post(
+        "/api/search",
+        files={"image": ("q.png", png, "image/png")},
+        data={"add": ["red", "circle"], "remove": ["dotted"], "k": "4"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = service.searcher.search(
+        Query(image=png, add=["red", "circle"], remove=["dotted"], k=4)
+    ).to_dict()
+    assert [r["id"] for r in body["results"]] == [r["id"] for r in expected["results"]]
+    assert body["query"]["image"] == f"<upload, {len(png)} bytes>"
+    by_query = client.post(
+        "/api/search", files={"image": ("q.png", png, "image/png")}, data={"query": "+red"}
+    )
+    assert by_query.status_code == 200 and by_query.json()["query"]["add"] == ["red"]
+
+
+def test_unknown_word_lists_closest(client, item_id):
+    body = assert_error(
+        client.post("/api/search", json={"item_id": item_id, "add": ["redd"]}), 400, "unknown_word"
+    )
+    assert body["word"] == "redd" and "red" in body["closest"]
+    body = assert_error(
+        client.post("/api/search", json={"item_id": item_id, "query": "-stripedd"}),
+        400,
+        "unknown_word",
+    )
+    assert "striped" in body["closest"]
+
+
+def test_unknown_item_in_search_is_404(client):
+    assert_error(client.post("/api/search", json={"item_id": "nope"}), 404, "unknown_item")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"add": ["red"]}, "bad_query"),  # no image, no item: missing query
+        ({}, "bad_query"),
+        ({"method": "text"}, "bad_query"),  # text without words
+        ({"item_id": "ITEM", "method": "magic"}, "bad_request"),
+        ({"item_id": "ITEM", "k": 0}, "bad_request"),
+        ({"item_id": "ITEM", "k": 101}, "bad_request"),
+        ({"item_id": "ITEM", "k": "many"}, "bad_request"),
+        ({"item_id": "ITEM", "k": 2.5}, "bad_request"),
+        ({"item_id": "ITEM", "add": ["red"], "remove": ["red"]}, "bad_query"),
+        ({"item_id": "ITEM", "query": "++red"}, "bad_query"),
+        ({"item_id": "ITEM", "query": "x" * 1001}, "bad_request"),
+        ({"item_id": "ITEM", "add": ["red dress"]}, "bad_request"),
+        ({"item_id": "ITEM", "add": ["-red"]}, "bad_request"),
+        ({"item_id": "ITEM", "add": [""]}, "bad_request"),
+        ({"item_id": "ITEM", "add": [3]}, "bad_request"),
+        ({"item_id": "ITEM", "add": "red"}, "bad_request"),
+        ({"item_id": "ITEM", "add": ["w"] * 33}, "bad_request"),
+        ({"item_id": "ITEM", "colour": "red"}, "bad_request"),  # unknown field
+        ({"item_id": ""}, "bad_request"),
+        ({"item_id": None, "method": "visual"}, "bad_query"),
+    ],
+)
+def test_bad_search_requests_are_400(client, item_id, body, code):
+    body = {k: (item_id if v == "ITEM" else v) for k, v in body.items()}
+    assert_error(client.post("/api/search", json=body), 400, code)
+
+
+def test_bad_bodies(client, item_id, png):
+    headers = {"content-type": "application/json"}
+    assert_error(client.post("/api/search", content=b"{nope", headers=headers), 400, "bad_request")
+    assert_error(client.post("/api/search", content=b"[1, 2]", headers=headers), 400, "bad_request")
+    assert_error(
+        client.post("/api/search", content=b"\xff\xfe", headers=headers), 400, "bad_request"
+    )
+    assert_error(
+        client.post("/api/search", content=b"x", headers={"content-type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    assert_error(client.post("/api/search"), 415, "unsupported_media_type")
+    bad_multipart = {"content-type": "multipart/form-data; boundary=xyz"}
+    response = client.post("/api/search", content=b"--xyz\r\ngarbage", headers=bad_multipart)
+    assert response.status_code == 400
+    no_boundary = {"content-type": "multipart/form-data"}
+    assert_error(client.post("/api/search", content=b"x", headers=no_boundary), 400, "bad_request")
+    # image and item together; image as a text field; a scalar field twice
+    assert_error(
+        client.post(
+            "/api/search", files={"image": ("q.png", png, "image/png")}, data={"item_id": item_id}
+        ),
+        400,
+        "bad_query",
+    )
+    assert_error(
+        client.post("/api/search", data={"image": "/etc/passwd"}, files={"x": ("a", b"b")}),
+        400,
+        "bad_request",
+    )
+    assert_error(
+        client.post(
+            "/api/search",
+            files=[("k", (None, "1")), ("k", (None, "2")), ("item_id", (None, item_id))],
+        ),
+        400,
+        "bad_request",
+    )
+    assert_error(client.get("/api/search"), 405, "method_not_allowed")
+    assert_error(client.get("/api/nothing-here"), 404, "not_found")
+
+
+def test_not_an_image_and_truncated_image_are_400(client, png):
+    def upload(data: bytes):
+        return client.post("/api/search", files={"image": ("q.png", data, "image/png")})
+
+    assert_error(upload(b"this is not an image"), 400, "not_an_image")
+    assert_error(upload(b""), 400, "not_an_image")
+    assert_error(upload(png[: len(png) // 2]), 400, "bad_image")
+    body = assert_error(upload(png_header(100_000, 100_000)), 413, "image_too_large")
+    assert "10000000000 pixels" in body["detail"]  # refused from the header, never decoded
+
+
+def test_limits_bytes_and_pixels(service, png):
+    limits = ServerLimits(max_upload_bytes=2000, max_pixels=32 * 32)
+    client = TestClient(create_app(SearchService(service.searcher, limits)))
+    big = io.BytesIO()
+    Image.effect_noise((64, 64), 80).convert("RGB").save(big, format="PNG")
+    assert len(big.getvalue()) > 2000
+    upload = {"image": ("q.png", big.getvalue(), "image/png")}
+    assert_error(client.post("/api/search", files=upload), 413, "too_large")
+    small = io.BytesIO()
+    Image.new("RGB", (33, 33), "red").save(small, format="PNG")
+    assert len(small.getvalue()) < 2000
+    upload = {"image": ("q.png", small.getvalue(), "image/png")}
+    assert_error(client.post("/api/search", files=upload), 413, "image_too_large")
+    assert client.post("/api/search", files={"image": ("q.png", png, "image/png")}).is_success
+    # declared too long: refused from Content-Length before reading
+    headers = {"content-type": "application/json", "content-length": "999999"}
+    response = client.post("/api/search", content=b"{}", headers=headers)
+    assert response.status_code in (400, 413)
+
+    # no Content-Length (chunked): the stream is cut at the limit
+    def chunks():
+        yield b'{"item_id": "' + b"x" * 40_000
+        yield b"x" * 40_000 + b'"}'
+
+    response = client.post(
+        "/api/search", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_error(response, 413, "too_large")
+
+
+def test_a_bug_is_a_logged_500(service, item_id, monkeypatch):
+    client = TestClient(create_app(service), raise_server_exceptions=False)
+
+    def boom(query):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(service, "search", boom)
+    body = assert_error(
+        client.post("/api/search", json={"item_id": item_id}), 500, "internal_error"
+    )
+    assert "kaboom" not in body["detail"]
+
+
+def test_concurrent_searches_agree_with_sequential(service):
+    queries = [
+        Query(item_id=service.index.item(row).id, add=[w], method=m, k=5)
+        for row, w, m in [(1, "red", "combined"), (2, "blue", "filter"), (3, "star", "visual")]
+    ] * 8
+    expected = [[r["id"] for r in service.search(q)["results"]] for q in queries]
+    got: list[list[str] | None] = [None] * len(queries)
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            got[i] = [r["id"] for r in service.search(queries[i])["results"]]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(queries))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and got == expected
+
+
+# --------------------------------------------------------------------------- page, schema, CLI
+
+
+def test_page_and_static_files_load_nothing_from_elsewhere(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    for path in STATIC_DIR.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
+    assert client.get("/static/../app.py").status_code == 404
+
+
+def test_openapi_documents_every_endpoint(client):
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
+    assert set(paths) == {
+        "/api/search",
+        "/api/items/{item_id}",
+        "/api/items/{item_id}/image",
+        "/api/random-items",
+        "/api/vocabulary",
+        "/api/health",
+    }
+    body = paths["/api/search"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data"} <= set(body)
+    assert all("422" not in op["responses"] for ops in paths.values() for op in ops.values())
+    assert client.get("/docs").status_code == 200
+
+
+def test_serve_command(index_dir, tmp_path, monkeypatch):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0 and "--port" in result.output
+    result = runner.invoke(cli, ["serve", "--index", str(tmp_path)])
+    assert result.exit_code == 1 and "not a stylesearch index" in result.output
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    threads = torch.get_num_threads()
+    try:
+        result = runner.invoke(cli, ["serve", "--index", str(index_dir), "--port", "8123"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    assert TestClient(seen["app"]).get("/api/health").json()["items"] == 60
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+
+@pytest.mark.slow
+def test_fuzz_api_from_openapi_schema_never_5xx(client):
+    """schemathesis generates valid and invalid requests from the OpenAPI schema: no 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, seed, settings
+    from hypothesis.errors import Unsatisfiable
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    modes = (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
+    ran = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in modes:
+            strategy = operation.as_strategy(generation_mode=mode)
+
+            @seed(20261126)
+            @settings(
+                max_examples=60,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=strategy)
+            def check(case) -> None:
+                response = case.call()
+                assert response.status_code < 500, (case.as_curl_command(), response.text)
+                if response.status_code >= 400:
+                    assert response.json()["error"]
+
+            try:
+                check()
+            except Unsatisfiable:  # an operation without parameters has no invalid input
+                continue
+            ran += 1
+    assert ran >= 11
+
+
+def test_api_docs_are_served_without_a_cdn(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn." not in page.text and "unpkg" not in page.text
+    for src in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        if src.startswith("/"):
+            assert client.get(src).status_code == 200, src
+
+
+def test_facets_skip_words_predicted_everywhere_and_count_per_result():
+    from stylesearch.server.service import rank_facets
+
+    words = ["size", "red", "striped", "blue"]
+    p = np.array(
+        [
+            [0.9, 0.8, 0.6, 0.1],
+            [0.9, 0.7, 0.2, 0.1],
+            [0.9, 0.1, 0.7, 0.2],
+        ]
+    )
+    allowed = np.array([False, True, True, True])  # "size" is predicted for most of the catalog
+    # red and striped both in 2 of 3 results; red has the higher mean -> first; blue in none
+    assert rank_facets(p, words, allowed, limit=10) == [
+        {"word": "red", "count": 2},
+        {"word": "striped", "count": 2},
+    ]
+    assert rank_facets(p, words, allowed, limit=1) == [{"word": "red", "count": 2}]
