@@ -15,7 +15,7 @@ test:  ## the fast test suite (a few minutes)
 
 test-slow:  ## the slow and browser tests: training runs, torchrun, real demo build, Chromium
 	bash scripts/bootstrap.sh --with-data --with-browser
-	$(PYTEST) -m "slow or browser" -q
+	$(PYTEST) -m "slow or browser" -q --durations=10
 
 test-all: test test-slow
 

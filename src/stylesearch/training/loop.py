@@ -411,7 +411,7 @@ def train(
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             if progress:
                 rate = n_images / max(1e-9, time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{float(terms['total']):.3f}", img_s=f"{rate:.0f}")
+                bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}", img_s=f"{rate:.0f}")
         bar.close()
         elapsed = time.perf_counter() - t0
         record: dict[str, Any] = {"epoch": epoch + 1, "step": step}
