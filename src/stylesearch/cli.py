@@ -173,7 +173,8 @@ def catalog_make_shapes(out: Path, items: int, seed: int, size: int) -> None:
     default=4000,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Items in the base catalog that is searched (up to 1.5M).",
+    help="Items in the base catalog that is searched (the paper searched 1.5M; beyond the "
+    "training images left over, shapes are reused with new colour/pattern combinations).",
 )
 @click.option(
     "--query-items",

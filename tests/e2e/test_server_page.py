@@ -36,44 +36,18 @@ WAIT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
+def server_url(tmp_path_factory, build_tiny_index):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("fastapi")
-    import torch
     import uvicorn
 
-    from stylesearch.catalog.synthetic import make_shapes_catalog
-    from stylesearch.config import Config, LossConfig, ModelConfig, TextConfig, TrainConfig
-    from stylesearch.index.build import build_index
     from stylesearch.server import SearchService, create_app
-    from stylesearch.training.loop import train
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("page")
-    try:
-        manifest = make_shapes_catalog(root / "catalog", 200, seed=1, image_size=32)
-        cfg = Config(
-            text=TextConfig(min_count=2),
-            model=ModelConfig(embed_dim=32, image_size=32),
-            loss=LossConfig(),
-            train=TrainConfig(
-                epochs=8,
-                batch_size=16,
-                num_workers=0,
-                warmup_steps=2,
-                val_fraction=0.0,
-                lr=2e-3,
-                seed=1,
-            ),
-        )
-        train(manifest, root / "model", cfg, progress=False)
-        build_index(root / "model", manifest, root / "index", backend="exact", num_workers=0)
-        app = create_app(SearchService.load(root / "index"))
-    finally:
-        torch.set_num_threads(threads)
+    build_tiny_index(root, items=200, catalog_seed=1, train_seed=1, epochs=8)
+    app = create_app(SearchService.load(root / "exact"))
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -11,9 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from stylesearch.catalog.manifest import load_catalog
-from stylesearch.catalog.synthetic import make_shapes_catalog
 from stylesearch.cli import cli
-from stylesearch.config import Config, LossConfig, ModelConfig, TextConfig, TrainConfig
 from stylesearch.index import build as build_module
 from stylesearch.index.build import build_index
 from stylesearch.index.store import Index
@@ -24,7 +22,6 @@ from stylesearch.search import (
     Searcher,
     UnknownWordError,
 )
-from stylesearch.training.loop import train
 
 K = 5
 
@@ -39,20 +36,9 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, build_tiny_index):
     root = tmp_path_factory.mktemp("search")
-    manifest = make_shapes_catalog(root / "catalog", 60, seed=3, image_size=32)
-    cfg = Config(
-        text=TextConfig(min_count=2),
-        model=ModelConfig(embed_dim=32, image_size=32),
-        loss=LossConfig(),
-        train=TrainConfig(
-            epochs=1, batch_size=16, num_workers=0, warmup_steps=2, val_fraction=0.0, lr=2e-3
-        ),
-    )
-    train(manifest, root / "model", cfg, progress=False)
-    for backend in ("exact", "faiss"):
-        build_index(root / "model", manifest, root / backend, backend=backend, num_workers=0)
+    manifest = build_tiny_index(root, backends=("exact", "faiss"))
     return root, manifest
 
 

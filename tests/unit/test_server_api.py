@@ -24,36 +24,17 @@ from click.testing import CliRunner  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stylesearch.catalog.synthetic import make_shapes_catalog  # noqa: E402
 from stylesearch.cli import cli  # noqa: E402
-from stylesearch.config import Config, LossConfig, ModelConfig, TextConfig, TrainConfig  # noqa: E402
-from stylesearch.index.build import build_index  # noqa: E402
 from stylesearch.search import Query  # noqa: E402
 from stylesearch.server import SearchService, ServerLimits, create_app  # noqa: E402
 from stylesearch.server.app import STATIC_DIR  # noqa: E402
-from stylesearch.training.loop import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory) -> Path:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        root = tmp_path_factory.mktemp("server")
-        manifest = make_shapes_catalog(root / "catalog", 60, seed=3, image_size=32)
-        cfg = Config(
-            text=TextConfig(min_count=2),
-            model=ModelConfig(embed_dim=32, image_size=32),
-            loss=LossConfig(),
-            train=TrainConfig(
-                epochs=1, batch_size=16, num_workers=0, warmup_steps=2, val_fraction=0.0, lr=2e-3
-            ),
-        )
-        train(manifest, root / "model", cfg, progress=False)
-        build_index(root / "model", manifest, root / "index", backend="exact", num_workers=0)
-    finally:
-        torch.set_num_threads(threads)
-    return root / "index"
+def index_dir(tmp_path_factory, build_tiny_index) -> Path:
+    root = tmp_path_factory.mktemp("server")
+    build_tiny_index(root)
+    return root / "exact"
 
 
 @pytest.fixture(scope="module")
