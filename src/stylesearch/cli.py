@@ -747,7 +747,10 @@ def serve_cmd(
 
     torch.set_num_threads(threads)
     limits = ServerLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
-    service = SearchService.load(index_dir, model_dir=model_dir, device=device, limits=limits)
+    try:
+        service = SearchService.load(index_dir, model_dir=model_dir, device=device, limits=limits)
+    except ValueError as exc:  # an empty index, a model without a vocabulary
+        raise click.ClickException(f"{index_dir}: {exc}") from None
     click.echo(
         f"stylesearch: {service.index.count} items, {len(service.words)} words; "
         f"open http://{host}:{port}/ (API docs at /docs)",

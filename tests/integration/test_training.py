@@ -14,6 +14,7 @@ from stylesearch.catalog.dataset import collate_pairs
 from stylesearch.catalog.synthetic import make_shapes_catalog
 from stylesearch.config import Config, LossConfig, ModelConfig, TextConfig, TrainConfig
 from stylesearch.training import loop
+from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import TrainingError, train
 
 
@@ -62,7 +63,7 @@ def test_train_writes_a_loadable_model_folder(shapes, tmp_path):
     ):
         assert key in lines[-1], key
     assert result.n_val > 0 and result.vocab_size > 5
-    assert len(list((out / "checkpoints").iterdir())) == 2
+    assert [p.name for p in list_checkpoints(out)] == ["epoch-0001", "epoch-0002"]
 
     model = stylesearch.load_model(out)
     assert model.vocab is not None and len(model.vocab) == result.vocab_size
@@ -164,3 +165,37 @@ def test_smoke_training_run_beats_chance_by_far(tmp_path):
     assert last["val_i2t_r1"] > 5 * chance_r1
     assert last["val_i2t_r10"] > 5 * 10 * chance_r1
     assert last["val_attribute_map"] > 0.2
+
+
+def test_resume_drops_metrics_of_epochs_after_the_checkpoint(shapes, tmp_path, monkeypatch):
+    """A crash after an epoch's metrics line but before its checkpoint: no duplicate epoch."""
+    cfg = tiny_config(epochs=2)
+    out = tmp_path / "m"
+    real_save = loop.save_checkpoint
+    calls = []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated crash before the second checkpoint")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_checkpoint", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(shapes, out, cfg, progress=False)
+    monkeypatch.undo()
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]  # epoch 2's line was written, its checkpoint was not
+    train(shapes, out, cfg, resume=True, progress=False)
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
+def test_overwrite_starts_a_clean_run(shapes, tmp_path):
+    out = tmp_path / "m"
+    train(shapes, out, tiny_config(epochs=2), progress=False)
+    train(shapes, out, tiny_config(epochs=1), overwrite=True, progress=False)
+    # the old run's epoch-0002 checkpoint is gone, so it can never be resumed into the new run
+    assert [p.name for p in list_checkpoints(out)] == ["epoch-0001"]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1]

@@ -99,9 +99,13 @@ def save_checkpoint(
             "config": config,
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if final.exists():  # set the old one aside first: never a half-deleted checkpoint
+            old = final.with_name(f".{final.name}-old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -115,10 +119,11 @@ def list_checkpoints(model_dir: Path) -> list[Path]:
     root = Path(model_dir) / CHECKPOINT_DIR
     if not root.is_dir():
         return []
+    files = ("state.json", "model.safetensors", "optimizer.safetensors")
     found = [
         p
         for p in root.iterdir()
-        if p.is_dir() and p.name.startswith("epoch-") and (p / "state.json").is_file()
+        if p.is_dir() and p.name.startswith("epoch-") and all((p / f).is_file() for f in files)
     ]
     return sorted(found, key=lambda p: p.name)
 

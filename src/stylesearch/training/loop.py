@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +39,12 @@ from stylesearch.model.joint import JointModel
 from stylesearch.text.pipeline import TextPipeline
 from stylesearch.text.vocabulary import Vocabulary, scaled_min_count
 from stylesearch.training import distributed as dist_utils
-from stylesearch.training.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from stylesearch.training.checkpoint import (
+    CHECKPOINT_DIR,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 Log = Callable[[str], None]
 
@@ -225,9 +231,16 @@ def train(
     progress = progress and main
     tcfg = config.train
     device = resolve_device(tcfg.device, local_rank)
+    _check_out_dir(out_dir, resume, overwrite)  # every rank: it only reads
     if main:
-        _check_out_dir(out_dir, resume, overwrite)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite and not resume:
+            # a new run: drop the old run's state; the old model files stay loadable until
+            # save_model replaces them at the end
+            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+            for name in ("metrics.jsonl", "rejects.jsonl"):
+                (out_dir / name).unlink(missing_ok=True)
+    dist_utils.barrier()
     seed_everything(tcfg.seed, tcfg.deterministic)
 
     catalog = load_catalog(catalog_path, progress=progress)
@@ -241,15 +254,20 @@ def train(
 
     pipeline, word_bags = prepare_text(items, config, progress=progress, log=log)
     train_idx, val_idx = split_indices(len(items), tcfg.val_fraction, tcfg.seed)
-    vocab_path = out_dir / "vocab.json"
+    # the run's vocabulary lives with its checkpoints until the final model folder is written
+    vocab_path = out_dir / CHECKPOINT_DIR / "vocab.json"
     if resume and vocab_path.exists():
-        vocab = Vocabulary.load(vocab_path)
+        try:
+            vocab = Vocabulary.load(vocab_path)
+        except ValueError as exc:
+            raise TrainingError(f"--resume: {exc}; start again with --overwrite") from None
     else:
         min_count = config.text.min_count or scaled_min_count(len(train_idx))
         vocab = Vocabulary.build(
             (word_bags[i] for i in train_idx), min_count=min_count, max_words=config.text.max_words
         )
         if main:
+            vocab_path.parent.mkdir(parents=True, exist_ok=True)
             vocab.save(vocab_path)
     if len(vocab) == 0:
         raise TrainingError(
@@ -320,7 +338,13 @@ def train(
         ckpts = list_checkpoints(out_dir)
         if not ckpts:
             raise TrainingError(f"--resume: no checkpoint in {out_dir / 'checkpoints'}")
-        state = load_checkpoint(ckpts[-1], model=model, optimizer=optimizer, device=device)
+        try:
+            state = load_checkpoint(ckpts[-1], model=model, optimizer=optimizer, device=device)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise TrainingError(
+                f"--resume: cannot restore {ckpts[-1]} ({exc}); remove that folder to resume "
+                "from an earlier checkpoint, or start again with --overwrite"
+            ) from None
         if (
             state.config["model"] != config_dict["model"]
             or state.config["loss"] != config_dict["loss"]
@@ -337,6 +361,8 @@ def train(
                 json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()
             ]
             history = [h for h in history if h["epoch"] <= start_epoch]
+            if main:  # drop lines of epochs after the checkpoint (a crash between the two)
+                metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
         log(f"train: resuming after epoch {start_epoch} from {ckpts[-1]}")
         if start_epoch >= tcfg.epochs:
             log(f"train: already trained {start_epoch} of {tcfg.epochs} epochs")
