@@ -22,6 +22,8 @@ from stylesearch.training import distributed as dist_utils
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TIMEOUT_S = 120
+#: two local CPU processes under torchrun (gloo on 127.0.0.1)
+TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
 
 
 def _env() -> dict[str, str]:
@@ -51,11 +53,7 @@ def test_ddp_step_matches_single_process(tmp_path):
     _run([sys.executable, str(WORKER), str(tmp_path / "single")], deadline)
     _run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--standalone",
+            *TORCHRUN_2,
             str(WORKER),
             str(tmp_path / "ddp"),
         ],
@@ -118,11 +116,7 @@ def test_train_command_runs_under_torchrun(tmp_path):
     deadline = time.monotonic() + TIMEOUT_S
     _run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--standalone",
+            *TORCHRUN_2,
             "-m",
             "stylesearch",
             "train",
