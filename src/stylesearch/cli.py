@@ -27,6 +27,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from stylesearch.catalog.images import ImageError
     from stylesearch.catalog.manifest import CatalogError
     from stylesearch.config import ConfigError
+    from stylesearch.index.milvus import MilvusError
     from stylesearch.index.store import IndexFormatError
     from stylesearch.model.io import ModelFolderError
     from stylesearch.search.query import SearchError
@@ -35,7 +36,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (
         CatalogError, ConfigError, DemoSourceMissing, ImageError, ModelFolderError,
-        TextPipelineError, TrainingError, IndexFormatError, SearchError,
+        TextPipelineError, TrainingError, IndexFormatError, SearchError, MilvusError,
         FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
     )  # fmt: skip
 
@@ -456,6 +457,64 @@ def eval_attributes(
 # --------------------------------------------------------------------------- index / search
 
 
+def _backend_options(func: F) -> F:
+    """--backend and its parameters (shared by `index` and `index merge`)."""
+    options = [
+        click.option(
+            "--backend",
+            type=click.Choice(["faiss", "exact", "milvus"]),
+            default="faiss",
+            show_default=True,
+            help="faiss: HNSW graph (the default, fast at scale); exact: numpy brute force (the "
+            "oracle); milvus: a Milvus server or cluster (needs --milvus-uri).",
+        ),
+        click.option("--hnsw-m", type=click.IntRange(min=2), default=32, show_default=True),
+        click.option(
+            "--ef-construction", type=click.IntRange(min=1), default=100, show_default=True
+        ),
+        click.option("--ef-search", type=click.IntRange(min=1), default=128, show_default=True),
+        click.option(
+            "--milvus-uri",
+            default=None,
+            metavar="URI",
+            help="Milvus address for --backend milvus, e.g. http://127.0.0.1:19530.",
+        ),
+        click.option(
+            "--collection",
+            default=None,
+            help="Milvus collection to create (default: stylesearch_<random>); must not exist.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _backend_params(
+    backend: str,
+    hnsw_m: int,
+    ef_construction: int,
+    ef_search: int,
+    milvus_uri: str | None,
+    collection: str | None,
+) -> dict[str, Any] | None:
+    if backend != "milvus":
+        if milvus_uri or collection:
+            raise click.UsageError("--milvus-uri and --collection need --backend milvus")
+        return (
+            None
+            if backend == "exact"
+            else {"M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
+        )
+    if not milvus_uri:
+        raise click.UsageError("--backend milvus needs --milvus-uri URI")
+    params: dict[str, Any] = {
+        "M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search,
+        "uri": milvus_uri, "collection": collection,
+    }  # fmt: skip
+    return params
+
+
 @cli.group("index", invoke_without_command=True)
 @click.option(
     "--model",
@@ -478,16 +537,14 @@ def eval_attributes(
     help="Index folder to write (an existing index there is replaced only once the new one "
     "is complete).",
 )
+@_backend_options
 @click.option(
-    "--backend",
-    type=click.Choice(["faiss", "exact"]),
-    default="faiss",
-    show_default=True,
-    help="faiss: HNSW graph (the default, fast at scale); exact: numpy brute force (the oracle).",
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Index only the I-th of N contiguous slices of the catalog (0-based), e.g. 0/4; "
+    "join the shard folders with `stylesearch index merge`.",
 )
-@click.option("--hnsw-m", type=click.IntRange(min=2), default=32, show_default=True)
-@click.option("--ef-construction", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--ef-search", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -515,6 +572,9 @@ def index_group(
     hnsw_m: int,
     ef_construction: int,
     ef_search: int,
+    milvus_uri: str | None,
+    collection: str | None,
+    shard: str | None,
     batch_size: int,
     workers: int,
     device: str,
@@ -526,10 +586,11 @@ def index_group(
     probabilities for every vocabulary word and its metadata words, builds the vector backend,
     and records the model's fingerprint (searching with another model is refused). The folder is
     written beside OUT and swapped in at the end: a failure leaves any previous index intact.
-    Subcommands (later: add, delete, merge) work on an existing index.
+    Subcommands add, delete and merge change or join existing indexes without a rebuild.
     """
     if ctx.invoked_subcommand is not None:
         return
+    params = _backend_params(backend, hnsw_m, ef_construction, ef_search, milvus_uri, collection)
     missing = [
         name
         for name, value in (("--model", model_dir), ("--catalog", catalog_path), ("--out", out))
@@ -546,22 +607,154 @@ def index_group(
             catalog_path,
             out,
             backend=backend,
-            backend_params={
-                "M": hnsw_m,
-                "ef_construction": ef_construction,
-                "ef_search": ef_search,
-            },
+            backend_params=params,
             batch_size=batch_size,
             num_workers=workers,
             device=device,
             progress=not quiet and sys.stderr.isatty(),
+            shard=shard,
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"indexed {result.count} items ({result.rejected} rejected rows skipped) into "
         f"{result.out_dir} [{result.backend}]: {result.images_per_second:.0f} images/s, "
         f"{result.total_seconds:.1f} s in all"
+    )
+
+
+@index_group.command("add")
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Index folder to add to.",
+)
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Catalog manifest of the new items (their ids must not be in the index yet).",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model folder, when it moved since the index was built (it must be the same model).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help='"cpu", "cuda", "cuda:N".')
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def index_add(
+    index_dir: Path,
+    catalog_path: Path,
+    model_dir: Path | None,
+    batch_size: int,
+    workers: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Embed new catalog items and add them to an index (no rebuild).
+
+    Only the new items are embedded; the backend is extended (faiss: the vectors are inserted
+    into the graph; Milvus: into the collection). The updated index is written beside the old
+    one and swapped in at the end: a failure leaves the old index as it was.
+    """
+    from stylesearch.index.update import add_items
+
+    result = add_items(
+        index_dir,
+        catalog_path,
+        model_dir=model_dir,
+        batch_size=batch_size,
+        num_workers=workers,
+        device=device,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    click.echo(
+        f"added {result.added} items ({result.rejected} rejected rows skipped) to "
+        f"{result.index_dir}: {result.live} items now, {result.total_seconds:.1f} s"
+    )
+
+
+@index_group.command("delete")
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Index folder to delete from.",
+)
+@click.option(
+    "--ids",
+    "ids_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File of item ids, one per line (# comments and blank lines skipped; JSON Lines with "
+    'an "id" also work).',
+)
+@friendly_errors
+def index_delete(index_dir: Path, ids_file: Path) -> None:
+    """Delete items from an index (no rebuild): search never returns them again.
+
+    Ids that are not in the index are listed on stderr; the exit status is 1 when none of the
+    ids was found.
+    """
+    from stylesearch.index.update import delete_items, read_ids_file
+
+    ids = read_ids_file(ids_file)
+    result = delete_items(index_dir, ids)
+    if result.unknown:
+        shown = ", ".join(result.unknown[:10]) + (" ..." if len(result.unknown) > 10 else "")
+        click.echo(f"{len(result.unknown)} id(s) not in the index: {shown}", err=True)
+    if result.deleted == 0:
+        raise click.ClickException(f"none of the {len(ids)} ids of {ids_file} is in the index")
+    click.echo(f"deleted {result.deleted} items from {index_dir}: {result.live} items left")
+
+
+@index_group.command("merge")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Index folder to write (an existing index there is replaced once the new one is "
+    "complete).",
+)
+@_backend_options
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def index_merge(
+    shards: tuple[Path, ...],
+    out: Path,
+    backend: str,
+    hnsw_m: int,
+    ef_construction: int,
+    ef_search: int,
+    milvus_uri: str | None,
+    collection: str | None,
+    quiet: bool,
+) -> None:
+    """Join shard indexes (`stylesearch index --shard I/N`) into one index: SHARD_DIR...
+
+    The shards must come from the same model and hold different item ids; with I/N shards every
+    one of the N must be given. Any backend: --backend milvus loads the shards into Milvus.
+    """
+    from stylesearch.index.update import merge_indexes
+
+    params = _backend_params(backend, hnsw_m, ef_construction, ef_search, milvus_uri, collection)
+    result = merge_indexes(
+        out, shards, backend=backend, backend_params=params,
+        progress=not quiet and sys.stderr.isatty(),
+    )  # fmt: skip
+    click.echo(
+        f"merged {result.shards} indexes ({result.count} items) into {result.out_dir} "
+        f"[{result.backend}] in {result.total_seconds:.1f} s"
     )
 
 

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from stylesearch.index.filters import WordMask
 from stylesearch.index.store import Index
 from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
 
@@ -181,12 +182,15 @@ def brute_force_topk(
 
 
 def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.ndarray | None:
-    """``(N,)`` bool: rows whose metadata has every ``must`` word and no ``must_not`` word.
+    """``(N,)`` bool: rows whose metadata has every ``must`` word and no ``must_not`` word, and
+    that are not deleted (``index delete``); a :class:`~stylesearch.index.filters.WordMask`
+    that keeps the words for server-side backends.
 
     ``None`` when there is no condition (every row allowed).
     """
+    live = index.live_mask()
     if not must and not must_not:
-        return None
+        return None if live is None else WordMask.of(live, [], [])
     mask = np.zeros(index.count, dtype=bool) if must else np.ones(index.count, dtype=bool)
     if must:
         postings = sorted((index.rows_with_word(w) for w in must), key=len)
@@ -196,7 +200,9 @@ def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.n
         mask[rows] = True
     for w in must_not:
         mask[index.rows_with_word(w)] = False
-    return mask
+    if live is not None:
+        mask &= live
+    return WordMask.of(mask, must, must_not)
 
 
 class _Best:
