@@ -718,7 +718,9 @@ def index_delete(index_dir: Path, ids_file: Path) -> None:
 
 
 @index_group.command("merge")
-@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "shards", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SHARD_DIR..."
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

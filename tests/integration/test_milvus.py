@@ -176,3 +176,21 @@ def test_shards_merge_into_milvus_and_collections_are_refused(setup, tmp_path, m
     with pytest.raises(MilvusError, match="already has a collection 'merged_test'"):
         merge_indexes(tmp_path / "again", shards, backend="milvus", backend_params=params)
     assert not (tmp_path / "again").exists()
+
+
+def test_the_uri_can_be_overridden_and_a_dead_server_is_a_clear_error(
+    setup, tmp_path, milvus_uri, monkeypatch
+):
+    import shutil
+
+    root, _, ids = setup
+    copy = tmp_path / "moved"
+    shutil.copytree(root / "milvus", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["backend"]["params"]["uri"] = "http://127.0.0.1:9"  # nothing listens there
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    r = CliRunner().invoke(cli, ["search", "--index", str(copy), "--item", ids[0]])
+    assert r.exit_code == 1 and "cannot connect to Milvus at http://127.0.0.1:9" in r.output
+    monkeypatch.setenv("STYLESEARCH_MILVUS_URI", milvus_uri)
+    response = Searcher.load(copy).search(Query(item_id=ids[0], method="visual", k=3))
+    assert response.results[0].id == ids[0]

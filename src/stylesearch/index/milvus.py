@@ -52,6 +52,12 @@ MAX_TOPK = 16384
 MAX_WORDS = 4096
 #: rows per insert request (well under the 64 MB gRPC message limit for D <= 1024)
 INSERT_ROWS = 8192
+#: consistency level of searches. "Strong" makes every search wait for the next time tick
+#: (about 200 ms); instead :meth:`MilvusBackend.load` and every write here end with a "Strong"
+#: query, after which the query nodes serve at least that state, and searches use "Bounded"
+#: (no wait). Rows written later by another process are not in this process's index folder
+#: anyway (they are filtered out until the index is loaded again).
+SEARCH_CONSISTENCY = "Bounded"
 #: seconds allowed for one request, and for an index build to finish
 TIMEOUT = 120.0
 INDEX_TIMEOUT = 3600.0
@@ -76,7 +82,7 @@ def _connect(uri: str) -> str:
     pm = _pymilvus()
     alias = f"stylesearch-{uuid.uuid4().hex[:8]}"
     try:
-        pm.connections.connect(alias=alias, uri=uri, timeout=30)
+        pm.connections.connect(alias=alias, uri=uri, timeout=15)
     except Exception as exc:  # noqa: BLE001 -- pymilvus raises several unrelated types
         raise MilvusError(f"cannot connect to Milvus at {uri}: {exc}") from None
     return alias
@@ -196,7 +202,9 @@ class MilvusBackend:
             pm.utility.drop_collection(name, using=alias)
             raise
         record = {"uri": uri, "collection": name, **_asdict(hnsw)}
-        return cls(vectors, record, deleted=deleted, alias=alias)
+        backend = cls(vectors, record, deleted=deleted, alias=alias)
+        backend.count("row >= 0")  # a Strong read: later searches see every row written
+        return backend
 
     @classmethod
     def extend(
@@ -216,6 +224,7 @@ class MilvusBackend:
         _insert(coll, vectors, rows, new_metadata[0], new_metadata[1], first=start)
         _wait_indexed(coll, backend.alias)
         coll.load(timeout=INDEX_TIMEOUT)
+        backend.count("row >= 0")  # a Strong read: later searches see every row written
         return backend
 
     @classmethod
@@ -259,7 +268,7 @@ class MilvusBackend:
             limit=limit,
             expr=expr or None,
             output_fields=[],
-            consistency_level="Strong",
+            consistency_level=SEARCH_CONSISTENCY,
             timeout=TIMEOUT,
         )
         return np.asarray(list(res[0].ids), dtype=np.int64)

@@ -388,6 +388,9 @@ def merge_indexes(
     for d in shard_dirs:
         if Path(d).resolve() == out_dir.resolve():
             raise IndexUpdateError(f"--out {out_dir} is one of the shards; write elsewhere")
+    from stylesearch.index.build import _drop_replaced_collection, _old_milvus_collection
+
+    old_collection = _old_milvus_collection(out_dir)
     shards = [Index.load(d) for d in shard_dirs]
     try:
         first = shards[0]
@@ -474,4 +477,5 @@ def merge_indexes(
     finally:
         for s in shards:
             s.close()
+    _drop_replaced_collection(old_collection, out_dir)
     return MergeResult(out_dir, total, len(shards), backend_name, time.perf_counter() - t_start)
