@@ -714,6 +714,8 @@ def index_delete(index_dir: Path, ids_file: Path) -> None:
         click.echo(f"{len(result.unknown)} id(s) not in the index: {shown}", err=True)
     if result.deleted == 0:
         raise click.ClickException(f"none of the {len(ids)} ids of {ids_file} is in the index")
+    if result.warning:
+        click.echo(f"warning: {result.warning}", err=True)
     click.echo(f"deleted {result.deleted} items from {index_dir}: {result.live} items left")
 
 

@@ -125,7 +125,7 @@ def test_milvus_hard_filters_run_as_expressions(setup):
     assert plain[got].all() and recall(got.tolist(), want.tolist()) >= 0.99
 
 
-def test_add_and_delete_on_milvus(setup, tmp_path, milvus_uri):
+def test_add_and_delete_on_milvus(setup, tmp_path, milvus_uri, monkeypatch):
     root, _, ids = setup
     out = tmp_path / "index"
     build_index(root / "model", root / "catalog" / "head.jsonl", out, backend="milvus",
@@ -147,9 +147,25 @@ def test_add_and_delete_on_milvus(setup, tmp_path, milvus_uri):
     assert not {i for r in got for i in r} & set(gone)
     assert recall(got, run(Searcher.load(root / "rest-exact"), kept)) >= 0.99
 
+    # Milvus unreachable after the folder was swapped: a warning, the items stay out of results
+    def down(*args, **kwargs):
+        raise MilvusError("connection refused")
+
+    monkeypatch.setattr("stylesearch.index.milvus.delete_rows", down)
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(f"{ids[100]}\n{ids[101]}\n")
+    r = CliRunner().invoke(cli, ["index", "delete", "--index", str(out), "--ids", str(ids_file)])
+    assert r.exit_code == 0, r.output
+    assert "deleted 2 items" in r.output and "not yet from the Milvus collection" in r.output
+    monkeypatch.undo()
+    searcher = Searcher.load(out)
+    assert searcher.index.backend.count("row >= 0") == 210  # Milvus still holds the two
+    got = run(searcher, [ids[100 - 1], ids[102]])
+    assert not {i for r in got for i in r} & {ids[100], ids[101]}
+
     # the collection must hold the index's live items, else loading is refused
     searcher.index.backend.collection.delete("row in [0, 1, 2]")
-    with pytest.raises(IndexFormatError, match="holds 207 of the index's 210 items"):
+    with pytest.raises(IndexFormatError, match="holds 207 of the index's 208 items"):
         Index.load(out)
     r = CliRunner().invoke(cli, ["search", "--index", str(out), "--item", ids[5]])
     assert r.exit_code == 1 and "rebuild the index" in r.output

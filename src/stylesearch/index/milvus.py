@@ -404,9 +404,13 @@ def delete_rows(params: dict[str, Any], rows: np.ndarray) -> None:
     uri = os.environ.get(MILVUS_URI_ENV) or params["uri"]
     alias = _connect(uri)
     pm = _pymilvus()
-    coll = pm.Collection(params["collection"], using=alias)
-    rows = np.asarray(rows, dtype=np.int64)
-    for s in range(0, rows.shape[0], INSERT_ROWS):
-        coll.delete(f"row in {rows[s : s + INSERT_ROWS].tolist()}", timeout=TIMEOUT)
-    coll.flush(timeout=TIMEOUT)
-    pm.connections.disconnect(alias)
+    try:
+        coll = pm.Collection(params["collection"], using=alias)
+        rows = np.asarray(rows, dtype=np.int64)
+        for s in range(0, rows.shape[0], INSERT_ROWS):
+            coll.delete(f"row in {rows[s : s + INSERT_ROWS].tolist()}", timeout=TIMEOUT)
+        coll.flush(timeout=TIMEOUT)
+    except pm.exceptions.MilvusException as exc:
+        raise MilvusError(f"deleting rows from {params['collection']} at {uri}: {exc}") from None
+    finally:
+        pm.connections.disconnect(alias)

@@ -88,6 +88,8 @@ class DeleteResult:
     deleted: int
     unknown: list[str] = field(default_factory=list)
     live: int = 0
+    #: set when the index folder changed but the Milvus collection could not be updated
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -356,12 +358,20 @@ def delete_items(index_dir: str | Path, ids: Sequence[str]) -> DeleteResult:
 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    warning = None
     if backend["name"] == "milvus":
-        # after the swap: should this fail, the rows are still filtered out locally
-        from stylesearch.index.milvus import delete_rows
+        # after the swap: should this fail, the rows are still filtered out locally, and the
+        # next delete sends every tombstoned row again
+        from stylesearch.index.milvus import MilvusError, delete_rows
 
-        delete_rows(backend["params"], np.flatnonzero(deleted))
-    return DeleteResult(index_dir, int(rows.shape[0]), unknown, manifest["live"])
+        try:
+            delete_rows(backend["params"], np.flatnonzero(deleted))
+        except MilvusError as exc:
+            warning = (
+                f"the items are deleted from the index folder (search never returns them), but "
+                f"not yet from the Milvus collection: {exc}"
+            )
+    return DeleteResult(index_dir, int(rows.shape[0]), unknown, manifest["live"], warning)
 
 
 def merge_indexes(
