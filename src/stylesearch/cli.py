@@ -408,7 +408,7 @@ def train_cmd(
     type=click.Path(path_type=Path),
     help="Visual model folder to write (model.safetensors, config.json).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: 3]")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: 2]")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="[default: 128]")
 @click.option(
     "--backbone",

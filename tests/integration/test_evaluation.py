@@ -153,3 +153,31 @@ def test_eval_needs_its_options_and_a_visual_model(evaluated: dict, tmp_path: Pa
         "train-visual", "--catalog", "x.jsonl", "--out", str(evaluated["root"] / "visual"),
     ])  # fmt: skip
     assert result.exit_code == 1 and "--overwrite" in result.output
+
+
+def test_deleted_items_are_neither_returned_nor_ideal(evaluated: dict) -> None:
+    import shutil
+
+    from stylesearch.evaluation.protocol import EvaluationError
+    from stylesearch.evaluation.report import run_evaluation
+    from stylesearch.index.update import delete_items
+
+    root = evaluated["root"]
+    rows = [json.loads(line) for line in (root / "report" / "per_query.jsonl").open()]
+    gone = {r["ids"][0] for r in rows if r["system"] == "main" and r["method"] == "visual"}
+    copy = root / "deleted-index"
+    shutil.copytree(root / "base" / "exact", copy)
+    delete_items(copy, sorted(gone))
+    report = run_evaluation(
+        copy, root / "q" / "test.jsonl", root / "visual", root / "deleted-report", k=5,
+        methods=["visual", "combined"], progress=False, log=lambda _: None,
+    )  # fmt: skip
+    assert {r["method"] for r in report["table"]} >= {"visual", "combined"}
+    for line in (root / "deleted-report" / "per_query.jsonl").open():
+        assert gone.isdisjoint(json.loads(line)["ids"])
+    with pytest.raises(EvaluationError, match="same base catalog"):
+        run_evaluation(
+            copy, root / "q" / "test.jsonl", root / "visual", root / "bad", k=5,
+            compare=[("full", root / "base" / "exact")], methods=["visual"], baseline=False,
+            progress=False, log=lambda _: None,
+        )  # fmt: skip

@@ -129,22 +129,28 @@ def _pretrained_features(images: torch.Tensor, net: torch.nn.Module) -> torch.Te
     return torch.nn.functional.normalize(net(images).float(), dim=-1)
 
 
+def _live_rows(index: Any) -> dict[str, int]:
+    """Item id -> row of the items an index holds (rows removed by ``index delete`` left out)."""
+    deleted = getattr(index, "deleted", None)
+    return {
+        index.item(row).id: row for row in range(index.count) if deleted is None or not deleted[row]
+    }
+
+
 def _row_map(main: Searcher, other: Searcher, name: str) -> np.ndarray:
-    """``other``'s row -> the main index's row for the same item id (same catalog required)."""
-    if other.index.count != main.index.count:
+    """``other``'s row -> the main index's row for the same item id (same live items required)."""
+    main_rows, other_rows = _live_rows(main.index), _live_rows(other.index)
+    if main_rows.keys() != other_rows.keys():
+        extra = sorted(other_rows.keys() - main_rows.keys())[:1]
+        lacking = sorted(main_rows.keys() - other_rows.keys())[:1]
         raise EvaluationError(
-            f"system {name!r} indexes {other.index.count} items but the main index "
-            f"{main.index.count}: compare systems built from the same base catalog"
+            f"system {name!r} holds {len(other_rows)} items and the main index {len(main_rows)}"
+            f" (e.g. only in {name!r}: {extra}, only in the main index: {lacking}): compare "
+            "systems built from the same base catalog"
         )
-    mapping = np.empty(other.index.count, dtype=np.int64)
-    for row in range(other.index.count):
-        main_row = main.index.row_of(other.index.item(row).id)
-        if main_row is None:
-            raise EvaluationError(
-                f"system {name!r} has item {other.index.item(row).id!r}, which the main index "
-                "lacks: compare systems built from the same base catalog"
-            )
-        mapping[row] = main_row
+    mapping = np.full(other.index.count, -1, dtype=np.int64)
+    for item_id, row in other_rows.items():
+        mapping[row] = main_rows[item_id]
     return mapping
 
 
@@ -183,6 +189,8 @@ def evaluate_systems(
             )
     n = index.count
     base_paths = [Path(index.item(row).image) for row in range(n)]
+    deleted = getattr(index, "deleted", None)
+    live = np.ones(n, dtype=bool) if deleted is None else ~np.asarray(deleted, dtype=bool)
 
     # ---- judges
     t0 = time.perf_counter()
@@ -200,21 +208,23 @@ def evaluate_systems(
     truth_groups = None
     if truth is not None:
         ids = [index.item(row).id for row in range(n)]
-        missing = [i for i in ids if i not in truth]
+        missing = [i for i, alive in zip(ids, live, strict=True) if alive and i not in truth]
         if missing:
             raise EvaluationError(
                 f"the truth file has no row for {len(missing)} base items (e.g. {missing[0]!r}): "
                 "give the truth.jsonl of the catalog the index was built from"
             )
-        groups = sorted({g for i in ids for g in truth[i]})
+        groups = sorted({g for i in ids for g in truth.get(i, {})})
         truth_groups = {
-            g: np.array([truth[i].get(g) for i in ids], dtype=object) for g in groups
+            g: np.array([truth.get(i, {}).get(g) for i in ids], dtype=object) for g in groups
         }  # fmt: skip
     judge = _Judge(visual_base, word_rows, truth_groups, n)
     gains = []
     for qi, q in enumerate(queries):
-        v = visual_relevance(visual_base @ visual_q[qi])
-        gains.append((v, judge.metadata_gains(q), judge.truth_gains(q)))
+        # deleted rows are not in the catalog any more: no gain, and not in the ideal ordering
+        v = visual_relevance(visual_base @ visual_q[qi]) * live
+        tt = judge.truth_gains(q)
+        gains.append((v, judge.metadata_gains(q) * live, None if tt is None else tt * live))
     judge_seconds = time.perf_counter() - t0
 
     per_query: list[dict[str, Any]] = []
@@ -295,7 +305,7 @@ def evaluate_systems(
         stock_q = _encode_queries(stock, queries, size, progress=progress, desc="stock: queries")
         for qi, q in enumerate(queries):
             t = time.perf_counter()
-            allowed = np.ones(n, dtype=bool)
+            allowed = live.copy()
             for w in q.add:
                 allowed &= judge.has_word(w)
             for w in q.remove:

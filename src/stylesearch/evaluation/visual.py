@@ -78,7 +78,7 @@ class VisualConfig:
     pretrained: bool = False
     embed_dim: int = 128
     image_size: int = 64
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
