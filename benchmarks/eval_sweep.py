@@ -6,6 +6,10 @@ open (PAPER.md, "ours, configurable"). This runs the evaluation protocol
 V-nDCG / T-nDCG / MM (and the truth-based MM) per setting. Use the **validation** queries: the
 test set is for the one final run.
 
+``--cosine-powers`` adds an experiment that is *not* a product setting: ``filter`` and
+``combined`` ranked by ``c~^g * p`` instead of ``c~ * p`` (``c~ = (1 + cos) / 2``), a sharper
+cosine against the same attribute probabilities, by brute force over an exact index.
+
     .venv/bin/python benchmarks/eval_sweep.py --index runs/demo/index \\
         --queries runs/demo/queries/validation.jsonl --visual runs/demo/visual \\
         --truth runs/demo/catalog/truth.jsonl
@@ -17,11 +21,38 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
 from stylesearch.evaluation.queries import load_queries
-from stylesearch.search.scoring import ArithmeticConfig
-from stylesearch.search.searcher import Searcher
+from stylesearch.search.query import Query
+from stylesearch.search.scoring import ArithmeticConfig, rescale_cosine
+from stylesearch.search.searcher import Result, Searcher, SearchResponse
+from stylesearch.search.topk import attribute_probs
+
+
+class PoweredSoftFilter(Searcher):
+    """Brute-force ``filter`` / ``combined`` ranked by ``c~^power * p`` (experiment only)."""
+
+    def __init__(self, base: Searcher, power: float, arithmetic: ArithmeticConfig) -> None:
+        super().__init__(base.index, base.model, arithmetic=arithmetic)
+        self.power = power
+
+    def search(self, query: Query, *, image_vector: np.ndarray | None = None) -> SearchResponse:
+        add, remove = self._ids(query.add), self._ids(query.remove)
+        q = self._query_vector(query, add, remove, image_vector)
+        rows = np.arange(self.index.count)
+        cos = np.asarray(self.index.vectors, dtype=np.float32) @ q
+        p = attribute_probs(self.index.attributes, rows, add, remove)
+        score = rescale_cosine(cos) ** self.power * p
+        top = np.argsort(-score, kind="stable")[: query.k]
+        results = [
+            Result(self.index.item(int(r)).id, float(score[r]), float(cos[r]), float(p[r]),
+                   self.index.item(int(r)).title, row=int(r))
+            for r in top
+        ]  # fmt: skip
+        return SearchResponse(query.method, {}, 0.0, results)
 
 
 def main() -> None:
@@ -35,6 +66,14 @@ def main() -> None:
         "--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0],
         help="word weights b = c to try",
     )  # fmt: skip
+    parser.add_argument(
+        "--cosine-powers", type=float, nargs="*", default=[],
+        help="experiment: filter / combined ranked by c~^g * p, for each g (exact index)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--power-word-weight", type=float, default=1.0,
+        help="word weight of the combined query in the cosine-power experiment",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
 
@@ -46,6 +85,11 @@ def main() -> None:
             name = f"b=c={w:g}{'' if normalize else ' raw'}"
             searcher = Searcher(base.index, base.model, arithmetic=config)
             systems.append(System(name, args.index, searcher, ("arithmetic", "combined")))
+    w = args.power_word_weight
+    for g in args.cosine_powers:
+        arithmetic = ArithmeticConfig(add_weight=w, remove_weight=w)
+        searcher = PoweredSoftFilter(base, g, arithmetic)
+        systems.append(System(f"c~^{g:g}, b=c={w:g}", args.index, searcher, ("filter", "combined")))
     result = evaluate_systems(
         systems,
         load_queries(args.queries),
