@@ -114,8 +114,23 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     import faiss
 
     work = Path(args.workdir) / f"n{n}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    build_key = {
+        "n": n,
+        "vocab": args.vocab,
+        "seed": args.seed,
+        "M": args.M,
+        "ef_construction": args.ef_construction,
+    }
+    key_file = work / "build_key.json"
+    reuse = (
+        args.reuse
+        and (work / "index" / "manifest.json").exists()
+        and key_file.exists()
+        and json.loads(key_file.read_text()) == build_key
+    )
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
     t0 = time.perf_counter()
     cat = make_synthetic_catalog(n, DIM, args.vocab, seed=args.seed)
     gen_s = time.perf_counter() - t0
@@ -124,14 +139,18 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     queries = make_queries(cat, args.queries, args.seed + 2, word_vectors)
     faiss.omp_set_num_threads(args.build_threads)
     t0 = time.perf_counter()
-    write_index_arrays(
-        work / "index",
-        cat.vectors,
-        cat.attributes,
-        metadata=cat.metadata,
-        backend="faiss-hnsw",
-        backend_params={"M": args.M, "ef_construction": args.ef_construction},
-    )
+    if reuse:
+        print(f"  n={n}: reusing the index built earlier in {work}", file=sys.stderr)
+    else:
+        write_index_arrays(
+            work / "index",
+            cat.vectors,
+            cat.attributes,
+            metadata=cat.metadata,
+            backend="faiss-hnsw",
+            backend_params={"M": args.M, "ef_construction": args.ef_construction},
+        )
+        key_file.write_text(json.dumps(build_key))
     write_s = time.perf_counter() - t0
     offsets, words = cat.metadata
     counts = np.bincount(words, minlength=args.vocab)
@@ -266,7 +285,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         "methods": results,
     }
     index.close()
-    if not args.keep:
+    if not (args.keep or args.reuse):
         shutil.rmtree(work, ignore_errors=True)
     return summary
 
@@ -282,6 +301,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="runs/bench/search")
     parser.add_argument("--keep", action="store_true", help="Keep the index folders.")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep the index folders and reuse one built earlier with the same N, vocabulary, "
+        "seed and HNSW parameters (build time then comes from its manifest).",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = parser.parse_args()
 

@@ -98,6 +98,15 @@ def _top_k_of(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray,
     return out_s, out_r
 
 
+def _allowed_rows(allowed: np.ndarray) -> np.ndarray:
+    """Sorted int64 rows of a bool mask; its own ``rows`` when it carries them (a hard-filter
+    mask built from the postings: no pass over the whole catalog)."""
+    known = getattr(allowed, "rows", None)
+    if known is not None:
+        return np.asarray(known, dtype=np.int64)
+    return np.flatnonzero(allowed).astype(np.int64)
+
+
 def exact_search(
     vectors: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +272,7 @@ class FaissHNSWBackend:
     def _exact_subset(
         self, q: np.ndarray, k: int, allowed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.flatnonzero(allowed).astype(np.int64)
+        rows = _allowed_rows(allowed)
         out_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         out_r = np.full((q.shape[0], k), -1, dtype=np.int64)
         for i in range(q.shape[0]):
@@ -287,7 +296,8 @@ class FaissHNSWBackend:
             params = faiss.SearchParametersHNSW(efSearch=max(self.hnsw.ef_search, k))
             scores, rows = self.index.search(q, k, params=params)
         else:
-            count = int(np.count_nonzero(allowed))
+            known = getattr(allowed, "rows", None)
+            count = int(known.shape[0]) if known is not None else int(np.count_nonzero(allowed))
             fraction = count / n
             if count <= k or fraction < self.hnsw.exact_below:
                 return self._exact_subset(q, k, allowed)
