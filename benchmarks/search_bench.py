@@ -42,6 +42,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from stylesearch.index.coarse import COARSE_FILES  # noqa: E402
 from stylesearch.index.store import Index, write_index_arrays  # noqa: E402
 from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
 from stylesearch.search.scoring import compose_query  # noqa: E402
@@ -253,6 +254,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
             ),
             1,
         ),
+        "coarse partition": round(file_mb(folder, *COARSE_FILES), 1),
         "metadata + postings + items": round(
             file_mb(
                 folder,
@@ -274,6 +276,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         "generate_s": round(gen_s, 1),
         "write_index_s": round(write_s, 1),
         "hnsw_build_s": manifest["build_seconds"],
+        "coarse_build_s": (manifest.get("coarse") or {}).get("build_seconds"),
         "build_threads": args.build_threads,
         "hnsw": manifest["backend"]["params"],
         "one_percent_word_fraction": round(float(hard_1pct.mean()), 4),
@@ -324,7 +327,8 @@ def main() -> None:
     )
     for s in report["sizes"]:
         print(
-            f"\nN = {s['n']:,}: HNSW build {s['hnsw_build_s']} s ({s['build_threads']} threads), "
+            f"\nN = {s['n']:,}: HNSW build {s['hnsw_build_s']} s, coarse partition "
+            f"{s['coarse_build_s']} s ({s['build_threads']} threads), "
             f"RSS growth {s['rss_growth_mb']} MB, raw vectors {s['raw_vectors_mb']} MB"
         )
         print("index parts (MB): " + ", ".join(f"{k} {v}" for k, v in s["index_mb"].items()))
