@@ -42,7 +42,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from stylesearch.index.coarse import COARSE_FILES  # noqa: E402
+from stylesearch.index.coarse import COARSE_FILES, build_coarse  # noqa: E402
 from stylesearch.index.store import Index, write_index_arrays  # noqa: E402
 from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
 from stylesearch.search.scoring import compose_query  # noqa: E402
@@ -67,6 +67,25 @@ def rss_mb() -> float:
 
 def file_mb(folder: Path, *names: str) -> float:
     return sum((folder / n).stat().st_size for n in names) / 2**20
+
+
+def add_coarse_partition(folder: Path) -> None:
+    """Give an index written before the coarse partition existed its partition (the same
+    :func:`build_coarse` the writer runs), recorded in its manifest."""
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if (manifest.get("coarse") or {}).get("count") == manifest["count"]:
+        return
+    t0 = time.perf_counter()
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    attributes = np.load(folder / "attributes.npy", mmap_mode="r")
+    coarse = build_coarse(vectors, attributes, folder)
+    coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
+    manifest["coarse"] = coarse
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(manifest_path)
+    print(f"  added the coarse partition to {folder}: {coarse}", file=sys.stderr)
 
 
 def make_queries(cat, n_queries: int, seed: int, word_vectors: np.ndarray):
@@ -142,6 +161,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     if reuse:
         print(f"  n={n}: reusing the index built earlier in {work}", file=sys.stderr)
+        add_coarse_partition(work / "index")
     else:
         write_index_arrays(
             work / "index",
@@ -308,7 +328,8 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="Keep the index folders and reuse one built earlier with the same N, vocabulary, "
-        "seed and HNSW parameters (build time then comes from its manifest).",
+        "seed and HNSW parameters (build times then come from its manifest; one written "
+        "before the coarse partition existed gets it added).",
     )
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = parser.parse_args()

@@ -696,12 +696,15 @@ def _coarse_topk(
         keep = ~scanned[cl]
         if allowed is not None:
             keep &= allowed[b_rows]
-        if s_k > 0:  # cheap bound first: the list value times the other words' caps
+        if s_k > 0:  # cheap bounds first: the list value times the other words' caps times
+            # the cluster's cone, then the row's own cone (never above the cluster's)
             b_rows, cl = b_rows[keep], cl[keep]
-            u_row = u_rows(b_rows)
             values = np.asarray(reader.values[start:stop], dtype=np.float64)[keep]
-            ub_row = values * rest_of(i)[cl] * u_row
-            keep = ub_row * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 >= s_k
+            rest = rest_of(i)
+            keep = values * (u * rest)[cl] * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 >= s_k
+            b_rows, cl, values = b_rows[keep], cl[keep], values[keep]
+            u_row = u_rows(b_rows)
+            keep = values * rest[cl] * u_row * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 >= s_k
             u_row = u_row[keep]
         reader.pos = stop
         stats["list_read"] += stop - start
