@@ -13,7 +13,7 @@ test:  ## the fast test suite (a few minutes)
 	bash scripts/bootstrap.sh
 	$(PYTEST) -m "not slow and not browser" -q
 
-test-slow:  ## the slow and browser tests: training runs, torchrun, real demo build, Chromium
+test-slow:  ## the slow and browser tests: training runs, torchrun, real demo build, Chromium, Milvus
 	bash scripts/bootstrap.sh --with-data --with-browser
 	$(PYTEST) -m "slow or browser" -q --durations=10
 

@@ -15,6 +15,12 @@ about 1 % of the items) and ``filter-hard`` (the query's own words as must / mus
 
     .venv/bin/python benchmarks/search_bench.py --sizes 100000 --out runs/bench/search.json
     .venv/bin/python benchmarks/search_bench.py --sizes 100000 1000000 1500000
+    .venv/bin/python benchmarks/search_bench.py --sizes 100000 --backends faiss milvus
+
+``--backends faiss milvus`` runs the same catalog and queries on both backends (issue 7). Milvus:
+the server at ``--milvus-uri``, or a local standalone server (PyPI ``milvus``) started on
+127.0.0.1 in the work folder and stopped by its PID at the end; the server's own resident-set
+growth is reported (``server_rss_growth_mb``), and every search is a gRPC round trip.
 
 Memory: ``rss_mb`` is the growth of the process's resident set from before loading the index
 to after all queries (the index's own files are memory-mapped, so only touched pages count);
@@ -130,10 +136,24 @@ def time_image_encoder(n: int = 30) -> dict[str, float]:
     }
 
 
-def run_size(n: int, args: argparse.Namespace) -> dict:
+def proc_rss_mb(pid: int | None) -> float:
+    """Resident set of another process (the local Milvus server), MB; NaN when unknown."""
+    if pid is None:
+        return float("nan")
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_size(
+    n: int, args: argparse.Namespace, backend: str = "faiss", milvus: tuple | None = None
+) -> dict:
+    """One catalog size on one backend; ``milvus`` = ``(uri, server pid or None)``."""
     import faiss
 
-    work = Path(args.workdir) / f"n{n}"
+    work = Path(args.workdir) / f"n{n}-{backend}"
     build_key = {
         "n": n,
         "vocab": args.vocab,
@@ -144,6 +164,7 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     key_file = work / "build_key.json"
     reuse = (
         args.reuse
+        and backend == "faiss"  # a Milvus collection lives in the server: always rebuilt
         and (work / "index" / "manifest.json").exists()
         and key_file.exists()
         and json.loads(key_file.read_text()) == build_key
@@ -158,6 +179,13 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     word_vectors = rng.standard_normal((args.vocab, DIM)).astype(np.float32)
     queries = make_queries(cat, args.queries, args.seed + 2, word_vectors)
     faiss.omp_set_num_threads(args.build_threads)
+    params = {"M": args.M, "ef_construction": args.ef_construction}
+    server_pid = None
+    if backend == "milvus":
+        assert milvus is not None
+        params |= {"uri": milvus[0], "collection": f"bench_n{n}_{os.getpid()}"}
+        server_pid = milvus[1]
+    server_rss0 = proc_rss_mb(server_pid)
     t0 = time.perf_counter()
     if reuse:
         print(f"  n={n}: reusing the index built earlier in {work}", file=sys.stderr)
@@ -168,8 +196,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
             cat.vectors,
             cat.attributes,
             metadata=cat.metadata,
-            backend="faiss-hnsw",
-            backend_params={"M": args.M, "ef_construction": args.ef_construction},
+            backend="faiss-hnsw" if backend == "faiss" else backend,
+            backend_params=params,
         )
         key_file.write_text(json.dumps(build_key))
     write_s = time.perf_counter() - t0
@@ -181,7 +209,9 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
 
     faiss.omp_set_num_threads(1)
     rss0 = rss_mb()
+    t0 = time.perf_counter()
     index = Index.load(work / "index")
+    load_s = time.perf_counter() - t0
     manifest = index.manifest
     results: dict[str, dict] = {}
     hard_1pct = hard_filter_mask(index, [one_percent], [])
@@ -262,7 +292,11 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
     folder = work / "index"
     raw_vectors_mb = n * DIM * 4 / 2**20
     index_mb = {
-        "faiss (vectors + graph)": round(file_mb(folder, "hnsw.faiss"), 1),
+        **(
+            {"faiss (vectors + graph)": round(file_mb(folder, "hnsw.faiss"), 1)}
+            if backend == "faiss"
+            else {"local vectors (memory-mapped)": round(file_mb(folder, "vectors.npy"), 1)}
+        ),
         "attributes float16": round(file_mb(folder, "attributes.npy"), 1),
         "attribute lists": round(
             file_mb(
@@ -289,6 +323,9 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         ),
     }
     summary = {
+        "backend": backend,
+        "load_s": round(load_s, 2),
+        "server_rss_growth_mb": round(proc_rss_mb(server_pid) - server_rss0, 1),
         "n": n,
         "dim": DIM,
         "vocab": args.vocab,
@@ -308,7 +345,11 @@ def run_size(n: int, args: argparse.Namespace) -> dict:
         "methods": results,
     }
     index.close()
-    if not (args.keep or args.reuse):
+    if backend == "milvus" and not args.keep:
+        from stylesearch.index.milvus import drop_collection
+
+        drop_collection(params["uri"], params["collection"])
+    if not (args.keep or (args.reuse and backend == "faiss")):
         shutil.rmtree(work, ignore_errors=True)
     return summary
 
@@ -332,12 +373,35 @@ def main() -> None:
         "before the coarse partition existed gets it added).",
     )
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
+    parser.add_argument(
+        "--backends", nargs="+", choices=["faiss", "milvus"], default=["faiss"],
+        help="Backends to compare on the same catalogs and queries.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--milvus-uri", default=None,
+        help="A running Milvus; default: start a local standalone server on 127.0.0.1.",
+    )  # fmt: skip
     args = parser.parse_args()
 
     report = {"image_encoder": time_image_encoder(), "sizes": []}
     print(f"image encoder (one image, one thread): {report['image_encoder']}", file=sys.stderr)
-    for n in args.sizes:
-        report["sizes"].append(run_size(n, args))
+    server = None
+    milvus = None
+    if "milvus" in args.backends:
+        if args.milvus_uri:
+            milvus = (args.milvus_uri, None)
+        else:
+            from stylesearch.index.milvus_local import LocalMilvus
+
+            server = LocalMilvus(Path(args.workdir) / "milvus-server", start_timeout=300)
+            milvus = (server.start(), server.pid)
+    try:
+        for n in args.sizes:
+            for backend in args.backends:
+                report["sizes"].append(run_size(n, args, backend, milvus))
+    finally:
+        if server is not None:
+            server.stop()
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")
@@ -348,9 +412,11 @@ def main() -> None:
     )
     for s in report["sizes"]:
         print(
-            f"\nN = {s['n']:,}: HNSW build {s['hnsw_build_s']} s, coarse partition "
-            f"{s['coarse_build_s']} s ({s['build_threads']} threads), "
-            f"RSS growth {s['rss_growth_mb']} MB, raw vectors {s['raw_vectors_mb']} MB"
+            f"\nN = {s['n']:,} [{s['backend']}]: HNSW build {s['hnsw_build_s']} s, coarse "
+            f"partition {s['coarse_build_s']} s ({s['build_threads']} threads), "
+            f"load {s['load_s']} s, "
+            f"RSS growth {s['rss_growth_mb']} MB (Milvus server: {s['server_rss_growth_mb']} MB), "
+            f"raw vectors {s['raw_vectors_mb']} MB"
         )
         print("index parts (MB): " + ", ".join(f"{k} {v}" for k, v in s["index_mb"].items()))
         print(f"1% hard filter keeps {s['one_percent_word_fraction']:.2%} of the items")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -60,3 +60,17 @@ def build_tiny_index() -> TinyIndexBuilder:
         return manifest
 
     return build
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory) -> Iterator[str]:
+    """A real Milvus standalone server (PyPI ``milvus``) on 127.0.0.1 for the session: start-up
+    bounded by 180 s, stopped by its PID (SIGTERM, SIGKILL after 15 s)."""
+    from stylesearch.index.milvus_local import LocalMilvus
+
+    server = LocalMilvus(tmp_path_factory.mktemp("milvus"), start_timeout=180, stop_timeout=15)
+    uri = server.start()
+    try:
+        yield uri
+    finally:
+        server.stop()

@@ -1,35 +1,52 @@
 """``stylesearch demo``: the whole pipeline on the built-in Fashion-MNIST style catalog.
 
-Stages, each reused when its output is already there and up to date:
+Stages, each reused when its output is already there and up to date (a second run only loads
+and prints):
 
-1. build the demo catalog (``WORKDIR/catalog``; see :mod:`stylesearch.catalog.demo`);
+1. build the demo catalog (``WORKDIR/catalog``; :mod:`stylesearch.catalog.demo`);
 2. train the joint model on its training split (``WORKDIR/model``, config
    ``stylesearch/configs/demo.toml``); an interrupted training resumes from its checkpoint;
-3. score the attribute head on the base catalog against the clean truth and against the noisy
-   metadata (``WORKDIR/attributes.json``).
+3. train the baseline visual model, the V-nDCG judge (``WORKDIR/visual``);
+4. index the base catalog (``WORKDIR/index``, exact backend) and score the attribute head on it
+   against the clean truth and the noisy metadata (``WORKDIR/attributes.json``);
+5. build the benchmark queries: a validation set and a test set from different query items
+   (``WORKDIR/queries``);
+6. tune the word weight of query arithmetic on the validation queries (``WORKDIR/tuning.json``):
+   the weight giving ``combined`` the best MM;
+7. evaluate every method, the off-the-shelf baseline and (with ``compare=True``) the joint
+   model trained with the triplet loss and with a ResNet-18 tower from scratch, on the test
+   queries, once (``WORKDIR/report``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from stylesearch.catalog.demo import DemoConfig, build_demo_catalog
 from stylesearch.catalog.demo_text import VOCABULARY
 from stylesearch.catalog.manifest import load_catalog
 from stylesearch.config import Config, load_config, to_dict
-from stylesearch.evaluation.attributes import evaluate_attributes, load_truth
+from stylesearch.evaluation.attributes import attribute_ap_by_group, load_truth
+from stylesearch.evaluation.visual import VisualConfig, read_visual_config, train_visual
 from stylesearch.model.io import read_model_config
 from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import train
 
 DEFAULT_WORKDIR = Path("runs/demo")
+#: word weights of query arithmetic tried on the validation queries
+WORD_WEIGHTS = (0.25, 0.5, 1.0)
+STAGES = 7
 Log = Callable[[str], None]
 
 
@@ -39,17 +56,34 @@ def demo_config() -> Config:
         return load_config(path)
 
 
+def comparison_configs(config: Config) -> dict[str, Config]:
+    """The joint-model variants of the report's comparisons (same data, epochs and seed)."""
+    return {
+        "triplet": replace(config, loss=replace(config.loss, name="triplet")),
+        "resnet18-scratch": replace(
+            config, model=replace(config.model, backbone="resnet18", pretrained=False)
+        ),
+    }
+
+
 @dataclass
 class DemoResult:
     workdir: Path
     catalog_counts: dict[str, Any]
     train_metrics: dict[str, Any]
+    visual_metrics: dict[str, Any]
     attributes: dict[str, Any]
-    seconds: dict[str, float]
+    tuning: dict[str, Any]
+    report: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _stage(i: int, name: str, log: Log) -> Log:
+    return lambda msg: log(f"[{i}/{STAGES}] {name}: {msg}")
 
 
 def _trained_with(model_dir: Path) -> dict[str, Any] | None:
@@ -59,6 +93,32 @@ def _trained_with(model_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def _weights(model_dir: Path) -> str:
+    return str(read_model_config(model_dir)["weights_sha256"])
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_cached(path: Path, key: str) -> dict[str, Any] | None:
+    if path.is_file():
+        cached = json.loads(path.read_text())
+        if cached.get("key") == key:
+            return cached
+    return None
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
 def ensure_model(
     manifest: Path, model_dir: Path, config: Config, *, progress: bool, log: Log
 ) -> dict[str, Any]:
@@ -66,55 +126,228 @@ def ensure_model(
     wanted = to_dict(config)
     trained = _trained_with(model_dir)
     if trained == wanted:
-        log(f"[2/3] model: reusing {model_dir}")
+        log(f"reusing {model_dir}")
     elif list_checkpoints(model_dir) and trained is None:
-        log(f"[2/3] model: resuming the interrupted training in {model_dir}")
+        log(f"resuming the interrupted training in {model_dir}")
         train(manifest, model_dir, config, resume=True, progress=progress, log=log)
     else:
         if trained is not None:
-            log(f"[2/3] model: {model_dir} was trained with another config; training again")
+            log(f"{model_dir} was trained with another config; training again")
         else:
-            log(f"[2/3] model: training on {manifest}")
+            log(f"training on {manifest} ({config.train.epochs} epochs)")
         train(manifest, model_dir, config, overwrite=True, progress=progress, log=log)
-    return read_model_config(model_dir)["extra"]["training"]["final_metrics"]
+    return dict(read_model_config(model_dir)["extra"]["training"]["final_metrics"])
+
+
+def ensure_visual(
+    manifest: Path, out_dir: Path, config: VisualConfig, *, progress: bool, log: Log
+) -> dict[str, Any]:
+    """Train the visual judge unless ``out_dir`` holds one trained with ``config``."""
+    try:
+        meta = read_visual_config(out_dir)
+    except ValueError:
+        meta = None
+    if meta is not None and meta["config"] == asdict(config):
+        log(f"reusing {out_dir}")
+    else:
+        log(f"training the visual model on {manifest} ({config.epochs} epochs)")
+        train_visual(manifest, out_dir, config, overwrite=True, progress=progress, log=log)
+        meta = read_visual_config(out_dir)
+    return dict(meta["metrics"]["final"])
+
+
+def ensure_index(
+    model_dir: Path, manifest: Path, out_dir: Path, *, device: str, progress: bool, log: Log
+) -> None:
+    """Index ``manifest`` with ``model_dir`` unless ``out_dir`` already is that index."""
+    from stylesearch.index.build import build_index
+    from stylesearch.index.store import IndexFormatError, read_manifest
+
+    try:
+        current = read_manifest(out_dir)
+    except IndexFormatError:
+        current = None
+    if (
+        current is not None
+        and current.get("model_fingerprint") == _weights(model_dir)
+        and current.get("catalog") == str(manifest.absolute())
+    ):
+        log(f"reusing {out_dir}")
+        return
+    log(f"indexing {manifest} with {model_dir}")
+    result = build_index(
+        model_dir, manifest, out_dir, backend="exact", device=device, progress=progress
+    )
+    log(f"{result.count} items, {result.images_per_second:.0f} images/s")
 
 
 def score_attributes(
-    model_dir: Path,
-    base_manifest: Path,
-    truth_path: Path,
-    out_path: Path,
-    *,
-    device: str,
-    progress: bool,
-    log: Log,
+    index_dir: Path, base_manifest: Path, truth_path: Path, out_path: Path, *, log: Log
 ) -> dict[str, Any]:
-    """Attribute AP by group on the base catalog (cached in ``out_path`` per model weights)."""
-    import stylesearch
+    """Attribute AP by group on the base catalog, from the index's stored probabilities."""
+    from stylesearch.index.store import read_manifest
+    from stylesearch.search.searcher import Searcher
+    from stylesearch.text.pipeline import TextPipeline
 
-    weights = read_model_config(model_dir)["weights_sha256"]
-    if out_path.is_file():
-        cached = json.loads(out_path.read_text())
-        if cached.get("model_weights_sha256") == weights:
-            log(f"[3/3] attributes: reusing {out_path}")
-            return cached
-    log(f"[3/3] attributes: scoring the attribute head on {base_manifest}")
-    model = stylesearch.load_model(model_dir, device="cpu" if device == "auto" else device)
-    items = list(load_catalog(base_manifest, progress=progress).items)
-    scores = evaluate_attributes(
-        model, items, load_truth(truth_path), VOCABULARY,
-        device=next(model.parameters()).device, progress=progress,
+    weights = read_manifest(index_dir)["model_fingerprint"]
+    key = _digest(weights, str(base_manifest))
+    cached = _read_cached(out_path, key)
+    if cached is not None:
+        log(f"reusing {out_path}")
+        return cached
+    searcher = Searcher.load(index_dir)
+    index, model = searcher.index, searcher.model
+    by_id = {it.id: it for it in load_catalog(base_manifest, validate_images=False).items}
+    items = [by_id[index.item(row).id] for row in range(index.count)]
+    assert model.vocab is not None and model.text_config is not None
+    scores = attribute_ap_by_group(
+        np.asarray(index.attributes, dtype=np.float32), items, load_truth(truth_path), VOCABULARY,
+        vocab_words=model.vocab.words, pipeline=TextPipeline(model.text_config),
     )  # fmt: skip
     result = {
+        "key": key,
         "model_weights_sha256": weights,
         "catalog": str(base_manifest),
         "items": len(items),
         "groups": {g: s.as_dict() for g, s in scores.items()},
     }
-    tmp = out_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_path)
+    _write_json(out_path, result)
+    log(
+        "average precision vs clean truth: "
+        + ", ".join(f"{g} {s.truth_ap:.3f}" for g, s in scores.items())
+    )
     return result
+
+
+def ensure_queries(query_manifest: Path, truth: Path, out_dir: Path, *, log: Log) -> dict:
+    """The validation and test query files (built once; they are deterministic)."""
+    from stylesearch.evaluation.queries import PARTS, build_queries, write_queries
+
+    paths = {part: out_dir / f"{part}.jsonl" for part in PARTS}
+    if all(p.is_file() for p in paths.values()):
+        log(f"reusing {out_dir}")
+        return paths
+    items = list(load_catalog(query_manifest, validate_images=False).items)
+    truth_rows = load_truth(truth)
+    for part, path in paths.items():
+        queries = build_queries(items, truth_rows, part=part, seed=0)
+        write_queries(queries, path)
+        log(f"{len(queries)} {part} queries -> {path}")
+    return paths
+
+
+def tune_word_weight(
+    index_dir: Path,
+    queries_path: Path,
+    visual_dir: Path,
+    truth_path: Path,
+    out_path: Path,
+    *,
+    progress: bool,
+    log: Log,
+) -> dict[str, Any]:
+    """The arithmetic word weight that gives ``combined`` the best MM on the validation set."""
+    from stylesearch.evaluation.protocol import System, arithmetic_config, evaluate_systems
+    from stylesearch.evaluation.queries import load_queries
+    from stylesearch.index.store import read_manifest
+    from stylesearch.search.searcher import Searcher
+
+    key = _digest(
+        read_manifest(index_dir)["model_fingerprint"],
+        read_visual_config(visual_dir)["weights_sha256"],
+        _file_digest(queries_path),
+        WORD_WEIGHTS,
+    )
+    cached = _read_cached(out_path, key)
+    if cached is not None:
+        log(f"reusing {out_path} (word weight {cached['word_weight']})")
+        return cached
+    log(f"trying word weights {', '.join(map(str, WORD_WEIGHTS))} on {queries_path}")
+    base = Searcher.load(index_dir)
+    systems = [
+        System(
+            f"w={w}",
+            index_dir,
+            Searcher(base.index, base.model, arithmetic=arithmetic_config(w)),
+            ("arithmetic", "combined"),
+        )
+        for w in WORD_WEIGHTS
+    ]
+    result = evaluate_systems(
+        systems,
+        load_queries(queries_path),
+        visual_dir,
+        truth=load_truth(truth_path),
+        baseline=False,
+        progress=progress,
+        log=log,
+    )
+    from stylesearch.evaluation.protocol import summarize
+
+    table = summarize(result)
+    best = max(
+        (r for r in table if r["method"] == "combined"), key=lambda r: (r["mm"], r["system"])
+    )
+    weight = float(best["system"].removeprefix("w="))
+    tuning = {
+        "key": key,
+        "queries": str(queries_path),
+        "word_weight": weight,
+        "objective": "MM of combined (validation)",
+        "table": [
+            {k: r[k] for k in ("system", "method", "v_ndcg", "t_ndcg", "mm", "mm_truth")}
+            for r in table
+        ],
+    }
+    _write_json(out_path, tuning)
+    log(f"word weight {weight} (combined MM {best['mm']:.3f} on validation)")
+    return tuning
+
+
+def evaluate_demo(
+    workdir: Path,
+    index_dir: Path,
+    queries_path: Path,
+    visual_dir: Path,
+    truth_path: Path,
+    word_weight: float,
+    compare: dict[str, Path],
+    *,
+    progress: bool,
+    log: Log,
+) -> dict[str, Any]:
+    """The test-set report (``WORKDIR/report``), computed once per set of inputs."""
+    from stylesearch.evaluation.report import run_evaluation
+    from stylesearch.index.store import read_manifest
+
+    out_dir = workdir / "report"
+    key = _digest(
+        read_manifest(index_dir)["model_fingerprint"],
+        read_visual_config(visual_dir)["weights_sha256"],
+        _file_digest(queries_path),
+        word_weight,
+        {n: read_manifest(d)["model_fingerprint"] for n, d in compare.items()},
+    )
+    cached = _read_cached(out_dir / "report.json", key)
+    if cached is not None:
+        log(f"reusing {out_dir}")
+        return cached
+    log(f"{queries_path} with every method (word weight {word_weight})")
+    report = run_evaluation(
+        index_dir,
+        queries_path,
+        visual_dir,
+        out_dir,
+        truth_path=truth_path,
+        compare=list(compare.items()),
+        name="joint (mbmr)",
+        word_weight=word_weight,
+        progress=progress,
+        log=log,
+    )
+    report["key"] = key
+    _write_json(out_dir / "report.json", report)
+    return report
 
 
 def run_demo(
@@ -122,6 +355,8 @@ def run_demo(
     *,
     catalog_config: DemoConfig | None = None,
     config: Config | None = None,
+    visual_config: VisualConfig | None = None,
+    compare: bool = False,
     device: str = "auto",
     progress: bool = True,
     log: Log | None = None,
@@ -131,64 +366,125 @@ def run_demo(
     workdir = Path(workdir)
     config = config or demo_config()
     config = replace(config, train=replace(config.train, device=device))
+    visual_config = replace(visual_config or VisualConfig(), device=device)
+    index_device = "cpu" if device == "auto" else device
     seconds: dict[str, float] = {}
 
-    t0 = time.perf_counter()
-    log(f"[1/3] catalog: building the demo catalog in {workdir / 'catalog'}")
-    cat = build_demo_catalog(workdir / "catalog", catalog_config, progress=progress)
-    log(
-        f"[1/3] catalog: {'reused' if cat.reused else 'built'} "
-        f"({cat.counts.get('train')} train / {cat.counts.get('base')} base / "
-        f"{cat.counts.get('query')} query items) in {cat.seconds:.1f} s"
-    )
-    seconds["catalog"] = time.perf_counter() - t0
+    @contextmanager
+    def timed(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    metrics = ensure_model(
-        cat.train_manifest, workdir / "model", config, progress=progress, log=log
+    say = _stage(1, "catalog", log)
+    say(f"building the demo catalog in {workdir / 'catalog'}")
+    with timed("catalog"):
+        cat = build_demo_catalog(workdir / "catalog", catalog_config, progress=progress)
+    say(
+        f"{'reused' if cat.reused else 'built'} ({cat.counts.get('train')} train / "
+        f"{cat.counts.get('base')} base / {cat.counts.get('query')} query items) "
+        f"in {cat.seconds:.1f} s"
     )
-    seconds["train"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    attributes = score_attributes(
-        workdir / "model",
-        cat.base_manifest,
-        cat.truth,
-        workdir / "attributes.json",
-        device=device,
-        progress=progress,
-        log=log,
+    say = _stage(2, "joint model", log)
+    compare_dirs: dict[str, Path] = {}
+    with timed("train"):
+        metrics = ensure_model(
+            cat.train_manifest, workdir / "model", config, progress=progress, log=say
+        )
+        if compare:
+            for name, variant in comparison_configs(config).items():
+                folder = workdir / "compare" / name
+                say(f"comparison model {name!r}")
+                ensure_model(
+                    cat.train_manifest, folder / "model", variant, progress=progress, log=say
+                )
+                compare_dirs[name] = folder
+
+    say = _stage(3, "visual model", log)
+    visual_dir = workdir / "visual"
+    with timed("visual"):
+        visual = ensure_visual(
+            cat.train_manifest, visual_dir, visual_config, progress=progress, log=say
+        )
+    say(
+        f"held-out same-item R@1 {visual.get('val_r1', float('nan')):.3f} "
+        f"R@10 {visual.get('val_r10', float('nan')):.3f}"
     )
-    seconds["attributes"] = time.perf_counter() - t0
-    return DemoResult(workdir, cat.counts, metrics, attributes, seconds)
+
+    say = _stage(4, "index", log)
+    index_dir = workdir / "index"
+    with timed("index"):
+        for model_dir, out in [(workdir / "model", index_dir)] + [
+            (f / "model", f / "index") for f in compare_dirs.values()
+        ]:
+            ensure_index(
+                model_dir, cat.base_manifest, out, device=index_device, progress=progress, log=say
+            )
+        attributes = score_attributes(
+            index_dir, cat.base_manifest, cat.truth, workdir / "attributes.json", log=say
+        )
+
+    say = _stage(5, "queries", log)
+    with timed("queries"):
+        queries = ensure_queries(cat.query_manifest, cat.truth, workdir / "queries", log=say)
+
+    say = _stage(6, "tuning", log)
+    with timed("tuning"):
+        tuning = tune_word_weight(
+            index_dir, queries["validation"], visual_dir, cat.truth, workdir / "tuning.json",
+            progress=progress, log=say,
+        )  # fmt: skip
+
+    say = _stage(7, "evaluation", log)
+    with timed("evaluation"):
+        report = evaluate_demo(
+            workdir, index_dir, queries["test"], visual_dir, cat.truth, tuning["word_weight"],
+            {n: f / "index" for n, f in compare_dirs.items()}, progress=progress, log=say,
+        )  # fmt: skip
+    return DemoResult(workdir, cat.counts, metrics, visual, attributes, tuning, report, seconds)
 
 
 def format_report(result: DemoResult) -> str:
-    """The demo's results as a small Markdown report."""
+    """The demo's results as a small Markdown report (what ``stylesearch demo`` prints)."""
+    from stylesearch.evaluation.report import format_table
+
     m = result.train_metrics
+    report = result.report
     lines = [
         f"## stylesearch demo ({result.workdir})",
         "",
-        "Validation retrieval (held-out training-catalog items, gallery of "
-        f"{m.get('val_items')} items; chance R@1 = {1 / max(1, m.get('val_items', 1)):.4f}):",
+        f"Search quality on {report['n_queries']} test queries (K = {report['k']}, base catalog "
+        f"of {report['base_items']} items; word weight {result.tuning['word_weight']} chosen on "
+        "the validation queries):",
         "",
-        "| direction | R@1 | R@10 |",
-        "|---|---|---|",
-        f"| image -> text | {m.get('val_i2t_r1', float('nan')):.3f} | "
-        f"{m.get('val_i2t_r10', float('nan')):.3f} |",
-        f"| text -> image | {m.get('val_t2i_r1', float('nan')):.3f} | "
-        f"{m.get('val_t2i_r10', float('nan')):.3f} |",
+        format_table(report["table"], truth=report["truth"]),
         "",
-        f"Attribute head on the base catalog ({result.attributes['items']} items), "
-        "average precision per group:",
+        "V-nDCG: looks like the query image (judged by the visual model); T-nDCG: honours the "
+        "words (judged by the items' metadata; 'truth': by the clean attributes); "
+        "MM = sqrt(V x T).",
         "",
-        "| group | AP vs clean truth | AP vs noisy metadata |",
-        "|---|---|---|",
+        "Joint model on held-out training items: image -> text R@1 "
+        f"{m.get('val_i2t_r1', float('nan')):.3f}, text -> image R@1 "
+        f"{m.get('val_t2i_r1', float('nan')):.3f} (gallery {m.get('val_items')}); visual "
+        f"model same-item R@1 {result.visual_metrics.get('val_r1', float('nan')):.3f}.",
+        "Attribute head on the base catalog, AP vs clean truth: "
+        + ", ".join(f"{g} {s['truth_ap']:.3f}" for g, s in result.attributes["groups"].items())
+        + ".",
+        "",
+        "Example searches (`combined`, top 3):",
     ]
-    for group, s in result.attributes["groups"].items():
-        lines.append(f"| {group} | {s['truth_ap']:.3f} | {s['metadata_ap']:.3f} |")
+    for ex in report.get("examples", []):
+        top = ex["methods"].get("combined", [])[:3]
+        lines.append(
+            f"- {ex['item_id']} ({ex['title']}) {ex['words']} -> "
+            + "; ".join(f"{r['title']} ({r['id']})" for r in top)
+        )
     lines += [
         "",
+        f"Report: {result.workdir / 'report' / 'report.md'} (charts: methods.png, examples.png)",
+        f"Try it: stylesearch serve --index {result.workdir / 'index'}   "
+        "(then open http://127.0.0.1:8000)",
         "Time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()),
     ]
     return "\n".join(lines)

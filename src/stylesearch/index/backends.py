@@ -373,7 +373,7 @@ def cosine_profile(
 
 
 #: backend name -> class (the names stored in ``manifest.json``)
-BACKENDS: dict[str, type[ExactBackend] | type[FaissHNSWBackend]] = {
+BACKENDS: dict[str, Any] = {
     "exact": ExactBackend,
     "faiss-hnsw": FaissHNSWBackend,
 }
@@ -382,12 +382,23 @@ BACKEND_ALIASES: dict[str, str] = {
     "exact": "exact",
     "faiss": "faiss-hnsw",
     "faiss-hnsw": "faiss-hnsw",
+    "milvus": "milvus",
 }
 
 
 def resolve_backend(name: str) -> str:
-    """``"faiss"`` / ``"faiss-hnsw"`` / ``"exact"`` -> the manifest name; ValueError otherwise."""
+    """``"faiss"`` / ``"faiss-hnsw"`` / ``"exact"`` / ``"milvus"`` -> the manifest name;
+    ValueError otherwise."""
     try:
         return BACKEND_ALIASES[name]
     except KeyError:
-        raise ValueError(f"unknown index backend {name!r}; choose one of: exact, faiss") from None
+        raise ValueError(
+            f"unknown index backend {name!r}; choose one of: exact, faiss, milvus"
+        ) from None
+
+
+# the Milvus backend (stylesearch.index.milvus imports nothing from here at import time; pymilvus
+# is imported only when a Milvus index is built or loaded)
+from stylesearch.index.milvus import MilvusBackend  # noqa: E402
+
+BACKENDS[MilvusBackend.name] = MilvusBackend

@@ -13,22 +13,33 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from stylesearch.catalog.dataset import ImageDataset, collate_images
-from stylesearch.catalog.manifest import CatalogError, load_catalog
+from stylesearch.catalog.manifest import CatalogError, CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform
 from stylesearch.index.backends import resolve_backend
-from stylesearch.index.store import IndexWriter, csr_from_bags
+from stylesearch.index.store import IndexFormatError, IndexWriter, csr_from_bags, read_manifest
 from stylesearch.model.io import load_model
 from stylesearch.text.pipeline import TextPipeline
 
-__all__ = ["BuildResult", "build_index"]
+if TYPE_CHECKING:
+    from stylesearch.model.joint import JointModel
+
+__all__ = [
+    "BuildResult",
+    "build_index",
+    "embed_items",
+    "metadata_csr",
+    "shard_slice",
+]
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ def build_index(
     num_workers: int = 2,
     device: str = "cpu",
     progress: bool = False,
+    shard: str | tuple[int, int] | None = None,
 ) -> BuildResult:
     """Embed the catalog and write ``out_dir`` atomically (see :mod:`stylesearch.index.store`).
 
@@ -62,54 +74,57 @@ def build_index(
         model_dir: a model folder written by ``stylesearch train``.
         catalog_path: the catalog manifest to index (rejected rows are skipped and counted).
         out_dir: the index folder (missing, empty, or an index to replace).
-        backend: ``"faiss"`` (HNSW, the default) or ``"exact"``.
-        backend_params: faiss HNSW parameters (:class:`~stylesearch.index.backends.HNSWParams`).
+        backend: ``"faiss"`` (HNSW, the default), ``"exact"`` or ``"milvus"``.
+        backend_params: faiss HNSW parameters (:class:`~stylesearch.index.backends.HNSWParams`);
+            for Milvus also ``uri`` and ``collection``
+            (:class:`~stylesearch.index.milvus.MilvusBackend`).
         batch_size, num_workers: the image DataLoader's.
         device: torch device for the model.
         progress: show progress bars (images/s) on stderr.
+        shard: ``"I/N"`` (or ``(I, N)``, 0 <= I < N): index only the I-th of N contiguous slices
+            of the catalog's accepted items (``stylesearch index merge`` joins the shards).
 
     Raises:
         CatalogError: the catalog has no usable item. ``FileNotFoundError`` / ``ModelFolderError``
         from the model folder; ``IndexFormatError`` if ``out_dir`` is something else.
     """
-    from tqdm.auto import tqdm
-
     t_start = time.perf_counter()
     backend_name = resolve_backend(backend)
+    shard_info = _parse_shard(shard)
     model = load_model(model_dir, device=device)
     assert model.vocab is not None
     catalog = load_catalog(catalog_path, progress=progress)
     items = catalog.items
     if not items:
         raise CatalogError(f"{catalog_path}: no usable item to index ({catalog.summary()})")
+    extra: dict = {}
+    if shard_info is not None:
+        part, parts = shard_info
+        start, stop = shard_slice(len(items), part, parts)
+        extra["shard"] = {"index": part, "count": parts, "catalog_items": len(items),
+                          "start": start, "stop": stop}  # fmt: skip
+        items = items[start:stop]
+        if not items:
+            raise CatalogError(
+                f"{catalog_path}: shard {part}/{parts} of {len(catalog.items)} items is empty; "
+                "use fewer shards"
+            )
     vocab = model.vocab
-    pipeline = TextPipeline(model.text_config)
-    bags = pipeline.words_many([it.text for it in items], progress=progress)
-    offsets, words = csr_from_bags([vocab.encode(bag) for bag in bags])
-
-    dataset = ImageDataset([it.image for it in items], eval_transform(model.config.image_size))
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
-    )
+    offsets, words = metadata_csr(model, items, progress=progress)
+    old_collection = _old_milvus_collection(out_dir)
     writer = IndexWriter(out_dir, n=len(items), dim=model.config.embed_dim, vocab_size=len(vocab))
     with writer:
         t0 = time.perf_counter()
-        done = 0
-        bar = tqdm(
-            total=len(items), desc="embed", unit="img", disable=not progress, file=sys.stderr
+        embed_items(
+            model,
+            items,
+            writer.vectors,
+            writer.attributes,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=device,
+            progress=progress,
         )
-        with torch.no_grad():
-            for batch in loader:
-                index = batch["index"].numpy()
-                feats = model.encode_images(batch["images"].to(device))
-                probs = torch.sigmoid(model.attribute_logits(feats))
-                unit = torch.nn.functional.normalize(feats, dim=-1)
-                writer.vectors[index] = unit.float().cpu().numpy()
-                writer.attributes[index] = probs.float().cpu().numpy().astype(np.float16)
-                done += len(index)
-                bar.update(len(index))
-                bar.set_postfix(img_s=f"{done / max(1e-9, time.perf_counter() - t0):.0f}")
-        bar.close()
         embed_seconds = time.perf_counter() - t0
         writer.set_items(
             [it.id for it in items], [it.title for it in items], [str(it.image) for it in items]
@@ -126,8 +141,10 @@ def build_index(
                 "catalog": str(Path(catalog_path).resolve()),
                 "rejected": len(catalog.rejected),
                 "embed_seconds": round(embed_seconds, 3),
+                **extra,
             },
         )
+    _drop_replaced_collection(old_collection, out_dir)
     return BuildResult(
         out_dir=Path(out_dir),
         count=len(items),
@@ -137,3 +154,94 @@ def build_index(
         images_per_second=len(items) / max(embed_seconds, 1e-9),
         total_seconds=time.perf_counter() - t_start,
     )
+
+
+def metadata_csr(
+    model: JointModel, items: Sequence[CatalogItem], *, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's metadata words (its text through the model's pipeline, kept when in the
+    vocabulary) as a CSR ``(offsets (n + 1,) int64, words int32)``."""
+    assert model.vocab is not None
+    pipeline = TextPipeline(model.text_config)
+    bags = pipeline.words_many([it.text for it in items], progress=progress)
+    return csr_from_bags([model.vocab.encode(bag) for bag in bags])
+
+
+def embed_items(
+    model: JointModel,
+    items: Sequence[CatalogItem],
+    vectors: np.ndarray,
+    attributes: np.ndarray,
+    *,
+    batch_size: int = 128,
+    num_workers: int = 2,
+    device: str = "cpu",
+    progress: bool = False,
+) -> None:
+    """Write each item's unit ``f_I`` into ``vectors[i]`` ``(n, D)`` float32 and its attribute
+    probabilities into ``attributes[i]`` ``(n, V)`` float16 (arrays or memmaps, row = item)."""
+    from tqdm.auto import tqdm
+
+    dataset = ImageDataset([it.image for it in items], eval_transform(model.config.image_size))
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
+    )
+    t0 = time.perf_counter()
+    done = 0
+    bar = tqdm(total=len(items), desc="embed", unit="img", disable=not progress, file=sys.stderr)
+    with torch.no_grad():
+        for batch in loader:
+            index = batch["index"].numpy()
+            feats = model.encode_images(batch["images"].to(device))
+            probs = torch.sigmoid(model.attribute_logits(feats))
+            unit = torch.nn.functional.normalize(feats, dim=-1)
+            vectors[index] = unit.float().cpu().numpy()
+            attributes[index] = probs.float().cpu().numpy().astype(np.float16)
+            done += len(index)
+            bar.update(len(index))
+            bar.set_postfix(img_s=f"{done / max(1e-9, time.perf_counter() - t0):.0f}")
+    bar.close()
+
+
+def shard_slice(n: int, part: int, parts: int) -> tuple[int, int]:
+    """``[start, stop)`` of the ``part``-th of ``parts`` contiguous, near-equal slices of ``n``."""
+    return n * part // parts, n * (part + 1) // parts
+
+
+def _parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        head, sep, tail = shard.partition("/")
+        try:
+            if not sep:
+                raise ValueError
+            part, parts = int(head), int(tail)
+        except ValueError:
+            raise ValueError(f"--shard must look like I/N (e.g. 0/4), got {shard!r}") from None
+    else:
+        part, parts = shard
+    if parts < 1 or not 0 <= part < parts:
+        raise ValueError(f"--shard I/N needs 0 <= I < N, got {part}/{parts}")
+    return part, parts
+
+
+def _old_milvus_collection(out_dir: str | Path) -> dict | None:
+    """The Milvus collection of the index now at ``out_dir`` (dropped once it is replaced)."""
+    try:
+        meta = read_manifest(out_dir)
+    except IndexFormatError:
+        return None
+    backend = meta.get("backend") or {}
+    return backend.get("params") if backend.get("name") == "milvus" else None
+
+
+def _drop_replaced_collection(old: dict | None, out_dir: str | Path) -> None:
+    if not old:
+        return
+    new = _old_milvus_collection(out_dir) or {}
+    if (new.get("uri"), new.get("collection")) == (old.get("uri"), old.get("collection")):
+        return
+    from stylesearch.index.milvus import drop_collection
+
+    drop_collection(old["uri"], old["collection"])

@@ -25,7 +25,12 @@ Files (N items, D dimensions, V vocabulary words)::
     hnsw.faiss             the faiss backend's graph + vectors (faiss backend only)
     coarse_*.npy           a coarse partition of the rows with per-cluster cosine cones and
                            p maxima / minima: sound score bounds for the exact soft-filter top-k
-                           (:mod:`stylesearch.index.coarse`; manifest ``coarse``: clusters, count)
+                           (:mod:`stylesearch.index.coarse`; manifest ``coarse``: clusters, count;
+                           deleted rows keep their place in it, the bounds stay upper bounds)
+    deleted.npy            (N,) bool tombstones of deleted rows (only when the manifest's
+                           ``deleted`` count is above 0): ``stylesearch index delete`` marks
+                           rows, search never returns them; ``count`` stays the number of rows,
+                           ``live`` is the number of searchable items
 
 Writing: :class:`IndexWriter` fills a temporary folder beside the target (``.NAME.tmp-XXXX``) and
 swaps it into place only when everything is written: the old index is renamed aside, the new one
@@ -41,6 +46,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +70,7 @@ __all__ = [
     "csr_from_bags",
     "top_rows_by_value",
     "invert_csr",
+    "swap_into_place",
 ]
 
 FORMAT_NAME = "stylesearch-index"
@@ -74,6 +81,7 @@ POSTING_MIN_VALUE = 0.5
 POSTING_MIN_FRACTION = 0.02
 POSTING_MAX_FRACTION = 0.25
 MANIFEST = "manifest.json"
+DELETED = "deleted.npy"
 
 
 class IndexFormatError(ValueError):
@@ -185,6 +193,7 @@ class IndexWriter:
         self._items = False
         self._metadata = False
         self._done = False
+        self.n_deleted = 0
 
     def __enter__(self) -> IndexWriter:
         return self
@@ -198,11 +207,30 @@ class IndexWriter:
         self.vectors = self.attributes = None  # type: ignore[assignment]
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def set_items(self, ids: list[str], titles: list[str], images: list[str]) -> None:
+    def set_items(
+        self,
+        ids: list[str],
+        titles: list[str],
+        images: list[str],
+        *,
+        deleted: np.ndarray | None = None,
+    ) -> None:
+        """Row order ids, titles and image paths. Ids must be unique among the rows not marked
+        in ``deleted`` ``(N,)`` bool (the tombstones, written to ``deleted.npy``)."""
         if not len(ids) == len(titles) == len(images) == self.n:
             raise ValueError(f"expected {self.n} ids, titles and images")
-        if len(set(ids)) != len(ids):
+        live_ids = (
+            ids if deleted is None else [i for i, d in zip(ids, deleted, strict=True) if not d]
+        )
+        if len(set(live_ids)) != len(live_ids):
             raise ValueError("item ids must be unique")
+        if deleted is not None:
+            deleted = np.asarray(deleted, dtype=bool)
+            if deleted.shape != (self.n,):
+                raise ValueError(f"deleted must be an ({self.n},) bool mask")
+            self.n_deleted = int(np.count_nonzero(deleted))
+            if self.n_deleted:
+                np.save(self.tmp / DELETED, deleted)
         offsets = np.zeros(self.n + 1, dtype=np.int64)
         with open(self.tmp / "items.jsonl", "wb") as fh:
             for i, (item_id, title, image) in enumerate(zip(ids, titles, images, strict=True)):
@@ -234,10 +262,14 @@ class IndexWriter:
         manifest: dict[str, Any] | None = None,
         progress: bool = False,
         postings: dict[str, float] | None = None,
+        backend_update: Callable[[np.ndarray, Path], VectorBackend] | None = None,
         coarse_clusters: int | None = None,
     ) -> Path:
         """Derive the bound files, build the backend, write the manifest, swap into place.
 
+        ``backend_update(vectors, folder)``, when given, replaces the backend's ``build``: it
+        writes the backend's files into ``folder`` from an existing index's (``index add``
+        extends a graph instead of building a new one) and returns the backend.
         ``coarse_clusters``: clusters of the coarse partition (default: about one per 384 rows).
         """
         if not (self._items and self._metadata):
@@ -276,15 +308,20 @@ class IndexWriter:
         coarse = build_coarse(self.vectors, self.attributes, self.tmp, clusters=coarse_clusters)
         coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        built = BACKENDS[backend].build(
-            self.vectors, self.tmp, progress=progress, **(backend_params or {})
-        )
+        if backend_update is not None:
+            built = backend_update(self.vectors, self.tmp)
+        else:
+            built = BACKENDS[backend].build(
+                self.vectors, self.tmp, progress=progress, **(backend_params or {})
+            )
         build_seconds = time.perf_counter() - t0
         profile = cosine_profile(built)
         meta = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "count": self.n,
+            "deleted": self.n_deleted,
+            "live": self.n - self.n_deleted,
             "dimension": self.dim,
             "vocab_size": self.vocab_size,
             "backend": {"name": backend, "params": built.params()},
@@ -309,18 +346,24 @@ class IndexWriter:
         return self.out_dir
 
     def _swap(self) -> None:
-        old = None
-        if self.out_dir.exists():
-            old = self.out_dir.parent / f".{self.out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(self.out_dir, old)
-        try:
-            os.rename(self.tmp, self.out_dir)
-        except BaseException:
-            if old is not None:
-                os.rename(old, self.out_dir)
-            raise
+        swap_into_place(self.tmp, self.out_dir)
+
+
+def swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename the complete folder ``tmp`` to ``out_dir``, replacing (then deleting) what is
+    there."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out_dir, old)
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            os.rename(old, out_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
@@ -388,6 +431,18 @@ class Index:
         self.post_offsets = np.load(folder / "postings_offsets.npy")
         self.post_rows = np.load(folder / "postings_rows.npy", mmap_mode="r")
         self.item_offsets = np.load(folder / "items_offsets.npy")
+        self.n_deleted = int(manifest.get("deleted", 0))
+        #: (N,) bool tombstones (rows removed by ``index delete``), None when nothing is deleted
+        self.deleted: np.ndarray | None = None
+        if self.n_deleted:
+            self.deleted = np.load(folder / DELETED)
+            if self.deleted.shape != (self.count,) or int(self.deleted.sum()) != self.n_deleted:
+                raise IndexFormatError(
+                    f"{folder / DELETED}: does not mark the manifest's {self.n_deleted} deleted "
+                    f"of {self.count} rows; rebuild the index"
+                )
+        #: searchable items (rows not deleted)
+        self.live_count = self.count - self.n_deleted
         shapes = {
             "vectors.npy": (raw_vectors.shape, (self.count, self.dimension)),
             "attributes.npy": (self.attributes.shape, (self.count, self.vocab_size)),
@@ -444,13 +499,18 @@ class Index:
         rec = json.loads(data)
         return ItemRecord(rec["id"], rec["title"], rec["image"])
 
+    def live_mask(self) -> np.ndarray | None:
+        """``(N,)`` bool, True for the rows search may return; ``None`` when none is deleted."""
+        return None if self.deleted is None else ~self.deleted
+
     def row_of(self, item_id: str) -> int | None:
-        """Row of an item id, or ``None``. The id table is read on first use (one pass)."""
+        """Row of a live item id, or ``None``. The id table is read on first use (one pass)."""
         if self._id_to_row is None:
             table: dict[str, int] = {}
             with open(self.folder / "items.jsonl", encoding="utf-8") as fh:
                 for row, line in enumerate(fh):
-                    table[json.loads(line)["id"]] = row
+                    if self.deleted is None or not self.deleted[row]:
+                        table[json.loads(line)["id"]] = row
             self._id_to_row = table
         return self._id_to_row.get(item_id)
 

@@ -270,7 +270,9 @@ class Searcher:
                 [],
                 message="no item matches the metadata filter"
                 f" (must: {', '.join(vocab.decode(must)) or '-'};"
-                f" must not: {', '.join(vocab.decode(must_not)) or '-'})",
+                f" must not: {', '.join(vocab.decode(must_not)) or '-'})"
+                if must or must_not
+                else "the index has no item left (every item was deleted)",
             )
         if method in SOFT_METHODS:
             top = soft_filter_topk(
@@ -297,7 +299,7 @@ class Searcher:
                 )
             )
         message = None
-        if allowed is not None and len(results) < query.k:
+        if (must or must_not) and len(results) < query.k:
             message = f"only {len(results)} items match the metadata filter"
         took = (time.perf_counter() - t0) * 1e3
         return SearchResponse(

@@ -59,11 +59,11 @@ from typing import Any
 
 import numpy as np
 
+from stylesearch.index.filters import WordMask
 from stylesearch.index.store import Index
 from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
 
 __all__ = [
-    "AllowedMask",
     "DeepeningConfig",
     "TopK",
     "attribute_probs",
@@ -204,34 +204,23 @@ def brute_force_topk(
     return TopK(rows[pos], scores[pos], cos[pos], p[pos], {"full_scan": True})
 
 
-class AllowedMask(np.ndarray):
-    """An ``(N,)`` bool mask that also knows its allowed rows (sorted int64, or ``None``).
-
-    Backends may use :attr:`rows` to skip a pass over the whole mask; it is set only on the
-    mask :func:`hard_filter_mask` builds (any array derived from it, by slicing or indexing,
-    has ``rows = None``), so it never goes stale.
-    """
-
-    rows: np.ndarray | None
-
-    def __array_finalize__(self, obj: Any) -> None:
-        self.rows = None
-
-
 def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.ndarray | None:
-    """``(N,)`` bool: rows whose metadata has every ``must`` word and no ``must_not`` word.
+    """``(N,)`` bool: rows whose metadata has every ``must`` word and no ``must_not`` word, and
+    that are not deleted (``index delete``); a :class:`~stylesearch.index.filters.WordMask`
+    that keeps the words for server-side backends.
 
-    ``None`` when there is no condition (every row allowed). With a ``must`` word the result
-    is an :class:`AllowedMask` carrying its sorted rows (read from the postings, no pass over
-    the catalog).
+    ``None`` when there is no condition (every row allowed). With a ``must`` word the mask
+    also carries its sorted allowed rows (``rows``, read from the postings: no pass over the
+    catalog).
     """
+    live = index.live_mask()
     if not must and not must_not:
-        return None
+        return None if live is None else WordMask.of(live, [], [])
     if not must:
-        mask = np.ones(index.count, dtype=bool)
+        mask = np.ones(index.count, dtype=bool) if live is None else live.copy()
         for w in must_not:
             mask[index.rows_with_word(w)] = False
-        return mask
+        return WordMask.of(mask, must, must_not)
     postings = sorted((index.rows_with_word(w) for w in must), key=len)
     rows = postings[0]
     for other in postings[1:]:
@@ -239,13 +228,11 @@ def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.n
     rows = np.asarray(rows, dtype=np.int64)
     mask = np.zeros(index.count, dtype=bool)
     mask[rows] = True
-    if must_not:
-        for w in must_not:
-            mask[index.rows_with_word(w)] = False
-        rows = rows[mask[rows]]
-    out = mask.view(AllowedMask)
-    out.rows = rows
-    return out
+    for w in must_not:
+        mask[index.rows_with_word(w)] = False
+    if live is not None:
+        mask &= live
+    return WordMask.of(mask, must, must_not, rows=rows[mask[rows]])
 
 
 class _Best:

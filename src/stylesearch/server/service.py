@@ -161,8 +161,10 @@ class SearchService:
 
     def random_items(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
         """``n`` distinct items drawn at random (reproducibly with ``seed``)."""
-        n = max(0, min(n, self.index.count))
-        rows = np.random.default_rng(seed).choice(self.index.count, size=n, replace=False)
+        live = self.index.live_mask()
+        pool = np.arange(self.index.count) if live is None else np.flatnonzero(live)
+        n = max(0, min(n, pool.shape[0]))
+        rows = np.random.default_rng(seed).choice(pool, size=n, replace=False)
         return [self.item_summary(int(r)) for r in rows]
 
     def vocabulary(self, prefix: str, limit: int) -> tuple[list[dict[str, Any]], int]:
@@ -219,7 +221,7 @@ class SearchService:
         return {
             "status": "ok",
             "version": __version__,
-            "items": self.index.count,
+            "items": self.index.live_count,
             "vocabulary": len(self.words),
             "dimension": self.index.dimension,
             "backend": manifest.get("backend", {}).get("name"),

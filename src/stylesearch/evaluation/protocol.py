@@ -1,0 +1,415 @@
+"""Run the paper's evaluation protocol over every search method (``stylesearch eval``).
+
+For each benchmark query and each *system* (an index + the model it was built with; the first
+is the main one, others are comparisons such as the same model trained with the triplet loss),
+every method returns its top K, and each result is judged three ways, always by the same judges:
+
+- **V** (visual): the baseline visual model's cosine between the query image and the result's
+  image, clipped at 0 (:mod:`stylesearch.evaluation.metrics`); ideal = the K most similar items
+  of the whole base catalog;
+- **T** (metadata): the fraction of requirements the result's *metadata words* satisfy (the main
+  index's metadata, through the main model's text pipeline, for every system: the paper's T);
+- **T-truth**: the same fraction against the clean attributes (``truth.jsonl``), when given:
+  a synonym in the metadata ("crimson") or a missing word does not count against an item that
+  is red.
+
+plus ``MM = sqrt(V x T)`` (and ``sqrt(V x T-truth)``), from the averaged nDCGs, overall and per
+query kind. The **off-the-shelf baseline** is what a team could assemble from stock parts:
+ImageNet-pretrained EfficientNet-Lite0 features (no fine-tuning) for similarity, restricted to the
+items whose metadata contains every wanted word and no unwanted word.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stylesearch.evaluation.metrics import mm, ndcg, requirement_fraction, visual_relevance
+from stylesearch.evaluation.queries import KINDS, BenchmarkQuery
+from stylesearch.evaluation.visual import embed_image_paths, load_visual, read_visual_config
+from stylesearch.search.query import METHODS, Query
+from stylesearch.search.scoring import ArithmeticConfig
+from stylesearch.search.searcher import Searcher
+
+__all__ = [
+    "BASELINE_NAME",
+    "EvaluationError",
+    "System",
+    "evaluate_systems",
+    "summarize",
+]
+
+BASELINE_NAME = "off-the-shelf"
+BASELINE_METHOD = "keyword-filter"
+Log = Callable[[str], None]
+
+
+class EvaluationError(ValueError):
+    """Inputs that cannot be evaluated together; the message says which and what to do."""
+
+
+@dataclass
+class System:
+    """A searchable configuration under test."""
+
+    name: str
+    index_dir: Path
+    searcher: Searcher
+    methods: Sequence[str] = METHODS
+    description: str = ""
+
+
+@dataclass
+class _Judge:
+    """Everything the three relevance judges need, over the main index's rows."""
+
+    visual_base: np.ndarray  # (N, Dv) unit rows
+    word_rows: Callable[[str], np.ndarray]  # user word -> sorted rows whose metadata has it
+    truth_groups: dict[str, np.ndarray] | None  # group -> (N,) values (object array)
+    n: int
+    _cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def has_word(self, word: str) -> np.ndarray:
+        if word not in self._cache:
+            mask = np.zeros(self.n, dtype=bool)
+            mask[self.word_rows(word)] = True
+            self._cache[word] = mask
+        return self._cache[word]
+
+    def metadata_gains(self, q: BenchmarkQuery) -> np.ndarray:
+        wanted = np.array([self.has_word(w) for w in q.add]).reshape(len(q.add), self.n)
+        unwanted = np.array([self.has_word(w) for w in q.remove]).reshape(len(q.remove), self.n)
+        return requirement_fraction(wanted, unwanted)
+
+    def truth_gains(self, q: BenchmarkQuery) -> np.ndarray | None:
+        if self.truth_groups is None:
+            return None
+        group = q.group or _group_of(q, self.truth_groups)
+        if group is None or group not in self.truth_groups:
+            return None
+        values = self.truth_groups[group]
+        wanted = np.array([values == w for w in q.add]).reshape(len(q.add), self.n)
+        unwanted = np.array([values == w for w in q.remove]).reshape(len(q.remove), self.n)
+        return requirement_fraction(wanted, unwanted)
+
+
+def _group_of(q: BenchmarkQuery, groups: Mapping[str, np.ndarray]) -> str | None:
+    words = set(q.add) | set(q.remove)
+    for group, values in groups.items():
+        if words <= set(values.tolist()):
+            return group
+    return None
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _encode_queries(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    queries: Sequence[BenchmarkQuery],
+    image_size: int,
+    *,
+    progress: bool,
+    desc: str,
+) -> np.ndarray:
+    return embed_image_paths(
+        encode, [q.image for q in queries], image_size=image_size, progress=progress, desc=desc
+    )
+
+
+def _pretrained_features(images: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+    return torch.nn.functional.normalize(net(images).float(), dim=-1)
+
+
+def _live_rows(index: Any) -> dict[str, int]:
+    """Item id -> row of the items an index holds (rows removed by ``index delete`` left out)."""
+    deleted = getattr(index, "deleted", None)
+    return {
+        index.item(row).id: row for row in range(index.count) if deleted is None or not deleted[row]
+    }
+
+
+def _row_map(main: Searcher, other: Searcher, name: str) -> np.ndarray:
+    """``other``'s row -> the main index's row for the same item id (same live items required)."""
+    main_rows, other_rows = _live_rows(main.index), _live_rows(other.index)
+    if main_rows.keys() != other_rows.keys():
+        extra = sorted(other_rows.keys() - main_rows.keys())[:1]
+        lacking = sorted(main_rows.keys() - other_rows.keys())[:1]
+        raise EvaluationError(
+            f"system {name!r} holds {len(other_rows)} items and the main index {len(main_rows)}"
+            f" (e.g. only in {name!r}: {extra}, only in the main index: {lacking}): compare "
+            "systems built from the same base catalog"
+        )
+    mapping = np.full(other.index.count, -1, dtype=np.int64)
+    for item_id, row in other_rows.items():
+        mapping[row] = main_rows[item_id]
+    return mapping
+
+
+def evaluate_systems(
+    systems: Sequence[System],
+    queries: Sequence[BenchmarkQuery],
+    visual_dir: str | Path,
+    *,
+    k: int = 10,
+    truth: Mapping[str, Mapping[str, str]] | None = None,
+    baseline: bool = True,
+    progress: bool = True,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Run every method of every system (and the off-the-shelf baseline) on ``queries``.
+
+    Returns ``{"per_query": [...], "systems": [...], ...}``: per-query nDCGs for
+    :func:`summarize` and the report writer, and the returned ids (for the example sheet).
+
+    Raises:
+        EvaluationError: a query item is in the base catalog, systems index different
+            catalogs, or a query word is not in a system's vocabulary.
+    """
+    log = log or _stderr
+    if not systems:
+        raise EvaluationError("nothing to evaluate: give at least one index")
+    if k < 1:
+        raise EvaluationError(f"k must be >= 1, got {k}")
+    main = systems[0].searcher
+    index = main.index
+    for q in queries:
+        if index.row_of(q.item_id) is not None:
+            raise EvaluationError(
+                f"query {q.query_id}: its item {q.item_id!r} is in the base catalog; the "
+                "protocol needs query items outside it (build queries from the query split)"
+            )
+    n = index.count
+    base_paths = [Path(index.item(row).image) for row in range(n)]
+    deleted = getattr(index, "deleted", None)
+    live = np.ones(n, dtype=bool) if deleted is None else ~np.asarray(deleted, dtype=bool)
+
+    # ---- judges
+    t0 = time.perf_counter()
+    visual = load_visual(visual_dir)
+    vsize = visual.config.image_size
+    log(f"eval: embedding {n} base images with the visual model {visual_dir}")
+    visual_base = embed_image_paths(
+        visual, base_paths, image_size=vsize, progress=progress, desc="visual: base"
+    )
+    visual_q = _encode_queries(visual, queries, vsize, progress=progress, desc="visual: queries")
+
+    def word_rows(word: str) -> np.ndarray:
+        return index.rows_with_word(main.word_id(word))
+
+    truth_groups = None
+    if truth is not None:
+        ids = [index.item(row).id for row in range(n)]
+        missing = [i for i, alive in zip(ids, live, strict=True) if alive and i not in truth]
+        if missing:
+            raise EvaluationError(
+                f"the truth file has no row for {len(missing)} base items (e.g. {missing[0]!r}): "
+                "give the truth.jsonl of the catalog the index was built from"
+            )
+        groups = sorted({g for i in ids for g in truth.get(i, {})})
+        truth_groups = {
+            g: np.array([truth.get(i, {}).get(g) for i in ids], dtype=object) for g in groups
+        }  # fmt: skip
+    judge = _Judge(visual_base, word_rows, truth_groups, n)
+    gains = []
+    for qi, q in enumerate(queries):
+        # deleted rows are not in the catalog any more: no gain, and not in the ideal ordering
+        v = visual_relevance(visual_base @ visual_q[qi]) * live
+        tt = judge.truth_gains(q)
+        gains.append((v, judge.metadata_gains(q) * live, None if tt is None else tt * live))
+    judge_seconds = time.perf_counter() - t0
+
+    per_query: list[dict[str, Any]] = []
+
+    def record(system: str, method: str, qi: int, rows: np.ndarray, ms: float, ids: list[str]):
+        v, t, tt = gains[qi]
+        rows = np.asarray(rows, dtype=np.int64)
+        entry = {
+            "system": system,
+            "method": method,
+            "query_id": queries[qi].query_id,
+            "type": queries[qi].type,
+            "v": ndcg(v[rows], v, k),
+            "t": ndcg(t[rows], t, k),
+            "t_truth": None if tt is None else ndcg(tt[rows], tt, k),
+            "ms": ms,
+            "ids": ids[:k],
+        }
+        per_query.append(entry)
+
+    # ---- systems
+    described = []
+    for system in systems:
+        s = system.searcher
+        row_map = None if s is main else _row_map(main, s, system.name)
+        size = s.model.config.image_size
+        log(f"eval: {system.name}: {len(queries)} queries x {len(system.methods)} methods")
+
+        def encode(images: torch.Tensor, model: Any = s.model) -> torch.Tensor:
+            return model.encode_images(images, normalize=True)
+
+        with torch.no_grad():
+            q_vecs = _encode_queries(
+                encode, queries, size, progress=progress, desc=f"{system.name}: queries"
+            )
+        for method in system.methods:
+            bar = _bar(len(queries), f"{system.name}: {method}", progress)
+            for qi, q in enumerate(queries):
+                query = Query(
+                    image=q.image, add=list(q.add), remove=list(q.remove), method=method, k=k
+                )
+                t = time.perf_counter()
+                response = s.search(query, image_vector=q_vecs[qi])
+                ms = (time.perf_counter() - t) * 1e3
+                rows = np.array([r.row for r in response.results], dtype=np.int64)
+                if row_map is not None:
+                    rows = row_map[rows]
+                record(system.name, method, qi, rows, ms, [r.id for r in response.results])
+                bar.update()
+            bar.close()
+        described.append(
+            {
+                "name": system.name,
+                "index": str(system.index_dir),
+                "description": system.description,
+                "methods": list(system.methods),
+                "model": _model_summary(s),
+                "arithmetic": asdict(s.arithmetic),
+            }
+        )
+
+    # ---- the off-the-shelf baseline
+    if baseline:
+        from stylesearch.config import ModelConfig
+        from stylesearch.model.towers import build_image_backbone
+
+        net, _ = build_image_backbone(ModelConfig(backbone="efficientnet_lite0", pretrained=True))
+        net.eval()
+        size = main.model.config.image_size
+
+        def stock(images: torch.Tensor) -> torch.Tensor:
+            return _pretrained_features(images, net)
+
+        log(f"eval: {BASELINE_NAME}: ImageNet EfficientNet-Lite0 features of {n} base images")
+        stock_base = embed_image_paths(
+            stock, base_paths, image_size=size, progress=progress, desc="stock: base"
+        )
+        stock_q = _encode_queries(stock, queries, size, progress=progress, desc="stock: queries")
+        for qi, q in enumerate(queries):
+            t = time.perf_counter()
+            allowed = live.copy()
+            for w in q.add:
+                allowed &= judge.has_word(w)
+            for w in q.remove:
+                allowed &= ~judge.has_word(w)
+            cand = np.flatnonzero(allowed)
+            cos = stock_base[cand] @ stock_q[qi]
+            top = cand[np.argsort(-cos, kind="stable")[:k]]
+            ms = (time.perf_counter() - t) * 1e3
+            record(BASELINE_NAME, BASELINE_METHOD, qi, top, ms, [index.item(r).id for r in top])
+        described.append(
+            {
+                "name": BASELINE_NAME,
+                "index": None,
+                "description": "ImageNet-pretrained EfficientNet-Lite0 features (no training) "
+                "ranked by cosine among the items whose metadata has every wanted word and "
+                "no unwanted word",
+                "methods": [BASELINE_METHOD],
+                "model": {"backbone": "efficientnet_lite0 (ImageNet)", "image_size": size},
+            }
+        )
+
+    return {
+        "k": k,
+        "n_queries": len(queries),
+        "base_items": n,
+        "index": str(systems[0].index_dir),
+        "visual_model": {
+            "folder": str(visual_dir),
+            "config": read_visual_config(visual_dir)["config"],
+            "metrics": read_visual_config(visual_dir).get("metrics", {}).get("final", {}),
+        },
+        "truth": truth is not None,
+        "judge_seconds": round(judge_seconds, 2),
+        "systems": described,
+        "per_query": per_query,
+    }
+
+
+def _model_summary(searcher: Searcher) -> dict[str, Any]:
+    from stylesearch.model.io import read_model_config
+
+    model_dir = searcher.index.manifest.get("model_dir")
+    summary: dict[str, Any] = {
+        "dir": model_dir,
+        "backbone": searcher.model.config.backbone,
+        "pretrained": searcher.model.config.pretrained,
+        "image_size": searcher.model.config.image_size,
+    }
+    try:
+        extra = read_model_config(model_dir).get("extra", {}) if model_dir else {}
+    except (FileNotFoundError, ValueError):
+        extra = {}
+    train_config = extra.get("train_config") or {}
+    if train_config:
+        summary["loss"] = train_config.get("loss", {}).get("name")
+        summary["epochs"] = train_config.get("train", {}).get("epochs")
+    return summary
+
+
+def _bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="query", disable=not enabled, file=sys.stderr)
+
+
+def _aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    v = float(np.mean([r["v"] for r in rows]))
+    t = float(np.mean([r["t"] for r in rows]))
+    truth = [r["t_truth"] for r in rows if r["t_truth"] is not None]
+    tt = float(np.mean(truth)) if truth else None
+    ms = np.array([r["ms"] for r in rows])
+    return {
+        "queries": len(rows),
+        "v_ndcg": v,
+        "t_ndcg": t,
+        "mm": float(mm(v, t)),
+        "t_ndcg_truth": tt,
+        "mm_truth": None if tt is None else float(mm(v, tt)),
+        "search_ms_p50": float(np.percentile(ms, 50)),
+        "search_ms_p99": float(np.percentile(ms, 99)),
+    }
+
+
+def summarize(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (system, method): overall metrics and the same per query kind."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in result["per_query"]:
+        groups.setdefault((r["system"], r["method"]), []).append(r)
+    table = []
+    for (system, method), rows in groups.items():
+        entry = {"system": system, "method": method, **_aggregate(rows)}
+        entry["by_type"] = {
+            kind: _aggregate([r for r in rows if r["type"] == kind])
+            for kind in KINDS
+            if any(r["type"] == kind for r in rows)
+        }
+        table.append(entry)
+    return table
+
+
+def arithmetic_config(word_weight: float | None) -> ArithmeticConfig:
+    """The arithmetic config with wanted and unwanted word weights ``b = c = word_weight``."""
+    if word_weight is None:
+        return ArithmeticConfig()
+    if word_weight < 0:
+        raise EvaluationError(f"the word weight must be >= 0, got {word_weight}")
+    return ArithmeticConfig(add_weight=word_weight, remove_weight=word_weight)

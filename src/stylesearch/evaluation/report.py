@@ -1,0 +1,330 @@
+"""Write an evaluation's results: ``report.json``, ``report.md``, ``methods.png``, ``examples.png``.
+
+``report.json`` holds the inputs (queries, index, visual model, systems) and one row per
+(system, method) with V-nDCG, T-nDCG, MM (and the truth-based T-nDCG / MM), overall and per
+query kind; ``per_query.jsonl`` every query's nDCGs and returned ids. ``report.md`` is the same
+as tables; ``methods.png`` a bar chart of the methods; ``examples.png`` a sheet of example
+queries (query image and words, top-5 results with titles) for a few methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stylesearch.evaluation.protocol import BASELINE_NAME, summarize
+from stylesearch.evaluation.queries import BenchmarkQuery
+
+__all__ = ["format_table", "write_report"]
+
+EXAMPLE_METHODS = ("visual", "filter", "combined")
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def format_table(table: Sequence[dict[str, Any]], *, truth: bool, system: str | None = None) -> str:
+    """A Markdown table of (system, method) rows (one system's, or all)."""
+    rows = [r for r in table if system is None or r["system"] == system]
+    head = "| system | method | V-nDCG | T-nDCG | MM |"
+    rule = "|---|---|---|---|---|"
+    if truth:
+        head += " T-nDCG (truth) | MM (truth) |"
+        rule += "---|---|"
+    head += " search p50 ms |"
+    rule += "---|"
+    lines = [head, rule]
+    for r in rows:
+        line = f"| {r['system']} | {r['method']} | {_f(r['v_ndcg'])} | {_f(r['t_ndcg'])} | "
+        line += f"**{_f(r['mm'])}** |"
+        if truth:
+            line += f" {_f(r['t_ndcg_truth'])} | {_f(r['mm_truth'])} |"
+        line += f" {r['search_ms_p50']:.1f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _by_type_table(table: Sequence[dict[str, Any]], system: str) -> str:
+    kinds = sorted({k for r in table if r["system"] == system for k in r["by_type"]})
+    lines = [
+        "| method | " + " | ".join(f"MM {k} ({_count(table, system, k)})" for k in kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for r in table:
+        if r["system"] == system:
+            cells = [_f(r["by_type"].get(k, {}).get("mm")) for k in kinds]
+            lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _count(table: Sequence[dict[str, Any]], system: str, kind: str) -> int:
+    for r in table:
+        if r["system"] == system and kind in r["by_type"]:
+            return int(r["by_type"][kind]["queries"])
+    return 0
+
+
+def markdown(report: dict[str, Any]) -> str:
+    table = report["table"]
+    truth = report["truth"]
+    main = report["systems"][0]["name"]
+    vis = report["visual_model"]
+    lines = [
+        f"# Evaluation: {report['n_queries']} queries, K = {report['k']}",
+        "",
+        f"- queries: `{report['queries']}`",
+        f"- base catalog: {report['base_items']} items (index `{report['index']}`)",
+        f"- visual judge: `{vis['folder']}` ({vis['config']['backbone']}, triplet loss; "
+        f"held-out same-item R@1 {_f(vis['metrics'].get('val_r1'))})",
+        "- V-nDCG: relevance = the visual judge's cosine (clipped at 0); T-nDCG: fraction of the "
+        "requirements the item's metadata words satisfy"
+        + ("; T-nDCG (truth): the same against the clean attributes" if truth else "")
+        + "; MM = sqrt(V-nDCG x T-nDCG).",
+        "",
+        f"## Methods of `{main}`",
+        "",
+        format_table(table, truth=truth, system=main),
+        "",
+        "## MM by query kind",
+        "",
+        _by_type_table(table, main),
+        "",
+    ]
+    if len(report["systems"]) > 1:
+        lines += ["## Every system", ""]
+        for s in report["systems"]:
+            lines.append(f"- **{s['name']}**: {s['description'] or _describe(s)}")
+        lines += ["", format_table(table, truth=truth), ""]
+    return "\n".join(lines)
+
+
+def _describe(system: dict[str, Any]) -> str:
+    m = system.get("model", {})
+    parts = [str(m.get("backbone"))]
+    if m.get("pretrained"):
+        parts.append("ImageNet-initialised")
+    if m.get("loss"):
+        parts.append(f"{m['loss']} loss")
+    if m.get("epochs"):
+        parts.append(f"{m['epochs']} epochs")
+    return ", ".join(parts) + f" (index `{system.get('index')}`)"
+
+
+def _chart(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    table = report["table"]
+    main = report["systems"][0]["name"]
+    rows = [r for r in table if r["system"] == main]
+    others = [r for r in table if r["system"] != main]
+    ncols = 2 if others else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 4), squeeze=False)
+    ax = axes[0][0]
+    x = np.arange(len(rows))
+    for j, (key, label) in enumerate((("v_ndcg", "V-nDCG"), ("t_ndcg", "T-nDCG"), ("mm", "MM"))):
+        ax.bar(x + (j - 1) * 0.27, [r[key] for r in rows], 0.27, label=label)
+    ax.set_xticks(x, [r["method"] for r in rows], rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{main}: nDCG@{report['k']} per method")
+    ax.legend(loc="lower right", fontsize=8)
+    if others:
+        ax = axes[0][1]
+        picked = [r for r in table if r["method"] in ("arithmetic", "combined", "keyword-filter")]
+        labels = [f"{r['system']}\n{r['method']}" for r in picked]
+        colours = ["C2" if r["system"] == main else "C7" for r in picked]
+        ax.barh(np.arange(len(picked)), [r["mm"] for r in picked], color=colours)
+        ax.set_yticks(np.arange(len(picked)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title("MM: systems compared")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _examples(
+    report: dict[str, Any],
+    per_query: Sequence[dict[str, Any]],
+    queries: Sequence[BenchmarkQuery],
+    records: dict[str, tuple[str, str]],
+    query_titles: dict[str, str],
+    path: Path,
+    *,
+    n_examples: int = 3,
+    top: int = 5,
+) -> list[dict[str, Any]]:
+    """A PNG sheet: per example query one row per method (query image + words, top results)."""
+    from PIL import Image, ImageDraw
+
+    main = report["systems"][0]["name"]
+    methods = [m for m in EXAMPLE_METHODS if m in report["systems"][0]["methods"]]
+    chosen: list[BenchmarkQuery] = []
+    for kind in ("add", "remove", "replace"):  # one query of each kind, the first of the file
+        for q in queries:
+            if q.type == kind and len(chosen) < n_examples:
+                chosen.append(q)
+                break
+    lookup = {(r["query_id"], r["method"]): r for r in per_query if r["system"] == main}
+    cell, text_h = 96, 40
+    width = (top + 1) * (cell + 8) + 8
+    height = len(chosen) * len(methods) * (cell + text_h + 8) + 8
+    sheet = Image.new("RGB", (width, max(height, 1)), "white")
+    draw = ImageDraw.Draw(sheet)
+    examples = []
+    y = 8
+    for q in chosen:
+        words = " ".join([*(f"+{w}" for w in q.add), *(f"-{w}" for w in q.remove)])
+        example: dict[str, Any] = {
+            "query_id": q.query_id,
+            "item_id": q.item_id,
+            "title": query_titles.get(q.item_id, ""),
+            "words": words,
+            "methods": {},
+        }
+        for method in methods:
+            r = lookup.get((q.query_id, method))
+            ids = r["ids"][:top] if r else []
+            example["methods"][method] = [{"id": i, "title": records[i][1]} for i in ids]
+            x = 8
+            _paste(sheet, str(q.image), x, y, cell)
+            draw.text((x, y + cell + 2), f"{words}\n{method}", fill="black")
+            for item_id in ids:
+                x += cell + 8
+                image, title = records[item_id]
+                _paste(sheet, image, x, y, cell)
+                title = textwrap.shorten(title, 40)
+                draw.text((x, y + cell + 2), textwrap.fill(title, 17)[:60], fill="black")
+            y += cell + text_h + 8
+        examples.append(example)
+    sheet.save(path)
+    return examples
+
+
+def _paste(sheet: Any, image_path: str, x: int, y: int, cell: int) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(image_path) as im:
+            sheet.paste(im.convert("RGB").resize((cell, cell)), (x, y))
+    except OSError:
+        pass  # a missing image leaves its cell blank in the sheet
+
+
+def write_report(
+    result: dict[str, Any],
+    queries: Sequence[BenchmarkQuery],
+    out_dir: str | Path,
+    *,
+    queries_path: str | Path,
+    searcher_index: Any,
+    query_titles: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Write every report file into ``out_dir`` (created); returns the report object."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_query = result["per_query"]
+    table = summarize(result)
+    ids = {i for r in per_query for i in r["ids"][:5]}
+    records = {}
+    for row in range(searcher_index.count):
+        rec = searcher_index.item(row)
+        if rec.id in ids:
+            records[rec.id] = (rec.image, rec.title)
+    report = {k: v for k, v in result.items() if k != "per_query"}
+    report["queries"] = os.fspath(queries_path)
+    report["table"] = table
+    report["examples"] = _examples(
+        report, per_query, queries, records, query_titles or {}, out_dir / "examples.png"
+    )
+    report["files"] = ["report.json", "report.md", "per_query.jsonl", "methods.png", "examples.png"]
+    _chart(report, out_dir / "methods.png")
+    (out_dir / "report.md").write_text(markdown(report))
+    with (out_dir / "per_query.jsonl").open("w") as f:
+        for r in per_query:
+            f.write(json.dumps(r) + "\n")
+    tmp = out_dir / ".report.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(out_dir / "report.json")
+    return report
+
+
+def baseline_row(table: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The off-the-shelf baseline's row of a summary table (None when it was not run)."""
+    return next((r for r in table if r["system"] == BASELINE_NAME), None)
+
+
+def run_evaluation(
+    index_dir: str | Path,
+    queries_path: str | Path,
+    visual_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    k: int = 10,
+    truth_path: str | Path | None = None,
+    compare: Sequence[tuple[str, str | Path]] = (),
+    name: str = "main",
+    methods: Sequence[str] | None = None,
+    baseline: bool = True,
+    word_weight: float | None = None,
+    progress: bool = True,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Load the systems, evaluate them on the queries and write the report into ``out_dir``.
+
+    Args:
+        index_dir: the main index (its model is loaded from the folder it records).
+        compare: ``(name, index_dir)`` of further systems over the same base catalog.
+        methods: the search methods to run (default: all six).
+        word_weight: weight of the word vectors in query arithmetic (``b = c``; default 1).
+    """
+    from stylesearch.evaluation.attributes import load_truth
+    from stylesearch.evaluation.protocol import (
+        EvaluationError,
+        System,
+        arithmetic_config,
+        evaluate_systems,
+    )
+    from stylesearch.evaluation.queries import load_queries
+    from stylesearch.search.query import METHODS
+    from stylesearch.search.searcher import Searcher
+
+    methods = list(methods or METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise EvaluationError(f"unknown method(s) {', '.join(unknown)}; choose from {METHODS}")
+    names = [name, *(n for n, _ in compare)]
+    if len(set(names)) != len(names) or BASELINE_NAME in names:
+        raise EvaluationError(f"system names must be distinct and not {BASELINE_NAME!r}: {names}")
+    queries = load_queries(queries_path)
+    truth = load_truth(truth_path) if truth_path is not None else None
+    arithmetic = arithmetic_config(word_weight)
+    systems = [
+        System(n, Path(d), Searcher.load(d, arithmetic=arithmetic), methods)
+        for n, d in [(name, index_dir), *compare]
+    ]
+    result = evaluate_systems(
+        systems,
+        queries,
+        visual_dir,
+        k=k,
+        truth=truth,
+        baseline=baseline,
+        progress=progress,
+        log=log,
+    )
+    return write_report(
+        result,
+        queries,
+        out_dir,
+        queries_path=queries_path,
+        searcher_index=systems[0].searcher.index,
+    )

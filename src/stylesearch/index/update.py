@@ -1,0 +1,491 @@
+"""Change an index without rebuilding it: ``index add``, ``index delete``, ``index merge``.
+
+* :func:`add_items` embeds only the new catalog items (with the model the index records; another
+  model is refused), appends them as new rows and **extends** the backend: the faiss graph gets
+  the new vectors inserted (``IndexHNSWFlat.add``), Milvus gets them inserted into its
+  collection, the exact backend needs nothing. The derived files (sorted attribute lists,
+  inverted metadata postings, column bounds) are recomputed from the stored arrays: no image is
+  embedded twice and no graph is built again.
+* :func:`delete_items` marks rows deleted (``deleted.npy`` tombstones). Search never returns
+  them: every search path applies the live-row mask (:func:`~stylesearch.search.topk.
+  hard_filter_mask`), so ``filter`` / ``combined`` stay exact. The other files are hard-linked
+  into the new folder (nothing is copied); Milvus also deletes the rows from its collection.
+* :func:`merge_indexes` joins shard indexes (``stylesearch index --shard I/N``) or any indexes
+  of the same model into one, with any backend; deleted rows are left out.
+
+Every change is written like a build: a temporary folder beside the index, swapped in only when
+complete. A failure at any point leaves the previous index as it was and usable. (With Milvus a
+failed ``add`` may leave rows in the collection the index does not know; they are never returned,
+and the next ``add`` deletes them first.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stylesearch.index.backends import (
+    FAISS_FILE,
+    ExactBackend,
+    FaissHNSWBackend,
+    HNSWParams,
+    VectorBackend,
+    resolve_backend,
+)
+from stylesearch.index.store import (
+    DELETED,
+    MANIFEST,
+    Index,
+    IndexFormatError,
+    IndexMismatchError,
+    IndexWriter,
+    swap_into_place,
+)
+
+__all__ = [
+    "AddResult",
+    "DeleteResult",
+    "IndexUpdateError",
+    "MergeResult",
+    "add_items",
+    "delete_items",
+    "merge_indexes",
+    "read_ids_file",
+]
+
+#: rows copied per block when an index is rewritten
+CHUNK = 65536
+#: attribute columns copied per block (the matrix is Fortran-ordered: a column is contiguous)
+COLUMN_CHUNK = 64
+
+
+class IndexUpdateError(IndexFormatError):
+    """An add / delete / merge that cannot be done as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class AddResult:
+    index_dir: Path
+    added: int
+    rejected: int
+    count: int
+    live: int
+    embed_seconds: float
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    index_dir: Path
+    deleted: int
+    unknown: list[str] = field(default_factory=list)
+    live: int = 0
+    #: set when the index folder changed but the Milvus collection could not be updated
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    out_dir: Path
+    count: int
+    shards: int
+    backend: str
+    total_seconds: float
+
+
+def _history(manifest: dict[str, Any], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry}
+    return [*manifest.get("history", []), entry]
+
+
+def _read_items(index: Index) -> tuple[list[str], list[str], list[str]]:
+    ids, titles, images = [], [], []
+    with open(index.folder / "items.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            ids.append(rec["id"])
+            titles.append(rec["title"])
+            images.append(rec["image"])
+    return ids, titles, images
+
+
+def _copy_rows(
+    writer: IndexWriter, at: int, vectors: np.ndarray, attributes: np.ndarray, rows: np.ndarray
+) -> None:
+    """Copy ``rows`` of a source's vectors / attributes into the writer from row ``at`` on."""
+    n = rows.shape[0]
+    every = n == vectors.shape[0] and bool(np.all(rows == np.arange(n)))
+    for start in range(0, n, CHUNK):
+        sel = slice(start, min(n, start + CHUNK))
+        block = vectors[sel] if every else vectors[rows[sel]]
+        writer.vectors[at + sel.start : at + sel.stop] = block
+    for w0 in range(0, attributes.shape[1], COLUMN_CHUNK):
+        cols = slice(w0, min(attributes.shape[1], w0 + COLUMN_CHUNK))
+        block = attributes[:, cols] if every else np.asarray(attributes[:, cols])[rows]
+        writer.attributes[at : at + n, cols] = block
+
+
+def _check_model(index: Index, model: Any) -> None:
+    """:class:`IndexMismatchError` unless ``model`` is the one the index was built with."""
+    want, got = index.manifest.get("model_fingerprint"), model.fingerprint()
+    if want != got:
+        raise IndexMismatchError(
+            f"index {index.folder} was built with model {str(want)[:12]}... but the model given "
+            f"is {str(got)[:12]}...; add items with the index's own model, or rebuild the index"
+        )
+    vocab = model.vocab
+    if vocab is None or index.manifest.get("vocab_fingerprint") != vocab.fingerprint():
+        raise IndexMismatchError(f"index {index.folder} was built with another vocabulary")
+    if int(model.config.embed_dim) != index.dimension:
+        raise IndexMismatchError(
+            f"index {index.folder} has dimension {index.dimension}, the model "
+            f"{model.config.embed_dim}"
+        )
+
+
+def _extend_backend(
+    index: Index, start: int, *, new_metadata: tuple[np.ndarray, np.ndarray]
+) -> Any:
+    """``backend_update`` for :meth:`IndexWriter.finish`: the old backend plus rows ``start:``."""
+    name = index.manifest["backend"]["name"]
+    params = dict(index.manifest["backend"]["params"])
+    old_folder = index.folder
+
+    def update(vectors: np.ndarray, folder: Path) -> VectorBackend:
+        if name == ExactBackend.name:
+            return ExactBackend(vectors)
+        if name == FaissHNSWBackend.name:
+            import faiss
+
+            graph = faiss.read_index(str(old_folder / FAISS_FILE))
+            if graph.ntotal != start:
+                raise IndexFormatError(f"{old_folder / FAISS_FILE}: {graph.ntotal} != {start} rows")
+            hnsw = HNSWParams(**params)
+            graph.hnsw.efConstruction = hnsw.ef_construction
+            for s in range(start, vectors.shape[0], CHUNK):
+                graph.add(np.ascontiguousarray(vectors[s : s + CHUNK], dtype=np.float32))
+            faiss.write_index(graph, str(folder / FAISS_FILE))
+            return FaissHNSWBackend(graph, hnsw)
+        if name == "milvus":
+            from stylesearch.index.milvus import MilvusBackend
+
+            return MilvusBackend.extend(vectors, folder, params, start, new_metadata)
+        raise IndexFormatError(f"{old_folder}: cannot extend the {name!r} backend")
+
+    return update
+
+
+def add_items(
+    index_dir: str | Path,
+    catalog_path: str | Path,
+    *,
+    model_dir: str | Path | None = None,
+    batch_size: int = 128,
+    num_workers: int = 2,
+    device: str = "cpu",
+    progress: bool = False,
+) -> AddResult:
+    """Embed the items of ``catalog_path`` and append them to the index at ``index_dir``.
+
+    Raises:
+        IndexUpdateError: an id of the new catalog is already a live item of the index (delete
+            it first to replace it), or the catalog has no usable item.
+        IndexMismatchError: ``model_dir`` is not the model the index was built with.
+    """
+    from stylesearch.catalog.manifest import load_catalog
+    from stylesearch.index.build import embed_items, metadata_csr
+    from stylesearch.model.io import load_model
+
+    t_start = time.perf_counter()
+    index_dir = Path(index_dir)
+    index = Index.load(index_dir)
+    try:
+        if model_dir is None:
+            model_dir = index.manifest.get("model_dir")
+            if not model_dir or not Path(model_dir).is_dir():
+                raise IndexMismatchError(
+                    f"{index_dir}: the model it was built with ({model_dir}) is not there any "
+                    "more; pass it with --model MODEL_DIR"
+                )
+        model = load_model(model_dir, device=device)
+        _check_model(index, model)
+        catalog = load_catalog(catalog_path, progress=progress)
+        items = catalog.items
+        if not items:
+            raise IndexUpdateError(f"{catalog_path}: no usable item to add ({catalog.summary()})")
+        ids, titles, images = _read_items(index)
+        live = index.live_mask()
+        known = {i for r, i in enumerate(ids) if live is None or live[r]}
+        dup = [it.id for it in items if it.id in known]
+        if dup:
+            shown = ", ".join(dup[:5]) + (" ..." if len(dup) > 5 else "")
+            raise IndexUpdateError(
+                f"{len(dup)} item id(s) of {catalog_path} are already in the index {index_dir}: "
+                f"{shown}; delete them first (`stylesearch index delete`) to replace them"
+            )
+        n_old, m = index.count, len(items)
+        new_vectors = np.zeros((m, index.dimension), np.float32)
+        new_attributes = np.zeros((m, index.vocab_size), np.float16)
+        t0 = time.perf_counter()
+        embed_items(
+            model,
+            items,
+            new_vectors,
+            new_attributes,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=device,
+            progress=progress,
+        )
+        embed_seconds = time.perf_counter() - t0
+        new_offsets, new_words = metadata_csr(model, items, progress=progress)
+        old_offsets = np.asarray(index.meta_offsets)
+        offsets = np.concatenate([old_offsets, old_offsets[-1] + new_offsets[1:]])
+        words = np.concatenate([np.asarray(index.meta_words), new_words])
+        deleted = np.zeros(n_old + m, dtype=bool)
+        if index.deleted is not None:
+            deleted[:n_old] = index.deleted
+        manifest = {
+            k: v
+            for k, v in index.manifest.items()
+            if k in ("model_fingerprint", "model_dir", "vocab_fingerprint", "catalog", "shard")
+            or k in ("rejected", "embed_seconds", "merged_from")
+        }
+        manifest["history"] = _history(
+            index.manifest,
+            {"op": "add", "catalog": str(Path(catalog_path).resolve()), "items": m,
+             "rejected": len(catalog.rejected)},
+        )  # fmt: skip
+        with IndexWriter(
+            index_dir, n=n_old + m, dim=index.dimension, vocab_size=index.vocab_size
+        ) as writer:
+            _copy_rows(writer, 0, index.vectors, index.attributes, np.arange(n_old))
+            writer.vectors[n_old:] = new_vectors
+            writer.attributes[n_old:] = new_attributes
+            writer.set_items(
+                ids + [it.id for it in items],
+                titles + [it.title for it in items],
+                images + [str(it.image) for it in items],
+                deleted=deleted,
+            )
+            writer.set_metadata(offsets, words)
+            writer.finish(
+                backend=index.manifest["backend"]["name"],
+                backend_update=_extend_backend(index, n_old, new_metadata=(new_offsets, new_words)),
+                manifest=manifest,
+                progress=progress,
+            )
+    finally:
+        index.close()
+    return AddResult(
+        index_dir=index_dir,
+        added=m,
+        rejected=len(catalog.rejected),
+        count=n_old + m,
+        live=n_old + m - int(deleted.sum()),
+        embed_seconds=embed_seconds,
+        total_seconds=time.perf_counter() - t_start,
+    )
+
+
+def read_ids_file(path: str | Path) -> list[str]:
+    """Item ids, one per line (blank lines and lines starting with ``#`` are skipped; a JSON
+    Lines file of objects with an ``"id"`` works too)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for n, raw in enumerate(fh, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("{"):
+                try:
+                    line = str(json.loads(line)["id"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise IndexUpdateError(f'{path}:{n}: a JSON line without an "id"') from None
+            out.append(line)
+    return out
+
+
+def delete_items(index_dir: str | Path, ids: Sequence[str]) -> DeleteResult:
+    """Mark the live items ``ids`` deleted. Ids that are not live items of the index are
+    returned in ``unknown`` (nothing is written when no id is known)."""
+    index_dir = Path(index_dir)
+    index = Index.load(index_dir)
+    try:
+        all_ids, _, _ = _read_items(index)
+        table = {}
+        for row, item_id in enumerate(all_ids):
+            if index.deleted is None or not index.deleted[row]:
+                table[item_id] = row
+        wanted = list(dict.fromkeys(ids))
+        unknown = [i for i in wanted if i not in table]
+        rows = np.array([table[i] for i in wanted if i in table], dtype=np.int64)
+        if rows.shape[0] == 0:
+            return DeleteResult(index_dir, 0, unknown, index.live_count)
+        deleted = (
+            np.zeros(index.count, dtype=bool) if index.deleted is None else index.deleted.copy()
+        )
+        deleted[rows] = True
+        manifest = dict(index.manifest)
+        manifest["deleted"] = int(deleted.sum())
+        manifest["live"] = index.count - manifest["deleted"]
+        manifest["history"] = _history(index.manifest, {"op": "delete", "items": len(rows)})
+        backend = index.manifest["backend"]
+    finally:
+        index.close()
+    tmp = index_dir.parent / f".{index_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        for path in index_dir.iterdir():  # files are never changed in place: share them
+            if path.name not in (MANIFEST, DELETED) and path.is_file():
+                os.link(path, tmp / path.name)
+        np.save(tmp / DELETED, deleted)
+        (tmp / MANIFEST).write_text(
+            json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        Index.load(tmp).close()  # the new folder opens before it replaces the old one
+        swap_into_place(tmp, index_dir)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    warning = None
+    if backend["name"] == "milvus":
+        # after the swap: should this fail, the rows are still filtered out locally, and the
+        # next delete sends every tombstoned row again
+        from stylesearch.index.milvus import MilvusError, delete_rows
+
+        try:
+            delete_rows(backend["params"], np.flatnonzero(deleted))
+        except MilvusError as exc:
+            warning = (
+                f"the items are deleted from the index folder (search never returns them), but "
+                f"not yet from the Milvus collection: {exc}"
+            )
+    return DeleteResult(index_dir, int(rows.shape[0]), unknown, manifest["live"], warning)
+
+
+def merge_indexes(
+    out_dir: str | Path,
+    shard_dirs: Sequence[str | Path],
+    *,
+    backend: str = "faiss",
+    backend_params: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> MergeResult:
+    """Join indexes built with the same model (typically the shards of ``index --shard I/N``)
+    into ``out_dir`` with ``backend``. Deleted rows are left out.
+
+    Raises:
+        IndexMismatchError: the shards were built with different models or vocabularies.
+        IndexUpdateError: an item id is in two shards, a shard of an ``I/N`` series is missing
+            or given twice, or ``out_dir`` is one of the shards.
+    """
+    t_start = time.perf_counter()
+    backend_name = resolve_backend(backend)
+    if not shard_dirs:
+        raise IndexUpdateError("give at least one shard index folder to merge")
+    out_dir = Path(out_dir)
+    for d in shard_dirs:
+        if Path(d).resolve() == out_dir.resolve():
+            raise IndexUpdateError(f"--out {out_dir} is one of the shards; write elsewhere")
+    from stylesearch.index.build import _drop_replaced_collection, _old_milvus_collection
+
+    old_collection = _old_milvus_collection(out_dir)
+    shards = [Index.load(d) for d in shard_dirs]
+    try:
+        first = shards[0]
+        keys = ("model_fingerprint", "vocab_fingerprint")
+        for s in shards[1:]:
+            for key in keys:
+                if s.manifest.get(key) != first.manifest.get(key):
+                    raise IndexMismatchError(
+                        f"{s.folder} was built with another model than {first.folder} "
+                        f"({key} differs); every shard must use the same model"
+                    )
+            if (s.dimension, s.vocab_size) != (first.dimension, first.vocab_size):
+                raise IndexMismatchError(f"{s.folder} and {first.folder} differ in shape")
+        series = [s.manifest.get("shard") for s in shards]
+        if all(series):
+            parts = {int(x["count"]) for x in series if x}
+            seen = sorted(int(x["index"]) for x in series if x)
+            if len(parts) == 1:
+                n_parts = parts.pop()
+                missing = sorted(set(range(n_parts)) - set(seen))
+                twice = sorted({i for i in seen if seen.count(i) > 1})
+                if missing or twice:
+                    raise IndexUpdateError(
+                        f"shards of a {n_parts}-way split: "
+                        + (
+                            f"missing {', '.join(f'{i}/{n_parts}' for i in missing)}"
+                            if missing
+                            else ""
+                        )
+                        + ("; " if missing and twice else "")
+                        + (
+                            f"given twice: {', '.join(f'{i}/{n_parts}' for i in twice)}"
+                            if twice
+                            else ""
+                        )
+                    )
+        parts_ids, parts_titles, parts_images, keep_rows = [], [], [], []
+        owner: dict[str, Path] = {}
+        for s in shards:
+            ids, titles, images = _read_items(s)
+            keep = np.arange(s.count) if s.deleted is None else np.flatnonzero(~s.deleted)
+            kept_ids = [ids[r] for r in keep]
+            for item_id in kept_ids:
+                if item_id in owner:
+                    raise IndexUpdateError(
+                        f"item id {item_id!r} is in both {owner[item_id]} and {s.folder}; "
+                        "shards must not overlap"
+                    )
+                owner[item_id] = s.folder
+            parts_ids += kept_ids
+            parts_titles += [titles[r] for r in keep]
+            parts_images += [images[r] for r in keep]
+            keep_rows.append(keep)
+        total = len(parts_ids)
+        if total == 0:
+            raise IndexUpdateError("the shards hold no item (every row is deleted)")
+        bags = []
+        for s, keep in zip(shards, keep_rows, strict=True):
+            bags += [s.metadata_word_ids(int(r)).tolist() for r in keep]
+        from stylesearch.index.store import csr_from_bags
+
+        offsets, words = csr_from_bags(bags)
+        manifest = {k: first.manifest[k] for k in (*keys, "model_dir") if k in first.manifest}
+        manifest["rejected"] = int(first.manifest.get("rejected", 0))
+        manifest["catalog"] = first.manifest.get("catalog")
+        manifest["merged_from"] = [
+            {"folder": str(s.folder.resolve()), "items": int(k.shape[0]),
+             "shard": s.manifest.get("shard")}
+            for s, k in zip(shards, keep_rows, strict=True)
+        ]  # fmt: skip
+        with IndexWriter(out_dir, n=total, dim=first.dimension, vocab_size=first.vocab_size) as w:
+            at = 0
+            for s, keep in zip(shards, keep_rows, strict=True):
+                _copy_rows(w, at, s.vectors, s.attributes, keep)
+                at += keep.shape[0]
+            w.set_items(parts_ids, parts_titles, parts_images)
+            w.set_metadata(offsets, words)
+            w.finish(
+                backend=backend_name,
+                backend_params=backend_params if backend_name != "exact" else None,
+                manifest=manifest,
+                progress=progress,
+            )
+    finally:
+        for s in shards:
+            s.close()
+    _drop_replaced_collection(old_collection, out_dir)
+    return MergeResult(out_dir, total, len(shards), backend_name, time.perf_counter() - t_start)

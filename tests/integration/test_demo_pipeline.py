@@ -1,0 +1,61 @@
+"""`stylesearch demo` end to end on a small demo catalog, then a second run that reuses it all."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from stylesearch.catalog.demo import DEFAULT_SOURCE, DemoConfig
+from stylesearch.demo import demo_config, format_report, run_demo
+from stylesearch.evaluation.visual import VisualConfig
+from stylesearch.search.query import METHODS
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").is_file(),
+        reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+    ),
+]
+
+
+def test_small_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
+    catalog = DemoConfig(items=300, base_items=200, query_items=80, size=32)
+    base = demo_config()
+    config = replace(
+        base,
+        text=replace(base.text, min_count=2),
+        model=replace(base.model, image_size=32, embed_dim=32),
+        train=replace(base.train, epochs=1, batch_size=32, num_workers=0, warmup_steps=2),
+    )
+    visual = VisualConfig(epochs=1, batch_size=32, image_size=32, embed_dim=16, workers=0)
+    logs: list[str] = []
+    kwargs = dict(catalog_config=catalog, config=config, visual_config=visual, compare=True,
+                  device="cpu", progress=False, log=logs.append)  # fmt: skip
+    result = run_demo(tmp_path / "demo", **kwargs)
+
+    for stage in range(1, 8):
+        assert any(line.startswith(f"[{stage}/7]") for line in logs), stage
+    report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
+    systems = {r["system"] for r in report["table"]}
+    assert systems == {"joint (mbmr)", "triplet", "resnet18-scratch", "off-the-shelf"}
+    assert {r["method"] for r in report["table"] if r["system"] == "triplet"} == set(METHODS)
+    assert result.tuning["word_weight"] in (0.25, 0.5, 1.0)
+    queries = tmp_path / "demo" / "queries"
+    val = {json.loads(x)["item_id"] for x in (queries / "validation.jsonl").open()}
+    test = {json.loads(x)["item_id"] for x in (queries / "test.jsonl").open()}
+    assert val and test and val.isdisjoint(test)
+    text = format_report(result)
+    assert "| joint (mbmr) | combined |" in text
+    assert "stylesearch serve --index" in text
+    assert "Example searches" in text
+
+    logs.clear()
+    again = run_demo(tmp_path / "demo", **kwargs)
+    trained = [line for line in logs if "training" in line or "indexing" in line]
+    assert trained == [], trained
+    assert sum("reusing" in line for line in logs) >= 8
+    assert again.report["table"] == result.report["table"]

@@ -1,0 +1,183 @@
+"""The evaluation protocol end to end on a tiny index: train-visual, build-queries, eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from stylesearch.cli import cli
+from stylesearch.evaluation.metrics import ndcg
+from stylesearch.evaluation.queries import load_queries
+from stylesearch.evaluation.visual import VisualModelError, load_visual
+from stylesearch.search.query import METHODS
+
+GROUPS = "colour=0.5,pattern=0.3,shape=0.2"
+
+
+def _query_catalog(root: Path) -> tuple[Path, Path]:
+    """A second shapes catalog whose ids are prefixed ``q-`` (never in the base catalog)."""
+    from stylesearch.catalog.synthetic import make_shapes_catalog
+
+    manifest = make_shapes_catalog(root, 40, seed=11, image_size=32)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    truth = [json.loads(line) for line in (root / "truth.jsonl").read_text().splitlines()]
+    for row in (*rows, *truth):
+        row["id"] = "q-" + row["id"]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (root / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in truth))
+    return manifest, root / "truth.jsonl"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory, build_tiny_index) -> dict:
+    root = tmp_path_factory.mktemp("eval")
+    base_manifest = build_tiny_index(root / "base", items=60)
+    query_manifest, query_truth = _query_catalog(root / "queries")
+    runner = CliRunner()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        visual = runner.invoke(cli, [
+            "train-visual", "--catalog", str(base_manifest), "--out", str(root / "visual"),
+            "--epochs", "1", "--batch-size", "16", "--image-size", "32", "--embed-dim", "16",
+            "--workers", "0", "--device", "cpu", "--quiet",
+        ])  # fmt: skip
+        assert visual.exit_code == 0, visual.output
+        queries = runner.invoke(cli, [
+            "eval", "build-queries", "--catalog", str(query_manifest), "--truth",
+            str(query_truth), "--out", str(root / "q" / "test.jsonl"), "--n", "24",
+            "--groups", GROUPS,
+        ])  # fmt: skip
+        assert queries.exit_code == 0, queries.output
+        result = runner.invoke(cli, [
+            "eval", "--index", str(root / "base" / "exact"), "--queries",
+            str(root / "q" / "test.jsonl"), "--visual", str(root / "visual"), "-k", "5",
+            "--out", str(root / "report"), "--truth", str(base_manifest.parent / "truth.jsonl"),
+            "--compare", f"again={root / 'base' / 'exact'}", "--quiet",
+        ])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    return {"root": root, "visual_out": visual.output, "eval_out": result.output}
+
+
+def test_train_visual_reports_held_out_recall(evaluated: dict) -> None:
+    summary = json.loads(evaluated["visual_out"].strip().splitlines()[-1])
+    assert 0.0 <= summary["val_r1"] <= 1.0 and summary["val_items"] >= 2
+    model = load_visual(evaluated["root"] / "visual")
+    out = model(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, 16)
+    np.testing.assert_allclose(out.norm(dim=-1).detach().numpy(), 1.0, rtol=1e-5)
+
+
+def test_report_files_and_rows(evaluated: dict) -> None:
+    out = evaluated["root"] / "report"
+    for name in ("report.json", "report.md", "per_query.jsonl", "methods.png", "examples.png"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    pairs = {(r["system"], r["method"]) for r in report["table"]}
+    for system in ("main", "again"):
+        assert {(system, m) for m in METHODS} <= pairs
+    assert ("off-the-shelf", "keyword-filter") in pairs
+    for r in report["table"]:
+        for key in ("v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "mm_truth"):
+            assert 0.0 <= r[key] <= 1.0 + 1e-9, (r["system"], r["method"], key)
+        assert r["mm"] == pytest.approx(np.sqrt(r["v_ndcg"] * r["t_ndcg"]))
+        assert sum(v["queries"] for v in r["by_type"].values()) == r["queries"] == 24
+    assert "| main | combined |" in (out / "report.md").read_text()
+    assert "| main | combined |" in evaluated["eval_out"]
+
+
+def test_the_same_system_twice_scores_the_same(evaluated: dict) -> None:
+    report = json.loads((evaluated["root"] / "report" / "report.json").read_text())
+    rows = {(r["system"], r["method"]): r for r in report["table"]}
+    for m in METHODS:
+        assert rows[("main", m)]["mm"] == pytest.approx(rows[("again", m)]["mm"])
+
+
+def test_per_query_ndcg_recomputed_from_the_judges(evaluated: dict) -> None:
+    """Recompute T-nDCG of a few rows from the index's metadata and the returned ids."""
+    from stylesearch.search.searcher import Searcher
+
+    root = evaluated["root"]
+    searcher = Searcher.load(root / "base" / "exact")
+    index = searcher.index
+    queries = {q.query_id: q for q in load_queries(root / "q" / "test.jsonl")}
+    rows = [json.loads(line) for line in (root / "report" / "per_query.jsonl").open()]
+    checked = 0
+    for r in rows:
+        if r["system"] != "main" or r["method"] not in ("filter-hard", "visual"):
+            continue
+        q = queries[r["query_id"]]
+        gains = np.zeros(index.count)
+        for row in range(index.count):
+            words = set(index.metadata_word_ids(row).tolist())
+            met = sum(searcher.word_id(w) in words for w in q.add)
+            met += sum(searcher.word_id(w) not in words for w in q.remove)
+            gains[row] = met / (len(q.add) + len(q.remove))
+        ranked = [gains[index.row_of(i)] for i in r["ids"]]
+        assert r["t"] == pytest.approx(ndcg(ranked, gains, 5))
+        if r["method"] == "filter-hard" and r["ids"]:
+            assert all(g == 1.0 for g in ranked)  # the hard filter only returns matching items
+        checked += 1
+    assert checked == 48
+
+
+def test_query_items_inside_the_base_catalog_are_refused(evaluated: dict) -> None:
+    root = evaluated["root"]
+    bad = root / "q" / "bad.jsonl"
+    rows = [json.loads(line) for line in (root / "q" / "test.jsonl").open()]
+    rows[0]["item_id"] = "shape-00000"  # a base catalog item
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(cli, [
+        "eval", "--index", str(root / "base" / "exact"), "--queries", str(bad),
+        "--visual", str(root / "visual"), "--out", str(root / "bad-report"), "--quiet",
+    ])  # fmt: skip
+    assert result.exit_code == 1
+    assert "is in the base catalog" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_needs_its_options_and_a_visual_model(evaluated: dict, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", "--index", "x"])
+    assert result.exit_code == 2 and "--queries" in result.output
+    with pytest.raises(VisualModelError, match="train-visual"):
+        load_visual(tmp_path)
+    result = runner.invoke(cli, [
+        "train-visual", "--catalog", "x.jsonl", "--out", str(evaluated["root"] / "visual"),
+    ])  # fmt: skip
+    assert result.exit_code == 1 and "--overwrite" in result.output
+
+
+def test_deleted_items_are_neither_returned_nor_ideal(evaluated: dict) -> None:
+    import shutil
+
+    from stylesearch.evaluation.protocol import EvaluationError
+    from stylesearch.evaluation.report import run_evaluation
+    from stylesearch.index.update import delete_items
+
+    root = evaluated["root"]
+    rows = [json.loads(line) for line in (root / "report" / "per_query.jsonl").open()]
+    gone = {r["ids"][0] for r in rows if r["system"] == "main" and r["method"] == "visual"}
+    copy = root / "deleted-index"
+    shutil.copytree(root / "base" / "exact", copy)
+    delete_items(copy, sorted(gone))
+    report = run_evaluation(
+        copy, root / "q" / "test.jsonl", root / "visual", root / "deleted-report", k=5,
+        methods=["visual", "combined"], progress=False, log=lambda _: None,
+    )  # fmt: skip
+    assert {r["method"] for r in report["table"]} >= {"visual", "combined"}
+    for line in (root / "deleted-report" / "per_query.jsonl").open():
+        assert gone.isdisjoint(json.loads(line)["ids"])
+    with pytest.raises(EvaluationError, match="same base catalog"):
+        run_evaluation(
+            copy, root / "q" / "test.jsonl", root / "visual", root / "bad", k=5,
+            compare=[("full", root / "base" / "exact")], methods=["visual"], baseline=False,
+            progress=False, log=lambda _: None,
+        )  # fmt: skip

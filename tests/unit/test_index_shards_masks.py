@@ -1,0 +1,108 @@
+"""Pure pieces of issue 7: shard slices, word masks, the Milvus filter expression, ids files,
+and tombstones in the index format (no model, no server)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stylesearch.index.build import _parse_shard, shard_slice
+from stylesearch.index.filters import WordMask
+from stylesearch.index.milvus import _rows_words, _words_expr
+from stylesearch.index.store import Index, csr_from_bags, write_index_arrays
+from stylesearch.index.update import IndexUpdateError, delete_items, read_ids_file
+from stylesearch.search.topk import brute_force_topk, hard_filter_mask, soft_filter_topk
+
+
+@pytest.mark.parametrize("n", [1, 7, 60, 1001])
+@pytest.mark.parametrize("parts", [1, 2, 3, 8])
+def test_shards_cover_every_item_once(n, parts):
+    slices = [shard_slice(n, i, parts) for i in range(parts)]
+    assert slices[0][0] == 0 and slices[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False))
+    sizes = [stop - start for start, stop in slices]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_shard_spec_is_checked():
+    assert _parse_shard("2/4") == (2, 4) and _parse_shard((0, 1)) == (0, 1)
+    assert _parse_shard(None) is None
+    for bad in ("4/4", "-1/2", "1", "a/b", "1/0"):
+        with pytest.raises(ValueError, match="I/N"):
+            _parse_shard(bad)
+
+
+def test_word_mask_is_a_bool_array_that_keeps_its_words():
+    mask = WordMask.of(np.array([True, False, True]), [3, 4], [7])
+    assert mask.must == (3, 4) and mask.must_not == (7,)
+    assert mask.dtype == bool and int(mask.sum()) == 2
+    assert np.flatnonzero(mask).tolist() == [0, 2]
+    assert mask[1:].must == () and (mask & mask).must == ()  # derived arrays carry no words
+    assert not hasattr(np.asarray(mask), "must")
+
+
+def test_milvus_expression_and_word_lists():
+    assert _words_expr((3, 4), ()) == "array_contains_all(words, [3, 4])"
+    assert _words_expr((), (7,)) == "not array_contains_any(words, [7])"
+    assert _words_expr((1,), (2, 5)) == (
+        "array_contains_all(words, [1]) and not array_contains_any(words, [2, 5])"
+    )
+    assert _words_expr((), ()) == ""
+    offsets, words = csr_from_bags([[1, 2], [], [5]])
+    assert _rows_words(offsets, words, np.array([12, 10, 11]), first=10) == [[5], [1, 2], []]
+
+
+def test_ids_file(tmp_path):
+    path = tmp_path / "ids.txt"
+    path.write_text('# header\n a \n\n{"id": "b"}\n{"id": 3}\n')
+    assert read_ids_file(path) == ["a", "b", "3"]
+    path.write_text('{"sku": "x"}\n')
+    with pytest.raises(IndexUpdateError, match=r"ids.txt:1: a JSON line without an \"id\""):
+        read_ids_file(path)
+
+
+@pytest.fixture
+def small_index(tmp_path):
+    rng = np.random.default_rng(0)
+    n, dim, vocab = 400, 16, 6
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    attributes = rng.random((n, vocab)).astype(np.float32)
+    bags = [[w for w in range(vocab) if rng.random() < 0.4] for _ in range(n)]
+    out = write_index_arrays(tmp_path / "index", vectors, attributes,
+                             metadata=csr_from_bags(bags), backend="faiss-hnsw")  # fmt: skip
+    return out
+
+
+def test_tombstones_are_applied_by_every_search_path(small_index):
+    ids = [f"item-{i}" for i in range(0, 400, 3)]
+    result = delete_items(small_index, ids)
+    assert result.deleted == len(ids) and result.unknown == []
+    index = Index.load(small_index)
+    assert index.manifest["deleted"] == len(ids) and index.live_count == 400 - len(ids)
+    live = index.live_mask()
+    assert live is not None and not live[::3].any() and live[1::3].all()
+    allowed = hard_filter_mask(index, [], [])
+    assert isinstance(allowed, WordMask) and np.array_equal(allowed, live)
+    with_words = hard_filter_mask(index, [1], [2])
+    assert not np.asarray(with_words)[::3].any() and with_words.must == (1,)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        q = rng.standard_normal(16).astype(np.float32)
+        q /= np.linalg.norm(q)
+        _, rows = index.backend.search(q[None], 10, allowed)
+        assert live[rows[0]].all()
+        got = soft_filter_topk(index, q, 10, [0], [3], allowed=allowed)
+        want = brute_force_topk(index.vectors, index.attributes, q, 10, [0], [3], soft=True,
+                                allowed=live)  # fmt: skip
+        assert got.rows.tolist() == want.rows.tolist()
+    assert index.row_of("item-3") is None and index.row_of("item-4") == 4
+    # the old files are shared (hard links), the tombstones are a new file
+    assert (small_index / "vectors.npy").stat().st_nlink == 1  # the old folder is gone
+    index.close()
+
+
+def test_a_broken_tombstone_file_is_refused(small_index):
+    delete_items(small_index, ["item-1"])
+    np.save(small_index / "deleted.npy", np.zeros(400, bool))
+    with pytest.raises(Exception, match="does not mark the manifest's 1 deleted"):
+        Index.load(small_index)
