@@ -48,6 +48,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from stylesearch.index.coarse import COARSE_FILES, build_coarse  # noqa: E402
 from stylesearch.index.store import Index, write_index_arrays  # noqa: E402
 from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
 from stylesearch.search.scoring import compose_query  # noqa: E402
@@ -72,6 +73,25 @@ def rss_mb() -> float:
 
 def file_mb(folder: Path, *names: str) -> float:
     return sum((folder / n).stat().st_size for n in names) / 2**20
+
+
+def add_coarse_partition(folder: Path) -> None:
+    """Give an index written before the coarse partition existed its partition (the same
+    :func:`build_coarse` the writer runs), recorded in its manifest."""
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if (manifest.get("coarse") or {}).get("count") == manifest["count"]:
+        return
+    t0 = time.perf_counter()
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    attributes = np.load(folder / "attributes.npy", mmap_mode="r")
+    coarse = build_coarse(vectors, attributes, folder)
+    coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
+    manifest["coarse"] = coarse
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(manifest_path)
+    print(f"  added the coarse partition to {folder}: {coarse}", file=sys.stderr)
 
 
 def make_queries(cat, n_queries: int, seed: int, word_vectors: np.ndarray):
@@ -134,8 +154,24 @@ def run_size(
     import faiss
 
     work = Path(args.workdir) / f"n{n}-{backend}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    build_key = {
+        "n": n,
+        "vocab": args.vocab,
+        "seed": args.seed,
+        "M": args.M,
+        "ef_construction": args.ef_construction,
+    }
+    key_file = work / "build_key.json"
+    reuse = (
+        args.reuse
+        and backend == "faiss"  # a Milvus collection lives in the server: always rebuilt
+        and (work / "index" / "manifest.json").exists()
+        and key_file.exists()
+        and json.loads(key_file.read_text()) == build_key
+    )
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
     t0 = time.perf_counter()
     cat = make_synthetic_catalog(n, DIM, args.vocab, seed=args.seed)
     gen_s = time.perf_counter() - t0
@@ -151,14 +187,19 @@ def run_size(
         server_pid = milvus[1]
     server_rss0 = proc_rss_mb(server_pid)
     t0 = time.perf_counter()
-    write_index_arrays(
-        work / "index",
-        cat.vectors,
-        cat.attributes,
-        metadata=cat.metadata,
-        backend="faiss-hnsw" if backend == "faiss" else backend,
-        backend_params=params,
-    )
+    if reuse:
+        print(f"  n={n}: reusing the index built earlier in {work}", file=sys.stderr)
+        add_coarse_partition(work / "index")
+    else:
+        write_index_arrays(
+            work / "index",
+            cat.vectors,
+            cat.attributes,
+            metadata=cat.metadata,
+            backend="faiss-hnsw" if backend == "faiss" else backend,
+            backend_params=params,
+        )
+        key_file.write_text(json.dumps(build_key))
     write_s = time.perf_counter() - t0
     offsets, words = cat.metadata
     counts = np.bincount(words, minlength=args.vocab)
@@ -267,6 +308,7 @@ def run_size(
             ),
             1,
         ),
+        "coarse partition": round(file_mb(folder, *COARSE_FILES), 1),
         "metadata + postings + items": round(
             file_mb(
                 folder,
@@ -291,6 +333,7 @@ def run_size(
         "generate_s": round(gen_s, 1),
         "write_index_s": round(write_s, 1),
         "hnsw_build_s": manifest["build_seconds"],
+        "coarse_build_s": (manifest.get("coarse") or {}).get("build_seconds"),
         "build_threads": args.build_threads,
         "hnsw": manifest["backend"]["params"],
         "one_percent_word_fraction": round(float(hard_1pct.mean()), 4),
@@ -302,11 +345,11 @@ def run_size(
         "methods": results,
     }
     index.close()
-    if not args.keep:
-        if backend == "milvus":
-            from stylesearch.index.milvus import drop_collection
+    if backend == "milvus" and not args.keep:
+        from stylesearch.index.milvus import drop_collection
 
-            drop_collection(params["uri"], params["collection"])
+        drop_collection(params["uri"], params["collection"])
+    if not (args.keep or (args.reuse and backend == "faiss")):
         shutil.rmtree(work, ignore_errors=True)
     return summary
 
@@ -322,6 +365,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="runs/bench/search")
     parser.add_argument("--keep", action="store_true", help="Keep the index folders.")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep the index folders and reuse one built earlier with the same N, vocabulary, "
+        "seed and HNSW parameters (build times then come from its manifest; one written "
+        "before the coarse partition existed gets it added).",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument(
         "--backends", nargs="+", choices=["faiss", "milvus"], default=["faiss"],
@@ -362,8 +412,9 @@ def main() -> None:
     )
     for s in report["sizes"]:
         print(
-            f"\nN = {s['n']:,} [{s['backend']}]: HNSW build {s['hnsw_build_s']} s "
-            f"({s['build_threads']} threads), load {s['load_s']} s, "
+            f"\nN = {s['n']:,} [{s['backend']}]: HNSW build {s['hnsw_build_s']} s, coarse "
+            f"partition {s['coarse_build_s']} s ({s['build_threads']} threads), "
+            f"load {s['load_s']} s, "
             f"RSS growth {s['rss_growth_mb']} MB (Milvus server: {s['server_rss_growth_mb']} MB), "
             f"raw vectors {s['raw_vectors_mb']} MB"
         )

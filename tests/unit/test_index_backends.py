@@ -104,6 +104,7 @@ def test_faiss_backend_round_trip(tmp_path, clustered):
             "ef_construction": 100,
             "ef_search": 32,
             "exact_below": 0.05,
+            "ef_retry": 1024,
         }
     )
     q = _queries(cat, 5)
@@ -128,3 +129,40 @@ def test_cosine_profile(clustered):
     profile = cosine_profile(backend, samples=8, depths=(10, 100, 400, 10**6))
     assert profile["depths"] == [10, 100, 400]
     assert profile["cosine"] == sorted(profile["cosine"], reverse=True)
+
+
+class _CountingIndex:
+    """Wraps a faiss index: records the efSearch of every search."""
+
+    def __init__(self, index):
+        self._index = index
+        self.efs: list[int] = []
+
+    def search(self, q, k, params=None):
+        self.efs.append(params.efSearch if params is not None else -1)
+        return self._index.search(q, k, params=params)
+
+
+def test_adaptive_ef_search_retries_queries_off_the_manifold(clustered, tmp_path):
+    cat, _ = clustered
+    backend = FaissHNSWBackend.build(
+        cat.vectors, tmp_path, M=16, ef_construction=80, ef_search=16, ef_retry=512
+    )
+    assert 0 < backend._retry_below < 1
+    counter = _CountingIndex(backend.index)
+    backend.index = counter
+    # a catalog row is on the manifold: one search at the base efSearch
+    backend.search(cat.vectors[:1], 10)
+    assert counter.efs == [16]
+    # query arithmetic: an image plus unrelated word directions lands between clusters
+    rng = np.random.default_rng(3)
+    words = rng.standard_normal((50, 2, cat.vectors.shape[1])).astype(np.float32)
+    words /= np.linalg.norm(words, axis=2, keepdims=True)
+    q = cat.vectors[rng.integers(len(cat.vectors), size=50)] + words.sum(axis=1)
+    q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+    counter.efs.clear()
+    scores, rows = backend.search(q, 10)
+    assert counter.efs == [16, 512]  # one batched retry for the off-manifold queries
+    _, exact_rows = exact_search(cat.vectors, q, 10)
+    assert _recall(rows, exact_rows) >= 0.99
+    assert backend.params()["ef_retry"] == 512

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stylesearch.index.coarse import CoarseIndex, build_coarse
 from stylesearch.index.store import Index, csr_from_bags, write_index_arrays
 from stylesearch.index.synthetic import make_synthetic_catalog
 from stylesearch.search.topk import (
@@ -89,12 +90,19 @@ def _queries(cat, n, seed):
 
 
 CONFIGS = {
+    # the coarse partition's bounds (the default when the index has one)
     "default": DeepeningConfig(),
+    # one cluster scanned, then the list (or the remaining clusters / the columns)
+    "coarse-list": DeepeningConfig(coarse_rows=1, block=8),
+    # the graph's nearest rows cap the cosine bound of every other row
+    "coarse-graph": DeepeningConfig(coarse_graph_depth=50, coarse_rows=1, block=8),
+    # the graph / cosine-list algorithm (indexes without a coarse partition)
+    "graph": DeepeningConfig(use_coarse=False),
     # cheap cosine rounds: deepens between attribute blocks
-    "deepening": DeepeningConfig(initial=10, block=8, search_us_per_row=0.001),
+    "deepening": DeepeningConfig(initial=10, block=8, search_us_per_row=0.001, use_coarse=False),
     # shallow cosine search: lists must prove the bound, else the column fallback
-    "shallow": DeepeningConfig(initial=10, max_depth=20, block=8),
-    "one-round": DeepeningConfig(initial=5000),
+    "shallow": DeepeningConfig(initial=10, max_depth=20, block=8, use_coarse=False),
+    "one-round": DeepeningConfig(initial=5000, use_coarse=False),
 }
 
 
@@ -120,6 +128,10 @@ def test_soft_topk_equals_brute_force(synthetic, name):
         assert ("columns", False) in paths and ("list", False) in paths
     if name == "one-round":
         assert {p for p, _ in paths} <= {"bound", "list"}
+    if name == "default":
+        assert {p for p, _ in paths} <= {"coarse", "coarse+list", "coarse+scan", "coarse+columns"}
+    if name in ("coarse-list", "coarse-graph"):
+        assert "coarse+list" in {p for p, _ in paths}
 
 
 def test_soft_topk_with_a_hard_filter(synthetic):
@@ -146,6 +158,11 @@ def test_hard_filter_mask(synthetic):
     expected = [a in bag and b in bag and c not in bag for bag in bags]
     np.testing.assert_array_equal(mask, expected)
     assert hard_filter_mask(index, [], []) is None
+    # the rows a must-filter mask carries are its true rows; derived arrays carry none
+    for must, must_not in (([a], []), ([a, b], [c]), ([a], [a])):
+        m = hard_filter_mask(index, must, must_not)
+        np.testing.assert_array_equal(m.rows, np.flatnonzero(m))
+        assert m[:10].rows is None and (m & m).rows is None and m[m.rows].rows is None
 
 
 def test_fewer_allowed_items_than_k(far_down):
@@ -178,21 +195,45 @@ def _cases(draw):
         st.sampled_from(
             [
                 DeepeningConfig(),
-                DeepeningConfig(initial=2, block=2, search_us_per_row=0.001, max_depth=64),
-                DeepeningConfig(initial=2, max_depth=4, block=1),
+                DeepeningConfig(coarse_rows=1, block=1),
+                DeepeningConfig(coarse_rows=1, block=2, coarse_graph_depth=3),
+                DeepeningConfig(coarse_rows=3, block=2, scan_fraction=0.0, initial=1),
+                DeepeningConfig(use_coarse=False),
+                DeepeningConfig(
+                    initial=2, block=2, search_us_per_row=0.001, max_depth=64, use_coarse=False
+                ),
+                DeepeningConfig(initial=2, max_depth=4, block=1, use_coarse=False),
             ]
         )
     )
-    return vectors, attributes, add, remove, query, k, allowed, config, draw(st.booleans())
+    clusters = draw(st.sampled_from([None, 1, 2, 7, n // 3, n]))
+    return (
+        vectors,
+        attributes,
+        add,
+        remove,
+        query,
+        k,
+        allowed,
+        config,
+        draw(st.booleans()),
+        clusters,
+    )
 
 
 @settings(max_examples=40, deadline=None)
 @given(case=_cases())
 def test_soft_topk_is_exact_on_generated_catalogs(case):
-    vectors, attributes, add, remove, query, k, allowed, config, filtered = case
+    vectors, attributes, add, remove, query, k, allowed, config, filtered, clusters = case
     bags = [[int(np.argmax(row))] for row in attributes]
     with tempfile.TemporaryDirectory() as tmp:
-        write_index_arrays(Path(tmp) / "idx", vectors, attributes, metadata=csr_from_bags(bags))
+        write_index_arrays(
+            Path(tmp) / "idx",
+            vectors,
+            attributes,
+            metadata=csr_from_bags(bags),
+            coarse_clusters=clusters,
+        )
         index = Index.load(Path(tmp) / "idx")
         mask = allowed if filtered else None
         top = soft_filter_topk(index, query, k, add, remove, allowed=mask, config=config)
@@ -214,3 +255,39 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
         true = true * (1 - p[top.rows, w])
     if oracle.scores.size:
         assert np.all(true >= oracle.scores[-1] - 1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    dim=st.integers(2, 24),
+    clusters=st.integers(1, 40),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_coarse_bounds_hold_for_every_row(n, dim, clusters, seed):
+    """The cone bound is above every member's cosine and the p bounds hold per cluster."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((3, dim)).astype(np.float32)
+    vectors = centres[rng.integers(3, size=n)] + rng.standard_normal((n, dim)).astype(
+        np.float32
+    ) * rng.choice([0.01, 0.3, 3.0])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-6)
+    vectors = vectors.astype(np.float32)
+    attributes = np.asfortranarray(rng.random((n, 3)).astype(np.float16))
+    with tempfile.TemporaryDirectory() as tmp:
+        build_coarse(vectors, attributes, tmp, clusters=clusters)
+        coarse = CoarseIndex.load(tmp)
+    assert coarse.count == n
+    assert sorted(coarse.rows.tolist()) == list(range(n))
+    for _ in range(5):
+        q = rng.standard_normal(dim).astype(np.float32)
+        q /= max(float(np.linalg.norm(q)), 1e-6)
+        ub = coarse.cosine_bounds(q)
+        cos = vectors @ q
+        assert np.all(cos <= ub[coarse.assign] + 1e-6)
+    for j in range(coarse.centroids.shape[0]):
+        members = coarse.members(j)
+        assert np.all(coarse.assign[members] == j)
+        if members.size:
+            np.testing.assert_array_equal(coarse.pmax[j], attributes[members].max(axis=0))
+            np.testing.assert_array_equal(coarse.pmin[j], attributes[members].min(axis=0))

@@ -8,7 +8,8 @@ optionally restricted to an ``allowed`` boolean mask, best first.
   oracle every other backend is tested against (STYLE.md habit 4); O(N D) per query.
 * :class:`FaissHNSWBackend`: faiss ``IndexHNSWFlat`` with the inner-product metric, the embedded
   default for large catalogs (ENVIRONMENT.md: 0.24 / 0.37 ms p50 / p99 at 1M, recall@10 0.999).
-  Its parameters (``M``, ``ef_construction``, ``ef_search``, ``exact_below``) are recorded in the
+  Its parameters (``M``, ``ef_construction``, ``ef_search``, ``exact_below``, ``ef_retry``: the
+  adaptive efSearch for queries off the data manifold) are recorded in the
   index manifest. A graph index loses recall under a selective filter (ENVIRONMENT.md: 0.83 with
   1 % of items allowed), so when ``allowed`` keeps less than ``exact_below`` of the items the
   backend scores the allowed rows exactly (faiss ``compute_distance_subset``: no copy of the
@@ -46,6 +47,11 @@ __all__ = [
 ]
 
 FAISS_FILE = "hnsw.faiss"
+#: adaptive efSearch (:attr:`HNSWParams.ef_retry`): largest k it applies to, and the margin
+RETRY_MAX_K = 64
+RETRY_MARGIN = 0.8
+#: rows sampled (as queries) to measure the catalog's typical 10th-neighbour cosine
+RETRY_SAMPLES = 32
 #: upper limit for the efSearch used under a filter
 MAX_FILTERED_EF = 4096
 
@@ -96,6 +102,15 @@ def _top_k_of(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray,
     out_s[:m] = scores[order]
     out_r[:m] = rows[order]
     return out_s, out_r
+
+
+def _allowed_rows(allowed: np.ndarray) -> np.ndarray:
+    """Sorted int64 rows of a bool mask; its own ``rows`` when it carries them (a hard-filter
+    mask built from the postings: no pass over the whole catalog)."""
+    known = getattr(allowed, "rows", None)
+    if known is not None:
+        return np.asarray(known, dtype=np.int64)
+    return np.flatnonzero(allowed).astype(np.int64)
 
 
 def exact_search(
@@ -170,9 +185,14 @@ class HNSWParams:
     ef_search: int = 128
     #: with a filter keeping fewer than this fraction of the items, search them exactly
     exact_below: float = 0.05
+    #: adaptive efSearch: an unfiltered search for ``k <= RETRY_MAX_K`` rows whose
+    #: ``min(k, 10)``-th cosine falls below :data:`RETRY_MARGIN` times the catalog's typical
+    #: 10th-neighbour cosine (a query off the data manifold, e.g. query arithmetic, or a greedy
+    #: descent stuck in the wrong region) is searched again with this efSearch (0: never)
+    ef_retry: int = 1024
 
     def __post_init__(self) -> None:
-        if self.M < 2 or self.ef_construction < 1 or self.ef_search < 1:
+        if self.M < 2 or self.ef_construction < 1 or self.ef_search < 1 or self.ef_retry < 0:
             raise ValueError(f"invalid HNSW parameters: {self}")
         if not 0.0 <= self.exact_below <= 1.0:
             raise ValueError(f"exact_below must be in [0, 1], got {self.exact_below}")
@@ -196,6 +216,21 @@ class FaissHNSWBackend:
         view = faiss.rev_swig_ptr(storage.get_xb(), n * dim) if n else np.zeros(0, np.float32)
         self.vectors = np.asarray(view).reshape(n, dim)
         self.vectors.flags.writeable = False
+        self._retry_below = self._typical_cosine() * RETRY_MARGIN if hnsw.ef_retry else -np.inf
+
+    def _typical_cosine(self, depth: int = 10) -> float:
+        """Median cosine of the ``depth``-th neighbour (itself excluded) of sampled rows, at
+        the retry efSearch (-inf for a catalog too small to tell)."""
+        n = self.vectors.shape[0]
+        if n <= depth + 1:
+            return -np.inf
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(n, size=min(RETRY_SAMPLES, n), replace=False))
+        params = self._faiss.SearchParametersHNSW(efSearch=max(self.hnsw.ef_retry, depth + 1))
+        scores, _ = self.index.search(
+            np.ascontiguousarray(self.vectors[rows]), depth + 1, params=params
+        )
+        return float(np.median(scores[:, depth]))
 
     @classmethod
     def build(
@@ -263,7 +298,7 @@ class FaissHNSWBackend:
     def _exact_subset(
         self, q: np.ndarray, k: int, allowed: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.flatnonzero(allowed).astype(np.int64)
+        rows = _allowed_rows(allowed)
         out_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         out_r = np.full((q.shape[0], k), -1, dtype=np.int64)
         for i in range(q.shape[0]):
@@ -286,8 +321,16 @@ class FaissHNSWBackend:
         if allowed is None:
             params = faiss.SearchParametersHNSW(efSearch=max(self.hnsw.ef_search, k))
             scores, rows = self.index.search(q, k, params=params)
+            if k <= RETRY_MAX_K and self.hnsw.ef_retry > max(self.hnsw.ef_search, k):
+                at = min(k, 10) - 1
+                retry = np.flatnonzero(~(scores[:, at] >= self._retry_below))
+                if retry.shape[0]:  # off the manifold or stuck: search again, wider
+                    params = faiss.SearchParametersHNSW(efSearch=self.hnsw.ef_retry)
+                    s2, r2 = self.index.search(np.ascontiguousarray(q[retry]), k, params=params)
+                    scores[retry], rows[retry] = s2, r2
         else:
-            count = int(np.count_nonzero(allowed))
+            known = getattr(allowed, "rows", None)
+            count = int(known.shape[0]) if known is not None else int(np.count_nonzero(allowed))
             fraction = count / n
             if count <= k or fraction < self.hnsw.exact_below:
                 return self._exact_subset(q, k, allowed)

@@ -23,15 +23,27 @@ class WordMask(np.ndarray):
 
     must: tuple[int, ...]
     must_not: tuple[int, ...]
+    #: the allowed rows (sorted int64) when known without a pass over the mask (a ``must``
+    #: filter reads them from the postings); backends may use them; ``None`` otherwise
+    rows: np.ndarray | None
 
     @classmethod
-    def of(cls, mask: np.ndarray, must: list[int], must_not: list[int]) -> WordMask:
+    def of(
+        cls,
+        mask: np.ndarray,
+        must: list[int],
+        must_not: list[int],
+        *,
+        rows: np.ndarray | None = None,
+    ) -> WordMask:
         out = np.asarray(mask, dtype=bool).view(cls)
         out.must = tuple(int(w) for w in must)
         out.must_not = tuple(int(w) for w in must_not)
+        out.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         return out
 
     def __array_finalize__(self, obj: Any) -> None:
-        # views and results derived from a WordMask say nothing about words
+        # views and results derived from a WordMask say nothing about words (nor rows)
         self.must = ()
         self.must_not = ()
+        self.rows = None

@@ -23,6 +23,10 @@ Files (N items, D dimensions, V vocabulary words)::
     postings_offsets.npy   (V + 1,) int64 and postings_rows.npy int32: the same, inverted
                            (word -> sorted rows), for hard filters
     hnsw.faiss             the faiss backend's graph + vectors (faiss backend only)
+    coarse_*.npy           a coarse partition of the rows with per-cluster cosine cones and
+                           p maxima / minima: sound score bounds for the exact soft-filter top-k
+                           (:mod:`stylesearch.index.coarse`; manifest ``coarse``: clusters, count;
+                           deleted rows keep their place in it, the bounds stay upper bounds)
     deleted.npy            (N,) bool tombstones of deleted rows (only when the manifest's
                            ``deleted`` count is above 0): ``stylesearch index delete`` marks
                            rows, search never returns them; ``count`` stays the number of rows,
@@ -50,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.index.backends import BACKENDS, VectorBackend, cosine_profile
+from stylesearch.index.coarse import CoarseIndex, build_coarse
 
 __all__ = [
     "FORMAT_NAME",
@@ -258,12 +263,15 @@ class IndexWriter:
         progress: bool = False,
         postings: dict[str, float] | None = None,
         backend_update: Callable[[np.ndarray, Path], VectorBackend] | None = None,
+        coarse_clusters: int | None = None,
     ) -> Path:
         """Derive the bound files, build the backend, write the manifest, swap into place.
 
         ``backend_update(vectors, folder)``, when given, replaces the backend's ``build``: it
         writes the backend's files into ``folder`` from an existing index's (``index add``
-        extends a graph instead of building a new one) and returns the backend."""
+        extends a graph instead of building a new one) and returns the backend.
+        ``coarse_clusters``: clusters of the coarse partition (default: about one per 384 rows).
+        """
         if not (self._items and self._metadata):
             raise ValueError("call set_items and set_metadata before finish")
         if backend not in BACKENDS:
@@ -297,6 +305,9 @@ class IndexWriter:
         np.save(self.tmp / "attributes_max.npy", col_max)
         np.save(self.tmp / "attributes_min.npy", col_min)
         t0 = time.perf_counter()
+        coarse = build_coarse(self.vectors, self.attributes, self.tmp, clusters=coarse_clusters)
+        coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
         if backend_update is not None:
             built = backend_update(self.vectors, self.tmp)
         else:
@@ -323,6 +334,7 @@ class IndexWriter:
             },
             "build_seconds": round(build_seconds, 3),
             "cosine_profile": profile,
+            "coarse": coarse,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(manifest or {}),
         }
@@ -452,6 +464,14 @@ class Index:
         except (ValueError, RuntimeError) as exc:
             raise IndexFormatError(f"{folder}: cannot load the {cls.name} backend: {exc}") from None
         self.vectors = self.backend.vectors
+        #: the coarse partition (None for an index written before it existed, or whose row
+        #: count no longer matches it: the exact top-k then uses the graph and the lists alone)
+        self.coarse: CoarseIndex | None = None
+        coarse_meta = manifest.get("coarse")
+        if coarse_meta and int(coarse_meta.get("count", -1)) == self.count:
+            self.coarse = CoarseIndex.load(folder)
+            if self.coarse.count != self.count:
+                raise IndexFormatError(f"{folder}: coarse_assign.npy does not cover every row")
         self._items_fh = open(folder / "items.jsonl", "rb")  # noqa: SIM115 -- closed in close()
         self._id_to_row: dict[str, int] | None = None
 
@@ -530,6 +550,7 @@ def write_index_arrays(
     manifest: dict[str, Any] | None = None,
     chunk: int = 65536,
     postings: dict[str, float] | None = None,
+    coarse_clusters: int | None = None,
 ) -> Path:
     """Write an index folder from arrays (tests, benchmarks, tools that embed elsewhere).
 
@@ -554,4 +575,5 @@ def write_index_arrays(
             backend_params=backend_params,
             manifest=manifest,
             postings=postings,
+            coarse_clusters=coarse_clusters,
         )

@@ -1,5 +1,11 @@
 """Exact top-k for the soft-filter score, hard metadata filters, and the brute-force oracle.
 
+When the index has a coarse partition (:mod:`stylesearch.index.coarse`: clusters with cosine
+cones and per-cluster ``p`` maxima / minima, the default for every index written now),
+:func:`soft_filter_topk` proves its answer with those per-cluster and per-row bounds plus a
+threshold algorithm over the wanted words' sorted lists (:func:`_coarse_topk`); the algorithm
+below is used for an index without one (or ``DeepeningConfig(use_coarse=False)``).
+
 The soft-filter score ``S = c~ * p`` (:mod:`stylesearch.search.scoring`) can rank first an item
 that is far down the cosine list (a likely red dress at cosine rank 500 beats 499 closer items
 whose ``p`` is tiny), so re-ranking a fixed window of nearest vectors silently loses it.
@@ -96,6 +102,20 @@ class DeepeningConfig:
     column_us_per_row: float = 0.003
     #: allowed rows at most this fraction of the catalog (or 4 x the first depth): score them all
     scan_fraction: float = 0.05
+    #: use the index's coarse partition (cluster cosine cones + per-cluster p bounds) when it has
+    #: one: exact with every backend, no graph search (see :func:`_coarse_topk`)
+    use_coarse: bool = True
+    #: coarse path: rows scanned cluster by cluster (best bound first) before the attribute list
+    coarse_rows: int = 1024
+    #: coarse path: first take the backend's ``coarse_graph_depth`` nearest rows (0: none) and
+    #: cap every other row's cosine bound at the last one's (exact with the exact backend, up to
+    #: the graph's recall with faiss): far rows then need a higher ``p`` to be read. ``None``:
+    #: ``graph_depth`` with a graph backend on ``graph_min_count`` rows or more, else 0
+    #: (measured, docs/performance.md: at 1.5M items depth 600 cut the CPU p99 from ~30 ms to
+    #: ~10 ms; at 100k the coarse bounds alone were faster)
+    coarse_graph_depth: int | None = None
+    graph_depth: int = 600
+    graph_min_count: int = 500_000
 
     def search_cost(self, m: int) -> float:
         """Modelled cost (us) of one cosine search of depth ``m``."""
@@ -143,6 +163,7 @@ def attribute_probs(
     same arithmetic as the oracle's, so both give bit-identical ``p``.
     """
     rows = np.asarray(rows, dtype=np.int64)
+    attributes = np.asarray(attributes)  # a plain view of a memmap: no memmap per slice
     p = np.ones(rows.shape[0], dtype=np.float32)
     for w in add:
         p *= _factor(attributes[:, w][rows], True)
@@ -153,6 +174,7 @@ def attribute_probs(
 
 def _all_probs(attributes: np.ndarray, add: list[int], remove: list[int]) -> np.ndarray:
     """``p`` for every row, one contiguous column at a time (Fortran-ordered attributes)."""
+    attributes = np.asarray(attributes)
     p = np.ones(attributes.shape[0], dtype=np.float32)
     for w in add:
         p *= _factor(attributes[:, w], True)
@@ -174,7 +196,8 @@ def brute_force_topk(
 ) -> TopK:
     """The oracle: score every (allowed) row, sort. ``soft``: ``S = c~ p``, else ``S = cos``."""
     rows = np.flatnonzero(allowed) if allowed is not None else np.arange(vectors.shape[0])
-    cos = np.asarray(vectors[rows] @ np.asarray(query, np.float32), dtype=np.float32)
+    sub = vectors if allowed is None else vectors[rows]  # no copy of the whole catalog
+    cos = np.asarray(sub @ np.asarray(query, np.float32), dtype=np.float32)
     p = _all_probs(attributes, add, remove)[rows]
     scores = rescale_cosine(cos) * p if soft else cos
     pos = _rank(rows, scores, k)
@@ -186,23 +209,30 @@ def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.n
     that are not deleted (``index delete``); a :class:`~stylesearch.index.filters.WordMask`
     that keeps the words for server-side backends.
 
-    ``None`` when there is no condition (every row allowed).
+    ``None`` when there is no condition (every row allowed). With a ``must`` word the mask
+    also carries its sorted allowed rows (``rows``, read from the postings: no pass over the
+    catalog).
     """
     live = index.live_mask()
     if not must and not must_not:
         return None if live is None else WordMask.of(live, [], [])
-    mask = np.zeros(index.count, dtype=bool) if must else np.ones(index.count, dtype=bool)
-    if must:
-        postings = sorted((index.rows_with_word(w) for w in must), key=len)
-        rows = postings[0]
-        for other in postings[1:]:
-            rows = np.intersect1d(rows, other, assume_unique=True)
-        mask[rows] = True
+    if not must:
+        mask = np.ones(index.count, dtype=bool) if live is None else live.copy()
+        for w in must_not:
+            mask[index.rows_with_word(w)] = False
+        return WordMask.of(mask, must, must_not)
+    postings = sorted((index.rows_with_word(w) for w in must), key=len)
+    rows = postings[0]
+    for other in postings[1:]:
+        rows = np.intersect1d(rows, other, assume_unique=True)
+    rows = np.asarray(rows, dtype=np.int64)
+    mask = np.zeros(index.count, dtype=bool)
+    mask[rows] = True
     for w in must_not:
         mask[index.rows_with_word(w)] = False
     if live is not None:
         mask &= live
-    return WordMask.of(mask, must, must_not)
+    return WordMask.of(mask, must, must_not, rows=rows[mask[rows]])
 
 
 class _Best:
@@ -258,7 +288,9 @@ class _ListReader:
 
     def __init__(self, index: Index, word: int, rest: float) -> None:
         self.word = word
-        self.rows, self.values, self.floor = index.attribute_list(word)
+        rows, values, self.floor = index.attribute_list(word)
+        # plain views of the memory maps: slicing a memmap object costs ~20 us a time
+        self.rows, self.values = np.asarray(rows), np.asarray(values)
         self.length = self.rows.shape[0]
         # float32 ascending copy for binary searches (values are stored descending)
         self._ascending = np.asarray(self.values[::-1], dtype=np.float32)
@@ -340,7 +372,11 @@ def soft_filter_topk(
     """
     cfg = config or DeepeningConfig()
     n = index.count
-    n_allowed = n if allowed is None else int(np.count_nonzero(allowed))
+    known = getattr(allowed, "rows", None)
+    if allowed is None:
+        n_allowed = n
+    else:
+        n_allowed = int(known.shape[0]) if known is not None else int(np.count_nonzero(allowed))
     k = min(k, n_allowed)
     empty = np.zeros(0, np.float32)
     stats: dict[str, Any] = {
@@ -358,9 +394,13 @@ def soft_filter_topk(
     best = _Best(k)
     if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, 4 * cfg.initial):
         stats["path"] = "allowed"
-        stats["rechecked"] = _score_all(index, q, k, np.flatnonzero(allowed), add, remove, best)
+        rows = known if known is not None else np.flatnonzero(allowed)
+        stats["rechecked"] = _score_all(index, q, k, rows, add, remove, best)
         return best.result(stats)
 
+    coarse = getattr(index, "coarse", None)
+    if cfg.use_coarse and coarse is not None:
+        return _coarse_topk(index, coarse, q, k, add, remove, allowed, best, stats, cfg, n_allowed)
     factor_max = _factor_max(index, add, remove)
     p_max = float(np.prod(factor_max)) if factor_max else 1.0
     readers = [
@@ -500,3 +540,224 @@ def soft_filter_topk(
         stats["rechecked"] += int(rows.shape[0])
         best.add(rows, index.backend.score_rows(q, rows), p)
         return best.result(stats)
+
+
+def _coarse_topk(
+    index: Index,
+    coarse: Any,
+    q: np.ndarray,
+    k: int,
+    add: list[int],
+    remove: list[int],
+    allowed: np.ndarray | None,
+    best: _Best,
+    stats: dict[str, Any],
+    cfg: DeepeningConfig,
+    n_allowed: int,
+) -> TopK:
+    """The soft-filter top-k over the coarse partition (:mod:`stylesearch.index.coarse`).
+
+    Per cluster ``j``: ``u_j`` bounds the rescaled cosine of every member (the cone bound) and
+    ``B_j = u_j * prod_{w+} pmax_jw * prod_{w-} (1 - pmin_jw)`` bounds its score. (1) Scan the
+    clusters best ``B_j`` first, scoring their rows exactly (``p`` first, the cosine only when
+    ``u_j p`` reaches the k-th score ``s_k``), until about ``coarse_rows`` rows are scanned;
+    stop as soon as every unscanned ``B_j < s_k``. (2) Read the sorted list of the wanted word
+    ``a`` whose needed prefix is shortest: a row of an unscanned cluster ``j`` left unread has
+    ``p_a <= min(t, pmax_ja)`` (``t``: the next list value, or the list's floor), so its score is
+    at most ``u_j min(t, pmax_ja) R_ja`` (``R_ja``: the other words' factors of ``B_j``); each
+    read row is scored exactly when ``u_j p`` can reach ``s_k``. Stop when the largest such bound
+    is below ``s_k``. (3) Without a usable list, go on scanning clusters (or, when most of the
+    catalog is left, compute ``p`` of every row and score the rows with ``u_j p >= s_k``).
+    Every bound is exact, so the result is exact with any backend.
+    """
+    stats["path"] = "coarse"
+    stats["clusters"] = 0
+    n_clusters = coarse.centroids.shape[0]
+    angles = coarse.query_angles(q)
+    u = np.clip((1.0 + coarse.cosine_bounds(q, angles)) * 0.5, 0.0, 1.0)  # (C,) c~ bound
+
+    u_cap = 1.0
+    depth = cfg.coarse_graph_depth
+    if depth is None:
+        graph = index.backend.name != "exact" and index.count >= cfg.graph_min_count
+        depth = cfg.graph_depth if graph else 0
+    m = min(depth, n_allowed)
+    if m > 0:
+        cos, rows = index.backend.search(q[None, :], m, allowed)
+        keep = rows[0] >= 0
+        cos, rows = cos[0][keep], rows[0][keep]
+        best.add(rows, cos, attribute_probs(index.attributes, rows, add, remove))
+        stats["rounds"], stats["depth"] = 1, m
+        if rows.shape[0] >= n_allowed:
+            return best.result(stats)
+        if rows.shape[0] >= m:  # every other row has c~ <= that of the m-th
+            u_cap = min(1.0, float(rescale_cosine(cos.min())) * (1.0 + BOUND_EPS) + 1e-6)
+            u = np.minimum(u, u_cap)
+
+    def u_rows(rows: np.ndarray) -> np.ndarray:
+        """Per-row bound of the rescaled cosine (the row's own cone, within the cluster's)."""
+        ub = np.clip((1.0 + coarse.row_cosine_bounds(angles, rows)) * 0.5, 0.0, 1.0)
+        return np.minimum(ub, u_cap)
+
+    add_max = [np.asarray(coarse.pmax[:, w], dtype=np.float64) for w in add]
+    rem_max = [1.0 - np.asarray(coarse.pmin[:, w], dtype=np.float64) for w in remove]
+    factors = np.ones(n_clusters)
+    for f in add_max + rem_max:
+        factors = factors * f
+    bound = u * factors  # B_j
+    order = np.argsort(-bound, kind="stable")
+    scanned = np.zeros(n_clusters, dtype=bool)
+    offsets = coarse.offsets
+    sizes = np.diff(offsets)
+
+    def scan(j: int) -> None:
+        rows = np.asarray(coarse.members(j), dtype=np.int64)
+        if allowed is not None:
+            rows = rows[allowed[rows]]
+        scanned[j] = True
+        stats["clusters"] += 1
+        if rows.shape[0] == 0:
+            return
+        p = attribute_probs(index.attributes, rows, add, remove)
+        s_k = best.kth
+        if s_k > 0:
+            live = p * (u_rows(rows) * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
+            rows, p = rows[live], p[live]
+        if rows.shape[0]:
+            stats["rechecked"] += int(rows.shape[0])
+            best.add(rows, index.backend.score_rows(q, rows), p)
+
+    pos = 0  # next position in `order`
+    scanned_rows = 0
+
+    def unscanned_max() -> float:
+        nonlocal pos
+        while pos < n_clusters and scanned[order[pos]]:
+            pos += 1
+        return float(bound[order[pos]]) if pos < n_clusters else -1.0
+
+    # (1) the best clusters
+    while True:
+        b_next = unscanned_max()
+        if b_next < 0 or _beats(b_next, best.kth):
+            return best.result(stats)
+        if scanned_rows >= cfg.coarse_rows and best.kth > 0:
+            break
+        j = int(order[pos])
+        scan(j)
+        scanned_rows += int(sizes[j])
+
+    # (2) the wanted words' sorted lists, threshold-algorithm style: a row of an unscanned
+    # cluster j not read in any list has p_i <= min(t_i, pmax_ji) for every wanted word i
+    # (t_i: list i's next value, or its floor once read to the end)
+    rem = np.ones(n_clusters)  # the unwanted words' factors
+    for f in rem_max:
+        rem = rem * f
+    assign = coarse.assign
+    readers = [_ListReader(index, w, 1.0) for w in add]
+
+    def caps(skip: int | None = None) -> list[np.ndarray]:
+        return [np.minimum(add_max[i], r.next_value) for i, r in enumerate(readers) if i != skip]
+
+    def rest_of(i: int) -> np.ndarray:
+        """Per cluster: the bound of a row's p divided by its p of word i."""
+        rest = rem.copy()
+        for c in caps(skip=i):
+            rest = rest * c
+        return rest
+
+    def unread_bound() -> float:
+        cap = u * rem
+        for c in caps():
+            cap = cap * c
+        cap[scanned] = -1.0
+        return float(cap.max())
+
+    def read_block(i: int, size: int) -> None:
+        """Score the next ``size`` entries of list ``i`` whose bound can still reach s_k."""
+        reader = readers[i]
+        s_k = best.kth
+        start, stop = reader.pos, min(reader.pos + size, reader.length)
+        b_rows = np.asarray(reader.rows[start:stop], dtype=np.int64)
+        cl = assign[b_rows]
+        keep = ~scanned[cl]
+        if allowed is not None:
+            keep &= allowed[b_rows]
+        if s_k > 0:  # cheap bounds first: the list value times the other words' caps times
+            # the cluster's cone, then the row's own cone (never above the cluster's)
+            b_rows, cl = b_rows[keep], cl[keep]
+            values = np.asarray(reader.values[start:stop], dtype=np.float64)[keep]
+            rest = rest_of(i)
+            keep = values * (u * rest)[cl] * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 >= s_k
+            b_rows, cl, values = b_rows[keep], cl[keep], values[keep]
+            u_row = u_rows(b_rows)
+            keep = values * rest[cl] * u_row * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 >= s_k
+            u_row = u_row[keep]
+        reader.pos = stop
+        stats["list_read"] += stop - start
+        b_rows = b_rows[keep]
+        if b_rows.shape[0] == 0:
+            return
+        p = attribute_probs(index.attributes, b_rows, add, remove)
+        if s_k > 0:
+            live = p * (u_row * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
+            b_rows, p = b_rows[live], p[live]
+        if b_rows.shape[0]:
+            stats["rechecked"] += int(b_rows.shape[0])
+            best.add(b_rows, index.backend.score_rows(q, b_rows), p)
+
+    if readers:
+        stats["path"] = "coarse+list"
+        for i in range(len(readers)):  # seed s_k with the likeliest rows: every list's head
+            read_block(i, cfg.block)
+        while True:
+            s_k = best.kth
+            b_next = unscanned_max()
+            if b_next < 0 or _beats(min(b_next, unread_bound()), s_k):
+                return best.result(stats)
+            # the list that proves the bound alone with the shortest prefix left to read,
+            # else the one closest to its end (its floor then caps every unread row)
+            best_i, best_len = -1, np.inf
+            for i, r in enumerate(readers):
+                if r.pos >= r.length or s_k <= 0:
+                    continue
+                rest = np.where(scanned, 0.0, u * rest_of(i))
+                if not _beats(float((rest * np.minimum(add_max[i], r.floor)).max()), s_k):
+                    continue
+                top = float(rest.max()) * (1.0 + BOUND_EPS)
+                need = (s_k - BOUND_EPS * 1e-2) / top if top > 0 else np.inf
+                todo = r.prefix(need) - r.pos
+                if todo < best_len:
+                    best_i, best_len = i, todo
+            if best_i < 0:
+                left = [(r.length - r.pos, i) for i, r in enumerate(readers) if r.pos < r.length]
+                if not left:
+                    break  # every list read to its end and the bound still stands
+                best_i = min(left)[1]
+            r = readers[best_i]
+            read_block(best_i, max(cfg.block, r.pos))
+
+    # (3) no usable list: the clusters that can still reach s_k, or every row's p when they
+    # hold most of the catalog
+    open_rows = int(sizes[~scanned & (bound * (1.0 + BOUND_EPS) >= best.kth)].sum())
+    if open_rows <= index.count // 4:
+        stats["path"] = "coarse+scan"
+        while True:
+            b_next = unscanned_max()
+            if b_next < 0 or _beats(b_next, best.kth):
+                return best.result(stats)
+            scan(int(order[pos]))
+    stats["path"] = "coarse+columns"
+    p = _all_probs(index.attributes, add, remove)
+    rows = np.flatnonzero(~scanned[coarse.assign])
+    if allowed is not None:
+        rows = rows[allowed[rows]]
+    p = p[rows]
+    ub = u_rows(rows)
+    s_k = best.kth
+    cand = p * (ub * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
+    rows, p = rows[cand], p[cand]
+    stats["rechecked"] += int(rows.shape[0])
+    if rows.shape[0]:
+        best.add(rows, index.backend.score_rows(q, rows), p)
+    return best.result(stats)
