@@ -76,6 +76,8 @@ class DemoResult:
     tuning: dict[str, Any]
     report: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: titles of the example queries' items (from the query catalog)
+    query_titles: dict[str, str] = field(default_factory=dict)
 
 
 def _stderr(msg: str) -> None:
@@ -442,7 +444,15 @@ def run_demo(
             workdir, index_dir, queries["test"], visual_dir, cat.truth, tuning["word_weight"],
             {n: f / "index" for n, f in compare_dirs.items()}, progress=progress, log=say,
         )  # fmt: skip
-    return DemoResult(workdir, cat.counts, metrics, visual, attributes, tuning, report, seconds)
+    wanted = {ex["item_id"] for ex in report.get("examples", [])}
+    titles = {
+        it.id: it.title
+        for it in load_catalog(cat.query_manifest, validate_images=False).items
+        if it.id in wanted
+    }
+    return DemoResult(
+        workdir, cat.counts, metrics, visual, attributes, tuning, report, seconds, titles
+    )
 
 
 def format_report(result: DemoResult) -> str:
@@ -476,10 +486,8 @@ def format_report(result: DemoResult) -> str:
     ]
     for ex in report.get("examples", []):
         top = ex["methods"].get("combined", [])[:3]
-        lines.append(
-            f"- {ex['item_id']} ({ex['title']}) {ex['words']} -> "
-            + "; ".join(f"{r['title']} ({r['id']})" for r in top)
-        )
+        title = result.query_titles.get(ex["item_id"], ex["item_id"])
+        lines.append(f"- {title!r} {ex['words']} -> " + "; ".join(f"{r['title']!r}" for r in top))
     lines += [
         "",
         f"Report: {result.workdir / 'report' / 'report.md'} (charts: methods.png, examples.png)",

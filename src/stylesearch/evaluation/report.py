@@ -156,7 +156,6 @@ def _examples(
     per_query: Sequence[dict[str, Any]],
     queries: Sequence[BenchmarkQuery],
     records: dict[str, tuple[str, str]],
-    query_titles: dict[str, str],
     path: Path,
     *,
     n_examples: int = 3,
@@ -186,7 +185,6 @@ def _examples(
         example: dict[str, Any] = {
             "query_id": q.query_id,
             "item_id": q.item_id,
-            "title": query_titles.get(q.item_id, ""),
             "words": words,
             "methods": {},
         }
@@ -226,7 +224,6 @@ def write_report(
     *,
     queries_path: str | Path,
     searcher_index: Any,
-    query_titles: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write every report file into ``out_dir`` (created); returns the report object."""
     out_dir = Path(out_dir)
@@ -242,9 +239,7 @@ def write_report(
     report = {k: v for k, v in result.items() if k != "per_query"}
     report["queries"] = os.fspath(queries_path)
     report["table"] = table
-    report["examples"] = _examples(
-        report, per_query, queries, records, query_titles or {}, out_dir / "examples.png"
-    )
+    report["examples"] = _examples(report, per_query, queries, records, out_dir / "examples.png")
     report["files"] = ["report.json", "report.md", "per_query.jsonl", "methods.png", "examples.png"]
     _chart(report, out_dir / "methods.png")
     (out_dir / "report.md").write_text(markdown(report))
