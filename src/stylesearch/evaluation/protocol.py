@@ -33,7 +33,12 @@ import torch
 
 from stylesearch.evaluation.metrics import mm, ndcg, requirement_fraction, visual_relevance
 from stylesearch.evaluation.queries import KINDS, BenchmarkQuery
-from stylesearch.evaluation.visual import embed_image_paths, load_visual, read_visual_config
+from stylesearch.evaluation.visual import (
+    embed_image_paths,
+    load_visual,
+    progress_bar,
+    read_visual_config,
+)
 from stylesearch.search.query import METHODS, Query
 from stylesearch.search.scoring import ArithmeticConfig
 from stylesearch.search.searcher import Searcher
@@ -261,7 +266,7 @@ def evaluate_systems(
                 encode, queries, size, progress=progress, desc=f"{system.name}: queries"
             )
         for method in system.methods:
-            bar = _bar(len(queries), f"{system.name}: {method}", progress)
+            bar = progress_bar(len(queries), f"{system.name}: {method}", progress, "query")
             for qi, q in enumerate(queries):
                 query = Query(
                     image=q.image, add=list(q.add), remove=list(q.remove), method=method, k=k
@@ -363,12 +368,6 @@ def _model_summary(searcher: Searcher) -> dict[str, Any]:
         summary["loss"] = train_config.get("loss", {}).get("name")
         summary["epochs"] = train_config.get("train", {}).get("epochs")
     return summary
-
-
-def _bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="query", disable=not enabled, file=sys.stderr)
 
 
 def _aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

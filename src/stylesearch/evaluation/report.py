@@ -252,11 +252,6 @@ def write_report(
     return report
 
 
-def baseline_row(table: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The off-the-shelf baseline's row of a summary table (None when it was not run)."""
-    return next((r for r in table if r["system"] == BASELINE_NAME), None)
-
-
 def run_evaluation(
     index_dir: str | Path,
     queries_path: str | Path,

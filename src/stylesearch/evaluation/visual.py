@@ -38,6 +38,7 @@ from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform, train_transform
 from stylesearch.config import ModelConfig
 from stylesearch.evaluation.retrieval import recall_at_k
+from stylesearch.index.store import swap_into_place
 from stylesearch.losses.triplet import NEGATIVES, triplet_loss
 from stylesearch.model.io import file_sha256
 from stylesearch.model.towers import build_image_backbone
@@ -191,7 +192,7 @@ def embed_image_paths(
         collate_fn=collate_images,
     )
     out = []
-    bar = _bar(len(paths), desc, progress)
+    bar = progress_bar(len(paths), desc, progress)
     for batch in loader:
         out.append(encode(batch["images"].to(device)).float().cpu().numpy())
         bar.update(len(batch["images"]))
@@ -199,10 +200,11 @@ def embed_image_paths(
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def _bar(total: int, desc: str, enabled: bool) -> Any:
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "img") -> Any:
+    """A tqdm bar on stderr (``enabled=False``: a silent one)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr)
 
 
 @torch.no_grad()
@@ -299,7 +301,9 @@ def train_visual(
         model.train()
         losses = []
         t0 = time.perf_counter()
-        bar = _bar(steps_per_epoch * config.batch_size, f"visual epoch {epoch + 1}", progress)
+        bar = progress_bar(
+            steps_per_epoch * config.batch_size, f"visual epoch {epoch + 1}", progress
+        )
         for batch in loader:
             a = model(batch["a"].to(device))
             b = model(batch["b"].to(device))
@@ -360,11 +364,7 @@ def _save(
             "weights_sha256": file_sha256(tmp / WEIGHTS_FILE),
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
