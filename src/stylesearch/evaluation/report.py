@@ -284,6 +284,7 @@ def run_evaluation(
         evaluate_systems,
     )
     from stylesearch.evaluation.queries import load_queries
+    from stylesearch.evaluation.visual import read_visual_config
     from stylesearch.search.query import METHODS
     from stylesearch.search.searcher import Searcher
 
@@ -295,6 +296,7 @@ def run_evaluation(
     if len(set(names)) != len(names) or BASELINE_NAME in names:
         raise EvaluationError(f"system names must be distinct and not {BASELINE_NAME!r}: {names}")
     queries = load_queries(queries_path)
+    read_visual_config(visual_dir)  # a missing judge is an error before any model is loaded
     truth = load_truth(truth_path) if truth_path is not None else None
     arithmetic = arithmetic_config(word_weight)
     systems = [
