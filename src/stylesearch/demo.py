@@ -249,7 +249,12 @@ def tune_word_weight(
     log: Log,
 ) -> dict[str, Any]:
     """The arithmetic word weight that gives ``combined`` the best MM on the validation set."""
-    from stylesearch.evaluation.protocol import System, arithmetic_config, evaluate_systems
+    from stylesearch.evaluation.protocol import (
+        System,
+        arithmetic_config,
+        evaluate_systems,
+        summarize,
+    )
     from stylesearch.evaluation.queries import load_queries
     from stylesearch.index.store import read_manifest
     from stylesearch.search.searcher import Searcher
@@ -284,8 +289,6 @@ def tune_word_weight(
         progress=progress,
         log=log,
     )
-    from stylesearch.evaluation.protocol import summarize
-
     table = summarize(result)
     best = max(
         (r for r in table if r["method"] == "combined"), key=lambda r: (r["mm"], r["system"])
