@@ -526,6 +526,14 @@ def _compare_option(values: tuple[str, ...]) -> list[tuple[str, Path]]:
     help="Weight of each word vector in query arithmetic (b = c; default 1).",
 )
 @click.option(
+    "--cosine-power",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="g of the soft filter's score c~^g * p (filter, combined): above 1 the looks weigh "
+    "more against the attribute probabilities.",
+)
+@click.option(
     "--no-baseline",
     is_flag=True,
     help="Skip the off-the-shelf baseline (ImageNet features + keyword filter).",
@@ -545,6 +553,7 @@ def eval_group(
     name: str,
     methods: str | None,
     word_weight: float | None,
+    cosine_power: float,
     no_baseline: bool,
     quiet: bool,
 ) -> None:
@@ -583,6 +592,7 @@ def eval_group(
         methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
         baseline=not no_baseline,
         word_weight=word_weight,
+        cosine_power=cosine_power,
         progress=not quiet and sys.stderr.isatty(),
     )
     click.echo(format_table(report["table"], truth=report["truth"]))
@@ -1267,9 +1277,10 @@ def demo_cmd(workdir: Path, device: str, compare: bool, quiet: bool) -> None:
 
     Builds the Fashion-MNIST style catalog, trains the joint model and the baseline visual
     model, indexes the base catalog, builds validation and test queries, tunes the arithmetic
-    word weight on validation, evaluates every search method on test (V-nDCG, T-nDCG, MM) and
-    prints the table, three example searches and how to start the server. About 13 minutes on
-    a 2-core CPU; a second run reuses every finished stage.
+    word weight and the soft filter's cosine power on validation, evaluates every search
+    method on test (V-nDCG, T-nDCG, MM) and prints the table, three example searches and how
+    to start the server. About 13 minutes on a 2-core CPU; a second run reuses every finished
+    stage.
     """
     from stylesearch.demo import format_report, run_demo
 

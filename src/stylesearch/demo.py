@@ -11,8 +11,8 @@ and prints):
    against the clean truth and the noisy metadata (``WORKDIR/attributes.json``);
 5. build the benchmark queries: a validation set and a test set from different query items
    (``WORKDIR/queries``);
-6. tune the word weight of query arithmetic on the validation queries (``WORKDIR/tuning.json``):
-   the weight giving ``combined`` the best MM;
+6. tune the word weight of query arithmetic and the soft filter's cosine power on the
+   validation queries (``WORKDIR/tuning.json``): the pair giving ``combined`` the best MM;
 7. evaluate every method, the off-the-shelf baseline and (with ``compare=True``) the joint
    model trained with the triplet loss and with a ResNet-18 tower from scratch, on the test
    queries, once (``WORKDIR/report``).
@@ -44,8 +44,9 @@ from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import train
 
 DEFAULT_WORKDIR = Path("runs/demo")
-#: word weights of query arithmetic tried on the validation queries
+#: word weights of query arithmetic and cosine powers of the soft filter tried on validation
 WORD_WEIGHTS = (0.25, 0.5, 1.0)
+COSINE_POWERS = (1.0, 4.0, 8.0)
 STAGES = 7
 Log = Callable[[str], None]
 
@@ -238,7 +239,7 @@ def ensure_queries(query_manifest: Path, truth: Path, out_dir: Path, *, log: Log
     return paths
 
 
-def tune_word_weight(
+def tune_search(
     index_dir: Path,
     queries_path: Path,
     visual_dir: Path,
@@ -248,7 +249,7 @@ def tune_word_weight(
     progress: bool,
     log: Log,
 ) -> dict[str, Any]:
-    """The arithmetic word weight that gives ``combined`` the best MM on the validation set."""
+    """The word weight and cosine power that give ``combined`` the best MM on validation."""
     from stylesearch.evaluation.protocol import (
         System,
         arithmetic_config,
@@ -264,21 +265,31 @@ def tune_word_weight(
         read_visual_config(visual_dir)["weights_sha256"],
         _file_digest(queries_path),
         WORD_WEIGHTS,
+        COSINE_POWERS,
     )
     cached = _read_cached(out_path, key)
     if cached is not None:
-        log(f"reusing {out_path} (word weight {cached['word_weight']})")
+        log(
+            f"reusing {out_path} (word weight {cached['word_weight']}, "
+            f"cosine power {cached['cosine_power']})"
+        )
         return cached
-    log(f"trying word weights {', '.join(map(str, WORD_WEIGHTS))} on {queries_path}")
+    log(
+        f"trying word weights {', '.join(map(str, WORD_WEIGHTS))} x cosine powers "
+        f"{', '.join(map(str, COSINE_POWERS))} on {queries_path}"
+    )
     base = Searcher.load(index_dir)
+    settings = {
+        f"w={w},g={g}": (w, g) for w in WORD_WEIGHTS for g in COSINE_POWERS
+    }  # fmt: skip
     systems = [
         System(
-            f"w={w}",
+            name,
             index_dir,
-            Searcher(base.index, base.model, arithmetic=arithmetic_config(w)),
-            ("arithmetic", "combined"),
+            Searcher(base.index, base.model, arithmetic=arithmetic_config(w), cosine_power=g),
+            ("combined",),
         )
-        for w in WORD_WEIGHTS
+        for name, (w, g) in settings.items()
     ]
     result = evaluate_systems(
         systems,
@@ -290,14 +301,13 @@ def tune_word_weight(
         log=log,
     )
     table = summarize(result)
-    best = max(
-        (r for r in table if r["method"] == "combined"), key=lambda r: (r["mm"], r["system"])
-    )
-    weight = float(best["system"].removeprefix("w="))
+    best = max(table, key=lambda r: r["mm"])
+    weight, power = settings[best["system"]]
     tuning = {
         "key": key,
         "queries": str(queries_path),
         "word_weight": weight,
+        "cosine_power": power,
         "objective": "MM of combined (validation)",
         "table": [
             {k: r[k] for k in ("system", "method", "v_ndcg", "t_ndcg", "mm", "mm_truth")}
@@ -305,7 +315,7 @@ def tune_word_weight(
         ],
     }
     _write_json(out_path, tuning)
-    log(f"word weight {weight} (combined MM {best['mm']:.3f} on validation)")
+    log(f"word weight {weight}, cosine power {power} (combined MM {best['mm']:.3f})")
     return tuning
 
 
@@ -315,7 +325,7 @@ def evaluate_demo(
     queries_path: Path,
     visual_dir: Path,
     truth_path: Path,
-    word_weight: float,
+    tuning: dict[str, Any],
     compare: dict[str, Path],
     *,
     progress: bool,
@@ -330,14 +340,18 @@ def evaluate_demo(
         read_manifest(index_dir)["model_fingerprint"],
         read_visual_config(visual_dir)["weights_sha256"],
         _file_digest(queries_path),
-        word_weight,
+        tuning["word_weight"],
+        tuning["cosine_power"],
         {n: read_manifest(d)["model_fingerprint"] for n, d in compare.items()},
     )
     cached = _read_cached(out_dir / "report.json", key)
     if cached is not None:
         log(f"reusing {out_dir}")
         return cached
-    log(f"{queries_path} with every method (word weight {word_weight})")
+    log(
+        f"{queries_path} with every method (word weight {tuning['word_weight']}, cosine power "
+        f"{tuning['cosine_power']})"
+    )
     report = run_evaluation(
         index_dir,
         queries_path,
@@ -346,7 +360,8 @@ def evaluate_demo(
         truth_path=truth_path,
         compare=list(compare.items()),
         name="joint (mbmr)",
-        word_weight=word_weight,
+        word_weight=tuning["word_weight"],
+        cosine_power=tuning["cosine_power"],
         progress=progress,
         log=log,
     )
@@ -436,7 +451,7 @@ def run_demo(
 
     say = _stage(6, "tuning", log)
     with timed("tuning"):
-        tuning = tune_word_weight(
+        tuning = tune_search(
             index_dir, queries["validation"], visual_dir, cat.truth, workdir / "tuning.json",
             progress=progress, log=say,
         )  # fmt: skip
@@ -444,7 +459,7 @@ def run_demo(
     say = _stage(7, "evaluation", log)
     with timed("evaluation"):
         report = evaluate_demo(
-            workdir, index_dir, queries["test"], visual_dir, cat.truth, tuning["word_weight"],
+            workdir, index_dir, queries["test"], visual_dir, cat.truth, tuning,
             {n: f / "index" for n, f in compare_dirs.items()}, progress=progress, log=say,
         )  # fmt: skip
     wanted = {ex["item_id"] for ex in report.get("examples", [])}
@@ -468,8 +483,8 @@ def format_report(result: DemoResult) -> str:
         f"## stylesearch demo ({result.workdir})",
         "",
         f"Search quality on {report['n_queries']} test queries (K = {report['k']}, base catalog "
-        f"of {report['base_items']} items; word weight {result.tuning['word_weight']} chosen on "
-        "the validation queries):",
+        f"of {report['base_items']} items; word weight {result.tuning['word_weight']} and cosine "
+        f"power {result.tuning['cosine_power']} chosen on the validation queries):",
         "",
         format_table(report["table"], truth=report["truth"]),
         "",

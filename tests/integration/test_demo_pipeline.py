@@ -44,6 +44,7 @@ def test_small_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert systems == {"joint (mbmr)", "triplet", "resnet18-scratch", "off-the-shelf"}
     assert {r["method"] for r in report["table"] if r["system"] == "triplet"} == set(METHODS)
     assert result.tuning["word_weight"] in (0.25, 0.5, 1.0)
+    assert result.tuning["cosine_power"] in (1.0, 4.0, 8.0)
     queries = tmp_path / "demo" / "queries"
     val = {json.loads(x)["item_id"] for x in (queries / "validation.jsonl").open()}
     test = {json.loads(x)["item_id"] for x in (queries / "test.jsonl").open()}

@@ -106,6 +106,25 @@ CONFIGS = {
 }
 
 
+@pytest.mark.parametrize("name", ["default", "graph", "shallow"])
+def test_sharper_cosine_equals_brute_force(synthetic, name):
+    """``S = c~^g p`` with g = 4: the same bounds raised to g keep the answer exact."""
+    cat, index = synthetic
+    found = total = 0
+    for q, add, remove in _queries(cat, 20, seed=9):
+        top = soft_filter_topk(index, q, 10, add, remove, config=CONFIGS[name], cosine_power=4)
+        oracle = brute_force_topk(
+            index.vectors, index.attributes, q, 10, add, remove, soft=True, cosine_power=4
+        )
+        if index.backend.name == "exact":
+            np.testing.assert_array_equal(top.rows, oracle.rows)
+        found += len(set(top.rows.tolist()) & set(oracle.rows.tolist()))
+        total += 10
+    assert found / total >= 0.99
+    plain = brute_force_topk(index.vectors, index.attributes, q, 10, add, remove, soft=True)
+    assert plain.scores[0] >= oracle.scores[0]  # c~^4 <= c~: a sharper score is never higher
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_soft_topk_equals_brute_force(synthetic, name):
     config = CONFIGS[name]
@@ -207,7 +226,9 @@ def _cases(draw):
         )
     )
     clusters = draw(st.sampled_from([None, 1, 2, 7, n // 3, n]))
+    power = draw(st.sampled_from([1.0, 1.0, 2.5, 8.0]))
     return (
+        power,
         vectors,
         attributes,
         add,
@@ -224,7 +245,7 @@ def _cases(draw):
 @settings(max_examples=40, deadline=None)
 @given(case=_cases())
 def test_soft_topk_is_exact_on_generated_catalogs(case):
-    vectors, attributes, add, remove, query, k, allowed, config, filtered, clusters = case
+    power, vectors, attributes, add, remove, query, k, allowed, config, filtered, clusters = case
     bags = [[int(np.argmax(row))] for row in attributes]
     with tempfile.TemporaryDirectory() as tmp:
         write_index_arrays(
@@ -236,10 +257,13 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
         )
         index = Index.load(Path(tmp) / "idx")
         mask = allowed if filtered else None
-        top = soft_filter_topk(index, query, k, add, remove, allowed=mask, config=config)
-        oracle = brute_force_topk(
-            index.vectors, index.attributes, query, k, add, remove, soft=True, allowed=mask
+        top = soft_filter_topk(
+            index, query, k, add, remove, allowed=mask, config=config, cosine_power=power
         )
+        oracle = brute_force_topk(
+            index.vectors, index.attributes, query, k, add, remove, soft=True, allowed=mask,
+            cosine_power=power,
+        )  # fmt: skip
         index.close()
     # the same scores (ties may resolve differently only through float rounding of two paths)
     np.testing.assert_allclose(top.scores, oracle.scores, rtol=1e-5, atol=1e-6)
@@ -248,7 +272,7 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
     assert len(set(top.rows.tolist())) == len(top.rows)
     # every returned row's true score is at least the oracle's k-th
     p = attributes.astype(np.float32)
-    true = (1 + index.vectors[top.rows] @ query) / 2
+    true = np.clip((1 + index.vectors[top.rows] @ query) / 2, 0, 1) ** power
     for w in add:
         true = true * p[top.rows, w]
     for w in remove:

@@ -288,6 +288,7 @@ def evaluate_systems(
                 "methods": list(system.methods),
                 "model": _model_summary(s),
                 "arithmetic": asdict(s.arithmetic),
+                "cosine_power": s.cosine_power,
             }
         )
 

@@ -265,6 +265,7 @@ def run_evaluation(
     methods: Sequence[str] | None = None,
     baseline: bool = True,
     word_weight: float | None = None,
+    cosine_power: float = 1.0,
     progress: bool = True,
     log: Any = None,
 ) -> dict[str, Any]:
@@ -275,6 +276,7 @@ def run_evaluation(
         compare: ``(name, index_dir)`` of further systems over the same base catalog.
         methods: the search methods to run (default: all six).
         word_weight: weight of the word vectors in query arithmetic (``b = c``; default 1).
+        cosine_power: ``g`` of the soft filter's score ``c~^g * p`` (default 1).
     """
     from stylesearch.evaluation.attributes import load_truth
     from stylesearch.evaluation.protocol import (
@@ -300,7 +302,12 @@ def run_evaluation(
     truth = load_truth(truth_path) if truth_path is not None else None
     arithmetic = arithmetic_config(word_weight)
     systems = [
-        System(n, Path(d), Searcher.load(d, arithmetic=arithmetic), methods)
+        System(
+            n,
+            Path(d),
+            Searcher.load(d, arithmetic=arithmetic, cosine_power=cosine_power),
+            methods,
+        )  # fmt: skip
         for n, d in [(name, index_dir), *compare]
     ]
     result = evaluate_systems(

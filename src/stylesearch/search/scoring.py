@@ -99,9 +99,15 @@ def compose_query(
     return (q / norm).astype(np.float32)
 
 
-def rescale_cosine(cos: np.ndarray | float) -> np.ndarray:
-    """``(1 + cos) / 2``, clipped to [0, 1] (float rounding can put a cosine just past +-1)."""
-    return np.clip((1.0 + np.asarray(cos, dtype=np.float32)) * 0.5, 0.0, 1.0)
+def rescale_cosine(cos: np.ndarray | float, power: float = 1.0) -> np.ndarray:
+    """``((1 + cos) / 2) ** power``, in [0, 1] (float rounding can put a cosine just past +-1).
+
+    ``power`` > 1 sharpens the cosine's share of the soft-filter score (``c~^g * p``): among
+    items that are about equally likely to carry the words, the one that looks more like the
+    query wins. The map stays increasing in ``cos``, so every cosine bound stays a bound.
+    """
+    c = np.clip((1.0 + np.asarray(cos, dtype=np.float32)) * 0.5, 0.0, 1.0)
+    return c if power == 1.0 else (c**power).astype(np.float32)
 
 
 def attribute_score(p_add: np.ndarray, p_remove: np.ndarray) -> np.ndarray:
@@ -119,9 +125,9 @@ def attribute_score(p_add: np.ndarray, p_remove: np.ndarray) -> np.ndarray:
     return (np.prod(p_add, axis=1) * np.prod(1.0 - p_remove, axis=1)).astype(np.float32)
 
 
-def soft_filter_score(cos: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """``rescale_cosine(cos) * p``: the score of the ``filter`` and ``combined`` methods."""
-    return (rescale_cosine(cos) * np.asarray(p, dtype=np.float32)).astype(np.float32)
+def soft_filter_score(cos: np.ndarray, p: np.ndarray, power: float = 1.0) -> np.ndarray:
+    """``rescale_cosine(cos, power) * p``: the score of the ``filter`` and ``combined`` methods."""
+    return (rescale_cosine(cos, power) * np.asarray(p, dtype=np.float32)).astype(np.float32)
 
 
 def attribute_score_upper_bound(add_max: np.ndarray, remove_min: np.ndarray) -> float:

@@ -13,18 +13,19 @@ method          query vector                                       ranked by
 ``visual``      ``f_I`` (words ignored)                            cos
 ``text``        ``sum f_T(w+) - sum f_T(w-)`` (normalised parts)   cos
 ``arithmetic``  ``f_I + sum f_T(w+) - sum f_T(w-)`` (configurable) cos
-``filter``      ``f_I``                                            ``(1 + cos) / 2 * p`` (soft)
+``filter``      ``f_I``                                            ``((1 + cos) / 2)^g * p``
 ``filter-hard`` ``f_I``; w+ must be in the metadata, w- must not   cos among the allowed items
-``combined``    the ``arithmetic`` query                           ``(1 + cos) / 2 * p`` (soft)
+``combined``    the ``arithmetic`` query                           ``((1 + cos) / 2)^g * p``
 ==============  =================================================  ============================
 
-Every query may also carry hard metadata filters (``must`` / ``must_not``), applied before
-ranking in every method. Each result reports ``score`` (what ranked it), ``cosine`` (raw),
-``attribute_score`` (``p`` of the query's words; 1.0 without words, reported for every method)
-and the title. A query by ``item_id`` uses that item's stored vector (the item itself is not
-excluded). Query words go through the model's text pipeline ("Dresses" -> "dress"); a word
-outside the vocabulary raises :class:`UnknownWordError` listing the closest vocabulary words. A
-hard filter that matches nothing gives an empty result with a ``message``, not an error.
+(``g``: the searcher's ``cosine_power``, 1 by default.) Every query may also carry hard metadata
+filters (``must`` / ``must_not``), applied before ranking in every method. Each result reports
+``score`` (what ranked it), ``cosine`` (raw), ``attribute_score`` (``p`` of the query's words; 1.0
+without words, reported for every method) and the title. A query by ``item_id`` uses that item's
+stored vector (the item itself is not excluded). Query words go through the model's text pipeline
+("Dresses" -> "dress"); a word outside the vocabulary raises :class:`UnknownWordError` listing the
+closest vocabulary words. A hard filter that matches nothing gives an empty result with a
+``message``, not an error.
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ class Searcher:
             records (checked here: :class:`IndexMismatchError` otherwise).
         arithmetic: weights / normalisation of query arithmetic.
         deepening: knobs of the exact soft-filter top-k.
+        cosine_power: ``g`` of the soft-filter score ``c~^g * p`` (``filter``, ``combined``);
+            1 is the plain product, larger values weigh the looks more against ``p``.
         device: torch device for encoding query images.
     """
 
@@ -136,9 +139,13 @@ class Searcher:
         *,
         arithmetic: ArithmeticConfig | None = None,
         deepening: DeepeningConfig | None = None,
+        cosine_power: float = 1.0,
         device: str = "cpu",
     ) -> None:
         check_model_matches(index, model)
+        if not cosine_power > 0:
+            raise ValueError(f"cosine_power must be > 0, got {cosine_power}")
+        self.cosine_power = float(cosine_power)
         self.index = index
         self.model = model
         self.arithmetic = arithmetic or ArithmeticConfig()
@@ -276,8 +283,9 @@ class Searcher:
             )
         if method in SOFT_METHODS:
             top = soft_filter_topk(
-                self.index, q, query.k, add, remove, allowed=allowed, config=self.deepening
-            )
+                self.index, q, query.k, add, remove, allowed=allowed, config=self.deepening,
+                cosine_power=self.cosine_power,
+            )  # fmt: skip
         else:
             cos, rows = self.index.backend.search(q[None, :], query.k, allowed)
             keep = rows[0] >= 0

@@ -193,13 +193,15 @@ def brute_force_topk(
     *,
     soft: bool,
     allowed: np.ndarray | None = None,
+    cosine_power: float = 1.0,
 ) -> TopK:
-    """The oracle: score every (allowed) row, sort. ``soft``: ``S = c~ p``, else ``S = cos``."""
+    """The oracle: score every (allowed) row, sort. ``soft``: ``S = c~^g p`` (``g``:
+    ``cosine_power``), else ``S = cos``."""
     rows = np.flatnonzero(allowed) if allowed is not None else np.arange(vectors.shape[0])
     sub = vectors if allowed is None else vectors[rows]  # no copy of the whole catalog
     cos = np.asarray(sub @ np.asarray(query, np.float32), dtype=np.float32)
     p = _all_probs(attributes, add, remove)[rows]
-    scores = rescale_cosine(cos) * p if soft else cos
+    scores = rescale_cosine(cos, cosine_power) * p if soft else cos
     pos = _rank(rows, scores, k)
     return TopK(rows[pos], scores[pos], cos[pos], p[pos], {"full_scan": True})
 
@@ -238,8 +240,10 @@ def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.n
 class _Best:
     """The running top-k of every row scored so far (score desc, row asc), deduplicated."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, power: float = 1.0) -> None:
         self.k = k
+        #: the soft-filter score's cosine power g (``S = c~^g p``)
+        self.power = power
         self.rows = np.zeros(0, np.int64)
         self.cos = np.zeros(0, np.float32)
         self.p = np.zeros(0, np.float32)
@@ -251,7 +255,7 @@ class _Best:
         return float(self.scores[-1]) if self.scores.shape[0] >= self.k else -1.0
 
     def add(self, rows: np.ndarray, cos: np.ndarray, p: np.ndarray) -> None:
-        scores = rescale_cosine(cos) * p
+        scores = rescale_cosine(cos, self.power) * p
         if self.scores.shape[0] >= self.k:  # only rows that can still enter
             keep = scores >= self.scores[-1]
             rows, cos, p, scores = rows[keep], cos[keep], p[keep], scores[keep]
@@ -353,8 +357,10 @@ def soft_filter_topk(
     *,
     allowed: np.ndarray | None = None,
     config: DeepeningConfig | None = None,
+    cosine_power: float = 1.0,
 ) -> TopK:
-    """Top-``k`` rows by ``S = c~ * p`` (see the module docstring for the algorithm and its bound).
+    """Top-``k`` rows by ``S = c~^g * p`` (see the module docstring for the algorithm and its
+    bound; ``g`` = ``cosine_power``, 1 by default: every bound on ``c~`` is raised to it).
 
     Args:
         index: the loaded index (backend, vectors, attribute matrix and sorted lists).
@@ -363,6 +369,7 @@ def soft_filter_topk(
         add, remove: vocabulary ids of the wanted / unwanted words.
         allowed: optional ``(N,)`` bool hard-filter mask.
         config: deepening knobs and costs.
+        cosine_power: ``g`` > 0; above 1 the cosine weighs more against ``p``.
 
     Returns:
         :class:`TopK`, whose ``stats`` say how it was found: ``path`` (``"bound"``, ``"list"``,
@@ -391,7 +398,9 @@ def soft_filter_topk(
     if k <= 0:
         return TopK(np.zeros(0, np.int64), empty, empty, empty, stats)
     q = np.asarray(query, dtype=np.float32).reshape(-1)
-    best = _Best(k)
+    if cosine_power <= 0:
+        raise ValueError(f"cosine_power must be > 0, got {cosine_power}")
+    best = _Best(k, cosine_power)
     if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, 4 * cfg.initial):
         stats["path"] = "allowed"
         rows = known if known is not None else np.flatnonzero(allowed)
@@ -433,7 +442,7 @@ def soft_filter_topk(
         for depth, cos_typ in zip(profile["depths"], profile["cosine"], strict=True):
             if depth <= above or depth < 4 * k or depth > min(cfg.max_depth, n_allowed):
                 continue
-            c_typ = float(rescale_cosine(cos_typ))
+            c_typ = float(rescale_cosine(cos_typ, best.power))
             todo = [
                 r.prefix(r.need(s_k, c_typ)) - (r.pos or r.seeded)
                 for r in (readers if reader is None else [reader])
@@ -458,7 +467,7 @@ def soft_filter_topk(
             return best.result(stats)
         # every unseen row has c~ <= c_m (up to the graph's recall); no bound if the backend
         # returned fewer rows than asked
-        c_m = float(rescale_cosine(cos.min())) if rows.shape[0] >= m else 1.0
+        c_m = float(rescale_cosine(cos.min(), best.power)) if rows.shape[0] >= m else 1.0
         can_deepen = m < min(cfg.max_depth, n_allowed)
         m_next = min(int(m * cfg.growth), cfg.max_depth, n_allowed)
         if can_deepen:
@@ -532,8 +541,9 @@ def soft_filter_topk(
             stats["path"] = "full_scan"
             stats["full_scan"] = True
             result = brute_force_topk(
-                index.vectors, index.attributes, q, k, add, remove, soft=True, allowed=allowed
-            )
+                index.vectors, index.attributes, q, k, add, remove, soft=True, allowed=allowed,
+                cosine_power=best.power,
+            )  # fmt: skip
             result.stats = stats
             return result
         stats["path"] = "columns"
@@ -574,7 +584,7 @@ def _coarse_topk(
     stats["clusters"] = 0
     n_clusters = coarse.centroids.shape[0]
     angles = coarse.query_angles(q)
-    u = np.clip((1.0 + coarse.cosine_bounds(q, angles)) * 0.5, 0.0, 1.0)  # (C,) c~ bound
+    u = rescale_cosine(coarse.cosine_bounds(q, angles), best.power)  # (C,) c~ bound
 
     u_cap = 1.0
     depth = cfg.coarse_graph_depth
@@ -591,12 +601,13 @@ def _coarse_topk(
         if rows.shape[0] >= n_allowed:
             return best.result(stats)
         if rows.shape[0] >= m:  # every other row has c~ <= that of the m-th
-            u_cap = min(1.0, float(rescale_cosine(cos.min())) * (1.0 + BOUND_EPS) + 1e-6)
+            c_cap = float(rescale_cosine(cos.min(), best.power))
+            u_cap = min(1.0, c_cap * (1.0 + BOUND_EPS) + 1e-6)
             u = np.minimum(u, u_cap)
 
     def u_rows(rows: np.ndarray) -> np.ndarray:
         """Per-row bound of the rescaled cosine (the row's own cone, within the cluster's)."""
-        ub = np.clip((1.0 + coarse.row_cosine_bounds(angles, rows)) * 0.5, 0.0, 1.0)
+        ub = rescale_cosine(coarse.row_cosine_bounds(angles, rows), best.power)
         return np.minimum(ub, u_cap)
 
     add_max = [np.asarray(coarse.pmax[:, w], dtype=np.float64) for w in add]
