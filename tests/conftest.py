@@ -10,6 +10,18 @@ import pytest
 TinyIndexBuilder = Callable[..., Path]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a test module: tiny convolutions are slower with several threads on
+    a shared machine. Use with ``pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def build_tiny_index() -> TinyIndexBuilder:
     """``build(root, *, items=60, catalog_seed=3, train_seed=0, epochs=1, backends=("exact",))``.

@@ -34,34 +34,29 @@ def _query_catalog(root: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory: pytest.TempPathFactory, build_tiny_index) -> dict:
+def evaluated(tmp_path_factory: pytest.TempPathFactory, build_tiny_index, one_torch_thread) -> dict:
     root = tmp_path_factory.mktemp("eval")
     base_manifest = build_tiny_index(root / "base", items=60)
     query_manifest, query_truth = _query_catalog(root / "queries")
     runner = CliRunner()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        visual = runner.invoke(cli, [
-            "train-visual", "--catalog", str(base_manifest), "--out", str(root / "visual"),
-            "--epochs", "1", "--batch-size", "16", "--image-size", "32", "--embed-dim", "16",
-            "--workers", "0", "--device", "cpu", "--quiet",
-        ])  # fmt: skip
-        assert visual.exit_code == 0, visual.output
-        queries = runner.invoke(cli, [
-            "eval", "build-queries", "--catalog", str(query_manifest), "--truth",
-            str(query_truth), "--out", str(root / "q" / "test.jsonl"), "--n", "24",
-            "--groups", GROUPS,
-        ])  # fmt: skip
-        assert queries.exit_code == 0, queries.output
-        result = runner.invoke(cli, [
-            "eval", "--index", str(root / "base" / "exact"), "--queries",
-            str(root / "q" / "test.jsonl"), "--visual", str(root / "visual"), "-k", "5",
-            "--out", str(root / "report"), "--truth", str(base_manifest.parent / "truth.jsonl"),
-            "--compare", f"again={root / 'base' / 'exact'}", "--quiet",
-        ])  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    visual = runner.invoke(cli, [
+        "train-visual", "--catalog", str(base_manifest), "--out", str(root / "visual"),
+        "--epochs", "1", "--batch-size", "16", "--image-size", "32", "--embed-dim", "16",
+        "--workers", "0", "--device", "cpu", "--quiet",
+    ])  # fmt: skip
+    assert visual.exit_code == 0, visual.output
+    queries = runner.invoke(cli, [
+        "eval", "build-queries", "--catalog", str(query_manifest), "--truth",
+        str(query_truth), "--out", str(root / "q" / "test.jsonl"), "--n", "24",
+        "--groups", GROUPS,
+    ])  # fmt: skip
+    assert queries.exit_code == 0, queries.output
+    result = runner.invoke(cli, [
+        "eval", "--index", str(root / "base" / "exact"), "--queries",
+        str(root / "q" / "test.jsonl"), "--visual", str(root / "visual"), "-k", "5",
+        "--out", str(root / "report"), "--truth", str(base_manifest.parent / "truth.jsonl"),
+        "--compare", f"again={root / 'base' / 'exact'}", "--quiet",
+    ])  # fmt: skip
     assert result.exit_code == 0, result.output
     return {"root": root, "visual_out": visual.output, "eval_out": result.output}
 

@@ -23,16 +23,9 @@ from stylesearch.search import (
     UnknownWordError,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 K = 5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny convolutions are slower with several threads on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

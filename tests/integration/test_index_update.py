@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from stylesearch.cli import cli
@@ -25,6 +24,8 @@ from stylesearch.index.update import (
 )
 from stylesearch.search import Query, Searcher
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 K = 5
 METHODS = [
     ("visual", ["red"], [], [], []),
@@ -36,14 +37,6 @@ METHODS = [
     ("combined", ["red"], [], ["circle"], []),
     ("filter", ["blue"], [], [], ["square"]),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def write_manifest(lines: list[str], path: Path) -> Path:

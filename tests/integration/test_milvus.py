@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from stylesearch.cli import cli
@@ -20,7 +19,7 @@ from stylesearch.index.update import add_items, delete_items, merge_indexes
 from stylesearch.search import Query, Searcher
 from stylesearch.search.topk import hard_filter_mask
 
-pytestmark = [pytest.mark.slow, pytest.mark.milvus]
+pytestmark = [pytest.mark.slow, pytest.mark.milvus, pytest.mark.usefixtures("one_torch_thread")]
 
 K = 10
 METHODS = [
@@ -36,14 +35,6 @@ METHODS = [
     ("filter", ["blue"], [], [], ["square"]),
 ]
 HNSW = {"M": 16, "ef_construction": 100, "ef_search": 64}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

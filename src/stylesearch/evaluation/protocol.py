@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylesearch.evaluation.metrics import mm, ndcg, requirement_fraction, visual_relevance
+from stylesearch.evaluation.metrics import (
+    dcg,
+    ideal_dcg,
+    mm,
+    requirement_fraction,
+    visual_relevance,
+)
 from stylesearch.evaluation.queries import KINDS, BenchmarkQuery
 from stylesearch.evaluation.visual import (
     embed_image_paths,
@@ -224,27 +230,36 @@ def evaluate_systems(
             g: np.array([truth.get(i, {}).get(g) for i in ids], dtype=object) for g in groups
         }  # fmt: skip
     judge = _Judge(visual_base, word_rows, truth_groups, n)
-    gains = []
+    # per query and judge: the gains of every row and the ideal DCG@K over the catalog (computed
+    # once here, not once per system and method)
+    gains: list[list[tuple[np.ndarray, float] | None]] = []
     for qi, q in enumerate(queries):
         # deleted rows are not in the catalog any more: no gain, and not in the ideal ordering
-        v = visual_relevance(visual_base @ visual_q[qi]) * live
         tt = judge.truth_gains(q)
-        gains.append((v, judge.metadata_gains(q) * live, None if tt is None else tt * live))
+        per_judge = (
+            visual_relevance(visual_base @ visual_q[qi]) * live,
+            judge.metadata_gains(q) * live,
+            None if tt is None else tt * live,
+        )
+        gains.append([None if g is None else (g, ideal_dcg(g, k)) for g in per_judge])
     judge_seconds = time.perf_counter() - t0
 
     per_query: list[dict[str, Any]] = []
 
     def record(system: str, method: str, qi: int, rows: np.ndarray, ms: float, ids: list[str]):
-        v, t, tt = gains[qi]
         rows = np.asarray(rows, dtype=np.int64)
+        v, t, tt = (
+            None if g is None else (dcg(g[0][rows], k) / g[1] if g[1] > 0 else 0.0)
+            for g in gains[qi]
+        )  # nDCG@K, 0 when no item is relevant (metrics.ndcg)
         entry = {
             "system": system,
             "method": method,
             "query_id": queries[qi].query_id,
             "type": queries[qi].type,
-            "v": ndcg(v[rows], v, k),
-            "t": ndcg(t[rows], t, k),
-            "t_truth": None if tt is None else ndcg(tt[rows], tt, k),
+            "v": v,
+            "t": t,
+            "t_truth": tt,
             "ms": ms,
             "ids": ids[:k],
         }
@@ -254,7 +269,8 @@ def evaluate_systems(
     described = []
     for system in systems:
         s = system.searcher
-        row_map = None if s is main else _row_map(main, s, system.name)
+        # a system over the very same loaded index (e.g. other search settings) needs no map
+        row_map = None if s.index is index else _row_map(main, s, system.name)
         size = s.model.config.image_size
         log(f"eval: {system.name}: {len(queries)} queries x {len(system.methods)} methods")
 

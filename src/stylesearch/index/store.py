@@ -503,6 +503,19 @@ class Index:
         """``(N,)`` bool, True for the rows search may return; ``None`` when none is deleted."""
         return None if self.deleted is None else ~self.deleted
 
+    def model_dir(self, given: str | Path | None = None) -> Path:
+        """``given``, else the model folder the manifest records; IndexMismatchError when the
+        recorded folder is gone."""
+        if given is not None:
+            return Path(given)
+        recorded = self.manifest.get("model_dir")
+        if not recorded or not Path(recorded).is_dir():
+            raise IndexMismatchError(
+                f"{self.folder}: the model it was built with ({recorded}) is not there any "
+                "more; pass the model folder explicitly (--model MODEL_DIR)"
+            )
+        return Path(recorded)
+
     def row_of(self, item_id: str) -> int | None:
         """Row of a live item id, or ``None``. The id table is read on first use (one pass)."""
         if self._id_to_row is None:

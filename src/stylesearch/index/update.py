@@ -208,14 +208,7 @@ def add_items(
     index_dir = Path(index_dir)
     index = Index.load(index_dir)
     try:
-        if model_dir is None:
-            model_dir = index.manifest.get("model_dir")
-            if not model_dir or not Path(model_dir).is_dir():
-                raise IndexMismatchError(
-                    f"{index_dir}: the model it was built with ({model_dir}) is not there any "
-                    "more; pass it with --model MODEL_DIR"
-                )
-        model = load_model(model_dir, device=device)
+        model = load_model(index.model_dir(model_dir), device=device)
         _check_model(index, model)
         catalog = load_catalog(catalog_path, progress=progress)
         items = catalog.items

@@ -167,14 +167,7 @@ class Searcher:
         from stylesearch.model.io import load_model
 
         index = Index.load(index_dir)
-        if model_dir is None:
-            model_dir = index.manifest.get("model_dir")
-            if not model_dir or not Path(model_dir).is_dir():
-                raise IndexMismatchError(
-                    f"{index_dir}: the model it was built with ({model_dir}) is not there any "
-                    "more; pass the model folder explicitly (--model MODEL_DIR)"
-                )
-        model = load_model(model_dir, device=device)
+        model = load_model(index.model_dir(model_dir), device=device)
         searcher = cls(index, model, device=device, **kwargs)
         searcher.pipeline.load()  # load the text pipeline now, not inside the first query
         return searcher
