@@ -309,6 +309,18 @@ def test_coarse_bounds_hold_for_every_row(n, dim, clusters, seed):
         ub = coarse.cosine_bounds(q)
         cos = vectors @ q
         assert np.all(cos <= ub[coarse.assign] + 1e-6)
+        row_ub = coarse.row_cosine_bounds(coarse.query_angles(q), np.arange(n))
+        assert np.all(cos <= row_ub + 1e-6)
+    # the list-aligned copies the top-k reads instead of gathering per row
+    list_rows = rng.integers(n, size=50).astype(np.int32)
+    coarse.attach_lists(list_rows)
+    np.testing.assert_array_equal(coarse.list_cluster, coarse.assign[list_rows])
+    np.testing.assert_array_equal(coarse.list_angle, coarse.angle[list_rows])
+    angles = coarse.query_angles(q)
+    np.testing.assert_array_equal(
+        coarse.row_cosine_bounds(angles, list_rows, coarse.list_cluster, coarse.list_angle),
+        coarse.row_cosine_bounds(angles, list_rows),
+    )
     for j in range(coarse.centroids.shape[0]):
         members = coarse.members(j)
         assert np.all(coarse.assign[members] == j)

@@ -185,9 +185,23 @@ class CoarseIndex:
         arrays = [np.load(folder / name) for name in COARSE_FILES]
         return cls(*arrays)
 
+    #: per entry of the index's sorted attribute lists (``attr_postings_rows.npy``): its row's
+    #: cluster and angle, in list order (:meth:`attach_lists`), so reading a list needs no
+    #: random access into ``assign`` / ``angle``
+    list_cluster: np.ndarray | None = None
+    list_angle: np.ndarray | None = None
+
     @property
     def count(self) -> int:
         return int(self.assign.shape[0])
+
+    def attach_lists(self, list_rows: np.ndarray) -> None:
+        """Gather the cluster and angle of every attribute-list entry (``list_rows``: the rows of
+        all lists, concatenated) into contiguous arrays: ``6 E`` bytes for ``E`` entries."""
+        rows = np.asarray(list_rows)
+        small = self.centroids.shape[0] <= np.iinfo(np.int16).max
+        self.list_cluster = self.assign[rows].astype(np.int16 if small else np.int32)
+        self.list_angle = self.angle[rows]
 
     def query_angles(self, query: np.ndarray) -> np.ndarray:
         """``(C,)`` float64 angles between a unit ``query`` and the centroids, lowered by the
@@ -203,10 +217,19 @@ class CoarseIndex:
         gap = theta - np.arccos(self.min_cos)
         return np.where(gap <= 0, 1.0, np.cos(np.maximum(gap, 0.0)) + COS_SLACK)
 
-    def row_cosine_bounds(self, angles: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def row_cosine_bounds(
+        self,
+        angles: np.ndarray,
+        rows: np.ndarray,
+        clusters: np.ndarray | None = None,
+        row_angles: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Per-row bounds ``cos(max(0, angle(q, c_j) - a_i))`` (+ slack) for ``rows``, from
-        the query's :meth:`query_angles`; never above the cluster's bound."""
-        gap = angles[self.assign[rows]] - self.angle[rows].astype(np.float64)
+        the query's :meth:`query_angles`; never above the cluster's bound. ``clusters`` and
+        ``row_angles``: the rows' clusters and angles when the caller has them already."""
+        cl = self.assign[rows] if clusters is None else clusters
+        a = self.angle[rows] if row_angles is None else row_angles
+        gap = angles[cl] - a.astype(np.float64)
         return np.where(gap <= 0, 1.0, np.cos(np.maximum(gap, 0.0)) + COS_SLACK)
 
     def members(self, cluster: int) -> np.ndarray:

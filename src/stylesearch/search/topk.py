@@ -262,7 +262,10 @@ class _Best:
         if rows.shape[0] == 0:
             return
         if self.rows.shape[0]:
-            new = ~np.isin(rows, self.rows)
+            if rows.shape[0] * self.rows.shape[0] <= 65536:  # small: no sort (np.isin's)
+                new = ~(rows[:, None] == self.rows[None, :]).any(axis=1)
+            else:
+                new = ~np.isin(rows, self.rows)
             rows, cos, p, scores = rows[new], cos[new], p[new], scores[new]
         rows = np.concatenate([self.rows, rows.astype(np.int64, copy=False)])
         cos = np.concatenate([self.cos, cos])
@@ -293,11 +296,11 @@ class _ListReader:
     def __init__(self, index: Index, word: int, rest: float) -> None:
         self.word = word
         rows, values, self.floor = index.attribute_list(word)
+        #: position of the list's first entry in the index's concatenated lists
+        self.start = int(index.attr_post_offsets[word])
         # plain views of the memory maps: slicing a memmap object costs ~20 us a time
         self.rows, self.values = np.asarray(rows), np.asarray(values)
         self.length = self.rows.shape[0]
-        # float32 ascending copy for binary searches (values are stored descending)
-        self._ascending = np.asarray(self.values[::-1], dtype=np.float32)
         self.rest = rest  # product of the other words' factor maxima
         self.pos = 0
         self.seeded = 0  # head entries already scored (the seed)
@@ -318,8 +321,17 @@ class _ListReader:
 
     def prefix(self, need: float) -> int:
         """Entries with ``p_word >= need`` (their count from the top of the list)."""
-        below = int(np.searchsorted(self._ascending, np.float32(need), side="left"))
-        return self.length - below
+        # binary search of the descending float16 values (no per-query copy of the list)
+        need32 = float(np.float32(need))
+        lo, hi = 0, self.length
+        values = self.values
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if float(values[mid]) >= need32:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
 
 def _score_all(
@@ -664,17 +676,18 @@ def _coarse_topk(
     rem = np.ones(n_clusters)  # the unwanted words' factors
     for f in rem_max:
         rem = rem * f
-    assign = coarse.assign
     readers = [_ListReader(index, w, 1.0) for w in add]
 
-    def caps(skip: int | None = None) -> list[np.ndarray]:
-        return [np.minimum(add_max[i], r.next_value) for i, r in enumerate(readers) if i != skip]
+    def caps() -> list[np.ndarray]:
+        """Per wanted word, the per-cluster cap of an unread row's factor."""
+        return [np.minimum(add_max[i], r.next_value) for i, r in enumerate(readers)]
 
     def rest_of(i: int) -> np.ndarray:
         """Per cluster: the bound of a row's p divided by its p of word i."""
         rest = rem.copy()
-        for c in caps(skip=i):
-            rest = rest * c
+        for j, c in enumerate(caps()):
+            if j != i:
+                rest = rest * c
         return rest
 
     def unread_bound() -> float:
@@ -684,38 +697,69 @@ def _coarse_topk(
         cap[scanned] = -1.0
         return float(cap.max())
 
+    if coarse.list_cluster is None:  # a partition loaded on its own: align it once
+        coarse.attach_lists(index.attr_post_rows)
+    list_cluster, list_angle = coarse.list_cluster, coarse.list_angle
+
     def read_block(i: int, size: int) -> None:
-        """Score the next ``size`` entries of list ``i`` whose bound can still reach s_k."""
+        """Score the next ``size`` entries of list ``i`` whose bound can still reach s_k.
+
+        Cheapest bounds first, each on the survivors of the one before: the list value times
+        the other words' per-cluster caps times the cluster's cone (contiguous arrays: the
+        list's own cluster ids); then each other word's own factor in place of its cap (one
+        column gather each); then the row's own cone; ``p`` in the oracle's order and the
+        exact cosine only for what is left."""
         reader = readers[i]
         s_k = best.kth
         start, stop = reader.pos, min(reader.pos + size, reader.length)
-        b_rows = np.asarray(reader.rows[start:stop], dtype=np.int64)
-        cl = assign[b_rows]
+        reader.pos = stop
+        stats["list_read"] += stop - start
+        b_rows = reader.rows[start:stop]
+        g0, g1 = reader.start + start, reader.start + stop
+        cl = list_cluster[g0:g1]
         keep = ~scanned[cl]
         if allowed is not None:
             keep &= allowed[b_rows]
-        if s_k > 0:  # cheap bounds first: the list value times the other words' caps times
-            # the cluster's cone, then the row's own cone (never above the cluster's)
-            b_rows, cl = b_rows[keep], cl[keep]
-            values = np.asarray(reader.values[start:stop], dtype=np.float64)[keep]
-            rest = rest_of(i)
-            keep = values * (u * rest)[cl] * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 >= s_k
-            b_rows, cl, values = b_rows[keep], cl[keep], values[keep]
-            u_row = u_rows(b_rows)
-            keep = values * rest[cl] * u_row * (1.0 + BOUND_EPS) + BOUND_EPS * 1e-2 >= s_k
-            u_row = u_row[keep]
-        reader.pos = stop
-        stats["list_read"] += stop - start
-        b_rows = b_rows[keep]
-        if b_rows.shape[0] == 0:
-            return
-        p = attribute_probs(index.attributes, b_rows, add, remove)
+        idx = np.flatnonzero(keep)  # positions in the block still alive
+        u_row = None
         if s_k > 0:
+            thr = (s_k - BOUND_EPS * 1e-2) / (1.0 + BOUND_EPS)
+            cl = cl[idx]
+            bound = reader.values[start:stop][idx].astype(np.float64)
+            # the other words' factors: per-cluster caps, replaced one by one by the rows' own
+            others = [(add[j], True, c) for j, c in enumerate(caps()) if j != i]
+            others += [(w, False, f) for w, f in zip(remove, rem_max, strict=True)]
+            for n_known in range(len(others) + 1):
+                cap = u
+                for _, _, c in others[n_known:]:
+                    cap = cap * c
+                alive = np.flatnonzero(bound * cap[cl] >= thr)
+                if n_known == len(others) or alive.shape[0] == 0:
+                    break
+                idx, cl, bound = idx[alive], cl[alive], bound[alive]
+                w, wanted, _ = others[n_known]
+                bound *= _factor(index.attributes[:, w][b_rows[idx]], wanted)
+            idx, cl, bound = idx[alive], cl[alive], bound[alive]
+            if idx.shape[0] == 0:
+                return
+            rows = b_rows[idx]
+            ang = list_angle[g0:g1][idx]
+            u_row = np.minimum(
+                rescale_cosine(coarse.row_cosine_bounds(angles, rows, cl, ang), best.power),
+                u_cap,
+            )
+            alive = bound * u_row >= thr
+            idx, u_row = idx[alive], u_row[alive]
+        rows = np.asarray(b_rows[idx], dtype=np.int64)
+        if rows.shape[0] == 0:
+            return
+        p = attribute_probs(index.attributes, rows, add, remove)
+        if u_row is not None:
             live = p * (u_row * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
-            b_rows, p = b_rows[live], p[live]
-        if b_rows.shape[0]:
-            stats["rechecked"] += int(b_rows.shape[0])
-            best.add(b_rows, index.backend.score_rows(q, b_rows), p)
+            rows, p = rows[live], p[live]
+        if rows.shape[0]:
+            stats["rechecked"] += int(rows.shape[0])
+            best.add(rows, index.backend.score_rows(q, rows), p)
 
     if readers:
         stats["path"] = "coarse+list"
@@ -726,8 +770,10 @@ def _coarse_topk(
             b_next = unscanned_max()
             if b_next < 0 or _beats(min(b_next, unread_bound()), s_k):
                 return best.result(stats)
-            # the list that proves the bound alone with the shortest prefix left to read,
-            # else the one closest to its end (its floor then caps every unread row)
+            # the list that proves the bound alone with the shortest prefix left to read (the
+            # other words capped by their lists' next values and the clusters' maxima), else
+            # the one closest to its end (its floor then caps every unread row); blocks double
+            # but never pass the prefix the current s_k needs
             best_i, best_len = -1, np.inf
             for i, r in enumerate(readers):
                 if r.pos >= r.length or s_k <= 0:
@@ -744,9 +790,9 @@ def _coarse_topk(
                 left = [(r.length - r.pos, i) for i, r in enumerate(readers) if r.pos < r.length]
                 if not left:
                     break  # every list read to its end and the bound still stands
-                best_i = min(left)[1]
+                best_len, best_i = min(left)
             r = readers[best_i]
-            read_block(best_i, max(cfg.block, r.pos))
+            read_block(best_i, int(max(1, min(best_len, max(cfg.block, r.pos)))))
 
     # (3) no usable list: the clusters that can still reach s_k, or every row's p when they
     # hold most of the catalog
