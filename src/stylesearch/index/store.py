@@ -42,6 +42,7 @@ path does not exist; a reader then gets "no index" and may retry.)
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import time
@@ -398,9 +399,27 @@ class ItemRecord:
     image: str
 
 
-def _mapped(path: Path) -> np.ndarray:
-    """A read-only memory map of an ``.npy`` file, as a plain ndarray view."""
-    return np.asarray(np.load(path, mmap_mode="r"))
+#: Linux's madvise(MADV_POPULATE_READ) (kernel 5.14+; Python's mmap module names it from 3.12)
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+
+
+def _mapped(path: Path, populate: bool = False) -> np.ndarray:
+    """A read-only memory map of an ``.npy`` file, as a plain ndarray view.
+
+    ``populate``: map every page now (the file's pages are read into the page cache and the
+    process's page table), so no query pays the first-touch page faults of a random access
+    (measured at 1.5M items: ~14k faults, 75 ms, spread over the first queries; populating the
+    858 MB attribute matrix takes 0.06-0.2 s at load). Falls back to a read-ahead hint where
+    the kernel lacks it; the pages stay reclaimable file cache either way.
+    """
+    array = np.load(path, mmap_mode="r")
+    raw = getattr(array, "_mmap", None)
+    if populate and raw is not None and hasattr(raw, "madvise"):
+        try:
+            raw.madvise(_MADV_POPULATE_READ)
+        except OSError:
+            raw.madvise(mmap.MADV_WILLNEED)
+    return np.asarray(array)
 
 
 class Index:
@@ -426,10 +445,10 @@ class Index:
         raw_vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         # plain ndarray views of the read-only memory maps: each slice of a np.memmap object
         # costs ~10 us of Python-level bookkeeping, and a query takes hundreds of slices
-        self.attributes = _mapped(folder / "attributes.npy")
+        self.attributes = _mapped(folder / "attributes.npy", populate=True)
         self.attr_post_offsets = np.load(folder / "attr_postings_offsets.npy")
-        self.attr_post_rows = _mapped(folder / "attr_postings_rows.npy")
-        self.attr_post_values = _mapped(folder / "attr_postings_values.npy")
+        self.attr_post_rows = _mapped(folder / "attr_postings_rows.npy", populate=True)
+        self.attr_post_values = _mapped(folder / "attr_postings_values.npy", populate=True)
         self.attr_post_floor = np.load(folder / "attr_postings_floor.npy")
         self.attr_max = np.load(folder / "attributes_max.npy")
         self.attr_min = np.load(folder / "attributes_min.npy")

@@ -1,0 +1,78 @@
+"""Would an 8-bit HNSW graph make the soft filter's graph seed cheaper? (issue 4)
+
+The exact soft-filter top-k on a faiss index of 500k+ items starts with a graph search of
+depth 600 (docs/search.md, "Graph seed"), about half of a `filter` / `combined` query at 1.5M
+items. This script builds a second HNSW graph over the same vectors with 8-bit scalar-quantised
+storage (faiss ``IndexHNSWSQ``, same M and efConstruction) and times, one thread, the seed
+search (k = 600, efSearch 600) and a plain top-10 (efSearch 128) on both graphs, for the
+benchmark's image queries and arithmetic queries, twice in alternation.
+
+Needs the 1.5M index of ``search_bench.py`` (its ``--workdir``); the SQ8 graph is written beside
+it and reused on the next run (building it takes ~8 minutes on 2 cores).
+
+    .venv/bin/python benchmarks/seed_storage.py --workdir runs/bench/search
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from search_bench import DIM, make_queries  # noqa: E402
+from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="runs/bench/search")
+    parser.add_argument("--n", type=int, default=1_500_000)
+    parser.add_argument("--queries", type=int, default=100)
+    args = parser.parse_args()
+    folder = Path(args.workdir) / f"n{args.n}-faiss"
+    flat = faiss.read_index(str(folder / "index" / "hnsw.faiss"))
+    sq_path = folder / "hnsw_sq8.faiss"
+    if not sq_path.exists():
+        vectors = np.load(folder / "index" / "vectors.npy", mmap_mode="r")
+        faiss.omp_set_num_threads(2)
+        t0 = time.perf_counter()
+        sq = faiss.IndexHNSWSQ(DIM, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(len(vectors), min(100_000, len(vectors)), replace=False))
+        sq.train(np.ascontiguousarray(vectors[sample]))
+        sq.hnsw.efConstruction = 100
+        for start in range(0, len(vectors), 100_000):
+            sq.add(np.ascontiguousarray(vectors[start : start + 100_000]))
+        print(f"SQ8 graph built in {time.perf_counter() - t0:.0f} s (2 threads)")
+        faiss.write_index(sq, str(sq_path))
+    sq = faiss.read_index(str(sq_path))
+    faiss.omp_set_num_threads(1)
+    cat = make_synthetic_catalog(args.n, DIM, 300, seed=0)  # the benchmark's queries
+    word_vectors = np.random.default_rng(1).standard_normal((300, DIM)).astype(np.float32)
+    queries = make_queries(cat, args.queries, 2, word_vectors)
+    del cat
+    print("| graph | queries | k (efSearch) | CPU p50 ms | CPU p99 ms |\n|---|---|---|---|---|")
+    for name, index in (("flat", flat), ("sq8", sq), ("flat", flat), ("sq8", sq)):
+        for which, what in ((0, "image"), (1, "arithmetic")):
+            for k, ef in ((600, 600), (10, 128)):
+                params = faiss.SearchParametersHNSW(efSearch=ef)
+                times = []
+                for qv in queries:
+                    c0 = time.thread_time()
+                    index.search(qv[which][None], k, params=params)
+                    times.append((time.thread_time() - c0) * 1e3)
+                p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
+                print(f"| {name} | {what} | {k} ({ef}) | {p50:.2f} | {p99:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Where does a soft-filter query's time go? Latency of ``filter`` / ``combined`` under chosen
+``DeepeningConfig`` knobs, on the index ``search_bench.py`` built (issue 4).
+
+Loads ``WORKDIR/nN-faiss/index``, regenerates the benchmark's queries (same seeds), and times
+``soft_filter_topk`` one query at a time on one thread (CPU time of the thread), optionally
+after one untimed pass over all queries (``--warm``), with cProfile (``--profile``), and with
+recall@10 against brute force (``--recall``). Prints p50 / p90 / p99 / max, how the queries
+finished, and the slowest queries with their list entries read and rows scored.
+
+    .venv/bin/python benchmarks/search_bench.py --sizes 1500000 --reuse --workdir runs/bench/search
+    .venv/bin/python benchmarks/soft_filter_profile.py --n 1500000 --warm
+    .venv/bin/python benchmarks/soft_filter_profile.py --n 1500000 --config '{"graph_depth": 450}'
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import json  # noqa: E402
+import pstats  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from search_bench import DIM, K, make_queries  # noqa: E402
+from stylesearch.index.store import Index  # noqa: E402
+from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
+from stylesearch.search.topk import DeepeningConfig, brute_force_topk, soft_filter_topk  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="runs/bench/search")
+    parser.add_argument("--n", type=int, default=1_500_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--config", default="{}", help="DeepeningConfig fields as JSON.")
+    parser.add_argument("--cosine-power", type=float, default=1.0)
+    parser.add_argument("--warm", action="store_true", help="One untimed pass first.")
+    parser.add_argument("--profile", action="store_true", help="cProfile the timed pass.")
+    parser.add_argument("--recall", action="store_true", help="Recall@10 vs brute force.")
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(1)
+    cat = make_synthetic_catalog(args.n, DIM, 300, seed=0)  # search_bench's default seeds
+    word_vectors = np.random.default_rng(1).standard_normal((300, DIM)).astype(np.float32)
+    queries = make_queries(cat, args.queries, 2, word_vectors)
+    del cat
+    index = Index.load(Path(args.workdir) / f"n{args.n}-faiss" / "index")
+    config = DeepeningConfig(**json.loads(args.config))
+    slowest = []
+    for name, which in (("filter", 0), ("combined", 1)):
+
+        def run(qv, which=which):
+            return soft_filter_topk(
+                index, qv[which], K, qv[2], qv[3], config=config, cosine_power=args.cosine_power
+            )
+
+        for qv in queries if args.warm else queries[:5]:
+            run(qv)
+        profiler = cProfile.Profile() if args.profile else None
+        times, paths, recalls = [], Counter(), []
+        for i, qv in enumerate(queries):
+            if profiler:
+                profiler.enable()
+            c0 = time.thread_time()
+            top = run(qv)
+            times.append((time.thread_time() - c0) * 1e3)
+            if profiler:
+                profiler.disable()
+            paths[top.stats["path"]] += 1
+            st = top.stats
+            slowest.append((times[-1], name, i, st["list_read"], st["rechecked"], qv[2], qv[3]))
+            if args.recall:
+                truth = brute_force_topk(
+                    index.vectors, index.attributes, qv[which], K, qv[2], qv[3], soft=True,
+                    cosine_power=args.cosine_power,
+                ).rows  # fmt: skip
+                recalls.append(len(set(top.rows.tolist()) & set(truth.tolist())) / len(truth))
+        t = np.asarray(times)
+        print(
+            f"{name}: CPU p50 {np.percentile(t, 50):.2f} p90 {np.percentile(t, 90):.2f} "
+            f"p99 {np.percentile(t, 99):.2f} max {t.max():.2f} ms; paths {dict(paths)}"
+            + (f"; recall@10 {np.mean(recalls):.4f}" if recalls else "")
+        )
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    print("slowest (ms, method, query, list entries read, rows scored, wanted, unwanted):")
+    for row in sorted(slowest, reverse=True)[:8]:
+        print(f"  {row[0]:.2f}", *row[1:])
+
+
+if __name__ == "__main__":
+    main()
