@@ -452,6 +452,37 @@ def train_visual_cmd(
 # --------------------------------------------------------------------------- eval
 
 
+def _scoring_options(func: F) -> F:
+    """``--word-weight`` and ``--cosine-power``: the two scoring settings the demo tunes on its
+    validation queries (eval, search and serve take them alike)."""
+    func = click.option(
+        "--cosine-power",
+        type=click.FloatRange(min=0, min_open=True),
+        default=1.0,
+        show_default=True,
+        help="g of the soft filter's score c~^g * p (filter, combined): above 1 the looks weigh "
+        "more against the attribute probabilities.",
+    )(func)
+    return click.option(
+        "--word-weight",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Weight of each word vector in query arithmetic (b = c; default 1).",
+    )(func)
+
+
+def _searcher_settings(word_weight: float | None, cosine_power: float) -> dict[str, Any]:
+    """``Searcher`` keyword arguments for the ``_scoring_options`` values."""
+    from stylesearch.search.scoring import ArithmeticConfig
+
+    arithmetic = (
+        ArithmeticConfig()
+        if word_weight is None
+        else ArithmeticConfig(add_weight=word_weight, remove_weight=word_weight)
+    )
+    return {"arithmetic": arithmetic, "cosine_power": cosine_power}
+
+
 def _compare_option(values: tuple[str, ...]) -> list[tuple[str, Path]]:
     pairs = []
     for value in values:
@@ -519,20 +550,7 @@ def _compare_option(values: tuple[str, ...]) -> list[tuple[str, Path]]:
     default=None,
     help="Comma-separated methods to run (default: all six).",
 )
-@click.option(
-    "--word-weight",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="Weight of each word vector in query arithmetic (b = c; default 1).",
-)
-@click.option(
-    "--cosine-power",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="g of the soft filter's score c~^g * p (filter, combined): above 1 the looks weigh "
-    "more against the attribute probabilities.",
-)
+@_scoring_options
 @click.option(
     "--no-baseline",
     is_flag=True,
@@ -1093,6 +1111,7 @@ def index_merge(
     help="Model folder [default: the one the index records]; must be the one it was built with.",
 )
 @click.option("--device", default="cpu", show_default=True)
+@_scoring_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @friendly_errors
 def search_cmd(
@@ -1108,6 +1127,8 @@ def search_cmd(
     k: int,
     model_dir: Path | None,
     device: str,
+    word_weight: float | None,
+    cosine_power: float,
     as_json: bool,
 ) -> None:
     """Search an index with an image (--image or --item) and wanted / unwanted words.
@@ -1137,7 +1158,12 @@ def search_cmd(
         must_not=must_not,
         text=query_text,
     )
-    searcher = Searcher.load(index_dir, model_dir=model_dir, device=device)
+    searcher = Searcher.load(
+        index_dir,
+        model_dir=model_dir,
+        device=device,
+        **_searcher_settings(word_weight, cosine_power),
+    )
     response = searcher.search(query)
     if as_json:
         click.echo(json.dumps(response.to_dict(), ensure_ascii=False))
@@ -1198,6 +1224,7 @@ def search_cmd(
     show_default=True,
     help="Largest accepted image, width x height, checked before decoding (413 above it).",
 )
+@_scoring_options
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
@@ -1214,6 +1241,8 @@ def serve_cmd(
     threads: int,
     max_upload_bytes: int,
     max_pixels: int,
+    word_weight: float | None,
+    cosine_power: float,
     log_level: str,
 ) -> None:
     """Serve the search engine over HTTP: the JSON API under /api and the web page at /.
@@ -1236,7 +1265,13 @@ def serve_cmd(
     torch.set_num_threads(threads)
     limits = ServerLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
     try:
-        service = SearchService.load(index_dir, model_dir=model_dir, device=device, limits=limits)
+        service = SearchService.load(
+            index_dir,
+            model_dir=model_dir,
+            device=device,
+            limits=limits,
+            **_searcher_settings(word_weight, cosine_power),
+        )
     except ValueError as exc:  # an empty index, a model without a vocabulary
         raise click.ClickException(f"{index_dir}: {exc}") from None
     click.echo(

@@ -509,8 +509,10 @@ def format_report(result: DemoResult) -> str:
     lines += [
         "",
         f"Report: {result.workdir / 'report' / 'report.md'} (charts: methods.png, examples.png)",
-        f"Try it: stylesearch serve --index {result.workdir / 'index'}   "
-        "(then open http://127.0.0.1:8000)",
+        f"Try it: stylesearch serve --index {result.workdir / 'index'} "
+        f"--word-weight {result.tuning['word_weight']} "
+        f"--cosine-power {result.tuning['cosine_power']}   (the tuned settings; then open "
+        "http://127.0.0.1:8000)",
         "Time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()),
     ]
     return "\n".join(lines)

@@ -212,6 +212,22 @@ def test_cli_index_and_search(setup, tmp_path):
     assert data["method"] == "combined" and data["query"]["add"] == ["red"]
     assert len(data["results"]) == 3
     assert set(data["results"][0]) == {"id", "score", "cosine", "attribute_score", "title"}
+    # the scoring settings the demo tunes: the soft filter's score is c~^g * p, and a word
+    # weight of 0 leaves the arithmetic query the image alone
+    base = ["search", "--index", str(out), "--item", "shape-00003", "-k", "5", "--json"]
+    sharp = runner.invoke(cli, [*base, "--add", "red", "--method", "filter", "--cosine-power", "8"])
+    assert sharp.exit_code == 0, sharp.output
+    for r in json.loads(sharp.output)["results"]:
+        expected = ((1 + r["cosine"]) / 2) ** 8 * r["attribute_score"]
+        assert r["score"] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    ids = {}
+    for args in (["--method", "visual"], ["--method", "arithmetic", "--word-weight", "0"]):
+        found = runner.invoke(cli, [*base, "--add", "red", *args])
+        assert found.exit_code == 0, found.output
+        ids[args[1]] = [r["id"] for r in json.loads(found.output)["results"]]
+    assert ids["visual"] == ids["arithmetic"]
+    weighted = runner.invoke(cli, [*base, "--add", "red", "--method", "arithmetic"])
+    assert [r["id"] for r in json.loads(weighted.output)["results"]] != ids["visual"]
     table = runner.invoke(
         cli, ["search", "--index", str(out), "--item", "shape-00003", "--add", "red", "-k", "2"]
     )

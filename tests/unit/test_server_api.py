@@ -428,6 +428,24 @@ def test_serve_command(index_dir, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
     assert TestClient(seen["app"]).get("/api/health").json()["items"] == 60
+    # the scoring settings reach the searcher behind the API
+    built = {}
+    real_load = SearchService.load
+
+    def load(*args, **kwargs):
+        built["service"] = real_load(*args, **kwargs)
+        return built["service"]
+
+    monkeypatch.setattr(SearchService, "load", load)
+    try:
+        args = ["serve", "--index", str(index_dir), "--word-weight", "0.25", "--cosine-power", "8"]
+        result = runner.invoke(cli, args)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    searcher = built["service"].searcher
+    assert searcher.cosine_power == 8.0
+    assert searcher.arithmetic.add_weight == searcher.arithmetic.remove_weight == 0.25
 
 
 # --------------------------------------------------------------------------- fuzzing

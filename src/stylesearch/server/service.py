@@ -121,9 +121,11 @@ class SearchService:
         model_dir: Any = None,
         device: str = "cpu",
         limits: ServerLimits | None = None,
+        **searcher: Any,
     ) -> SearchService:
-        """Open the index and its model once (see :meth:`Searcher.load`)."""
-        return cls(Searcher.load(index_dir, model_dir=model_dir, device=device), limits)
+        """Open the index and its model once (see :meth:`Searcher.load`; ``searcher``: its
+        scoring settings, ``arithmetic`` and ``cosine_power``)."""
+        return cls(Searcher.load(index_dir, model_dir=model_dir, device=device, **searcher), limits)
 
     # ------------------------------------------------------------------ items
 
