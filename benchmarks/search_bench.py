@@ -56,6 +56,7 @@ from stylesearch.search.topk import (  # noqa: E402
     attribute_probs,
     brute_force_topk,
     hard_filter_mask,
+    hard_filter_topk,
     soft_filter_topk,
 )
 
@@ -237,11 +238,11 @@ def run_size(
         return soft("combined", qa, add, remove)
 
     def filter_hard_1pct(v, qa, add, remove):
-        return index.backend.search(v[None], K, hard_1pct)[1][0]
+        return hard_filter_topk(index, v, K, hard_1pct)[1]
 
     def filter_hard(v, qa, add, remove):
         allowed = hard_filter_mask(index, add, remove)
-        return index.backend.search(v[None], K, allowed)[1][0]
+        return hard_filter_topk(index, v, K, allowed)[1]
 
     def oracle(name, v, qa, add, remove):
         vec = qa if name in ("arithmetic", "combined") else v

@@ -17,6 +17,7 @@ from stylesearch.search.topk import (
     DeepeningConfig,
     brute_force_topk,
     hard_filter_mask,
+    hard_filter_topk,
     soft_filter_topk,
 )
 
@@ -166,6 +167,38 @@ def test_soft_topk_with_a_hard_filter(synthetic):
             assert np.all(allowed[top.rows])
             if index.backend.name == "exact" or allowed.mean() < 0.05:
                 np.testing.assert_array_equal(top.rows, oracle.rows)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DeepeningConfig(),  # the catalog's 5 % threshold: the small masks only
+        DeepeningConfig(coarse_rows=8, scan_fraction=1.0),  # every mask, few rows scored first
+    ],
+)
+def test_hard_filter_topk_equals_brute_force(synthetic, config):
+    """Exact top-k by cosine among the allowed rows, whether the coarse cone bounds pick the
+    rows to score (a selective filter) or the backend searches."""
+    cat, index = synthetic
+    words = [int(cat.groups[g][0]) for g in range(3)]
+    masks = [([w], []) for w in words] + [([words[0], words[1]], [words[2]]), ([], [words[0]])]
+    pruned = 0
+    for must, must_not in masks:
+        allowed = hard_filter_mask(index, must, must_not)
+        for q, _, _ in _queries(cat, 8, seed=13):
+            cos, rows = hard_filter_topk(index, q, 10, allowed, config)
+            oracle = brute_force_topk(
+                index.vectors, index.attributes, q, 10, [], [], soft=False, allowed=allowed
+            )
+            if allowed.rows is not None and allowed.rows.shape[0] <= config.scan_fraction * 5000:
+                pruned += 1  # the coarse path: exact with every backend
+                np.testing.assert_array_equal(rows, oracle.rows)
+                np.testing.assert_allclose(cos, oracle.scores, rtol=1e-6)
+            elif index.backend.name == "exact":
+                np.testing.assert_array_equal(rows, oracle.rows)
+            assert np.all(allowed[rows])
+    if config.scan_fraction == 1.0:
+        assert pruned == len(masks[:-1]) * 8  # every must-word mask took the coarse path
 
 
 def test_hard_filter_mask(synthetic):

@@ -45,6 +45,7 @@ from stylesearch.search.topk import (
     TopK,
     attribute_probs,
     hard_filter_mask,
+    hard_filter_topk,
     soft_filter_topk,
 )
 
@@ -280,9 +281,7 @@ class Searcher:
                 cosine_power=self.cosine_power,
             )  # fmt: skip
         else:
-            cos, rows = self.index.backend.search(q[None, :], query.k, allowed)
-            keep = rows[0] >= 0
-            rows, cos = rows[0][keep], cos[0][keep]
+            cos, rows = hard_filter_topk(self.index, q, query.k, allowed, self.deepening)
             p = attribute_probs(self.index.attributes, rows, add, remove)
             top = TopK(rows, cos, cos, p)
         t_end = time.perf_counter()

@@ -69,6 +69,7 @@ __all__ = [
     "attribute_probs",
     "brute_force_topk",
     "hard_filter_mask",
+    "hard_filter_topk",
     "soft_filter_topk",
 ]
 
@@ -225,8 +226,12 @@ def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.n
         return WordMask.of(mask, must, must_not)
     postings = sorted((index.rows_with_word(w) for w in must), key=len)
     rows = postings[0]
-    for other in postings[1:]:
-        rows = np.intersect1d(rows, other, assume_unique=True)
+    for other in postings[1:]:  # both sorted: mark the rows, keep the other's marked ones
+        # (linear in the postings; np.intersect1d sorted their concatenation: 25 ms for two
+        # common words at 1.5M items)
+        mark = np.zeros(index.count, dtype=bool)
+        mark[rows] = True
+        rows = other[mark[other]]
     rows = np.asarray(rows, dtype=np.int64)
     mask = np.zeros(index.count, dtype=bool)
     mask[rows] = True
@@ -235,6 +240,55 @@ def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.n
     if live is not None:
         mask &= live
     return WordMask.of(mask, must, must_not, rows=rows[mask[rows]])
+
+
+def hard_filter_topk(
+    index: Index,
+    query: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None,
+    config: DeepeningConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` by cosine among the ``allowed`` rows: ``(cosines, rows)``, best first.
+
+    A selective filter (its rows known, at most ``scan_fraction`` of the catalog) on an index
+    with a coarse partition is answered exactly without scoring every allowed row: the rows
+    of the best-bounded clusters are scored first, then only the rows whose cone bound (the
+    cluster's, then the row's own) reaches the k-th cosine. (Measured at 1.5M items: a filter
+    keeping 4 % of the items took 10-14 ms scoring all of them.) Otherwise the backend
+    searches (faiss: exact below its own ``exact_below``, the graph with a selector above).
+    """
+    cfg = config or DeepeningConfig()
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    known = getattr(allowed, "rows", None)
+    coarse = getattr(index, "coarse", None)
+    if known is None or coarse is None or known.shape[0] > cfg.scan_fraction * index.count:
+        cos, rows = index.backend.search(q[None, :], k, allowed)
+        keep = rows[0] >= 0
+        return cos[0][keep], rows[0][keep]
+    rows = np.asarray(known, dtype=np.int64)
+    k = min(k, rows.shape[0])
+    if k <= 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    first = min(rows.shape[0], max(4 * k, cfg.coarse_rows))
+    if first < rows.shape[0]:
+        angles = coarse.query_angles(q)
+        ub = coarse.cosine_bounds(q, angles)[coarse.assign[rows]]
+        top = np.argpartition(-ub, first - 1)[:first]
+        cand, cos = rows[top], index.backend.score_rows(q, rows[top])
+        kth = float(np.partition(cos, cos.shape[0] - k)[cos.shape[0] - k])
+        rest = np.ones(rows.shape[0], dtype=bool)
+        rest[top] = False
+        rest &= ub >= kth - BOUND_EPS  # rows left out have cos <= ub < kth
+        more = rows[rest]
+        more = more[coarse.row_cosine_bounds(angles, more) >= kth - BOUND_EPS]
+        if more.shape[0]:
+            cand = np.concatenate([cand, more])
+            cos = np.concatenate([cos, index.backend.score_rows(q, more)])
+    else:
+        cand, cos = rows, index.backend.score_rows(q, rows)
+    pos = _rank(cand, cos, k)
+    return cos[pos], cand[pos]
 
 
 class _Best:
