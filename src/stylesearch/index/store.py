@@ -45,6 +45,7 @@ import json
 import mmap
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -399,8 +400,11 @@ class ItemRecord:
     image: str
 
 
-#: Linux's madvise(MADV_POPULATE_READ) (kernel 5.14+; Python's mmap module names it from 3.12)
-_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
+#: Linux's madvise(MADV_POPULATE_READ) (kernel 5.14+; Python's mmap module names it from 3.12);
+#: elsewhere only the read-ahead hint
+_MADV_POPULATE_READ = getattr(
+    mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None
+)
 
 
 def _mapped(path: Path, populate: bool = False) -> np.ndarray:
@@ -415,10 +419,14 @@ def _mapped(path: Path, populate: bool = False) -> np.ndarray:
     array = np.load(path, mmap_mode="r")
     raw = getattr(array, "_mmap", None)
     if populate and raw is not None and hasattr(raw, "madvise"):
-        try:
-            raw.madvise(_MADV_POPULATE_READ)
-        except OSError:
-            raw.madvise(mmap.MADV_WILLNEED)
+        for advice in (_MADV_POPULATE_READ, getattr(mmap, "MADV_WILLNEED", None)):
+            if advice is None:
+                continue
+            try:
+                raw.madvise(advice)
+                break
+            except OSError:  # an older kernel: the next, weaker advice
+                continue
     return np.asarray(array)
 
 
