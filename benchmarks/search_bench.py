@@ -111,6 +111,21 @@ def make_queries(cat, n_queries: int, seed: int, word_vectors: np.ndarray):
     return queries
 
 
+def benchmark_queries(cat, n_queries: int, vocab: int, seed: int):
+    """The benchmark's queries for a catalog generated with ``seed`` (the same seeds in every
+    script that replays them: seed + 1 for the word vectors, seed + 2 for the queries)."""
+    rng = np.random.default_rng(seed + 1)
+    word_vectors = rng.standard_normal((vocab, DIM)).astype(np.float32)
+    return make_queries(cat, n_queries, seed + 2, word_vectors)
+
+
+def replay_queries(n: int, n_queries: int, vocab: int = 300, seed: int = 0):
+    """Regenerate the catalog of size ``n`` (defaults as ``search_bench.py``'s) and return its
+    benchmark queries; the catalog itself is dropped."""
+    cat = make_synthetic_catalog(n, DIM, vocab, seed=seed)
+    return benchmark_queries(cat, n_queries, vocab, seed)
+
+
 def time_image_encoder(n: int = 30) -> dict[str, float]:
     """Single-image, single-thread forward pass of the default model (random weights)."""
     import torch
@@ -176,9 +191,7 @@ def run_size(
     t0 = time.perf_counter()
     cat = make_synthetic_catalog(n, DIM, args.vocab, seed=args.seed)
     gen_s = time.perf_counter() - t0
-    rng = np.random.default_rng(args.seed + 1)
-    word_vectors = rng.standard_normal((args.vocab, DIM)).astype(np.float32)
-    queries = make_queries(cat, args.queries, args.seed + 2, word_vectors)
+    queries = benchmark_queries(cat, args.queries, args.vocab, args.seed)
     faiss.omp_set_num_threads(args.build_threads)
     params = {"M": args.M, "ef_construction": args.ef_construction}
     server_pid = None

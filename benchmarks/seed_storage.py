@@ -28,8 +28,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from search_bench import DIM, make_queries  # noqa: E402
-from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
+from search_bench import DIM, replay_queries  # noqa: E402
 
 
 def main() -> None:
@@ -56,10 +55,7 @@ def main() -> None:
         faiss.write_index(sq, str(sq_path))
     sq = faiss.read_index(str(sq_path))
     faiss.omp_set_num_threads(1)
-    cat = make_synthetic_catalog(args.n, DIM, 300, seed=0)  # the benchmark's queries
-    word_vectors = np.random.default_rng(1).standard_normal((300, DIM)).astype(np.float32)
-    queries = make_queries(cat, args.queries, 2, word_vectors)
-    del cat
+    queries = replay_queries(args.n, args.queries)  # search_bench.py's default seeds
     print("| graph | queries | k (efSearch) | CPU p50 ms | CPU p99 ms |\n|---|---|---|---|---|")
     for name, index in (("flat", flat), ("sq8", sq), ("flat", flat), ("sq8", sq)):
         for which, what in ((0, "image"), (1, "arithmetic")):

@@ -32,9 +32,8 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from search_bench import DIM, K, make_queries  # noqa: E402
+from search_bench import K, replay_queries  # noqa: E402
 from stylesearch.index.store import Index  # noqa: E402
-from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
 from stylesearch.search.topk import DeepeningConfig, brute_force_topk, soft_filter_topk  # noqa: E402
 
 
@@ -50,10 +49,7 @@ def main() -> None:
     parser.add_argument("--recall", action="store_true", help="Recall@10 vs brute force.")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
-    cat = make_synthetic_catalog(args.n, DIM, 300, seed=0)  # search_bench's default seeds
-    word_vectors = np.random.default_rng(1).standard_normal((300, DIM)).astype(np.float32)
-    queries = make_queries(cat, args.queries, 2, word_vectors)
-    del cat
+    queries = replay_queries(args.n, args.queries)  # search_bench.py's default seeds
     index = Index.load(Path(args.workdir) / f"n{args.n}-faiss" / "index")
     config = DeepeningConfig(**json.loads(args.config))
     slowest = []
