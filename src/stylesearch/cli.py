@@ -475,12 +475,10 @@ def _searcher_settings(word_weight: float | None, cosine_power: float) -> dict[s
     """``Searcher`` keyword arguments for the ``_scoring_options`` values."""
     from stylesearch.search.scoring import ArithmeticConfig
 
-    arithmetic = (
-        ArithmeticConfig()
-        if word_weight is None
-        else ArithmeticConfig(add_weight=word_weight, remove_weight=word_weight)
-    )
-    return {"arithmetic": arithmetic, "cosine_power": cosine_power}
+    return {
+        "arithmetic": ArithmeticConfig.with_word_weight(word_weight),
+        "cosine_power": cosine_power,
+    }
 
 
 def _compare_option(values: tuple[str, ...]) -> list[tuple[str, Path]]:

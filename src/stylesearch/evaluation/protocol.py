@@ -424,8 +424,7 @@ def summarize(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def arithmetic_config(word_weight: float | None) -> ArithmeticConfig:
     """The arithmetic config with wanted and unwanted word weights ``b = c = word_weight``."""
-    if word_weight is None:
-        return ArithmeticConfig()
-    if word_weight < 0:
-        raise EvaluationError(f"the word weight must be >= 0, got {word_weight}")
-    return ArithmeticConfig(add_weight=word_weight, remove_weight=word_weight)
+    try:
+        return ArithmeticConfig.with_word_weight(word_weight)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None

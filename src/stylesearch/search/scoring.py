@@ -53,6 +53,16 @@ class ArithmeticConfig:
     #: L2-normalise each word vector before weighting
     normalize_words: bool = True
 
+    @classmethod
+    def with_word_weight(cls, word_weight: float | None) -> ArithmeticConfig:
+        """Wanted and unwanted word weights ``b = c = word_weight`` (``None``: the defaults),
+        the one knob the demo tunes and ``--word-weight`` sets."""
+        if word_weight is None:
+            return cls()
+        if not word_weight >= 0:
+            raise ValueError(f"the word weight must be >= 0, got {word_weight}")
+        return cls(add_weight=word_weight, remove_weight=word_weight)
+
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=-1, keepdims=True)

@@ -671,9 +671,12 @@ def _coarse_topk(
             u_cap = min(1.0, c_cap * (1.0 + BOUND_EPS) + 1e-6)
             u = np.minimum(u, u_cap)
 
-    def u_rows(rows: np.ndarray) -> np.ndarray:
-        """Per-row bound of the rescaled cosine (the row's own cone, within the cluster's)."""
-        ub = rescale_cosine(coarse.row_cosine_bounds(angles, rows), best.power)
+    def u_rows(
+        rows: np.ndarray, cl: np.ndarray | None = None, ang: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per-row bound of the rescaled cosine (the row's own cone, within the cluster's;
+        ``cl`` / ``ang``: the rows' clusters and angles when already at hand)."""
+        ub = rescale_cosine(coarse.row_cosine_bounds(angles, rows, cl, ang), best.power)
         return np.minimum(ub, u_cap)
 
     add_max = [np.asarray(coarse.pmax[:, w], dtype=np.float64) for w in add]
@@ -798,10 +801,7 @@ def _coarse_topk(
                 return
             rows = b_rows[idx]
             ang = list_angle[g0:g1][idx]
-            u_row = np.minimum(
-                rescale_cosine(coarse.row_cosine_bounds(angles, rows, cl, ang), best.power),
-                u_cap,
-            )
+            u_row = u_rows(rows, cl, ang)
             alive = bound * u_row >= thr
             idx, u_row = idx[alive], u_row[alive]
         rows = np.asarray(b_rows[idx], dtype=np.int64)
