@@ -144,6 +144,9 @@ def test_eval_needs_its_options_and_a_visual_model(evaluated: dict, tmp_path: Pa
     assert result.exit_code == 2 and "--queries" in result.output
     with pytest.raises(VisualModelError, match="train-visual"):
         load_visual(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")  # a truncated write: a clear error
+    with pytest.raises(VisualModelError, match="not valid JSON"):
+        load_visual(tmp_path)
     result = runner.invoke(cli, [
         "train-visual", "--catalog", "x.jsonl", "--out", str(evaluated["root"] / "visual"),
     ])  # fmt: skip

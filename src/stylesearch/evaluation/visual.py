@@ -378,8 +378,11 @@ def read_visual_config(folder: str | Path) -> dict[str, Any]:
             f"{folder}: not a visual model folder (no {CONFIG_FILE}); train one with "
             "`stylesearch train-visual --catalog MANIFEST --out DIR`"
         )
-    meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT_NAME:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VisualModelError(f"{path}: not valid JSON ({exc}); train the model again") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise VisualModelError(f"{folder}: {CONFIG_FILE} is not a {FORMAT_NAME} config")
     return meta
 
