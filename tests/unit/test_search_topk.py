@@ -250,6 +250,7 @@ def _cases(draw):
                 DeepeningConfig(coarse_rows=1, block=1),
                 DeepeningConfig(coarse_rows=1, block=2, coarse_graph_depth=3),
                 DeepeningConfig(coarse_rows=3, block=2, scan_fraction=0.0, initial=1),
+                DeepeningConfig(coarse_rows=40, block=1, cluster_head=1),
                 DeepeningConfig(use_coarse=False),
                 DeepeningConfig(
                     initial=2, block=2, search_us_per_row=0.001, max_depth=64, use_coarse=False

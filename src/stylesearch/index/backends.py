@@ -16,7 +16,11 @@ optionally restricted to an ``allowed`` boolean mask, best first.
   rows); above it, faiss searches the graph with an
   ``IDSelectorBitmap`` and an ``efSearch`` raised to ``2 k / fraction`` (capped at 4096).
   The flat storage inside the faiss index doubles as the vector matrix (:attr:`vectors`, a
-  zero-copy view), so the vectors are held in memory once.
+  zero-copy view), so the vectors are held in memory once. On Linux the vectors and the graph's
+  neighbour lists are moved onto 2 MB pages at load (:func:`huge_pages`): a query reads
+  thousands of random rows, and with 4 KB pages nearly each one missed the TLB (measured at
+  1.5M items, benchmarks/topk_micro.py: a 600-deep graph search 1.57 -> 1.35 ms, 3000 exact
+  rows 0.70 -> 0.58 ms).
 
 :meth:`VectorBackend.score_rows` gives the exact inner products of one query with given rows
 (the exact soft-filter top-k scores its attribute candidates with it); for faiss it is the same
@@ -29,7 +33,9 @@ and the scores with ``-inf``.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -78,6 +84,32 @@ class VectorBackend(Protocol):
     def params(self) -> dict[str, Any]:
         """The parameters to record in the index manifest."""
         ...
+
+
+#: Linux madvise advice: back a range with 2 MB pages (MADV_HUGEPAGE, honoured when the system's
+#: transparent huge pages are "madvise" or "always"), and collapse it into them now instead of
+#: some time later (MADV_COLLAPSE, kernel 6.1+)
+_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25
+_HUGE_PAGE = 2 << 20
+
+
+def huge_pages(address: int, nbytes: int) -> bool:
+    """Ask Linux to back the 2 MB-aligned part of ``[address, address + nbytes)`` (anonymous
+    memory, e.g. a faiss index's own arrays) with huge pages, now. Contents are unchanged;
+    returns whether the range was collapsed (False elsewhere, on an older kernel, or when the
+    range holds no whole huge page)."""
+    lo = -(-address // _HUGE_PAGE) * _HUGE_PAGE
+    hi = (address + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+    if not sys.platform.startswith("linux") or hi <= lo:
+        return False
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return False
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    madvise(lo, hi - lo, _MADV_HUGEPAGE)
+    return madvise(lo, hi - lo, _MADV_COLLAPSE) == 0
 
 
 def _as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
@@ -216,6 +248,13 @@ class FaissHNSWBackend:
         view = faiss.rev_swig_ptr(storage.get_xb(), n * dim) if n else np.zeros(0, np.float32)
         self.vectors = np.asarray(view).reshape(n, dim)
         self.vectors.flags.writeable = False
+        #: whether the vectors and the graph sit on huge pages (see the module docstring)
+        self.huge_pages = False
+        if n:
+            self.huge_pages = huge_pages(self.vectors.ctypes.data, self.vectors.nbytes)
+            neighbors = getattr(index.hnsw, "neighbors", None)
+            if neighbors is not None and hasattr(neighbors, "data"):
+                huge_pages(int(neighbors.data()), 4 * int(neighbors.size()))
         self._retry_below = self._typical_cosine() * RETRY_MARGIN if hnsw.ef_retry else -np.inf
 
     def _typical_cosine(self, depth: int = 10) -> float:

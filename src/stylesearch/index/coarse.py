@@ -26,7 +26,7 @@ Files (in the index folder, written by :class:`~stylesearch.index.store.IndexWri
     coarse_angle.npy       (N,) float32 each row's angle to its centroid (radians, raised by a
                            rounding slack): the per-row cone ``cos(max(0, angle(q, c_j) - a_i))``
 
-Memory: ``4 C D + 20 N + 4 C V`` bytes (C <= 4096): about 30 MB at 1.5M items.
+Memory: ``4 C D + 20 N + 4 C V`` bytes (C <= 1024): about 32 MB at 1.5M items.
 """
 
 from __future__ import annotations
@@ -50,13 +50,17 @@ COARSE_FILES = (
 )
 #: slack on cosines computed in float32 (member to centroid, query to centroid)
 COS_SLACK = 1e-5
-#: rows per cluster aimed at, and the largest number of clusters
+#: rows per cluster aimed at, and the largest number of clusters: past ~400k rows the exact
+#: top-k caps far rows' cosines with the graph, and a query's per-cluster work (the centroid
+#: product, the bound arrays it recomputes per list block) outweighs tighter cones (measured at
+#: 1.5M items, soft_filter_profile.py --warm: CPU p50 / p99 of filter 4.36 / 6.73 ms with 3906
+#: clusters, 4.06 / 6.30 with 2048, 3.53 / 5.91 with 1024, 3.70 / 6.51 with 512)
 ROWS_PER_CLUSTER = 384
-MAX_CLUSTERS = 4096
+MAX_CLUSTERS = 1024
 
 
 def default_clusters(n: int) -> int:
-    """Clusters for ``n`` rows: about one per :data:`ROWS_PER_CLUSTER`, 1 ... 4096."""
+    """Clusters for ``n`` rows: about one per :data:`ROWS_PER_CLUSTER`, 1 ... 1024."""
     return int(np.clip(n // ROWS_PER_CLUSTER, 1, MAX_CLUSTERS))
 
 
@@ -178,6 +182,12 @@ class CoarseIndex:
     pmax: np.ndarray  # (C, V) float16
     pmin: np.ndarray  # (C, V) float16
     angle: np.ndarray  # (N,) float32
+
+    def __post_init__(self) -> None:
+        # a query reads one word's column of each; in the files' row order its C values lie
+        # 2 V bytes apart (a cache miss per cluster), so keep them by column
+        self.pmax = np.asfortranarray(self.pmax)
+        self.pmin = np.asfortranarray(self.pmin)
 
     @classmethod
     def load(cls, folder: str | Path) -> CoarseIndex:
