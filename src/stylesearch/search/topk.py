@@ -89,8 +89,9 @@ class DeepeningConfig:
     growth: float = 2.0
     #: deepest cosine search; past it, finish from the attribute columns
     max_depth: int = 2048
-    #: first attribute block (entries); later blocks double
-    block: int = 512
+    #: first attribute block (entries); later blocks double (2048 rather than 512: fewer
+    #: rounds of per-block work, measured CPU p50 -5 to -10 % at 100k and 1.5M items)
+    block: int = 2048
     #: cost of the cosine source per row at depth 1000 (faiss HNSW: ~2 us / row); the cost of a
     #: search of depth m is modelled as ``search_us_per_row * m * sqrt(m / 1000)`` (measured:
     #: 0.5 ms at 400, 2 ms at 1000, 9 ms at 2500, 100k items)
