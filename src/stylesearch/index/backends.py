@@ -19,8 +19,8 @@ optionally restricted to an ``allowed`` boolean mask, best first.
   zero-copy view), so the vectors are held in memory once. On Linux the vectors and the graph's
   neighbour lists are moved onto 2 MB pages at load (:func:`huge_pages`): a query reads
   thousands of random rows, and with 4 KB pages nearly each one missed the TLB (measured at
-  1.5M items, benchmarks/topk_micro.py: a 600-deep graph search 1.57 -> 1.35 ms, 3000 exact
-  rows 0.70 -> 0.58 ms).
+  1.5M items, ``benchmarks/memory_warmth.py pages``, CPU p50: a 600-deep graph search 1.48-1.61
+  -> 1.34 ms, 3000 exact rows 0.69-0.72 -> 0.59-0.61 ms).
 
 :meth:`VectorBackend.score_rows` gives the exact inner products of one query with given rows
 (the exact soft-filter top-k scores its attribute candidates with it); for faiss it is the same

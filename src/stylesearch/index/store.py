@@ -413,12 +413,9 @@ def _mapped(path: Path, populate: bool = False) -> np.ndarray:
     ``populate``: map every page now (the file's pages are read into the page cache and the
     process's page table), so no query pays the first-touch page faults of a random access
     (measured at 1.5M items: ~13.7k faults, 80 ms, spread over the first queries; populating the
-    858 MB attribute matrix took 0.06-0.2 s at load from the page cache, 1.1 s from disk), then
-    read every byte once: mapped pages that no one had read for a while still made the first
-    few hundred queries about twice as slow on the development VM (soft-filter CPU p50 / p99
-    7.7 / 21.7 ms over the first 100 queries, 3.7 / 5.4 ms after the read; it takes ~0.2 s for
-    the 1 GB of attributes and lists at 1.5M items). Falls back to a read-ahead hint where the
-    kernel lacks it; the pages stay reclaimable file cache either way.
+    858 MB attribute matrix took 0.06-0.2 s at load from the page cache, 1.1 s from disk).
+    Falls back to a read-ahead hint where the kernel lacks it; the pages stay reclaimable file
+    cache either way.
     """
     array = np.load(path, mmap_mode="r")
     raw = getattr(array, "_mmap", None)
@@ -431,8 +428,6 @@ def _mapped(path: Path, populate: bool = False) -> np.ndarray:
                 break
             except OSError:  # an older kernel: the next, weaker advice
                 continue
-        data = np.frombuffer(raw, dtype=np.uint8)
-        data[: data.shape[0] // 8 * 8].view(np.uint64).max(initial=0)
     return np.asarray(array)
 
 
