@@ -10,6 +10,7 @@ from stylesearch.index.backends import (
     FaissHNSWBackend,
     cosine_profile,
     exact_search,
+    huge_pages,
 )
 from stylesearch.index.synthetic import make_synthetic_catalog
 
@@ -70,6 +71,15 @@ def test_faiss_matches_exact_on_clustered_vectors(clustered):
 def test_faiss_vectors_view_is_the_catalog(clustered):
     cat, backend = clustered
     np.testing.assert_array_equal(backend.vectors, cat.vectors)
+
+
+def test_huge_pages_keep_the_contents():
+    """The advice never changes memory; a range without a whole 2 MB page is left alone."""
+    data = np.random.default_rng(0).standard_normal(3 << 20).astype(np.float32)  # 12 MB
+    before = data.copy()
+    assert isinstance(huge_pages(data.ctypes.data, data.nbytes), bool)
+    np.testing.assert_array_equal(data, before)
+    assert huge_pages(data.ctypes.data, 4096) is False
 
 
 def test_faiss_selective_filter_is_exact(clustered):
