@@ -76,23 +76,25 @@ def file_mb(folder: Path, *names: str) -> float:
     return sum((folder / n).stat().st_size for n in names) / 2**20
 
 
-def add_coarse_partition(folder: Path) -> None:
+def add_coarse_partition(folder: Path, clusters: int | None = None) -> None:
     """Give an index written before the coarse partition existed its partition (the same
-    :func:`build_coarse` the writer runs), recorded in its manifest."""
+    :func:`build_coarse` the writer runs), recorded in its manifest with its build time;
+    ``clusters``: rewrite the partition with that many clusters (0: the default) even if it
+    has one."""
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    if (manifest.get("coarse") or {}).get("count") == manifest["count"]:
+    if clusters is None and (manifest.get("coarse") or {}).get("count") == manifest["count"]:
         return
     t0 = time.perf_counter()
     vectors = np.load(folder / "vectors.npy", mmap_mode="r")
     attributes = np.load(folder / "attributes.npy", mmap_mode="r")
-    coarse = build_coarse(vectors, attributes, folder)
+    coarse = build_coarse(vectors, attributes, folder, clusters=clusters or None)
     coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
     manifest["coarse"] = coarse
     tmp = manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(manifest_path)
-    print(f"  added the coarse partition to {folder}: {coarse}", file=sys.stderr)
+    print(f"  wrote the coarse partition of {folder}: {coarse}", file=sys.stderr)
 
 
 def make_queries(cat, n_queries: int, seed: int, word_vectors: np.ndarray):

@@ -10,6 +10,11 @@ finished, and the slowest queries with their list entries read and rows scored.
     .venv/bin/python benchmarks/search_bench.py --sizes 1500000 --reuse --workdir runs/bench/search
     .venv/bin/python benchmarks/soft_filter_profile.py --n 1500000 --warm
     .venv/bin/python benchmarks/soft_filter_profile.py --n 1500000 --config '{"graph_depth": 450}'
+    .venv/bin/python benchmarks/soft_filter_profile.py --n 1500000 --warm --clusters 2048
+
+``--clusters C`` first rewrites the index's coarse partition with ``C`` clusters
+(``search_bench.add_coarse_partition``: recorded in the manifest with its build time);
+``--clusters 0`` puts back the default partition.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from search_bench import K, replay_queries  # noqa: E402
+from search_bench import K, add_coarse_partition, replay_queries  # noqa: E402
 from stylesearch.index.store import Index  # noqa: E402
 from stylesearch.search.topk import DeepeningConfig, brute_force_topk, soft_filter_topk  # noqa: E402
 
@@ -47,10 +52,17 @@ def main() -> None:
     parser.add_argument("--warm", action="store_true", help="One untimed pass first.")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed pass.")
     parser.add_argument("--recall", action="store_true", help="Recall@10 vs brute force.")
+    parser.add_argument(
+        "--clusters", type=int, default=None,
+        help="Rewrite the coarse partition with this many clusters first (0: the default).",
+    )  # fmt: skip
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     queries = replay_queries(args.n, args.queries)  # search_bench.py's default seeds
-    index = Index.load(Path(args.workdir) / f"n{args.n}-faiss" / "index")
+    folder = Path(args.workdir) / f"n{args.n}-faiss" / "index"
+    if args.clusters is not None:
+        add_coarse_partition(folder, args.clusters)
+    index = Index.load(folder)
     config = DeepeningConfig(**json.loads(args.config))
     slowest = []
     for name, which in (("filter", 0), ("combined", 1)):
