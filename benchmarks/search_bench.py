@@ -113,12 +113,13 @@ def make_queries(cat, n_queries: int, seed: int, word_vectors: np.ndarray):
     return queries
 
 
-def benchmark_queries(cat, n_queries: int, vocab: int, seed: int):
+def benchmark_queries(cat, n_queries: int, vocab: int, seed: int, warmup: bool = False):
     """The benchmark's queries for a catalog generated with ``seed`` (the same seeds in every
-    script that replays them: seed + 1 for the word vectors, seed + 2 for the queries)."""
+    script that replays them: seed + 1 for the word vectors, seed + 2 for the queries; the
+    untimed ``warmup`` queries are other ones, from seed + 3)."""
     rng = np.random.default_rng(seed + 1)
     word_vectors = rng.standard_normal((vocab, DIM)).astype(np.float32)
-    return make_queries(cat, n_queries, seed + 2, word_vectors)
+    return make_queries(cat, n_queries, seed + (3 if warmup else 2), word_vectors)
 
 
 def replay_queries(n: int, n_queries: int, vocab: int = 300, seed: int = 0):
@@ -194,6 +195,7 @@ def run_size(
     cat = make_synthetic_catalog(n, DIM, args.vocab, seed=args.seed)
     gen_s = time.perf_counter() - t0
     queries = benchmark_queries(cat, args.queries, args.vocab, args.seed)
+    warmup = benchmark_queries(cat, args.warmup, args.vocab, args.seed, warmup=True)
     faiss.omp_set_num_threads(args.build_threads)
     params = {"M": args.M, "ef_construction": args.ef_construction}
     server_pid = None
@@ -280,11 +282,17 @@ def run_size(
         "filter-hard-1%": filter_hard_1pct,
         "filter-hard": filter_hard,
     }
+    # every method's queries timed back to back, as a server's stream of queries, after
+    # `warmup` other queries (the first ~20 soft-filter queries of a process ran 2-3x slower:
+    # 1.5M, filter CPU p99 8-16 ms after 5 warm-up queries); the recall afterwards, for all
+    # methods at once (the oracle's passes over the whole catalog made the next method's first
+    # queries slower again)
+    timed: dict[str, tuple[list[float], list[float], list]] = {}
     for name, fn in methods.items():
-        for qv in queries[:5]:  # warm-up
+        for qv in warmup:
             fn(*qv)
-        times, cpu_times, recalls, found = [], [], [], []
-        for qv in queries:  # back to back, as a server's stream of queries
+        times, cpu_times, found = [], [], []
+        for qv in queries:
             c0 = time.thread_time()
             t0 = time.perf_counter()
             rows = fn(*qv)
@@ -293,6 +301,9 @@ def run_size(
             found.append(rows)
             if args.cold:  # the oracle's pass over the whole catalog flushes the caches
                 found[-1] = (rows, oracle(name, *qv))
+        timed[name] = (times, cpu_times, found)
+    for name, (times, cpu_times, found) in timed.items():
+        recalls = []
         for qv, rows in zip(queries, found, strict=True):
             rows, truth = rows if args.cold else (rows, oracle(name, *qv))
             got = {int(r) for r in rows if r >= 0}
@@ -304,6 +315,8 @@ def run_size(
             "cpu_p50_ms": round(float(np.percentile(cpu_times, 50)), 3),
             "cpu_p99_ms": round(float(np.percentile(cpu_times, 99)), 3),
             "recall@10": round(float(np.mean(recalls)), 4),
+            # (query position, CPU ms) of the slowest: a tail at the start is the caches
+            "slowest": [[int(i), round(cpu_times[i], 2)] for i in np.argsort(cpu_times)[::-1][:3]],
         }
         print(f"  n={n} {name:15s} {results[name]}", file=sys.stderr, flush=True)
     # the soft filter's attribute gather for the results (part of building a response)
@@ -392,6 +405,12 @@ def main() -> None:
     parser.add_argument("--ef-construction", type=int, default=100)
     parser.add_argument("--build-threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=30,
+        help="Untimed queries (other than the timed ones) before each method's timed run.",
+    )
     parser.add_argument("--workdir", default="runs/bench/search")
     parser.add_argument("--keep", action="store_true", help="Keep the index folders.")
     parser.add_argument(
