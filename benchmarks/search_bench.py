@@ -3,10 +3,12 @@
 For each N in ``--sizes``: a synthetic index (:mod:`stylesearch.index.synthetic`: N clustered
 unit vectors, D = 256, a vocabulary of ``--vocab`` words in attribute groups with attribute
 probabilities and metadata words) is written with the faiss HNSW backend, loaded, and queried
-one query at a time on one thread. Per method it reports the p50 / p99 latency of the search
-step (wall clock, and the thread's CPU time, which other processes on the machine do not
-inflate; query vector given; the image encoder is timed separately, once, on a random-weight
-default model) and recall@10 against brute force of the same score over the whole catalog.
+one query at a time on one thread, each method after ``--warmup`` untimed queries (other than
+the timed ones). Per method it reports the p50 / p99 latency of the search step (wall clock,
+and the thread's CPU time, which other processes on the machine do not inflate; query vector
+given; the image encoder is timed separately, once, on a random-weight default model), the
+three slowest queries, and recall@10 against brute force of the same score over the whole
+catalog (computed after every method was timed).
 
 Methods: ``visual`` (cosine top-k; the search step of ``text`` and ``arithmetic`` is the same
 operation with another query vector), ``arithmetic`` (image + random word vectors), ``filter``
