@@ -68,6 +68,6 @@ echo "bootstrap.sh: creating $VENV (torch, spaCy and friends; a few minutes the 
 "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" >&2 || true
 # shellcheck disable=SC2086
 "$VENV/bin/python" -m pip install -q $torch_req -e ".[serve,dev,milvus]" 2>&1 | grep -v "is ignored" >&2 || true
-"$VENV/bin/python" -c "import stylesearch, torch, torchvision, spacy, pymilvus, milvus" || {
+"$VENV/bin/python" -c "import stylesearch, torch, torchvision, spacy, numba, pymilvus, milvus" || {
   echo "bootstrap.sh: the install failed (see pip's messages above)" >&2; exit 1; }
 echo "$want" > "$stamp"

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stylesearch.index.store import Index, IndexMismatchError
+from stylesearch.search import kernels
 from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError, parse_query
 from stylesearch.search.scoring import ArithmeticConfig, compose_query
 from stylesearch.search.topk import (
@@ -171,6 +172,7 @@ class Searcher:
         model = load_model(index.model_dir(model_dir), device=device)
         searcher = cls(index, model, device=device, **kwargs)
         searcher.pipeline.load()  # load the text pipeline now, not inside the first query
+        kernels.warm_up()  # and the soft filter's compiled loops
         return searcher
 
     # ------------------------------------------------------------------ words

@@ -61,6 +61,13 @@ import numpy as np
 
 from stylesearch.index.filters import WordMask
 from stylesearch.index.store import Index
+from stylesearch.search.kernels import (
+    FLOAT16_TABLE,
+    frozen,
+    list_bounds,
+    merge_best,
+    survivors,
+)
 from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
 
 __all__ = [
@@ -319,24 +326,17 @@ class _Best:
         return float(self.scores[-1]) if self.scores.shape[0] >= self.k else -1.0
 
     def add(self, rows: np.ndarray, cos: np.ndarray, p: np.ndarray) -> None:
-        scores = rescale_cosine(cos, self.power) * p
-        if self.scores.shape[0] >= self.k:  # only rows that can still enter
-            keep = scores >= self.scores[-1]
-            rows, cos, p, scores = rows[keep], cos[keep], p[keep], scores[keep]
+        """Score ``rows`` (distinct; their cosines and ``p``) and keep the best ``k`` of all."""
         if rows.shape[0] == 0:
             return
-        if self.rows.shape[0]:
-            if rows.shape[0] * self.rows.shape[0] <= 65536:  # small: no sort (np.isin's)
-                new = ~(rows[:, None] == self.rows[None, :]).any(axis=1)
-            else:
-                new = ~np.isin(rows, self.rows)
-            rows, cos, p, scores = rows[new], cos[new], p[new], scores[new]
-        rows = np.concatenate([self.rows, rows.astype(np.int64, copy=False)])
-        cos = np.concatenate([self.cos, cos])
-        p = np.concatenate([self.p, p])
-        scores = np.concatenate([self.scores, scores])
-        pos = _rank(rows, scores, self.k)
-        self.rows, self.cos, self.p, self.scores = rows[pos], cos[pos], p[pos], scores[pos]
+        # writable C arrays of one dtype each: one numba compilation of merge_best
+        rows = np.require(rows, np.int64, ["C", "W"])
+        cos = np.require(cos, np.float32, ["C", "W"])
+        p = np.require(p, np.float32, ["C", "W"])
+        scores = np.require(rescale_cosine(cos, self.power) * p, np.float32, ["C", "W"])
+        self.rows, self.cos, self.p, self.scores = merge_best(
+            self.rows, self.cos, self.p, self.scores, self.k, rows, cos, p, scores
+        )
 
     def result(self, stats: dict[str, Any]) -> TopK:
         return TopK(self.rows, self.scores, self.cos, self.p, stats)
@@ -655,6 +655,10 @@ def _coarse_topk(
     is below ``s_k``. (3) Without a usable list, go on scanning clusters (or, when most of the
     catalog is left, compute ``p`` of every row and score the rows with ``u_j p >= s_k``).
     Every bound is exact, so the result is exact with any backend.
+
+    The per-row work (the bounds of a cluster's members or a list block, ``p``, the bounds
+    steering the lists, the running top-k) runs in compiled loops
+    (:mod:`stylesearch.search.kernels`); the exact cosines are the backend's ``score_rows``.
     """
     stats["path"] = "coarse"
     stats["clusters"] = 0
@@ -703,22 +707,64 @@ def _coarse_topk(
     offsets = coarse.offsets
     sizes = np.diff(offsets)
 
-    def scan(j: int) -> None:
-        rows = np.asarray(coarse.members(j), dtype=np.int64)
-        if allowed is not None:
-            rows = rows[allowed[rows]]
-        scanned[j] = True
-        stats["clusters"] += 1
-        if rows.shape[0] == 0:
-            return
-        p = attribute_probs(index.attributes, rows, add, remove)
+    if coarse.list_cluster is None:  # a partition loaded on its own: align it once
+        coarse.attach_lists(index.attr_post_rows)
+    list_cluster, list_angle = coarse.list_cluster, coarse.list_angle
+
+    # the compiled loop's arguments (kernels.survivors): the words in the oracle's order, each
+    # word's per-cluster factor cap (a wanted word's is lowered as its list is read), the
+    # attribute matrix as float16 bits
+    words = frozen(np.asarray(add + remove, dtype=np.int64))
+    wanted = frozen(np.arange(words.shape[0]) < len(add))
+    word_caps = np.empty((words.shape[0], n_clusters))
+    for i, f in enumerate(add_max + rem_max):
+        word_caps[i] = f
+    word_caps = frozen(word_caps)
+    limits = np.ones(words.shape[0])  # lowered to each wanted word's list's next value
+    # read-only views (one numba compilation per function); those of `limits` and `scanned`
+    # see the updates made to them during the query
+    limits_view, scanned_view = frozen(limits), frozen(scanned)
+    attr_bits = frozen(np.asarray(index.attributes).view(np.uint16))
+    allowed_arr = frozen(np.zeros(0, bool) if allowed is None else np.asarray(allowed, bool))
+    u64, angles64 = frozen(np.asarray(u, dtype=np.float64)), frozen(angles)
+    table = frozen(FLOAT16_TABLE)
+
+    def score_survivors(
+        rows: np.ndarray,
+        cl: np.ndarray,
+        ang: np.ndarray,
+        lead: int = -1,
+        lead_values: np.ndarray | None = None,
+    ) -> None:
+        """Score exactly the ``rows`` (clusters ``cl``, angles ``ang``) whose bounds reach s_k."""
         s_k = best.kth
-        if s_k > 0:
-            live = p * (u_rows(rows) * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
-            rows, p = rows[live], p[live]
+        if s_k <= 0:  # no k-th score yet: every row not scanned and allowed
+            keep = ~scanned[cl]
+            if allowed is not None:
+                keep &= allowed_arr[rows]
+            rows = np.asarray(rows[keep], dtype=np.int64)
+            p = attribute_probs(index.attributes, rows, add, remove)
+        else:
+            out_rows = np.empty(rows.shape[0], np.int64)
+            out_p = np.empty(rows.shape[0], np.float32)
+            bits = np.zeros(0, np.uint16) if lead_values is None else lead_values.view(np.uint16)
+            n_out = survivors(
+                frozen(rows), frozen(cl), frozen(ang), lead, frozen(bits), attr_bits, words,
+                wanted, word_caps, limits_view, u64, angles64, u_cap, float(best.power), s_k,
+                scanned_view, allowed_arr, table, out_rows, out_p,
+            )  # fmt: skip
+            rows, p = out_rows[:n_out], out_p[:n_out]
         if rows.shape[0]:
             stats["rechecked"] += int(rows.shape[0])
             best.add(rows, index.backend.score_rows(q, rows), p)
+
+    def scan(j: int) -> None:
+        rows = coarse.members(j)
+        stats["clusters"] += 1
+        if rows.shape[0]:
+            cl = np.full(rows.shape[0], j, dtype=list_cluster.dtype)
+            score_survivors(rows, cl, coarse.angle[rows])
+        scanned[j] = True
 
     pos = 0  # next position in `order`
     scanned_rows = 0
@@ -746,90 +792,23 @@ def _coarse_topk(
     # (2) the wanted words' sorted lists, threshold-algorithm style: a row of an unscanned
     # cluster j not read in any list has p_i <= min(t_i, pmax_ji) for every wanted word i
     # (t_i: list i's next value, or its floor once read to the end)
-    rem = np.ones(n_clusters)  # the unwanted words' factors
-    for f in rem_max:
-        rem = rem * f
     readers = [_ListReader(index, w, 1.0) for w in add]
-
-    def caps() -> list[np.ndarray]:
-        """Per wanted word, the per-cluster cap of an unread row's factor."""
-        return [np.minimum(add_max[i], r.next_value) for i, r in enumerate(readers)]
-
-    def rest_of(i: int) -> np.ndarray:
-        """Per cluster: the bound of a row's p divided by its p of word i."""
-        rest = rem.copy()
-        for j, c in enumerate(caps()):
-            if j != i:
-                rest = rest * c
-        return rest
-
-    def unread_bound() -> float:
-        cap = u * rem
-        for c in caps():
-            cap = cap * c
-        cap[scanned] = -1.0
-        return float(cap.max())
-
-    if coarse.list_cluster is None:  # a partition loaded on its own: align it once
-        coarse.attach_lists(index.attr_post_rows)
-    list_cluster, list_angle = coarse.list_cluster, coarse.list_angle
+    floors = frozen(np.asarray([r.floor for r in readers], dtype=np.float64))
 
     def read_block(i: int, size: int) -> None:
-        """Score the next ``size`` entries of list ``i`` whose bound can still reach s_k.
-
-        Cheapest bounds first, each on the survivors of the one before: the list value times
-        the other words' per-cluster caps times the cluster's cone (contiguous arrays: the
-        list's own cluster ids); then each other word's own factor in place of its cap (one
-        column gather each); then the row's own cone; ``p`` in the oracle's order and the
-        exact cosine only for what is left."""
+        """Score the next ``size`` entries of list ``i`` whose bound can still reach s_k (the
+        list's value and the other words' caps, then their own factors, then the row's cone,
+        then ``p``: :func:`~stylesearch.search.kernels.survivors`)."""
         reader = readers[i]
-        s_k = best.kth
         start, stop = reader.pos, min(reader.pos + size, reader.length)
         reader.pos = stop
         stats["list_read"] += stop - start
-        b_rows = reader.rows[start:stop]
+        limits[i] = reader.next_value  # every row left unread in list i is below it
         g0, g1 = reader.start + start, reader.start + stop
-        cl = list_cluster[g0:g1]
-        keep = ~scanned[cl]
-        if allowed is not None:
-            keep &= allowed[b_rows]
-        idx = np.flatnonzero(keep)  # positions in the block still alive
-        u_row = None
-        if s_k > 0:
-            thr = (s_k - BOUND_EPS * 1e-2) / (1.0 + BOUND_EPS)
-            cl = cl[idx]
-            bound = reader.values[start:stop][idx].astype(np.float64)
-            # the other words' factors: per-cluster caps, replaced one by one by the rows' own
-            others = [(add[j], True, c) for j, c in enumerate(caps()) if j != i]
-            others += [(w, False, f) for w, f in zip(remove, rem_max, strict=True)]
-            for n_known in range(len(others) + 1):
-                cap = u
-                for _, _, c in others[n_known:]:
-                    cap = cap * c
-                alive = np.flatnonzero(bound * cap[cl] >= thr)
-                if n_known == len(others) or alive.shape[0] == 0:
-                    break
-                idx, cl, bound = idx[alive], cl[alive], bound[alive]
-                w, wanted, _ = others[n_known]
-                bound *= _factor(index.attributes[:, w][b_rows[idx]], wanted)
-            idx, cl, bound = idx[alive], cl[alive], bound[alive]
-            if idx.shape[0] == 0:
-                return
-            rows = b_rows[idx]
-            ang = list_angle[g0:g1][idx]
-            u_row = u_rows(rows, cl, ang)
-            alive = bound * u_row >= thr
-            idx, u_row = idx[alive], u_row[alive]
-        rows = np.asarray(b_rows[idx], dtype=np.int64)
-        if rows.shape[0] == 0:
-            return
-        p = attribute_probs(index.attributes, rows, add, remove)
-        if u_row is not None:
-            live = p * (u_row * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k
-            rows, p = rows[live], p[live]
-        if rows.shape[0]:
-            stats["rechecked"] += int(rows.shape[0])
-            best.add(rows, index.backend.score_rows(q, rows), p)
+        score_survivors(
+            reader.rows[start:stop], list_cluster[g0:g1], list_angle[g0:g1], i,
+            reader.values[start:stop],
+        )  # fmt: skip
 
     if readers:
         stats["path"] = "coarse+list"
@@ -838,7 +817,12 @@ def _coarse_topk(
         while True:
             s_k = best.kth
             b_next = unscanned_max()
-            if b_next < 0 or _beats(min(b_next, unread_bound()), s_k):
+            if b_next < 0 or _beats(b_next, s_k):
+                return best.result(stats)
+            unread, rest, at_floor = list_bounds(
+                u64, word_caps, limits_view, len(add), floors, scanned_view
+            )
+            if _beats(unread, s_k):
                 return best.result(stats)
             # the list that proves the bound alone with the shortest prefix left to read (the
             # other words capped by their lists' next values and the clusters' maxima), else
@@ -846,12 +830,9 @@ def _coarse_topk(
             # but never pass the prefix the current s_k needs
             best_i, best_len = -1, np.inf
             for i, r in enumerate(readers):
-                if r.pos >= r.length or s_k <= 0:
+                if r.pos >= r.length or s_k <= 0 or not _beats(float(at_floor[i]), s_k):
                     continue
-                rest = np.where(scanned, 0.0, u * rest_of(i))
-                if not _beats(float((rest * np.minimum(add_max[i], r.floor)).max()), s_k):
-                    continue
-                top = float(rest.max()) * (1.0 + BOUND_EPS)
+                top = float(rest[i]) * (1.0 + BOUND_EPS)
                 need = (s_k - BOUND_EPS * 1e-2) / top if top > 0 else np.inf
                 todo = r.prefix(need) - r.pos
                 if todo < best_len:
