@@ -329,11 +329,12 @@ class _Best:
         """Score ``rows`` (distinct; their cosines and ``p``) and keep the best ``k`` of all."""
         if rows.shape[0] == 0:
             return
-        # writable C arrays of one dtype each: one numba compilation of merge_best
-        rows = np.require(rows, np.int64, ["C", "W"])
-        cos = np.require(cos, np.float32, ["C", "W"])
-        p = np.require(p, np.float32, ["C", "W"])
-        scores = np.require(rescale_cosine(cos, self.power) * p, np.float32, ["C", "W"])
+        # one dtype each (one numba compilation of merge_best; the callers' arrays are
+        # writable and contiguous: their own results, never a memory map)
+        rows = np.asarray(rows, dtype=np.int64)
+        cos = np.asarray(cos, dtype=np.float32)
+        p = np.asarray(p, dtype=np.float32)
+        scores = np.asarray(rescale_cosine(cos, self.power) * p, dtype=np.float32)
         self.rows, self.cos, self.p, self.scores = merge_best(
             self.rows, self.cos, self.p, self.scores, self.k, rows, cos, p, scores
         )

@@ -1,0 +1,86 @@
+"""Where the slowest soft-filter queries spend their time (issue 4), on the index
+``search_bench.py`` built: the graph seed, the compiled per-row loops, the exact cosines, the
+running top-k, the query-to-centroid angles, and the rest (Python glue).
+
+    .venv/bin/python benchmarks/topk_breakdown.py --n 1500000 --workdir runs/bench/search
+
+Replays the benchmark's ``filter`` and ``combined`` queries one at a time on one thread, twice
+(the first pass untimed), wraps each part in a wall-clock timer (a few microseconds of overhead
+per call) and prints the ``--top`` slowest queries: total ms, then ms / calls per part.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+import stylesearch.search.topk as topk  # noqa: E402
+from search_bench import K, replay_queries  # noqa: E402
+from stylesearch.index.store import Index  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default="runs/bench/search")
+    parser.add_argument("--n", type=int, default=1_500_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--top", type=int, default=10, help="Slowest queries to print.")
+    args = parser.parse_args()
+    faiss.omp_set_num_threads(1)
+    queries = replay_queries(args.n, args.queries)
+    index = Index.load(Path(args.workdir) / f"n{args.n}-faiss" / "index")
+    spent: dict[str, int] = defaultdict(int)
+    calls: dict[str, int] = defaultdict(int)
+
+    def timed(owner: object, name: str, part: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*a, **kw):
+            t0 = time.perf_counter_ns()
+            try:
+                return inner(*a, **kw)
+            finally:
+                spent[part] += time.perf_counter_ns() - t0
+                calls[part] += 1
+
+        setattr(owner, name, wrapper)
+
+    timed(index.backend, "search", "graph")
+    timed(index.backend, "score_rows", "cosines")
+    timed(topk, "survivors", "rows")
+    timed(topk, "list_bounds", "list-bounds")
+    timed(topk, "merge_best", "top-k")
+    timed(topk, "attribute_probs", "p")
+    timed(index.coarse, "query_angles", "angles")
+    runs = []
+    for timed_pass in (False, True):
+        for which, method in ((0, "filter"), (1, "combined")):
+            for i, qv in enumerate(queries):
+                spent.clear()
+                calls.clear()
+                t0 = time.perf_counter_ns()
+                topk.soft_filter_topk(index, qv[which], K, qv[2], qv[3])
+                total = time.perf_counter_ns() - t0
+                if timed_pass:
+                    runs.append((total, method, i, dict(spent), dict(calls)))
+    runs.sort(key=lambda r: -r[0])
+    print("ms total, method, query: part ms / calls ..., rest (Python glue)")
+    for total, method, i, part_ns, part_calls in runs[: args.top]:
+        parts = " ".join(f"{p} {ns / 1e6:.2f}/{part_calls[p]}" for p, ns in sorted(part_ns.items()))
+        rest = (total - sum(part_ns.values())) / 1e6
+        print(f"{total / 1e6:.2f} {method} {i}: {parts} rest {rest:.2f}")
+
+
+if __name__ == "__main__":
+    main()
