@@ -102,18 +102,23 @@ def survivors(
     # by the test's outcome): the random reads of the next stage then overlap instead of
     # waiting on a mispredicted branch each (a loop that stopped at the first failed bound
     # ran at 20-60 ns per list entry, slower than numpy's staged gathers).
-    # 1. the cluster's bounds and the list word's value
-    idx = np.empty(n, np.int64)
-    known = np.empty(n, np.float64)
-    k = 0
-    for e in range(n):
-        c = clusters[e]
+    # 1. the cluster's bounds (one product per cluster, -1 for a scanned one) and the list
+    # word's value
+    n_clusters = u.shape[0]
+    cluster_bound = np.empty(n_clusters)
+    for c in range(n_clusters):
         b = u[c]
         for j in range(m):
             if j != lead:
                 b *= min(caps[j, c], limits[j])
+        cluster_bound[c] = -1.0 if scanned[c] else b
+    idx = np.empty(n, np.int64)
+    known = np.empty(n, np.float64)
+    k = 0
+    for e in range(n):
         v = np.float64(table[lead_values[e]]) if lead >= 0 else 1.0
-        ok = (not scanned[c]) and b * v >= thr
+        b = cluster_bound[clusters[e]]
+        ok = (b >= 0.0) & (b * v >= thr)
         if has_allowed:
             ok = ok and allowed[rows[e]]
         idx[k] = e
