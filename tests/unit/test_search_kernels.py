@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 from stylesearch.index.coarse import COS_SLACK
-from stylesearch.search.kernels import FLOAT16_TABLE, list_bounds, merge_best, survivors
+from stylesearch.search.kernels import (
+    FLOAT16_TABLE,
+    compiled,
+    list_bounds,
+    merge_best,
+    survivors,
+)
 from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
 from stylesearch.search.topk import attribute_probs
 
@@ -136,3 +143,17 @@ def test_list_bounds_equal_numpy():
         others = u * np.delete(cap, i, axis=0).prod(axis=0)
         assert rest[i] == pytest.approx(others[live].max())
         assert at_floor[i] == pytest.approx((others * np.minimum(caps[i], floors[i]))[live].max())
+
+
+def test_compiled_without_a_cache_location(monkeypatch):
+    """A read-only install (no place for numba's cache) still imports and runs the loops."""
+    from numba.core import caching
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+
+    def twice(x):
+        return 2 * x
+
+    with pytest.raises(RuntimeError):  # what numba itself does
+        njit(cache=True)(twice)
+    assert compiled(twice)(21) == 42

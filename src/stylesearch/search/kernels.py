@@ -29,7 +29,15 @@ from numba import njit
 from stylesearch.index.coarse import COS_SLACK
 from stylesearch.search.scoring import BOUND_EPS
 
-__all__ = ["FLOAT16_TABLE", "frozen", "list_bounds", "merge_best", "survivors", "warm_up"]
+__all__ = [
+    "FLOAT16_TABLE",
+    "compiled",
+    "frozen",
+    "list_bounds",
+    "merge_best",
+    "survivors",
+    "warm_up",
+]
 
 #: float32 value of every float16 bit pattern
 FLOAT16_TABLE = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
@@ -45,7 +53,17 @@ def frozen(array: np.ndarray) -> np.ndarray:
     return view
 
 
-@njit(cache=True, nogil=True)
+def compiled(function):
+    """``numba.njit`` with numba's on-disk cache when it has a writable place for it (next to
+    this module, or ``NUMBA_CACHE_DIR``, or the user's cache folder); without one (a read-only
+    install and home), compiled anew in each process rather than failing at import."""
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return njit(nogil=True)(function)
+
+
+@compiled
 def survivors(
     rows,
     clusters,
@@ -179,7 +197,7 @@ def survivors(
     return n_out
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def list_bounds(u, caps, limits, n_lists, floors, scanned):  # pragma: no cover - compiled
     """The bounds that steer the threshold algorithm over the wanted words' lists.
 
@@ -216,7 +234,7 @@ def list_bounds(u, caps, limits, n_lists, floors, scanned):  # pragma: no cover 
     return unread, rest, at_floor
 
 
-@njit(cache=True, nogil=True)
+@compiled
 def merge_best(rows, cos, p, scores, k, new_rows, new_cos, new_p, new_scores):  # pragma: no cover
     """The best ``k`` of a running top-k (``rows`` ... ``scores``: distinct rows, ordered by
     score descending then row ascending) and new scored rows (distinct among themselves);
