@@ -3,9 +3,10 @@
 :func:`survivors` is the inner loop of :func:`stylesearch.search.topk._coarse_topk`: for each
 candidate row (an attribute-list entry, or a member of a cluster being scanned) it applies the
 bounds from the cheapest to the dearest and keeps the rows whose score can still reach the k-th
-best one, with their ``p`` computed exactly as the oracle computes it. In numpy each bound was a
-pass over the block with its own temporary arrays and gathers, about 30 ns per list entry at
-1.5M items; one loop that stops at the first failed bound reads each value once.
+best one, with their ``p`` computed exactly as the oracle computes it. :func:`list_bounds`
+gives the bounds that steer the reading of the lists, and :func:`merge_best` keeps the running
+top-k. In numpy each of these took a dozen calls over small arrays per list block; compiled,
+the per-block cost is the work itself (mostly the random reads of attribute columns).
 
 Bounds, for a row ``r`` of cluster ``c`` (every one an upper bound of ``S = c~^g p``):
 
@@ -117,9 +118,9 @@ def survivors(
     thr = (s_k - eps_abs) / (1.0 + BOUND_EPS)
     one = np.float32(1.0)
     # Each stage keeps its survivors by index without a branch per row (write, then advance
-    # by the test's outcome): the random reads of the next stage then overlap instead of
-    # waiting on a mispredicted branch each (a loop that stopped at the first failed bound
-    # ran at 20-60 ns per list entry, slower than numpy's staged gathers).
+    # by the test's outcome), and the next stage reads its values for all of them before
+    # testing any (a loop that tested each entry as it read it was slower than numpy:
+    # performance.md, third 1.5M round).
     # 1. the cluster's bounds (one product per cluster, -1 for a scanned one) and the list
     # word's value
     n_clusters = u.shape[0]
