@@ -25,11 +25,33 @@ from collections import defaultdict  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import stylesearch.search.topk as topk  # noqa: E402
 from search_bench import K, replay_queries  # noqa: E402
 from stylesearch.index.store import Index  # noqa: E402
+
+
+def graph_stats(index: Index, queries: list) -> None:
+    """Per method: p50 / p99 of the distance computations and hops of the graph seed (the
+    600 nearest rows, efSearch 600, as ``DeepeningConfig.graph_depth``)."""
+    depth = topk.DeepeningConfig().graph_depth
+    stats = faiss.cvar.hnsw_stats
+    params = faiss.SearchParametersHNSW(efSearch=depth)
+    for which, method in ((0, "filter"), (1, "combined")):
+        dis, hops = [], []
+        for qv in queries:
+            stats.reset()
+            index.backend.index.search(qv[which][None, :].astype(np.float32), depth, params=params)
+            dis.append(stats.ndis)
+            hops.append(stats.nhops)
+        d50, d99 = np.percentile(dis, [50, 99])
+        h50, h99 = np.percentile(hops, [50, 99])
+        print(
+            f"{method} graph seed: distances p50 / p99 {d50:.0f} / {d99:.0f}, "
+            f"hops {h50:.0f} / {h99:.0f}"
+        )
 
 
 def main() -> None:
@@ -38,10 +60,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_500_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--top", type=int, default=10, help="Slowest queries to print.")
+    parser.add_argument(
+        "--graph-stats", action="store_true",
+        help="Also print the graph seed's distance computations and hops (faiss hnsw_stats).",
+    )  # fmt: skip
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     queries = replay_queries(args.n, args.queries)
     index = Index.load(Path(args.workdir) / f"n{args.n}-faiss" / "index")
+    if args.graph_stats:
+        graph_stats(index, queries)
     spent: dict[str, int] = defaultdict(int)
     calls: dict[str, int] = defaultdict(int)
 
