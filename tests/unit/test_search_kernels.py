@@ -26,13 +26,13 @@ def test_float16_table_is_the_conversion():
     assert np.isnan(FLOAT16_TABLE[bits[np.isnan(values)]]).all()
 
 
+_DTYPES = (np.int64, np.float32, np.float32, np.float32)
+
+
 def _merge(best, new, k):
     rows, cos, p, scores = (np.asarray(a, dt) for a, dt in zip(best, _DTYPES, strict=True))
     n_rows, n_cos, n_p, n_scores = (np.asarray(a, dt) for a, dt in zip(new, _DTYPES, strict=True))
     return merge_best(rows, cos, p, scores, k, n_rows, n_cos, n_p, n_scores)
-
-
-_DTYPES = (np.int64, np.float32, np.float32, np.float32)
 
 
 def test_merge_best_by_hand():

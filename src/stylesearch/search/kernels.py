@@ -40,9 +40,11 @@ __all__ = [
     "warm_up",
 ]
 
-#: float32 value of every float16 bit pattern
+#: float32 value of every float16 bit pattern (read-only, as every array passed in: see
+#: :func:`frozen`)
 FLOAT16_TABLE = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
 FLOAT16_TABLE = FLOAT16_TABLE.astype(np.float32)
+FLOAT16_TABLE.flags.writeable = False
 
 
 def frozen(array: np.ndarray) -> np.ndarray:
@@ -289,7 +291,7 @@ def warm_up() -> None:
     for lead in (-1, 0):
         survivors(
             i32, i16, f32, lead, u16, attributes, words, wanted, caps, f64, f64, f64, 1.0,
-            1.0, 0.5, flags, flags, frozen(FLOAT16_TABLE), np.empty(1, np.int64),
+            1.0, 0.5, flags, flags, FLOAT16_TABLE, np.empty(1, np.int64),
             np.empty(1, np.float32),
         )  # fmt: skip
     list_bounds(f64, caps, f64, 1, f64, flags)

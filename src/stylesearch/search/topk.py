@@ -686,12 +686,9 @@ def _coarse_topk(
             u_cap = min(1.0, c_cap * (1.0 + BOUND_EPS) + 1e-6)
             u = np.minimum(u, u_cap)
 
-    def u_rows(
-        rows: np.ndarray, cl: np.ndarray | None = None, ang: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Per-row bound of the rescaled cosine (the row's own cone, within the cluster's;
-        ``cl`` / ``ang``: the rows' clusters and angles when already at hand)."""
-        ub = rescale_cosine(coarse.row_cosine_bounds(angles, rows, cl, ang), best.power)
+    def u_rows(rows: np.ndarray) -> np.ndarray:
+        """Per-row bound of the rescaled cosine (the row's own cone, within the cluster's)."""
+        ub = rescale_cosine(coarse.row_cosine_bounds(angles, rows), best.power)
         return np.minimum(ub, u_cap)
 
     add_max = [np.asarray(coarse.pmax[:, w], dtype=np.float64) for w in add]
@@ -728,7 +725,6 @@ def _coarse_topk(
     attr_bits = frozen(np.asarray(index.attributes).view(np.uint16))
     allowed_arr = frozen(np.zeros(0, bool) if allowed is None else np.asarray(allowed, bool))
     u64, angles64 = frozen(np.asarray(u, dtype=np.float64)), frozen(angles)
-    table = frozen(FLOAT16_TABLE)
 
     def score_survivors(
         rows: np.ndarray,
@@ -752,7 +748,7 @@ def _coarse_topk(
             n_out = survivors(
                 frozen(rows), frozen(cl), frozen(ang), lead, frozen(bits), attr_bits, words,
                 wanted, word_caps, limits_view, u64, angles64, u_cap, float(best.power), s_k,
-                scanned_view, allowed_arr, table, out_rows, out_p,
+                scanned_view, allowed_arr, FLOAT16_TABLE, out_rows, out_p,
             )  # fmt: skip
             rows, p = out_rows[:n_out], out_p[:n_out]
         if rows.shape[0]:
