@@ -83,6 +83,14 @@ def test_same_seed_gives_identical_weights(shapes, tmp_path):
     assert _weights_sha(tmp_path / "a") != _weights_sha(tmp_path / "c")
 
 
+def test_loader_workers_persist_and_do_not_change_the_model(shapes, tmp_path):
+    """Two epochs with two persistent workers train the same weights as in-process loading:
+    each sample's view and augmentation come from (seed, epoch, index), not from a worker."""
+    train(shapes, tmp_path / "inline", tiny_config(epochs=2), progress=False)
+    train(shapes, tmp_path / "workers", tiny_config(epochs=2, num_workers=2), progress=False)
+    assert _weights_sha(tmp_path / "inline") == _weights_sha(tmp_path / "workers")
+
+
 def test_interrupted_run_resumes_to_the_same_model(shapes, tmp_path, monkeypatch):
     cfg = tiny_config(epochs=2)
     train(shapes, tmp_path / "full", cfg, progress=False)

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from stylesearch.catalog.dataset import (
     PAD,
+    EpochSampler,
     ImageDataset,
     PairDataset,
     collate_images,
@@ -169,3 +170,49 @@ def test_unreadable_image_at_training_time(tmp_path: Path, items: list[CatalogIt
         ImageDataset([item.image for item in items], eval_transform(8))[1]
     with pytest.raises(ImageError, match="image too large"):
         PairDataset(items, [[1], [2], [3]], eval_transform(8), max_pixels=100)[0]
+
+
+def test_epoch_sampler_pairs_every_index_with_its_epoch() -> None:
+    sampler = EpochSampler(5, seed=3)
+    sampler.set_epoch(2)
+    pairs = list(sampler)
+    assert len(sampler) == 5 and {e for e, _ in pairs} == {2}
+    assert sorted(i for _, i in pairs) == list(range(5))
+    assert pairs == list(sampler)  # the same epoch gives the same order
+    orders = set()
+    for epoch in range(6):
+        sampler.set_epoch(epoch)
+        orders.add(tuple(i for _, i in sampler))
+    assert len(orders) > 1  # other epochs, other orders
+
+    class Base:
+        epochs: list[int] = []
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epochs.append(epoch)
+
+        def __iter__(self):
+            return iter([4, 0])
+
+        def __len__(self) -> int:
+            return 2
+
+    wrapped = EpochSampler(5, seed=3, base=Base())
+    wrapped.set_epoch(7)
+    assert list(wrapped) == [(7, 4), (7, 0)] and len(wrapped) == 2
+    assert Base.epochs == [7]
+
+
+def test_epoch_keyed_samples_do_not_depend_on_the_global_generator(
+    items: list[CatalogItem],
+) -> None:
+    dataset = PairDataset(items, [[0]] * 3, train_transform(16), use_extra_images=True, seed=1)
+    torch.manual_seed(0)
+    first = dataset[(4, 1)]["image"]
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    again = dataset[(4, 1)]["image"]
+    assert torch.equal(first, again)  # same epoch and index: the same crop, flip and jitter
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is untouched
+    assert not torch.equal(first, dataset[(5, 1)]["image"])  # another epoch: another draw
+    assert dataset[(4, 1)]["index"] == 1

@@ -13,12 +13,19 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 from stylesearch.catalog.manifest import CatalogItem
 
-__all__ = ["PAD", "ImageDataset", "PairDataset", "collate_images", "collate_pairs"]
+__all__ = [
+    "PAD",
+    "EpochSampler",
+    "ImageDataset",
+    "PairDataset",
+    "collate_images",
+    "collate_pairs",
+]
 
 #: Padding value of the ``words`` batch tensor (never a vocabulary id).
 PAD: int = -1
@@ -40,8 +47,14 @@ class PairDataset(Dataset[dict[str, Any]]):
     ``bags[i]`` are the vocabulary ids of item ``i``'s text (possibly empty). With
     ``use_extra_images`` the image is drawn uniformly from ``item.all_images``; the draw depends
     only on ``(seed, epoch, index)``, so it is the same in any DataLoader worker and across runs.
-    Call :meth:`set_epoch` before each epoch (before creating the DataLoader iterator, so worker
-    processes receive the new value) to draw other views.
+
+    Two ways to say the epoch:
+
+    - ``dataset[(epoch, i)]`` (what :class:`EpochSampler` feeds it): the epoch travels with the
+      index, so persistent DataLoader workers, which keep their own copy of the dataset, see
+      it. The random augmentation is then seeded from ``(seed, epoch, i)`` too, so a sample is
+      the same whatever the worker, the number of workers or a resume in between;
+    - ``dataset[i]`` after :meth:`set_epoch`: the augmentation uses torch's global generator.
     """
 
     def __init__(
@@ -78,21 +91,63 @@ class PairDataset(Dataset[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def image_path(self, index: int) -> Path:
-        """The image file item ``index`` uses in the current epoch."""
+    def image_path(self, index: int, epoch: int | None = None) -> Path:
+        """The image file item ``index`` uses in ``epoch`` (default: the :meth:`set_epoch` one)."""
         item = self.items[index]
         if not self.use_extra_images or not item.extra_images:
             return item.image
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
         views = item.all_images
         return views[int(rng.integers(len(views)))]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.items[index]
-        image = _load(self.image_path(index), self.transform, self.max_pixels, f"item {item.id!r}")
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        if isinstance(key, tuple):
+            epoch, index = int(key[0]), int(key[1])
+            seed = int(np.random.SeedSequence([self.seed, epoch, index, 1]).generate_state(1)[0])
+            path = self.image_path(index, epoch)
+        else:
+            index, seed = int(key), None
+            path = self.image_path(index)
+        what = f"item {self.items[index].id!r}"
+        if seed is None:
+            image = _load(path, self.transform, self.max_pixels, what)
+        else:
+            with torch.random.fork_rng(devices=[]):  # the caller's generator is left as it was
+                torch.manual_seed(seed)
+                image = _load(path, self.transform, self.max_pixels, what)
         start, stop = self._offsets[index], self._offsets[index + 1]
         words = torch.from_numpy(self._words[start:stop].copy())
         return {"image": image, "words": words, "index": index}
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` pairs for :class:`PairDataset`, in a shuffled order per epoch.
+
+    ``base``: a sampler with its own ``set_epoch`` (``DistributedSampler``), or ``None`` for a
+    permutation of ``range(n)`` drawn from ``seed + epoch``. Call :meth:`set_epoch` before each
+    epoch; the DataLoader's workers can then persist across epochs.
+    """
+
+    def __init__(self, n: int, seed: int, base: Any = None) -> None:
+        self.n, self.seed, self.base = int(n), int(seed), base
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if self.base is not None:
+            self.base.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base) if self.base is not None else self.n
+
+    def __iter__(self) -> Any:
+        epoch = self.epoch
+        if self.base is not None:
+            order = list(self.base)
+        else:
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            order = torch.randperm(self.n, generator=generator).tolist()
+        return iter([(epoch, int(i)) for i in order])
 
 
 class ImageDataset(Dataset[dict[str, Any]]):

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from stylesearch.catalog.dataset import PairDataset, collate_pairs
+from stylesearch.catalog.dataset import EpochSampler, PairDataset, collate_pairs
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform, train_transform
 from stylesearch.config import Config, to_dict
@@ -146,30 +146,33 @@ def prepare_text(
     return pipeline, bags
 
 
-@torch.no_grad()
-def evaluate(
-    model: JointModel,
+def validation_loader(
     items: list[CatalogItem],
     bags: list[list[int]],
     *,
-    device: torch.device,
     batch_size: int,
     num_workers: int,
     image_size: int,
-) -> dict[str, float]:
-    """Validation metrics on held-out items: image<->text R@1/R@10 and attribute mAP.
-
-    The gallery is the held-out items themselves (each image's true text is its own metadata).
-    """
-    model.eval()
-    ds = PairDataset(items, bags, eval_transform(image_size))
-    loader = DataLoader(
-        ds,
+) -> DataLoader:
+    """The held-out items in a fixed order; its workers persist across the epochs' validations."""
+    return DataLoader(
+        PairDataset(items, bags, eval_transform(image_size)),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
         collate_fn=collate_pairs,
+        persistent_workers=num_workers > 0,
     )
+
+
+@torch.no_grad()
+def evaluate(model: JointModel, loader: DataLoader, *, device: torch.device) -> dict[str, float]:
+    """Validation metrics on held-out items (:func:`validation_loader`): image<->text R@1/R@10
+    and attribute mAP.
+
+    The gallery is the held-out items themselves (each image's true text is its own metadata).
+    """
+    model.eval()
     img_f, txt_f, probs, targets = [], [], [], []
     for batch in loader:
         images = batch["images"].to(device, non_blocking=True)
@@ -190,7 +193,7 @@ def evaluate(
         "val_t2i_r10": recall_at_k(sim.T, 10),
         "val_attribute_map": attr_map,
         "val_attribute_words": n_words,
-        "val_items": len(items),
+        "val_items": len(fi_all),
     }
 
 
@@ -321,7 +324,7 @@ def train(
         use_extra_images=True,
         seed=tcfg.seed,
     )
-    sampler = (
+    distributed_sampler = (
         DistributedSampler(dataset, num_replicas=world, rank=rank, seed=tcfg.seed, drop_last=True)
         if distributed
         else None
@@ -374,25 +377,32 @@ def train(
         f"{steps_per_epoch} steps, batch {batch_size} x {world} rank(s), device {device}"
         + (f", mixed precision {str(amp_dtype).replace('torch.', '')}" if use_amp else "")
     )
+    # one loader for the whole run: the epoch reaches the workers with every index, so they
+    # persist instead of starting again (and re-importing their state) every epoch
+    sampler = EpochSampler(len(dataset), tcfg.seed, base=distributed_sampler)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=workers,
+        collate_fn=collate_pairs,
+        worker_init_fn=_seed_worker,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    val_loader = None
+    if main and keep_val:
+        val_loader = validation_loader(
+            [items[i] for i in keep_val],
+            [bags[i] for i in keep_val],
+            batch_size=max(batch_size, 64),
+            num_workers=workers,
+            image_size=config.model.image_size,
+        )
     for epoch in range(start_epoch, tcfg.epochs):
         torch.manual_seed(tcfg.seed + epoch)
-        dataset.set_epoch(epoch)
-        generator = torch.Generator().manual_seed(tcfg.seed + epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=sampler is None,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=workers,
-            collate_fn=collate_pairs,
-            worker_init_fn=_seed_worker,
-            generator=generator,
-            pin_memory=device.type == "cuda",
-            persistent_workers=False,
-        )
+        sampler.set_epoch(epoch)
         ddp_model.train()
         sums: dict[str, float] = {}
         n_batches, n_images, t0 = 0, 0, time.perf_counter()
@@ -456,18 +466,8 @@ def train(
             }
         )
         if main:
-            if keep_val:
-                record.update(
-                    evaluate(
-                        model,
-                        [items[i] for i in keep_val],
-                        [bags[i] for i in keep_val],
-                        device=device,
-                        batch_size=max(batch_size, 64),
-                        num_workers=workers,
-                        image_size=config.model.image_size,
-                    )
-                )
+            if val_loader is not None:
+                record.update(evaluate(model, val_loader, device=device))
             history.append(record)
             with metrics_path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
