@@ -34,14 +34,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from stylesearch.index.store import IndexFormatError
     from stylesearch.model.io import ModelFolderError
     from stylesearch.search.query import SearchError
+    from stylesearch.search.settings import SettingsError
     from stylesearch.text.pipeline import TextPipelineError
     from stylesearch.training.loop import TrainingError
 
     return (
         CatalogError, ConfigError, DemoSourceMissing, ImageError, ModelFolderError,
         TextPipelineError, TrainingError, IndexFormatError, SearchError, EvaluationError,
-        QueryFileError, VisualModelError, MilvusError, FileNotFoundError, PermissionError,
-        IsADirectoryError, NotADirectoryError,
+        QueryFileError, VisualModelError, MilvusError, SettingsError, FileNotFoundError,
+        PermissionError, IsADirectoryError, NotADirectoryError,
     )  # fmt: skip
 
 
@@ -453,32 +454,30 @@ def train_visual_cmd(
 
 
 def _scoring_options(func: F) -> F:
-    """``--word-weight`` and ``--cosine-power``: the two scoring settings the demo tunes on its
-    validation queries (eval, search and serve take them alike)."""
+    """``--word-weight`` and ``--cosine-power``: the scoring settings ``stylesearch tune`` picks
+    on validation queries and records in the index (eval, search and serve take them alike).
+    Unset, the index's recorded settings apply, else the measured defaults."""
     func = click.option(
         "--cosine-power",
         type=click.FloatRange(min=0, min_open=True),
-        default=1.0,
-        show_default=True,
+        default=None,
         help="g of the soft filter's score c~^g * p (filter, combined): above 1 the looks weigh "
-        "more against the attribute probabilities.",
+        "more against the attribute probabilities [default: the value `stylesearch tune` "
+        "recorded in the index, else 8].",
     )(func)
     return click.option(
         "--word-weight",
         type=click.FloatRange(min=0),
         default=None,
-        help="Weight of each word vector in query arithmetic (b = c; default 1).",
+        help="Weight of each word vector in query arithmetic (b = c), for every method "
+        "[default: the weights `stylesearch tune` recorded in the index, else 1 for "
+        "arithmetic and 0.25 for combined].",
     )(func)
 
 
-def _searcher_settings(word_weight: float | None, cosine_power: float) -> dict[str, Any]:
+def _searcher_settings(word_weight: float | None, cosine_power: float | None) -> dict[str, Any]:
     """``Searcher`` keyword arguments for the ``_scoring_options`` values."""
-    from stylesearch.search.scoring import ArithmeticConfig
-
-    return {
-        "arithmetic": ArithmeticConfig.with_word_weight(word_weight),
-        "cosine_power": cosine_power,
-    }
+    return {"word_weight": word_weight, "cosine_power": cosine_power}
 
 
 def _compare_option(values: tuple[str, ...]) -> list[tuple[str, Path]]:
@@ -529,7 +528,16 @@ def _compare_option(values: tuple[str, ...]) -> list[tuple[str, Path]]:
     "truth_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="truth.jsonl of the base catalog: adds T-nDCG / MM against the clean attributes.",
+    help="truth.jsonl of the base catalog: adds T-nDCG / MM against the clean attributes, "
+    "and, when it names each item's source image (a demo catalog), the shape judge "
+    "(V-shape, MM-shape, category@K) and the oracle row.",
+)
+@click.option(
+    "--shape-source",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Fashion-MNIST folder of the shape judge [default: the one recorded in the catalog's "
+    "build.json beside --truth].",
 )
 @click.option(
     "--compare",
@@ -565,6 +573,7 @@ def eval_group(
     k: int,
     out: Path | None,
     truth_path: Path | None,
+    shape_source: Path | None,
     compare: tuple[str, ...],
     name: str,
     methods: str | None,
@@ -609,6 +618,7 @@ def eval_group(
         baseline=not no_baseline,
         word_weight=word_weight,
         cosine_power=cosine_power,
+        shape_source=shape_source,
         progress=not quiet and sys.stderr.isatty(),
     )
     click.echo(format_table(report["table"], truth=report["truth"]))
@@ -762,6 +772,102 @@ def eval_attributes(
 
 
 # --------------------------------------------------------------------------- index / search
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise click.BadParameter(f"{what}: numbers separated by commas, got {text!r}") from None
+
+
+@cli.command("tune")
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The index to tune; the chosen settings are recorded in it.",
+)
+@click.option(
+    "--queries",
+    "queries_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="VALIDATION queries from `stylesearch eval build-queries --set validation` (never the "
+    "test queries you report on).",
+)
+@click.option(
+    "--visual",
+    "visual_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Baseline visual model from `stylesearch train-visual` (the V-nDCG judge).",
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="truth.jsonl of the catalog: adds the shape judge to the objective when it names each "
+    "item's source image (a demo catalog).",
+)
+@click.option("--word-weights", default="0,0.25,0.5,1", show_default=True,
+              help="Word weights to try (comma-separated).")  # fmt: skip
+@click.option("--cosine-powers", default="4,8,16", show_default=True,
+              help="Cosine powers to try for combined (comma-separated).")  # fmt: skip
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="nDCG cut-off K.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Print the choice without recording it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly_errors
+def tune_cmd(
+    index_dir: Path,
+    queries_path: Path,
+    visual_dir: Path,
+    truth_path: Path | None,
+    word_weights: str,
+    cosine_powers: str,
+    k: int,
+    dry_run: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Choose the search settings on validation queries and record them in the index.
+
+    Tries every word weight for `arithmetic`, and every word weight x cosine power for
+    `combined` (whose cosine power `filter` shares), judged as `stylesearch eval` judges. The
+    objective is sqrt(MM x MM-shape), or MM when the truth names no source images. `search`,
+    `serve` and `eval` then use the recorded settings unless a flag overrides them.
+    """
+    from stylesearch.evaluation.tuning import tune_index
+
+    result = tune_index(
+        index_dir, queries_path, visual_dir, truth_path=truth_path,
+        word_weights=_floats(word_weights, "--word-weights"),
+        cosine_powers=_floats(cosine_powers, "--cosine-powers"), k=k, write=not dry_run,
+        progress=not quiet and sys.stderr.isatty(),
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo("| method | word weight | cosine power | MM | MM-shape | objective |")
+    click.echo("|---|---|---|---|---|---|")
+    for r in result["table"]:
+        shape = "-" if r["mm_shape"] is None else f"{r['mm_shape']:.3f}"
+        power = "-" if r["cosine_power"] is None else f"{r['cosine_power']:g}"
+        click.echo(
+            f"| {r['method']} | {r['word_weight']:g} | {power} | {r['mm']:.3f} | {shape} | "
+            f"{r['objective']:.3f} |"
+        )
+    settings = result["settings"]
+    weights = ", ".join(f"{m} {w:g}" for m, w in settings["word_weight"].items())
+    verb = "would record" if dry_run else "recorded in " + str(index_dir)
+    click.echo(
+        f"chosen ({result['objective']}): word weight {weights}; cosine power "
+        f"{settings['cosine_power']:g}; {verb}"
+    )
 
 
 def _backend_options(func: F) -> F:

@@ -11,8 +11,9 @@ and prints):
    against the clean truth and the noisy metadata (``WORKDIR/attributes.json``);
 5. build the benchmark queries: a validation set and a test set from different query items
    (``WORKDIR/queries``);
-6. tune the word weight of query arithmetic and the soft filter's cosine power on the
-   validation queries (``WORKDIR/tuning.json``): the pair giving ``combined`` the best MM;
+6. tune the search settings on the validation queries (``stylesearch tune``: per-method word
+   weights and the soft filter's cosine power), recorded in the index and in
+   ``WORKDIR/tuning.json``;
 7. evaluate every method, the off-the-shelf baseline and (with ``compare=True``) the joint
    model trained with the triplet loss and with a ResNet-18 tower from scratch, on the test
    queries, once (``WORKDIR/report``).
@@ -44,9 +45,6 @@ from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import train
 
 DEFAULT_WORKDIR = Path("runs/demo")
-#: word weights of query arithmetic and cosine powers of the soft filter tried on validation
-WORD_WEIGHTS = (0.25, 0.5, 1.0)
-COSINE_POWERS = (1.0, 4.0, 8.0)
 STAGES = 7
 Log = Callable[[str], None]
 
@@ -249,16 +247,11 @@ def tune_search(
     progress: bool,
     log: Log,
 ) -> dict[str, Any]:
-    """The word weight and cosine power that give ``combined`` the best MM on validation."""
-    from stylesearch.evaluation.protocol import (
-        System,
-        arithmetic_config,
-        evaluate_systems,
-        summarize,
-    )
-    from stylesearch.evaluation.queries import load_queries
+    """``stylesearch tune`` on the validation queries: the chosen settings go into the index
+    (where search, serve and the evaluation find them) and into ``out_path`` (the cache)."""
+    from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS, tune_index
     from stylesearch.index.store import read_manifest
-    from stylesearch.search.searcher import Searcher
+    from stylesearch.search.settings import SearchSettings, write_settings
 
     key = _digest(
         read_manifest(index_dir)["model_fingerprint"],
@@ -266,57 +259,41 @@ def tune_search(
         _file_digest(queries_path),
         WORD_WEIGHTS,
         COSINE_POWERS,
+        "objective: sqrt(MM x MM-shape)",
     )
     cached = _read_cached(out_path, key)
     if cached is not None:
-        log(
-            f"reusing {out_path} (word weight {cached['word_weight']}, "
-            f"cosine power {cached['cosine_power']})"
-        )
+        recorded = SearchSettings.from_manifest(read_manifest(index_dir))
+        if recorded.to_dict() != cached["settings"]:  # a rebuilt index starts untuned
+            write_settings(index_dir, _settings_of(cached))
+        log(f"reusing {out_path} ({_describe_settings(cached['settings'])})")
         return cached
     log(
         f"trying word weights {', '.join(map(str, WORD_WEIGHTS))} x cosine powers "
         f"{', '.join(map(str, COSINE_POWERS))} on {queries_path}"
     )
-    base = Searcher.load(index_dir)
-    settings = {
-        f"w={w},g={g}": (w, g) for w in WORD_WEIGHTS for g in COSINE_POWERS
-    }  # fmt: skip
-    systems = [
-        System(
-            name,
-            index_dir,
-            Searcher(base.index, base.model, arithmetic=arithmetic_config(w), cosine_power=g),
-            ("combined",),
-        )
-        for name, (w, g) in settings.items()
-    ]
-    result = evaluate_systems(
-        systems,
-        load_queries(queries_path),
-        visual_dir,
-        truth=load_truth(truth_path),
-        baseline=False,
-        progress=progress,
-        log=log,
+    tuning = tune_index(
+        index_dir, queries_path, visual_dir, truth_path=truth_path, progress=progress, log=log
     )
-    table = summarize(result)
-    best = max(table, key=lambda r: r["mm"])
-    weight, power = settings[best["system"]]
-    tuning = {
-        "key": key,
-        "queries": str(queries_path),
-        "word_weight": weight,
-        "cosine_power": power,
-        "objective": "MM of combined (validation)",
-        "table": [
-            {k: r[k] for k in ("system", "method", "v_ndcg", "t_ndcg", "mm", "mm_truth")}
-            for r in table
-        ],
-    }
+    tuning["key"] = key
     _write_json(out_path, tuning)
-    log(f"word weight {weight}, cosine power {power} (combined MM {best['mm']:.3f})")
+    log(f"{_describe_settings(tuning['settings'])} (objective {tuning['objective']})")
     return tuning
+
+
+def _settings_of(tuning: dict[str, Any]) -> Any:
+    from stylesearch.search.settings import SearchSettings
+
+    s = tuning["settings"]
+    return SearchSettings(
+        s["word_weight"], s["cosine_power"], "tuned", s["tuned_on"],
+        {k: v for k, v in tuning.items() if k not in ("settings", "table", "key")},
+    )  # fmt: skip
+
+
+def _describe_settings(settings: dict[str, Any]) -> str:
+    weights = ", ".join(f"{m} {w:g}" for m, w in settings["word_weight"].items())
+    return f"word weight {weights}; cosine power {settings['cosine_power']:g}"
 
 
 def evaluate_demo(
@@ -340,18 +317,15 @@ def evaluate_demo(
         read_manifest(index_dir)["model_fingerprint"],
         read_visual_config(visual_dir)["weights_sha256"],
         _file_digest(queries_path),
-        tuning["word_weight"],
-        tuning["cosine_power"],
+        tuning["settings"],
         {n: read_manifest(d)["model_fingerprint"] for n, d in compare.items()},
+        "shape judge",
     )
     cached = _read_cached(out_dir / "report.json", key)
     if cached is not None:
         log(f"reusing {out_dir}")
         return cached
-    log(
-        f"{queries_path} with every method (word weight {tuning['word_weight']}, cosine power "
-        f"{tuning['cosine_power']})"
-    )
+    log(f"{queries_path} with every method ({_describe_settings(tuning['settings'])})")
     report = run_evaluation(
         index_dir,
         queries_path,
@@ -360,8 +334,6 @@ def evaluate_demo(
         truth_path=truth_path,
         compare=list(compare.items()),
         name="joint (mbmr)",
-        word_weight=tuning["word_weight"],
-        cosine_power=tuning["cosine_power"],
         progress=progress,
         log=log,
     )
@@ -483,8 +455,8 @@ def format_report(result: DemoResult) -> str:
         f"## stylesearch demo ({result.workdir})",
         "",
         f"Search quality on {report['n_queries']} test queries (K = {report['k']}, base catalog "
-        f"of {report['base_items']} items; word weight {result.tuning['word_weight']} and cosine "
-        f"power {result.tuning['cosine_power']} chosen on the validation queries):",
+        f"of {report['base_items']} items; {_describe_settings(result.tuning['settings'])}, "
+        "chosen on the validation queries and recorded in the index):",
         "",
         format_table(report["table"], truth=report["truth"]),
         "",
@@ -509,10 +481,8 @@ def format_report(result: DemoResult) -> str:
     lines += [
         "",
         f"Report: {result.workdir / 'report' / 'report.md'} (charts: methods.png, examples.png)",
-        f"Try it: stylesearch serve --index {result.workdir / 'index'} "
-        f"--word-weight {result.tuning['word_weight']} "
-        f"--cosine-power {result.tuning['cosine_power']}   (the tuned settings; then open "
-        "http://127.0.0.1:8000)",
+        f"Try it: stylesearch serve --index {result.workdir / 'index'}   (it uses the tuned "
+        "settings the index records; then open http://127.0.0.1:8000)",
         "Time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()),
     ]
     return "\n".join(lines)

@@ -10,8 +10,10 @@ import pytest
 
 from stylesearch.catalog.demo import DEFAULT_SOURCE, DemoConfig
 from stylesearch.demo import demo_config, format_report, run_demo
+from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS
 from stylesearch.evaluation.visual import VisualConfig
 from stylesearch.search.query import METHODS
+from stylesearch.search.searcher import Searcher
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,10 +43,16 @@ def test_small_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
         assert any(line.startswith(f"[{stage}/7]") for line in logs), stage
     report = json.loads((tmp_path / "demo" / "report" / "report.json").read_text())
     systems = {r["system"] for r in report["table"]}
-    assert systems == {"joint (mbmr)", "triplet", "resnet18-scratch", "off-the-shelf"}
+    assert systems == {"joint (mbmr)", "triplet", "resnet18-scratch", "off-the-shelf", "oracle"}
     assert {r["method"] for r in report["table"] if r["system"] == "triplet"} == set(METHODS)
-    assert result.tuning["word_weight"] in (0.25, 0.5, 1.0)
-    assert result.tuning["cosine_power"] in (1.0, 4.0, 8.0)
+    assert report["shape"] is True  # the demo's truth names every item's source garment
+    settings = result.tuning["settings"]
+    assert settings["word_weight"]["combined"] in WORD_WEIGHTS
+    assert settings["cosine_power"] in COSINE_POWERS
+    # the tuned settings travel with the index: a plain load searches with them
+    searcher = Searcher.load(tmp_path / "demo" / "index")
+    assert searcher.settings.source == "tuned"
+    assert searcher.settings.to_dict() == settings
     queries = tmp_path / "demo" / "queries"
     val = {json.loads(x)["item_id"] for x in (queries / "validation.jsonl").open()}
     test = {json.loads(x)["item_id"] for x in (queries / "test.jsonl").open()}

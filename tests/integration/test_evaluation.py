@@ -33,6 +33,35 @@ def _query_catalog(root: Path) -> tuple[Path, Path]:
     return manifest, root / "truth.jsonl"
 
 
+def _truth_with_sources(root: Path, base_truth: Path, query_truth: Path) -> Path:
+    """One truth file for both catalogs (as the demo's), naming a fake source image per item.
+
+    Each item's source is a random 28 x 28 garment of a fake Fashion-MNIST folder, recorded in
+    a ``build.json`` beside the file: enough for the shape judge and the oracle.
+    """
+    from stylesearch.catalog.fashion_mnist import write_idx
+
+    rows = [
+        {**json.loads(line), "split": split}
+        for split, path in (("base", base_truth), ("query", query_truth))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    rng = np.random.default_rng(5)
+    source = root / "fmnist"
+    source.mkdir()
+    for name, n in (("train", len(rows)), ("t10k", 1)):
+        write_idx(source / f"{name}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(source / f"{name}-labels-idx1-ubyte.gz", np.zeros(n, np.uint8))
+    for i, row in enumerate(rows):
+        row.update(source="train", source_index=i, category=row["shape"])
+    folder = root / "truth"
+    folder.mkdir()
+    (folder / "build.json").write_text(json.dumps({"config": {"source": str(source)}}))
+    (folder / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder / "truth.jsonl"
+
+
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory: pytest.TempPathFactory, build_tiny_index, one_torch_thread) -> dict:
     root = tmp_path_factory.mktemp("eval")
@@ -51,14 +80,17 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory, build_tiny_index, one_to
         "--groups", GROUPS,
     ])  # fmt: skip
     assert queries.exit_code == 0, queries.output
+    truth = _truth_with_sources(root, base_manifest.parent / "truth.jsonl", query_truth)
     result = runner.invoke(cli, [
         "eval", "--index", str(root / "base" / "exact"), "--queries",
         str(root / "q" / "test.jsonl"), "--visual", str(root / "visual"), "-k", "5",
-        "--out", str(root / "report"), "--truth", str(base_manifest.parent / "truth.jsonl"),
+        "--out", str(root / "report"), "--truth", str(truth),
         "--compare", f"again={root / 'base' / 'exact'}", "--quiet",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    return {"root": root, "visual_out": visual.output, "eval_out": result.output}
+    return {
+        "root": root, "truth": truth, "visual_out": visual.output, "eval_out": result.output
+    }  # fmt: skip
 
 
 def test_train_visual_reports_held_out_recall(evaluated: dict) -> None:
@@ -79,10 +111,17 @@ def test_report_files_and_rows(evaluated: dict) -> None:
     for system in ("main", "again"):
         assert {(system, m) for m in METHODS} <= pairs
     assert ("off-the-shelf", "keyword-filter") in pairs
+    assert ("off-the-shelf", "stock-visual") in pairs
+    assert ("oracle", "truth+shape") in pairs
+    assert report["shape"] is True
     for r in report["table"]:
-        for key in ("v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "mm_truth"):
+        for key in (
+            "v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "mm_truth", "v_shape", "mm_shape",
+            "category_at_k",
+        ):  # fmt: skip
             assert 0.0 <= r[key] <= 1.0 + 1e-9, (r["system"], r["method"], key)
         assert r["mm"] == pytest.approx(np.sqrt(r["v_ndcg"] * r["t_ndcg"]))
+        assert r["mm_shape"] == pytest.approx(np.sqrt(r["v_shape"] * r["t_ndcg_truth"]))
         assert sum(v["queries"] for v in r["by_type"].values()) == r["queries"] == 24
     assert "| main | combined |" in (out / "report.md").read_text()
     assert "| main | combined |" in evaluated["eval_out"]
@@ -121,6 +160,50 @@ def test_per_query_ndcg_recomputed_from_the_judges(evaluated: dict) -> None:
             assert all(g == 1.0 for g in ranked)  # the hard filter only returns matching items
         checked += 1
     assert checked == 48
+
+
+def test_shape_judge_and_oracle_recomputed_by_hand(evaluated: dict) -> None:
+    """V-shape from the fake source pixels, and the oracle's answers, recomputed in numpy."""
+    from stylesearch.catalog.fashion_mnist import load_set
+    from stylesearch.search.searcher import Searcher
+
+    root = evaluated["root"]
+    index = Searcher.load(root / "base" / "exact").index
+    truth = {r["id"]: r for r in map(json.loads, evaluated["truth"].read_text().splitlines())}
+    pixels = load_set(root / "fmnist", "train")[0].reshape(-1, 784).astype(np.float64)
+
+    def centred(ids: list[str], split: str) -> np.ndarray:
+        rows = [pixels[r["source_index"]] for r in truth.values() if r["split"] == split]
+        mean = np.mean(rows, axis=0)
+        x = np.stack([pixels[truth[i]["source_index"]] for i in ids]) - mean
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    base_ids = [index.item(row).id for row in range(index.count)]
+    base = centred(base_ids, "base")
+    queries = {q.query_id: q for q in load_queries(root / "q" / "test.jsonl")}
+    rows = [json.loads(line) for line in (root / "report" / "per_query.jsonl").open()]
+    oracle = [r for r in rows if r["system"] == "oracle"]
+    assert len(oracle) == 24
+    for r in rows:
+        if r["method"] not in ("visual", "truth+shape"):
+            continue
+        q = queries[r["query_id"]]
+        gains = np.clip(base @ centred([q.item_id], "query")[0], 0, None)
+        ranked = [gains[index.row_of(i)] for i in r["ids"]]
+        assert r["v_shape"] == pytest.approx(ndcg(ranked, gains, 5))
+        if r["system"] == "oracle":
+            group = q.group
+            meets = [
+                all(truth[i][group] == w for w in q.add)
+                and all(truth[i][group] != w for w in q.remove)
+                for i in base_ids
+            ]
+            met = [i for i, m in zip(base_ids, meets, strict=True) if m]
+            best = sorted(met, key=lambda i: -gains[index.row_of(i)])[:5]
+            assert r["ids"] == best
+            if len(best) == 5:  # fewer: partly matching items are in the ideal ordering
+                assert r["t_truth"] == pytest.approx(1.0)
+    assert "V-shape" in (root / "report" / "report.md").read_text()
 
 
 def test_query_items_inside_the_base_catalog_are_refused(evaluated: dict) -> None:
@@ -179,3 +262,53 @@ def test_deleted_items_are_neither_returned_nor_ideal(evaluated: dict) -> None:
             compare=[("full", root / "base" / "exact")], methods=["visual"], baseline=False,
             progress=False, log=lambda _: None,
         )  # fmt: skip
+
+
+def test_tune_records_settings_that_search_then_uses(evaluated: dict) -> None:
+    import shutil
+
+    from stylesearch.index.update import delete_items
+    from stylesearch.search.query import Query
+    from stylesearch.search.searcher import Searcher
+
+    root = evaluated["root"]
+    index = root / "tuned-index"
+    shutil.copytree(root / "base" / "exact", index)
+    assert Searcher.load(index).settings.source == "default"
+    args = [
+        "tune", "--index", str(index), "--queries", str(root / "q" / "test.jsonl"),
+        "--visual", str(root / "visual"), "--truth", str(evaluated["truth"]), "-k", "5",
+        "--word-weights", "0,2", "--cosine-powers", "1,3", "--quiet",
+    ]  # fmt: skip
+    dry = CliRunner().invoke(cli, [*args, "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    result = json.loads(dry.stdout)
+    assert Searcher.load(index).settings.source == "default"  # a dry run records nothing
+    assert result["objective"] == "sqrt(MM x MM-shape)"
+    # one row per arithmetic weight and per combined (weight, power); the best of each is chosen
+    assert len(result["table"]) == 2 + 4
+    for method in ("arithmetic", "combined"):
+        rows = [r for r in result["table"] if r["method"] == method]
+        best = max(rows, key=lambda r: r["objective"])
+        assert result["settings"]["word_weight"][method] == best["word_weight"]
+        for r in rows:
+            assert r["objective"] == pytest.approx(np.sqrt(r["mm"] * r["mm_shape"]))
+    combined = [r for r in result["table"] if r["method"] == "combined"]
+    best = max(combined, key=lambda r: r["objective"])
+    assert result["settings"]["cosine_power"] == best["cosine_power"]
+
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    assert "recorded in" in done.output
+    searcher = Searcher.load(index)
+    assert searcher.settings.source == "tuned"
+    assert searcher.settings.to_dict() == {**result["settings"], "source": "tuned"}
+    # a plain search runs with them, flags still override them
+    q = Query(item_id=searcher.index.item(0).id, add=["red"], method="combined", k=3)
+    used = searcher.search(q).query
+    assert used["word_weight"] == result["settings"]["word_weight"]["combined"]
+    assert used["cosine_power"] == result["settings"]["cosine_power"]
+    assert Searcher.load(index, cosine_power=7).search(q).query["cosine_power"] == 7.0
+    # index delete keeps the tuned settings
+    delete_items(index, [searcher.index.item(1).id])
+    assert Searcher.load(index).settings.to_dict() == searcher.settings.to_dict()

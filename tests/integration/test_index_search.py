@@ -42,7 +42,8 @@ def searchers(setup):
 
 
 def _brute_force(searcher, method, image_vec, add, remove, must=(), must_not=()):
-    """Scores of every item computed here from the model and the stored arrays."""
+    """Scores of every item computed here from the model and the stored arrays, with the
+    searcher's settings in force (an untuned index: the defaults)."""
     model, index, vocab = searcher.model, searcher.index, searcher.model.vocab
     a = [vocab.index(w) for w in add]
     r = [vocab.index(w) for w in remove]
@@ -52,7 +53,8 @@ def _brute_force(searcher, method, image_vec, add, remove, must=(), must_not=())
     if method == "text":
         q = unit[a].sum(0) - unit[r].sum(0)
     elif method in ("arithmetic", "combined"):
-        q = image_vec + unit[a].sum(0) - unit[r].sum(0)
+        w = searcher.settings.word_weight[method]
+        q = image_vec + w * (unit[a].sum(0) - unit[r].sum(0))
     else:
         q = image_vec
     q = q / np.linalg.norm(q)
@@ -60,7 +62,8 @@ def _brute_force(searcher, method, image_vec, add, remove, must=(), must_not=())
     cos = vectors @ q
     probs = np.asarray(index.attributes, dtype=np.float64)
     p = np.prod(probs[:, a], axis=1) * np.prod(1 - probs[:, r], axis=1)
-    score = (1 + cos) / 2 * p if method in ("filter", "combined") else cos.copy()
+    g = searcher.settings.cosine_power
+    score = ((1 + cos) / 2) ** g * p if method in ("filter", "combined") else cos.copy()
     if method == "filter-hard":
         must, must_not = (*must, *add), (*must_not, *remove)
     for row in range(index.count):

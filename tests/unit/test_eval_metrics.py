@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from stylesearch.evaluation.metrics import (
+    category_preservation,
+    centred_unit_rows,
     dcg,
     ideal_dcg,
     mm,
     ndcg,
+    oracle_ranking,
     requirement_fraction,
     visual_relevance,
 )
@@ -77,3 +80,34 @@ def test_requirement_fraction() -> None:
 def test_mm_is_the_geometric_mean() -> None:
     assert mm(0.81, 0.49) == pytest.approx(math.sqrt(0.81 * 0.49))
     assert mm(0.0, 1.0) == 0.0
+
+
+def test_centred_unit_rows_hand_values() -> None:
+    pixels = np.array([[2.0, 0.0, 4.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    mean = np.array([1.0, 1.0, 1.0])
+    out = centred_unit_rows(pixels, mean)
+    # row 0: (1, -1, 3) / sqrt(11); row 1: (-1, -1, -1) / sqrt(3); row 2 equals the mean -> 0
+    np.testing.assert_allclose(out[0], np.array([1.0, -1.0, 3.0]) / math.sqrt(11))
+    np.testing.assert_allclose(out[1], -np.ones(3) / math.sqrt(3))
+    np.testing.assert_array_equal(out[2], np.zeros(3))
+    # images of any shape are flattened per row
+    assert centred_unit_rows(np.ones((2, 2, 2)), np.zeros(4)).shape == (2, 4)
+
+
+def test_category_preservation_hand_values() -> None:
+    assert category_preservation(["dress", "coat", "dress"], "dress", 3) == pytest.approx(2 / 3)
+    # a short list: the missing ranks are not preserved
+    assert category_preservation(["dress"], "dress", 4) == pytest.approx(0.25)
+    # only the first K count
+    assert category_preservation(np.array(["coat", "dress", "dress"]), "dress", 1) == 0.0
+    with pytest.raises(ValueError):
+        category_preservation([], "dress", 0)
+
+
+def test_oracle_ranking_keeps_the_most_relevant_items_that_meet_every_requirement() -> None:
+    meets = np.array([True, False, True, True, True])
+    relevance = np.array([0.5, 0.99, 0.7, 0.5, 0.1])
+    # row 1 is the most relevant but fails a requirement; rows 0 and 3 tie: row order
+    np.testing.assert_array_equal(oracle_ranking(meets, relevance, 3), [2, 0, 3])
+    np.testing.assert_array_equal(oracle_ranking(meets, relevance, 10), [2, 0, 3, 4])
+    assert oracle_ranking(np.zeros(3, dtype=bool), relevance[:3], 2).size == 0

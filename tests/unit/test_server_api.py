@@ -26,6 +26,7 @@ from PIL import Image  # noqa: E402
 
 from stylesearch.cli import cli  # noqa: E402
 from stylesearch.search import Query  # noqa: E402
+from stylesearch.search.settings import DEFAULT_SETTINGS  # noqa: E402
 from stylesearch.server import SearchService, ServerLimits, create_app  # noqa: E402
 from stylesearch.server.app import STATIC_DIR  # noqa: E402
 
@@ -84,6 +85,9 @@ def test_health(client, service):
     assert body["status"] == "ok"
     assert body["items"] == 60 and body["vocabulary"] == len(service.words)
     assert body["backend"] == "exact"
+    # an untuned index: the measured defaults are in force, and say so
+    assert body["settings"] == DEFAULT_SETTINGS.to_dict()
+    assert body["settings"]["source"] == "default"
 
 
 def test_item(client, service, item_id):
@@ -171,6 +175,23 @@ def test_search_by_item_matches_the_searcher(client, service, item_id):
         assert 1 <= facet["count"] <= 5 and facet["word"] in service.words
 
 
+def test_search_settings_of_one_request_override_the_index(client, service, item_id):
+    body = {"item_id": item_id, "query": "+red -striped", "k": 5}
+    plain = client.post("/api/search", json=body).json()
+    assert plain["query"]["word_weight"] == DEFAULT_SETTINGS.word_weight["combined"]
+    assert plain["query"]["cosine_power"] == DEFAULT_SETTINGS.cosine_power
+    asked = client.post("/api/search", json={**body, "word_weight": 2, "cosine_power": 1}).json()
+    assert asked["query"]["word_weight"] == 2.0 and asked["query"]["cosine_power"] == 1.0
+    expected = service.searcher.search(
+        Query(item_id=item_id, add=["red"], remove=["striped"], k=5, word_weight=2, cosine_power=1)
+    )
+    assert [r["id"] for r in asked["results"]] == [r.id for r in expected.results]
+    # the request changed nothing for the next one
+    assert client.post("/api/search", json=body).json()["results"] == plain["results"]
+    visual = client.post("/api/search", json={**body, "method": "visual"}).json()["query"]
+    assert "word_weight" not in visual and "cosine_power" not in visual
+
+
 def test_search_words_as_lists_and_every_method(client, item_id):
     for method in ("visual", "text", "arithmetic", "filter", "filter-hard", "combined"):
         response = client.post(
@@ -249,6 +270,10 @@ def test_unknown_item_in_search_is_404(client):
         ({"item_id": "ITEM", "add": "red"}, "bad_request"),
         ({"item_id": "ITEM", "add": ["w"] * 33}, "bad_request"),
         ({"item_id": "ITEM", "colour": "red"}, "bad_request"),  # unknown field
+        ({"item_id": "ITEM", "word_weight": -1}, "bad_request"),
+        ({"item_id": "ITEM", "word_weight": 101}, "bad_request"),
+        ({"item_id": "ITEM", "cosine_power": 0}, "bad_request"),
+        ({"item_id": "ITEM", "cosine_power": "sharp"}, "bad_request"),
         ({"item_id": ""}, "bad_request"),
         ({"item_id": None, "method": "visual"}, "bad_query"),
     ],
@@ -445,7 +470,10 @@ def test_serve_command(index_dir, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     searcher = built["service"].searcher
     assert searcher.cosine_power == 8.0
-    assert searcher.arithmetic.add_weight == searcher.arithmetic.remove_weight == 0.25
+    assert searcher.settings.source == "given"
+    assert dict(searcher.settings.word_weight) == {"arithmetic": 0.25, "combined": 0.25}
+    combined = searcher.arithmetic_for("combined")
+    assert combined.add_weight == combined.remove_weight == 0.25
 
 
 # --------------------------------------------------------------------------- fuzzing

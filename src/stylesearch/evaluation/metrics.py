@@ -13,6 +13,12 @@ relevances). Conventions:
   word present, each unwanted word absent (:func:`requirement_fraction`);
 - MM = sqrt(V-nDCG x T-nDCG), computed per query and averaged (and also reported from the
   averages: :func:`mm`).
+
+The shape judge (ours, for catalogs whose truth names each item's uncoloured source image) uses
+the same nDCG with another relevance: the cosine of the items' source pixels after
+:func:`centred_unit_rows`, clipped at 0 like V. It is blind to colour and pattern by
+construction, so a correct colour replacement costs nothing. :func:`category_preservation` and
+:func:`oracle_ranking` are its companions.
 """
 
 from __future__ import annotations
@@ -21,7 +27,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["dcg", "ideal_dcg", "mm", "ndcg", "requirement_fraction", "visual_relevance"]
+__all__ = [
+    "category_preservation",
+    "centred_unit_rows",
+    "dcg",
+    "ideal_dcg",
+    "mm",
+    "ndcg",
+    "oracle_ranking",
+    "requirement_fraction",
+    "visual_relevance",
+]
 
 
 def _discounts(n: int) -> np.ndarray:
@@ -88,3 +104,41 @@ def requirement_fraction(wanted: np.ndarray, unwanted: np.ndarray) -> np.ndarray
 def mm(v_ndcg: float | np.ndarray, t_ndcg: float | np.ndarray) -> float | np.ndarray:
     """The paper's combined metric: the geometric mean ``sqrt(V x T)``."""
     return np.sqrt(np.asarray(v_ndcg) * np.asarray(t_ndcg))
+
+
+def centred_unit_rows(pixels: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``(x - mean) / |x - mean|`` per row, in float64; a row equal to the mean stays zero.
+
+    Centring on the split's mean pixel takes out what every garment shares (a dark background,
+    a bright centre), so the cosine measures how two silhouettes differ from the average one.
+    """
+    x = np.asarray(pixels, dtype=np.float64)
+    x = x.reshape(len(x), -1) - np.asarray(mean, dtype=np.float64).reshape(1, -1)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def category_preservation(
+    result_categories: Sequence[object] | np.ndarray, expected: object, k: int
+) -> float:
+    """The fraction of the K ranks that hold an item of category ``expected``.
+
+    A list shorter than K counts its missing ranks as not preserved, as nDCG counts them as 0.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    cats = list(result_categories)[:k]
+    return sum(c == expected for c in cats) / k
+
+
+def oracle_ranking(meets: np.ndarray, relevance: np.ndarray, k: int) -> np.ndarray:
+    """The K rows of the best possible answer: rows with ``meets`` true, most relevant first.
+
+    Ties keep row order (a stable sort), so the oracle is deterministic. Fewer than K rows
+    meet the requirements: all of them are returned.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rows = np.flatnonzero(np.asarray(meets, dtype=bool))
+    order = np.argsort(-np.asarray(relevance, dtype=np.float64)[rows], kind="stable")
+    return rows[order[:k]]

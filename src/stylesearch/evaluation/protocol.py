@@ -13,10 +13,20 @@ every method returns its top K, and each result is judged three ways, always by 
   a synonym in the metadata ("crimson") or a missing word does not count against an item that
   is red.
 
-plus ``MM = sqrt(V x T)`` (and ``sqrt(V x T-truth)``), from the averaged nDCGs, overall and per
-query kind. The **off-the-shelf baseline** is what a team could assemble from stock parts:
-ImageNet-pretrained EfficientNet-Lite0 features (no fine-tuning) for similarity, restricted to the
-items whose metadata contains every wanted word and no unwanted word.
+- **V-shape** (when the truth names each item's uncoloured source image,
+  :mod:`stylesearch.evaluation.shape`): the cosine of the centred source pixels, clipped at 0;
+  blind to colour and pattern, so it measures whether the garment was kept;
+
+plus ``MM = sqrt(V x T)`` (and ``sqrt(V x T-truth)``, ``MM-shape = sqrt(V-shape x T-truth)``),
+from the averaged nDCGs, overall and per query kind, and **category@K**: the fraction of the K
+ranks holding the category the query asks for (its own, or the one it adds).
+
+The **off-the-shelf baseline** is what a team could assemble from stock parts:
+ImageNet-pretrained EfficientNet-Lite0 features (no fine-tuning), ranked by cosine among the items
+whose metadata contains every wanted word and no unwanted word (``keyword-filter``), and over the
+whole catalog with the words ignored (``stock-visual``). The **oracle** (with truth and shape
+judges) returns the items meeting every requirement by the truth, in the shape judge's order:
+the limit every other row is read against.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +42,16 @@ import numpy as np
 import torch
 
 from stylesearch.evaluation.metrics import (
+    category_preservation,
     dcg,
     ideal_dcg,
     mm,
+    oracle_ranking,
     requirement_fraction,
     visual_relevance,
 )
 from stylesearch.evaluation.queries import KINDS, BenchmarkQuery
+from stylesearch.evaluation.shape import ShapeVectors, load_shape_vectors
 from stylesearch.evaluation.visual import (
     embed_image_paths,
     load_visual,
@@ -46,11 +59,11 @@ from stylesearch.evaluation.visual import (
     read_visual_config,
 )
 from stylesearch.search.query import METHODS, Query
-from stylesearch.search.scoring import ArithmeticConfig
 from stylesearch.search.searcher import Searcher
 
 __all__ = [
     "BASELINE_NAME",
+    "ORACLE_NAME",
     "EvaluationError",
     "System",
     "evaluate_systems",
@@ -59,6 +72,9 @@ __all__ = [
 
 BASELINE_NAME = "off-the-shelf"
 BASELINE_METHOD = "keyword-filter"
+STOCK_VISUAL_METHOD = "stock-visual"
+ORACLE_NAME = "oracle"
+ORACLE_METHOD = "truth+shape"
 Log = Callable[[str], None]
 
 
@@ -109,6 +125,14 @@ class _Judge:
         wanted = np.array([values == w for w in q.add]).reshape(len(q.add), self.n)
         unwanted = np.array([values == w for w in q.remove]).reshape(len(q.remove), self.n)
         return requirement_fraction(wanted, unwanted)
+
+
+def expected_category(q: BenchmarkQuery, own: str | None) -> str | None:
+    """The category a query asks for: the one it adds, else the item's own (``own``); ``None``
+    when it only removes the item's category (no single category is asked for)."""
+    if q.group == "category":
+        return q.add[0] if q.add else None
+    return own
 
 
 def _group_of(q: BenchmarkQuery, groups: Mapping[str, np.ndarray]) -> str | None:
@@ -165,6 +189,26 @@ def _row_map(main: Searcher, other: Searcher, name: str) -> np.ndarray:
     return mapping
 
 
+def load_shape(
+    searcher: Searcher,
+    queries: Sequence[BenchmarkQuery],
+    truth_path: str | Path,
+    *,
+    source_dir: str | Path | None = None,
+    log: Log | None = None,
+) -> ShapeVectors | None:
+    """The shape judge's vectors for ``searcher``'s rows and ``queries``, or ``None`` (logged)
+    when the truth file does not name every item's source image."""
+    index = searcher.index
+    ids = [index.item(row).id for row in range(index.count)]
+    shape = load_shape_vectors(truth_path, ids, [q.item_id for q in queries], source_dir=source_dir)
+    if shape is None:
+        (log or _stderr)(
+            f"eval: {truth_path} does not name every item's source image; no shape judge"
+        )
+    return shape
+
+
 def evaluate_systems(
     systems: Sequence[System],
     queries: Sequence[BenchmarkQuery],
@@ -172,11 +216,14 @@ def evaluate_systems(
     *,
     k: int = 10,
     truth: Mapping[str, Mapping[str, str]] | None = None,
+    shape: ShapeVectors | None = None,
     baseline: bool = True,
     progress: bool = True,
     log: Log | None = None,
 ) -> dict[str, Any]:
     """Run every method of every system (and the off-the-shelf baseline) on ``queries``.
+
+    ``shape`` (:func:`load_shape`) adds the shape judge and, with ``truth``, the oracle row.
 
     Returns ``{"per_query": [...], "systems": [...], ...}``: per-query nDCGs for
     :func:`summarize` and the report writer, and the returned ids (for the example sheet).
@@ -232,7 +279,9 @@ def evaluate_systems(
     judge = _Judge(visual_base, word_rows, truth_groups, n)
     # per query and judge: the gains of every row and the ideal DCG@K over the catalog (computed
     # once here, not once per system and method)
+    categories = None if truth_groups is None else truth_groups.get("category")
     gains: list[list[tuple[np.ndarray, float] | None]] = []
+    expected: list[str | None] = []
     for qi, q in enumerate(queries):
         # deleted rows are not in the catalog any more: no gain, and not in the ideal ordering
         tt = judge.truth_gains(q)
@@ -240,18 +289,24 @@ def evaluate_systems(
             visual_relevance(visual_base @ visual_q[qi]) * live,
             judge.metadata_gains(q) * live,
             None if tt is None else tt * live,
+            None if shape is None else visual_relevance(shape.base @ shape.queries[qi]) * live,
         )
         gains.append([None if g is None else (g, ideal_dcg(g, k)) for g in per_judge])
+        own = None if truth is None else truth.get(q.item_id, {}).get("category")
+        expected.append(None if categories is None else expected_category(q, own))
     judge_seconds = time.perf_counter() - t0
 
     per_query: list[dict[str, Any]] = []
 
     def record(system: str, method: str, qi: int, rows: np.ndarray, ms: float, ids: list[str]):
         rows = np.asarray(rows, dtype=np.int64)
-        v, t, tt = (
+        v, t, tt, vs = (
             None if g is None else (dcg(g[0][rows], k) / g[1] if g[1] > 0 else 0.0)
             for g in gains[qi]
         )  # nDCG@K, 0 when no item is relevant (metrics.ndcg)
+        cat = None
+        if categories is not None and expected[qi] is not None:
+            cat = category_preservation(categories[rows], expected[qi], k)
         entry = {
             "system": system,
             "method": method,
@@ -260,6 +315,8 @@ def evaluate_systems(
             "v": v,
             "t": t,
             "t_truth": tt,
+            "v_shape": vs,
+            "category": cat,
             "ms": ms,
             "ids": ids[:k],
         }
@@ -303,8 +360,7 @@ def evaluate_systems(
                 "description": system.description,
                 "methods": list(system.methods),
                 "model": _model_summary(s),
-                "arithmetic": asdict(s.arithmetic),
-                "cosine_power": s.cosine_power,
+                "settings": s.settings.to_dict(),
             }
         )
 
@@ -332,20 +388,44 @@ def evaluate_systems(
                 allowed &= judge.has_word(w)
             for w in q.remove:
                 allowed &= ~judge.has_word(w)
-            cand = np.flatnonzero(allowed)
-            cos = stock_base[cand] @ stock_q[qi]
-            top = cand[np.argsort(-cos, kind="stable")[:k]]
-            ms = (time.perf_counter() - t) * 1e3
-            record(BASELINE_NAME, BASELINE_METHOD, qi, top, ms, [index.item(r).id for r in top])
+            for method, cand in (
+                (BASELINE_METHOD, np.flatnonzero(allowed)),
+                (STOCK_VISUAL_METHOD, np.flatnonzero(live)),
+            ):
+                cos = stock_base[cand] @ stock_q[qi]
+                top = cand[np.argsort(-cos, kind="stable")[:k]]
+                ms = (time.perf_counter() - t) * 1e3
+                record(BASELINE_NAME, method, qi, top, ms, [index.item(r).id for r in top])
+                t = time.perf_counter()
         described.append(
             {
                 "name": BASELINE_NAME,
                 "index": None,
                 "description": "ImageNet-pretrained EfficientNet-Lite0 features (no training) "
-                "ranked by cosine among the items whose metadata has every wanted word and "
-                "no unwanted word",
-                "methods": [BASELINE_METHOD],
+                f"ranked by cosine: `{BASELINE_METHOD}` among the items whose metadata has every "
+                f"wanted word and no unwanted word, `{STOCK_VISUAL_METHOD}` over the whole "
+                "catalog with the words ignored",
+                "methods": [BASELINE_METHOD, STOCK_VISUAL_METHOD],
                 "model": {"backbone": "efficientnet_lite0 (ImageNet)", "image_size": size},
+            }
+        )
+
+    # ---- the oracle: every requirement met by the truth, in the shape judge's order
+    if shape is not None and truth_groups is not None:
+        for qi in range(len(queries)):
+            truth_gain, shape_gain = gains[qi][2], gains[qi][3]
+            if truth_gain is None or shape_gain is None:
+                continue
+            top = oracle_ranking((truth_gain[0] >= 1.0) & live, shape_gain[0], k)
+            record(ORACLE_NAME, ORACLE_METHOD, qi, top, 0.0, [index.item(r).id for r in top])
+        described.append(
+            {
+                "name": ORACLE_NAME,
+                "index": None,
+                "description": "the limit: the items that meet every requirement by the clean "
+                "truth, ordered by the shape judge itself",
+                "methods": [ORACLE_METHOD],
+                "model": {},
             }
         )
 
@@ -360,6 +440,7 @@ def evaluate_systems(
             "metrics": read_visual_config(visual_dir).get("metrics", {}).get("final", {}),
         },
         "truth": truth is not None,
+        "shape": shape is not None,
         "judge_seconds": round(judge_seconds, 2),
         "systems": described,
         "per_query": per_query,
@@ -387,11 +468,17 @@ def _model_summary(searcher: Searcher) -> dict[str, Any]:
     return summary
 
 
+def _mean(rows: Sequence[dict[str, Any]], key: str) -> float | None:
+    """The mean of ``key`` over the rows that have it (None when none has)."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
 def _aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     v = float(np.mean([r["v"] for r in rows]))
     t = float(np.mean([r["t"] for r in rows]))
-    truth = [r["t_truth"] for r in rows if r["t_truth"] is not None]
-    tt = float(np.mean(truth)) if truth else None
+    tt = _mean(rows, "t_truth")
+    vs = _mean(rows, "v_shape")
     ms = np.array([r["ms"] for r in rows])
     return {
         "queries": len(rows),
@@ -400,6 +487,9 @@ def _aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "mm": float(mm(v, t)),
         "t_ndcg_truth": tt,
         "mm_truth": None if tt is None else float(mm(v, tt)),
+        "v_shape": vs,
+        "mm_shape": None if vs is None or tt is None else float(mm(vs, tt)),
+        "category_at_k": _mean(rows, "category"),
         "search_ms_p50": float(np.percentile(ms, 50)),
         "search_ms_p99": float(np.percentile(ms, 99)),
     }
@@ -420,11 +510,3 @@ def summarize(result: dict[str, Any]) -> list[dict[str, Any]]:
         }
         table.append(entry)
     return table
-
-
-def arithmetic_config(word_weight: float | None) -> ArithmeticConfig:
-    """The arithmetic config with wanted and unwanted word weights ``b = c = word_weight``."""
-    try:
-        return ArithmeticConfig.with_word_weight(word_weight)
-    except ValueError as exc:
-        raise EvaluationError(str(exc)) from None

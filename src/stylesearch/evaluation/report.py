@@ -29,36 +29,46 @@ def _f(x: float | None) -> str:
 
 
 def format_table(table: Sequence[dict[str, Any]], *, truth: bool, system: str | None = None) -> str:
-    """A Markdown table of (system, method) rows (one system's, or all)."""
+    """A Markdown table of (system, method) rows (one system's, or all).
+
+    The shape judge's columns appear when the rows have them (a truth naming source images).
+    """
     rows = [r for r in table if system is None or r["system"] == system]
-    head = "| system | method | V-nDCG | T-nDCG | MM |"
-    rule = "|---|---|---|---|---|"
+    columns = [("V-nDCG", "v_ndcg"), ("T-nDCG", "t_ndcg"), ("MM", "mm")]
     if truth:
-        head += " T-nDCG (truth) | MM (truth) |"
-        rule += "---|---|"
-    head += " search p50 ms |"
-    rule += "---|"
-    lines = [head, rule]
+        columns += [("T-nDCG (truth)", "t_ndcg_truth"), ("MM (truth)", "mm_truth")]
+    if any(r.get("v_shape") is not None for r in rows):
+        columns += [("V-shape", "v_shape"), ("MM-shape", "mm_shape")]
+    if any(r.get("category_at_k") is not None for r in rows):
+        columns.append(("category@K", "category_at_k"))
+    lines = [
+        "| system | method | " + " | ".join(name for name, _ in columns) + " | search p50 ms |",
+        "|---|---|" + "---|" * len(columns) + "---|",
+    ]
     for r in rows:
-        line = f"| {r['system']} | {r['method']} | {_f(r['v_ndcg'])} | {_f(r['t_ndcg'])} | "
-        line += f"**{_f(r['mm'])}** |"
-        if truth:
-            line += f" {_f(r['t_ndcg_truth'])} | {_f(r['mm_truth'])} |"
-        line += f" {r['search_ms_p50']:.1f} |"
-        lines.append(line)
+        cells = [
+            f"**{_f(r.get(key))}**" if key == "mm" else _f(r.get(key)) for _, key in columns
+        ]  # fmt: skip
+        lines.append(
+            f"| {r['system']} | {r['method']} | " + " | ".join(cells)
+            + f" | {r['search_ms_p50']:.1f} |"
+        )  # fmt: skip
     return "\n".join(lines)
 
 
 def _by_type_table(table: Sequence[dict[str, Any]], system: str) -> str:
-    kinds = sorted({k for r in table if r["system"] == system for k in r["by_type"]})
-    lines = [
-        "| method | " + " | ".join(f"MM {k} ({_count(table, system, k)})" for k in kinds) + " |",
-        "|---|" + "---|" * len(kinds),
-    ]
-    for r in table:
-        if r["system"] == system:
-            cells = [_f(r["by_type"].get(k, {}).get("mm")) for k in kinds]
-            lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+    """Per query kind: MM, and (when the rows have them) MM-shape and T-nDCG (truth)."""
+    rows = [r for r in table if r["system"] == system]
+    kinds = sorted({k for r in rows for k in r["by_type"]})
+    metrics = [("MM", "mm")]
+    for label, key in (("MM-shape", "mm_shape"), ("T (truth)", "t_ndcg_truth")):
+        if any(r["by_type"].get(k, {}).get(key) is not None for r in rows for k in kinds):
+            metrics.append((label, key))
+    heads = [f"{label} {k} ({_count(table, system, k)})" for label, _ in metrics for k in kinds]
+    lines = ["| method | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    for r in rows:
+        cells = [_f(r["by_type"].get(k, {}).get(key)) for _, key in metrics for k in kinds]
+        lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -84,7 +94,16 @@ def markdown(report: dict[str, Any]) -> str:
         "- V-nDCG: relevance = the visual judge's cosine (clipped at 0); T-nDCG: fraction of the "
         "requirements the item's metadata words satisfy"
         + ("; T-nDCG (truth): the same against the clean attributes" if truth else "")
-        + "; MM = sqrt(V-nDCG x T-nDCG).",
+        + "; MM = sqrt(V-nDCG x T-nDCG)."
+        + (
+            " V-shape: relevance = the cosine of the items' uncoloured source images (centred "
+            "greyscale pixels, clipped at 0), blind to colour and pattern; MM-shape = "
+            "sqrt(V-shape x T-nDCG (truth)); category@K: the share of the K ranks holding the "
+            "category the query asks for. `oracle`: the items meeting every requirement by the "
+            "truth in the shape judge's order, the limit."
+            if report.get("shape")
+            else ""
+        ),
         "",
         f"## Methods of `{main}`",
         "",
@@ -265,7 +284,8 @@ def run_evaluation(
     methods: Sequence[str] | None = None,
     baseline: bool = True,
     word_weight: float | None = None,
-    cosine_power: float = 1.0,
+    cosine_power: float | None = None,
+    shape_source: str | Path | None = None,
     progress: bool = True,
     log: Any = None,
 ) -> dict[str, Any]:
@@ -275,15 +295,19 @@ def run_evaluation(
         index_dir: the main index (its model is loaded from the folder it records).
         compare: ``(name, index_dir)`` of further systems over the same base catalog.
         methods: the search methods to run (default: all six).
-        word_weight: weight of the word vectors in query arithmetic (``b = c``; default 1).
-        cosine_power: ``g`` of the soft filter's score ``c~^g * p`` (default 1).
+        word_weight: weight of the word vectors in query arithmetic (``b = c``), for every
+            method (default: the main index's recorded settings, else the measured defaults).
+        cosine_power: ``g`` of the soft filter's score ``c~^g * p`` (default: likewise).
+            Every system is searched with the main index's settings.
+        shape_source: the Fashion-MNIST folder of the shape judge (default: the one in the
+            catalog's ``build.json`` beside the truth file).
     """
     from stylesearch.evaluation.attributes import load_truth
     from stylesearch.evaluation.protocol import (
         EvaluationError,
         System,
-        arithmetic_config,
         evaluate_systems,
+        load_shape,
     )
     from stylesearch.evaluation.queries import load_queries
     from stylesearch.evaluation.visual import read_visual_config
@@ -300,22 +324,23 @@ def run_evaluation(
     queries = load_queries(queries_path)
     read_visual_config(visual_dir)  # a missing judge is an error before any model is loaded
     truth = load_truth(truth_path) if truth_path is not None else None
-    arithmetic = arithmetic_config(word_weight)
-    systems = [
-        System(
-            n,
-            Path(d),
-            Searcher.load(d, arithmetic=arithmetic, cosine_power=cosine_power),
-            methods,
-        )  # fmt: skip
-        for n, d in [(name, index_dir), *compare]
+    main = Searcher.load(index_dir, word_weight=word_weight, cosine_power=cosine_power)
+    # every system is searched with the main index's settings, so only the models differ
+    systems = [System(name, Path(index_dir), main, methods)] + [
+        System(n, Path(d), Searcher.load(d, settings=main.settings), methods) for n, d in compare
     ]
+    shape = None
+    if truth_path is not None:
+        shape = load_shape(
+            systems[0].searcher, queries, truth_path, source_dir=shape_source, log=log
+        )
     result = evaluate_systems(
         systems,
         queries,
         visual_dir,
         k=k,
         truth=truth,
+        shape=shape,
         baseline=baseline,
         progress=progress,
         log=log,

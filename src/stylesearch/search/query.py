@@ -117,6 +117,9 @@ class Query:
         must: hard metadata filter: every one of these words in the item's metadata.
         must_not: hard metadata filter: none of these words in the item's metadata.
         text: a one-line query (``"+red -striped"``) whose words are added to ``add`` / ``remove``.
+        word_weight: this query's word weight of query arithmetic (``b = c``), instead of the
+            searcher's settings.
+        cosine_power: this query's ``g`` of the soft filter, instead of the searcher's.
     """
 
     image: ImageInput | None = None
@@ -128,6 +131,8 @@ class Query:
     must: tuple[str, ...] | list[str] = ()
     must_not: tuple[str, ...] | list[str] = ()
     text: str | None = field(default=None)
+    word_weight: float | None = None
+    cosine_power: float | None = None
 
     def validate(self) -> None:
         """:class:`QueryError` for a query no method can answer (checked before any work)."""

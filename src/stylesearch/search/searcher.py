@@ -18,7 +18,9 @@ method          query vector                                       ranked by
 ``combined``    the ``arithmetic`` query                           ``((1 + cos) / 2)^g * p``
 ==============  =================================================  ============================
 
-(``g``: the searcher's ``cosine_power``, 1 by default.) Every query may also carry hard metadata
+(``g``: the cosine power; the word weights and ``g`` come from the :mod:`settings
+<stylesearch.search.settings>` in force: the query's own, the searcher's, the index's tuned ones
+or the measured defaults.) Every query may also carry hard metadata
 filters (``must`` / ``must_not``), applied before ranking in every method. Each result reports
 ``score`` (what ranked it), ``cosine`` (raw), ``attribute_score`` (``p`` of the query's words; 1.0
 without words, reported for every method) and the title. A query by ``item_id`` uses that item's
@@ -41,6 +43,7 @@ from stylesearch.index.store import Index, IndexMismatchError
 from stylesearch.search import kernels
 from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError, parse_query
 from stylesearch.search.scoring import ArithmeticConfig, compose_query
+from stylesearch.search.settings import ARITHMETIC_METHODS, SearchSettings, SettingsError
 from stylesearch.search.topk import (
     DeepeningConfig,
     TopK,
@@ -127,10 +130,14 @@ class Searcher:
         index: a loaded :class:`~stylesearch.index.store.Index`.
         model: the :class:`~stylesearch.model.joint.JointModel` whose fingerprint the index
             records (checked here: :class:`IndexMismatchError` otherwise).
-        arithmetic: weights / normalisation of query arithmetic.
+        settings: the word weights and cosine power (default: the ones the index records,
+            else :data:`~stylesearch.search.settings.DEFAULT_SETTINGS`).
+        word_weight: overrides the settings' word weight of every method (``b = c``).
+        cosine_power: overrides ``g`` of the soft-filter score ``c~^g * p`` (``filter``,
+            ``combined``); 1 is the plain product, larger values weigh the looks more.
+        arithmetic: the whole query-arithmetic config of every method (weights and
+            normalisation); overrides ``word_weight`` and the settings' weights.
         deepening: knobs of the exact soft-filter top-k.
-        cosine_power: ``g`` of the soft-filter score ``c~^g * p`` (``filter``, ``combined``);
-            1 is the plain product, larger values weigh the looks more against ``p``.
         device: torch device for encoding query images.
     """
 
@@ -139,18 +146,24 @@ class Searcher:
         index: Index,
         model: JointModel,
         *,
+        settings: SearchSettings | None = None,
+        word_weight: float | None = None,
+        cosine_power: float | None = None,
         arithmetic: ArithmeticConfig | None = None,
         deepening: DeepeningConfig | None = None,
-        cosine_power: float = 1.0,
         device: str = "cpu",
     ) -> None:
         check_model_matches(index, model)
-        if not cosine_power > 0:
-            raise ValueError(f"cosine_power must be > 0, got {cosine_power}")
-        self.cosine_power = float(cosine_power)
+        try:
+            base = settings or SearchSettings.from_manifest(index.manifest)
+            self.settings = base.overridden(word_weight=word_weight, cosine_power=cosine_power)
+        except SettingsError as exc:
+            raise QueryError(str(exc)) from None
+        self._arithmetic = arithmetic
+        if arithmetic is not None:
+            self.settings = self.settings.overridden(word_weight=arithmetic.add_weight)
         self.index = index
         self.model = model
-        self.arithmetic = arithmetic or ArithmeticConfig()
         self.deepening = deepening or DeepeningConfig()
         self.device = device
         self._pipeline: TextPipeline | None = None
@@ -174,6 +187,18 @@ class Searcher:
         searcher.pipeline.load()  # load the text pipeline now, not inside the first query
         kernels.warm_up()  # and the soft filter's compiled loops
         return searcher
+
+    @property
+    def cosine_power(self) -> float:
+        return self.settings.cosine_power
+
+    def arithmetic_for(
+        self, method: str, settings: SearchSettings | None = None
+    ) -> ArithmeticConfig:
+        """The query arithmetic ``method`` uses under ``settings`` (default: the searcher's)."""
+        if self._arithmetic is not None and settings is None:
+            return self._arithmetic
+        return (settings or self.settings).arithmetic(method)
 
     # ------------------------------------------------------------------ words
 
@@ -260,8 +285,20 @@ class Searcher:
             "must_not": vocab.decode(must_not),
         }
 
+        try:
+            settings = self.settings.overridden(
+                word_weight=query.word_weight, cosine_power=query.cosine_power
+            )
+        except SettingsError as exc:
+            raise QueryError(str(exc)) from None
+        arithmetic = self.arithmetic_for(method, None if settings is self.settings else settings)
+        if method in ARITHMETIC_METHODS:
+            understood["word_weight"] = arithmetic.add_weight
+        if method in SOFT_METHODS:
+            understood["cosine_power"] = settings.cosine_power
+
         t_enc = time.perf_counter()
-        q = self._query_vector(query, add, remove, image_vector)
+        q = self._query_vector(query, add, remove, image_vector, arithmetic)
         t_search = time.perf_counter()
         allowed = hard_filter_mask(self.index, must, must_not)
         if allowed is not None and not allowed.any():
@@ -280,7 +317,7 @@ class Searcher:
         if method in SOFT_METHODS:
             top = soft_filter_topk(
                 self.index, q, query.k, add, remove, allowed=allowed, config=self.deepening,
-                cosine_power=self.cosine_power,
+                cosine_power=settings.cosine_power,
             )  # fmt: skip
         else:
             cos, rows = hard_filter_topk(self.index, q, query.k, allowed, self.deepening)
@@ -323,6 +360,7 @@ class Searcher:
         add: list[int],
         remove: list[int],
         image_vector: np.ndarray | None = None,
+        arithmetic: ArithmeticConfig | None = None,
     ) -> np.ndarray:
         image: np.ndarray | None = None
         if query.item_id is not None:
@@ -334,14 +372,15 @@ class Searcher:
             image = np.asarray(image_vector, dtype=np.float32)
         elif query.image is not None and query.method != "text":
             image = self.encode_image(query.image)
+        arithmetic = arithmetic or self.arithmetic_for(query.method)
         try:
             if query.method == "text":
                 return compose_query(
-                    None, self.word_vectors(add), self.word_vectors(remove), self.arithmetic
+                    None, self.word_vectors(add), self.word_vectors(remove), arithmetic
                 )
             if query.method in ("arithmetic", "combined"):
                 return compose_query(
-                    image, self.word_vectors(add), self.word_vectors(remove), self.arithmetic
+                    image, self.word_vectors(add), self.word_vectors(remove), arithmetic
                 )
         except ValueError as exc:
             raise QueryError(str(exc)) from None

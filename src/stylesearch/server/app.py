@@ -207,6 +207,8 @@ def _query_from(req: SearchRequest, image: Any, max_k: int) -> Query:
         must=req.must,
         must_not=req.must_not,
         text=req.query or None,
+        word_weight=req.word_weight,
+        cosine_power=req.cosine_power,
     )
 
 

@@ -56,6 +56,15 @@ class SearchRequest(BaseModel):
     must_not: Words = Field(
         default_factory=list, max_length=MAX_QUERY_WORDS, description="hard filter: metadata lacks"
     )
+    word_weight: float | None = Field(
+        None, ge=0, le=100, allow_inf_nan=False,
+        description="this query's word weight of query arithmetic (default: the index's settings,"
+        " GET /api/health)",
+    )  # fmt: skip
+    cosine_power: float | None = Field(
+        None, gt=0, le=1000, allow_inf_nan=False,
+        description="this query's cosine power of the soft filter (default: the index's settings)",
+    )  # fmt: skip
 
 
 class Attribute(BaseModel):
@@ -121,6 +130,10 @@ class HealthResponse(BaseModel):
     dimension: int
     backend: str | None
     model_fingerprint: str
+    settings: dict[str, Any] = Field(
+        description="the search settings in force: word_weight per method, cosine_power, and "
+        "source (tuned, default or given)"
+    )
 
 
 class ErrorBody(BaseModel):

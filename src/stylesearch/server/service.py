@@ -124,7 +124,7 @@ class SearchService:
         **searcher: Any,
     ) -> SearchService:
         """Open the index and its model once (see :meth:`Searcher.load`; ``searcher``: its
-        scoring settings, ``arithmetic`` and ``cosine_power``)."""
+        scoring overrides, ``word_weight`` and ``cosine_power``)."""
         return cls(Searcher.load(index_dir, model_dir=model_dir, device=device, **searcher), limits)
 
     # ------------------------------------------------------------------ items
@@ -228,6 +228,7 @@ class SearchService:
             "dimension": self.index.dimension,
             "backend": manifest.get("backend", {}).get("name"),
             "model_fingerprint": str(manifest.get("model_fingerprint", ""))[:12],
+            "settings": self.searcher.settings.to_dict(),
         }
 
 

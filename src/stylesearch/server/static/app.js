@@ -370,7 +370,9 @@ function start() {
   state.method = $("#method").value;
   state.k = Number($("#k").value);
   api("/api/health").then((h) => {
+    const s = h.settings;
     $("#catalog-info").textContent = `${h.items.toLocaleString()} items · ${h.vocabulary} words · ${h.backend}`;
+    $("#settings-info").textContent = `word weight ${s.word_weight.combined} · cosine power ${s.cosine_power} (${s.source === "tuned" ? "tuned on validation queries" : s.source === "given" ? "set at start" : "defaults"})`;
   }).catch(() => {});
   loadRandom();
   refresh();

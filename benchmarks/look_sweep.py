@@ -1,0 +1,139 @@
+"""Search-side candidates for results that keep the query's look, on a query set.
+
+Each candidate is a ``combined`` variant judged by the evaluation protocol (V, T, the shape
+judge, MM-shape), beside the index's own ``combined`` under its settings. Use the
+**validation** queries: the test set is for the one final run.
+
+- ``project``: the query image's components along the query words' vectors are taken out of
+  the image part before the arithmetic, so the cosine stops rewarding the query's own value of
+  the changed attribute ("blue" in "this blue dress, but red");
+- ``grey-look``: a colour-blind look, the cosine of ImageNet EfficientNet-Lite0 features of the
+  greyscale images, rescaled and raised to the index's cosine power, times ``p`` (brute force;
+  the look a team could get without training, read against the oracle).
+
+    .venv/bin/python benchmarks/look_sweep.py --index runs/demo/index \\
+        --queries runs/demo/queries/validation.jsonl --visual runs/demo/visual \\
+        --truth runs/demo/catalog/truth.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
+from stylesearch.evaluation.attributes import load_truth
+from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
+from stylesearch.evaluation.queries import load_queries
+from stylesearch.evaluation.visual import embed_image_paths
+from stylesearch.search.query import Query
+from stylesearch.search.scoring import ArithmeticConfig, compose_query, rescale_cosine
+from stylesearch.search.searcher import Result, Searcher, SearchResponse
+from stylesearch.search.topk import attribute_probs
+
+
+class ProjectedWords(Searcher):
+    """``combined`` whose image part has the query words' directions taken out (brute force)."""
+
+    def _query_vector(self, query, add, remove, image_vector=None, arithmetic=None):  # noqa: ANN001
+        image = super()._query_vector(
+            Query(image=query.image, item_id=query.item_id, method="visual"), [], [], image_vector
+        )
+        words = self.word_vectors(add + remove).astype(np.float64)
+        if len(words):
+            basis, _ = np.linalg.qr(words.T)  # (D, r) orthonormal span of the words
+            image = image - basis @ (basis.T @ image)
+        cfg = arithmetic or self.arithmetic_for(query.method)
+        return compose_query(image, self.word_vectors(add), self.word_vectors(remove), cfg)
+
+
+class GreyLook(Searcher):
+    """Ranks by ``rescale(cos of grey ImageNet features)^g * p`` over the whole index."""
+
+    def __init__(self, base: Searcher, features: np.ndarray, queries: dict[str, np.ndarray]):
+        super().__init__(base.index, base.model, settings=base.settings)
+        self.features, self.queries = features, queries
+
+    def search(self, query: Query, *, image_vector: np.ndarray | None = None) -> SearchResponse:
+        add, remove = self._ids(query.add), self._ids(query.remove)
+        cos = self.features @ self.queries[str(query.image)]
+        p = attribute_probs(self.index.attributes, np.arange(self.index.count), add, remove)
+        score = rescale_cosine(cos, self.cosine_power) * p
+        top = np.argsort(-score, kind="stable")[: query.k]
+        results = [
+            Result(self.index.item(int(r)).id, float(score[r]), float(cos[r]), float(p[r]), "",
+                   row=int(r))
+            for r in top
+        ]  # fmt: skip
+        return SearchResponse(query.method, {}, 0.0, results)
+
+
+def grey_features(paths: list, image_size: int) -> np.ndarray:
+    from stylesearch.config import ModelConfig
+    from stylesearch.model.towers import build_image_backbone
+
+    net, _ = build_image_backbone(ModelConfig(backbone="efficientnet_lite0", pretrained=True))
+    net.eval()
+
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        rgb = images * std + mean
+        grey = ((rgb * luma).sum(dim=1, keepdim=True).expand_as(rgb) - mean) / std
+        with torch.no_grad():
+            return torch.nn.functional.normalize(net(grey).float(), dim=-1)
+
+    return embed_image_paths(encode, paths, image_size=image_size, progress=False, desc="grey")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, required=True)
+    parser.add_argument("--visual", type=Path, required=True)
+    parser.add_argument("--truth", type=Path, required=True)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5])
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+
+    base = Searcher.load(args.index)
+    queries = load_queries(args.queries)
+    systems = [System("index settings", args.index, base, ("combined",))]
+    for w in args.weights:
+        cfg = ArithmeticConfig.with_word_weight(w)
+        searcher = ProjectedWords(base.index, base.model, settings=base.settings, arithmetic=cfg)
+        systems.append(System(f"project, w={w:g}", args.index, searcher, ("combined",)))
+    size = base.model.config.image_size
+    paths = [Path(base.index.item(r).image) for r in range(base.index.count)]
+    qfeat = grey_features([q.image for q in queries], size)
+    by_image = {str(q.image): v for q, v in zip(queries, qfeat, strict=True)}
+    look = GreyLook(base, grey_features(paths, size), by_image)
+    systems.append(System("grey-look", args.index, look, ("combined",)))
+    result = evaluate_systems(
+        systems, queries, args.visual, k=args.k, truth=load_truth(args.truth),
+        shape=load_shape(base, queries, args.truth), baseline=False, progress=False,
+    )  # fmt: skip
+    table = summarize(result)
+    print(f"settings: {base.settings.to_dict()}")
+    print("| system | method | V-nDCG | MM | T (truth) | V-shape | MM-shape | category@K |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in table:
+        print(
+            f"| {r['system']} | {r['method']} | {r['v_ndcg']:.3f} | {r['mm']:.3f} | "
+            f"{r['t_ndcg_truth']:.3f} | {r['v_shape']:.3f} | {r['mm_shape']:.3f} | "
+            f"{r['category_at_k']:.3f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps([{k: v for k, v in r.items() if k != "by_type"}
+                                         for r in table], indent=1))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

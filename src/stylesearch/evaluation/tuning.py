@@ -1,0 +1,136 @@
+"""``stylesearch tune``: choose search settings on validation queries, record them in the index.
+
+Each method that has a knob is tuned on its own grid, with the same judges as ``stylesearch
+eval`` (:mod:`stylesearch.evaluation.protocol`):
+
+- ``combined``: word weight x cosine power;
+- ``arithmetic``: word weight (it has no cosine power);
+- ``filter``: takes the cosine power chosen for ``combined`` (it is ``combined`` with word
+  weight 0, which the grid includes).
+
+The objective is the geometric mean of the MMs the judges give: the paper's MM (metadata) and,
+when the truth names each item's source image, MM-shape (looks by the shape judge x words by the
+clean truth). One judge alone would reward either the keyword match or the look alone. The
+chosen settings are written into the index's manifest (:func:`stylesearch.search.settings.
+write_settings`), where ``search``, ``serve``, ``eval`` and :meth:`Searcher.load` find them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from stylesearch.search.settings import SearchSettings, write_settings
+
+__all__ = ["COSINE_POWERS", "WORD_WEIGHTS", "objective", "tune_index"]
+
+#: the grids tried by default
+WORD_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+COSINE_POWERS: tuple[float, ...] = (4.0, 8.0, 16.0)
+
+
+def objective(row: dict[str, Any]) -> float:
+    """The tuning objective of a summary row: ``sqrt(MM x MM-shape)``, or MM without shape."""
+    if row.get("mm_shape") is None:
+        return float(row["mm"])
+    return math.sqrt(float(row["mm"]) * float(row["mm_shape"]))
+
+
+def tune_index(
+    index_dir: str | Path,
+    queries_path: str | Path,
+    visual_dir: str | Path,
+    *,
+    truth_path: str | Path | None = None,
+    word_weights: Sequence[float] = WORD_WEIGHTS,
+    cosine_powers: Sequence[float] = COSINE_POWERS,
+    k: int = 10,
+    write: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Try the grids on ``queries_path``, record the best settings in the index (``write``).
+
+    Returns ``{"settings": SearchSettings.to_dict(), "objective", "table": [...]}``, one table
+    row per (method, word weight, cosine power) with its V, T, MM (and MM-shape) and objective.
+    """
+    from stylesearch.evaluation.attributes import load_truth
+    from stylesearch.evaluation.protocol import (
+        EvaluationError,
+        System,
+        evaluate_systems,
+        load_shape,
+        summarize,
+    )
+    from stylesearch.evaluation.queries import load_queries
+    from stylesearch.search.searcher import Searcher
+
+    if not word_weights or not cosine_powers:
+        raise EvaluationError("give at least one word weight and one cosine power to try")
+    if any(not w >= 0 for w in word_weights) or any(not g > 0 for g in cosine_powers):
+        raise EvaluationError("word weights must be >= 0 and cosine powers > 0")
+    queries = load_queries(queries_path)
+    base = Searcher.load(index_dir)
+    grid: dict[str, tuple[str, float, float | None]] = {}
+    for w in word_weights:
+        grid[f"arithmetic w={w:g}"] = ("arithmetic", float(w), None)
+        for g in cosine_powers:
+            grid[f"combined w={w:g} g={g:g}"] = ("combined", float(w), float(g))
+    systems = [
+        System(
+            name,
+            Path(index_dir),
+            Searcher(base.index, base.model, word_weight=w, cosine_power=g or base.cosine_power),
+            (method,),
+        )
+        for name, (method, w, g) in grid.items()
+    ]
+    truth = load_truth(truth_path) if truth_path is not None else None
+    shape = None
+    if truth_path is not None:
+        shape = load_shape(base, queries, truth_path, log=log)
+    result = evaluate_systems(
+        systems, queries, visual_dir, k=k, truth=truth, shape=shape, baseline=False,
+        progress=progress, log=log,
+    )  # fmt: skip
+    table = []
+    for row in summarize(result):
+        if row["system"] not in grid:  # the oracle row
+            continue
+        method, w, g = grid[row["system"]]
+        table.append(
+            {
+                "method": method,
+                "word_weight": w,
+                "cosine_power": g,
+                "objective": objective(row),
+                **{
+                    key: row[key]
+                    for key in ("v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "v_shape", "mm_shape")
+                },
+            }
+        )
+    best = {
+        method: max((r for r in table if r["method"] == method), key=lambda r: r["objective"])
+        for method in ("arithmetic", "combined")
+    }
+    tuning = {
+        "objective": "sqrt(MM x MM-shape)" if shape is not None else "MM",
+        "queries": len(queries),
+        "k": k,
+        "word_weights": [float(w) for w in word_weights],
+        "cosine_powers": [float(g) for g in cosine_powers],
+        "best": {m: round(r["objective"], 4) for m, r in best.items()},
+    }
+    settings = SearchSettings(
+        word_weight={m: r["word_weight"] for m, r in best.items()},
+        cosine_power=best["combined"]["cosine_power"],
+        source="tuned",
+        tuned_on=str(Path(queries_path).resolve()),
+        tuning=tuning,
+    )
+    if write:
+        write_settings(index_dir, settings)
+    return {"settings": settings.to_dict(), **tuning, "table": table}
