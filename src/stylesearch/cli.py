@@ -771,7 +771,7 @@ def eval_attributes(
         click.echo(f"{group:10s} {s.truth_ap:9.3f} {s.metadata_ap:12.3f}")
 
 
-# --------------------------------------------------------------------------- index / search
+# --------------------------------------------------------------------------- tune
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -868,6 +868,9 @@ def tune_cmd(
         f"chosen ({result['objective']}): word weight {weights}; cosine power "
         f"{settings['cosine_power']:g}; {verb}"
     )
+
+
+# --------------------------------------------------------------------------- index / search
 
 
 def _backend_options(func: F) -> F:

@@ -376,3 +376,11 @@ def test_eval_attributes_prints_groups(
     assert [line.split()[0] for line in lines[2:]] == ["category", "colour", "pattern"]
     colour = lines[3].split()
     assert 0.0 <= float(colour[1]) <= 1.0 and 0.0 <= float(colour[2]) <= 1.0
+
+
+def test_tune_grids_default_to_the_library_grids() -> None:
+    from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS
+
+    params = {p.name: p.default for p in cli.commands["tune"].params}
+    assert [float(x) for x in params["word_weights"].split(",")] == list(WORD_WEIGHTS)
+    assert [float(x) for x in params["cosine_powers"].split(",")] == list(COSINE_POWERS)

@@ -111,3 +111,10 @@ def test_oracle_ranking_keeps_the_most_relevant_items_that_meet_every_requiremen
     np.testing.assert_array_equal(oracle_ranking(meets, relevance, 3), [2, 0, 3])
     np.testing.assert_array_equal(oracle_ranking(meets, relevance, 10), [2, 0, 3, 4])
     assert oracle_ranking(np.zeros(3, dtype=bool), relevance[:3], 2).size == 0
+
+
+def test_tuning_objective_is_the_geometric_mean_of_both_mms() -> None:
+    from stylesearch.evaluation.tuning import objective
+
+    assert objective({"mm": 0.36, "mm_shape": 0.64}) == pytest.approx(0.48)
+    assert objective({"mm": 0.36, "mm_shape": None}) == pytest.approx(0.36)  # no shape judge

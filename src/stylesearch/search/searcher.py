@@ -154,11 +154,8 @@ class Searcher:
         device: str = "cpu",
     ) -> None:
         check_model_matches(index, model)
-        try:
-            base = settings or SearchSettings.from_manifest(index.manifest)
-            self.settings = base.overridden(word_weight=word_weight, cosine_power=cosine_power)
-        except SettingsError as exc:
-            raise QueryError(str(exc)) from None
+        base = settings or SearchSettings.from_manifest(index.manifest)  # SettingsError if bad
+        self.settings = base.overridden(word_weight=word_weight, cosine_power=cosine_power)
         self._arithmetic = arithmetic
         if arithmetic is not None:
             self.settings = self.settings.overridden(word_weight=arithmetic.add_weight)

@@ -372,7 +372,8 @@ function start() {
   api("/api/health").then((h) => {
     const s = h.settings;
     $("#catalog-info").textContent = `${h.items.toLocaleString()} items · ${h.vocabulary} words · ${h.backend}`;
-    $("#settings-info").textContent = `word weight ${s.word_weight.combined} · cosine power ${s.cosine_power} (${s.source === "tuned" ? "tuned on validation queries" : s.source === "given" ? "set at start" : "defaults"})`;
+    const origin = s.source === "tuned" ? "tuned on validation queries" : s.source === "given" ? "set when the server started" : "defaults";
+    $("#settings-info").textContent = `settings (${origin}): combined word weight ${s.word_weight.combined}, cosine power ${s.cosine_power}; arithmetic word weight ${s.word_weight.arithmetic}`;
   }).catch(() => {});
   loadRandom();
   refresh();
