@@ -100,6 +100,13 @@ class LossConfig:
     attribute_weighting: str = "pos_weight"
     pos_weight_power: float = 0.5
     max_pos_weight: float = 30.0
+    #: weight of the same-item term (losses/same_item.py): two views of one item, the second
+    #: with scrambled colours, embed alike. 0 trains the paper's objective.
+    same_item_weight: float = 0.0
+    #: its InfoNCE temperature
+    same_item_temperature: float = 0.1
+    #: the leading embedding coordinates it acts on (0: all of them)
+    same_item_dims: int = 0
 
 
 @dataclass
@@ -238,4 +245,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[train] val_fraction must be in [0, 0.9)")
     if cfg.loss.attribute_weight < 0:
         raise ConfigError("[loss] attribute_weight (lambda) must be >= 0")
+    if cfg.loss.same_item_weight < 0 or not cfg.loss.same_item_temperature > 0:
+        raise ConfigError("[loss] same_item_weight must be >= 0 and same_item_temperature > 0")
+    if not 0 <= cfg.loss.same_item_dims <= cfg.model.embed_dim:
+        raise ConfigError(
+            f"[loss] same_item_dims must be in 0..embed_dim ({cfg.model.embed_dim}), got "
+            f"{cfg.loss.same_item_dims}"
+        )
     return cfg

@@ -91,6 +91,17 @@ def test_loader_workers_persist_and_do_not_change_the_model(shapes, tmp_path):
     assert _weights_sha(tmp_path / "inline") == _weights_sha(tmp_path / "workers")
 
 
+def test_same_item_term_trains_and_is_recorded(shapes, tmp_path):
+    cfg = tiny_config(epochs=1)
+    cfg = replace(cfg, loss=replace(cfg.loss, same_item_weight=0.5, same_item_dims=16))
+    result = train(shapes, tmp_path / "same", cfg, progress=False)
+    record = result.metrics[-1]
+    assert record["train_same_item"] > 0
+    assert record["train_total"] > record["train_mbmr"] + 0.5 * record["train_same_item"] - 1e-6
+    saved = json.loads((tmp_path / "same" / "config.json").read_text())
+    assert saved["extra"]["train_config"]["loss"]["same_item_weight"] == 0.5
+
+
 def test_interrupted_run_resumes_to_the_same_model(shapes, tmp_path, monkeypatch):
     cfg = tiny_config(epochs=2)
     train(shapes, tmp_path / "full", cfg, progress=False)

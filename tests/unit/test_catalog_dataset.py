@@ -23,6 +23,7 @@ from stylesearch.catalog.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     eval_transform,
+    same_item_transform,
     train_transform,
 )
 
@@ -47,7 +48,7 @@ def items(tmp_path: Path) -> list[CatalogItem]:
     return out
 
 
-@pytest.mark.parametrize("make", [train_transform, eval_transform])
+@pytest.mark.parametrize("make", [train_transform, eval_transform, same_item_transform])
 @pytest.mark.parametrize("size", [(50, 30), (30, 70), (16, 16)])
 def test_transform_output_shape_and_dtype(make, size: tuple[int, int]) -> None:  # noqa: ANN001
     out = make(24)(Image.new("RGB", size, (10, 120, 240)))
@@ -216,3 +217,32 @@ def test_epoch_keyed_samples_do_not_depend_on_the_global_generator(
     assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is untouched
     assert not torch.equal(first, dataset[(5, 1)]["image"])  # another epoch: another draw
     assert dataset[(4, 1)]["index"] == 1
+
+
+def test_same_item_view_is_the_other_image_with_its_colours_scrambled(
+    items: list[CatalogItem],
+) -> None:
+    dataset = PairDataset(
+        items, [[0]] * 3, eval_transform(16), use_extra_images=True,
+        second_transform=same_item_transform(16),
+    )  # fmt: skip
+    for epoch in range(4):
+        for i, item in enumerate(items):
+            first, second = dataset.image_path(i, epoch), dataset.second_path(i, epoch)
+            assert {first, second} == set(item.all_images)  # two views: never the same one
+    sample = dataset[(2, 0)]
+    assert sample["image2"].shape == (3, 16, 16)
+    assert torch.equal(sample["image2"], dataset[(2, 0)]["image2"])  # seeded like the first
+    # a plain red image: the scrambled views come out in other colours, some of them grey
+    red = Image.new("RGB", (16, 16), (220, 20, 20))
+    transform = same_item_transform(16)
+    torch.manual_seed(0)
+    colours = {tuple(_unnormalise(transform(red))[:, 8, 8].mul(10).round().tolist())
+               for _ in range(30)}  # fmt: skip
+    assert len(colours) > 5
+    assert any(c[0] == c[1] == c[2] for c in colours)
+    batch = collate_pairs([dataset[(0, 0)], dataset[(0, 1)]])
+    assert batch["images2"].shape == (2, 3, 16, 16)
+    alone = [CatalogItem(id="one", image=items[0].image, title="t")]
+    single = PairDataset(alone, [[0]], eval_transform(8), second_transform=eval_transform(8))
+    assert torch.equal(single[0]["image"], single[0]["image2"])  # one image: the same file

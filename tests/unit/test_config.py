@@ -33,6 +33,9 @@ def test_toml_sections_override_fields(tmp_path):
         ("[train]\nbatch_size = 1\n", "batch_size"),
         ("[model]\ntemperature = 5.0\n", "min_temperature <= temperature"),
         ("[train\n", "not valid TOML"),
+        ("[loss]\nsame_item_weight = -1.0\n", "same_item_weight must be >= 0"),
+        ("[loss]\nsame_item_temperature = 0.0\n", "same_item_temperature > 0"),
+        ("[loss]\nsame_item_dims = 9999\n", "same_item_dims must be in 0..embed_dim"),
     ],
 )
 def test_bad_configs_are_rejected_with_a_fix(tmp_path, text, message):

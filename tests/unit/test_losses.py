@@ -14,6 +14,7 @@ from stylesearch.losses import (
     compute_losses,
     mbmr_loss,
     multi_hot,
+    same_item_loss,
     triplet_loss,
 )
 from stylesearch.model import JointModel
@@ -225,6 +226,48 @@ def test_compute_losses_terms_and_total():
         out["image_features"], out["text_features"], margin=0.3, negatives="semi-hard"
     )
     assert losses["triplet"].item() == pytest.approx(ref["triplet"].item())
+
+
+def test_same_item_loss_hand_computed():
+    eye = torch.eye(2)
+    # matched views: every row's logits are (1, 0) with target 0 -> log(1 + e^-1)
+    matched = same_item_loss(eye * 3.0, eye, temperature=1.0)["same_item"]
+    assert matched.item() == pytest.approx(math.log(1 + math.exp(-1)))
+    # swapped views: logits (0, 1) with target 0 -> log(1 + e^1)
+    swapped = same_item_loss(eye, eye.flip(0), temperature=1.0)["same_item"]
+    assert swapped.item() == pytest.approx(math.log(1 + math.e))
+    # tau = 0.5 doubles the logits: log(1 + e^-2)
+    sharp = same_item_loss(eye, eye, temperature=0.5)["same_item"]
+    assert sharp.item() == pytest.approx(math.log(1 + math.exp(-2)))
+    # only the first `dims` coordinates count: the third one would swap the match
+    a = torch.tensor([[1.0, 0.0, 9.0], [0.0, 1.0, -9.0]])
+    b = torch.tensor([[1.0, 0.0, -9.0], [0.0, 1.0, 9.0]])
+    assert same_item_loss(a, b, temperature=1.0, dims=2)["same_item"].item() == pytest.approx(
+        math.log(1 + math.exp(-1))
+    )
+    assert same_item_loss(a, b, temperature=1.0)["same_item"].item() > 1.0
+    with pytest.raises(ValueError):
+        same_item_loss(a, b[:1], temperature=1.0)
+    with pytest.raises(ValueError):
+        same_item_loss(a, b, temperature=1.0, dims=4)
+
+
+def test_compute_losses_adds_the_same_item_term_when_weighted():
+    out = _outputs()
+    words = torch.tensor([[0, 1], [2, -1], [4, 3], [-1, -1]])
+    plain = compute_losses(out, words, LossConfig(attribute_weighting="none"))
+    assert "same_item" not in plain
+    cfg = LossConfig(
+        attribute_weighting="none", same_item_weight=0.5, same_item_temperature=0.2,
+        same_item_dims=2,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="second_image_features"):
+        compute_losses(out, words, cfg)
+    second = out["image_features"].flip(0)
+    losses = compute_losses({**out, "second_image_features": second}, words, cfg)
+    ref = same_item_loss(out["image_features"], second, temperature=0.2, dims=2)["same_item"]
+    assert losses["same_item"].item() == pytest.approx(ref.item())
+    assert losses["total"].item() == pytest.approx(plain["total"].item() + 0.5 * ref.item())
 
 
 def test_compute_losses_pos_weight_and_gathered():

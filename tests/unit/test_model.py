@@ -45,6 +45,11 @@ def test_output_shapes_at_64px(backbone, features):
         # the attribute head reads the unnormalised f_I
         feats = model.encode_images(images)
         assert torch.allclose(model.attribute_logits(feats), out["attribute_logits"], atol=1e-5)
+        # second views (the same-item term) are encoded in the same pass, as encode_images would
+        both = model(images, words, images.flip(0))
+        assert torch.allclose(both["image_features"], feats, atol=1e-5)
+        assert torch.allclose(both["second_image_features"], feats.flip(0), atol=1e-5)
+        assert "second_image_features" not in out
     assert model.fingerprint() is None
 
 

@@ -55,6 +55,10 @@ class PairDataset(Dataset[dict[str, Any]]):
       it. The random augmentation is then seeded from ``(seed, epoch, i)`` too, so a sample is
       the same whatever the worker, the number of workers or a resume in between;
     - ``dataset[i]`` after :meth:`set_epoch`: the augmentation uses torch's global generator.
+
+    With ``second_transform`` (the same-item term) a sample also holds ``"image2"``: another
+    image of the item (the one of its views not drawn for ``"image"``, or the same image when
+    it has one) through ``second_transform``.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class PairDataset(Dataset[dict[str, Any]]):
         use_extra_images: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         seed: int = 0,
+        second_transform: ImageTransform | None = None,
     ) -> None:
         if len(items) != len(bags):
             raise ValueError(f"{len(items)} items but {len(bags)} bags of words")
@@ -79,6 +84,7 @@ class PairDataset(Dataset[dict[str, Any]]):
             (word for bag in bags for word in bag), dtype=np.int64, count=int(self._offsets[-1])
         )
         self.transform = transform
+        self.second_transform = second_transform
         self.use_extra_images = use_extra_images
         self.max_pixels = max_pixels
         self.seed = seed
@@ -91,14 +97,23 @@ class PairDataset(Dataset[dict[str, Any]]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def image_path(self, index: int, epoch: int | None = None) -> Path:
-        """The image file item ``index`` uses in ``epoch`` (default: the :meth:`set_epoch` one)."""
+    def _view(self, index: int, epoch: int | None) -> int:
+        """Which of item ``index``'s views (``item.all_images``) ``epoch`` draws."""
         item = self.items[index]
         if not self.use_extra_images or not item.extra_images:
-            return item.image
+            return 0
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
-        views = item.all_images
-        return views[int(rng.integers(len(views)))]
+        return int(rng.integers(len(item.all_images)))
+
+    def image_path(self, index: int, epoch: int | None = None) -> Path:
+        """The image file item ``index`` uses in ``epoch`` (default: the :meth:`set_epoch` one)."""
+        return self.items[index].all_images[self._view(index, epoch)]
+
+    def second_path(self, index: int, epoch: int | None = None) -> Path:
+        """The image of the same-item view: the next of the item's views after
+        :meth:`image_path`'s (the same image for an item with one)."""
+        views = self.items[index].all_images
+        return views[(self._view(index, epoch) + 1) % len(views)]
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         if isinstance(key, tuple):
@@ -109,15 +124,22 @@ class PairDataset(Dataset[dict[str, Any]]):
             index, seed = int(key), None
             path = self.image_path(index)
         what = f"item {self.items[index].id!r}"
-        if seed is None:
-            image = _load(path, self.transform, self.max_pixels, what)
-        else:
-            with torch.random.fork_rng(devices=[]):  # the caller's generator is left as it was
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:  # the caller's generator is left as it was
                 torch.manual_seed(seed)
-                image = _load(path, self.transform, self.max_pixels, what)
+            image = _load(path, self.transform, self.max_pixels, what)
+            second = None
+            if self.second_transform is not None:
+                epoch_of = key[0] if isinstance(key, tuple) else None
+                second = _load(
+                    self.second_path(index, epoch_of), self.second_transform, self.max_pixels, what
+                )
         start, stop = self._offsets[index], self._offsets[index + 1]
         words = torch.from_numpy(self._words[start:stop].copy())
-        return {"image": image, "words": words, "index": index}
+        sample = {"image": image, "words": words, "index": index}
+        if second is not None:
+            sample["image2"] = second
+        return sample
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
@@ -177,7 +199,8 @@ def collate_pairs(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 
     Returns:
         ``{"images": (B, 3, S, S) float32, "words": (B, L) int64, "index": (B,) int64}`` where
-        ``L = max(1, longest bag)`` and short bags are right-padded with :data:`PAD`.
+        ``L = max(1, longest bag)`` and short bags are right-padded with :data:`PAD`; plus
+        ``"images2"`` when the samples hold same-item views.
     """
     images = torch.stack([sample["image"] for sample in batch])
     bags = [torch.as_tensor(sample["words"], dtype=torch.long).reshape(-1) for sample in batch]
@@ -186,7 +209,10 @@ def collate_pairs(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     for row, bag in enumerate(bags):
         words[row, : len(bag)] = bag
     index = torch.as_tensor([int(sample["index"]) for sample in batch], dtype=torch.long)
-    return {"images": images, "words": words, "index": index}
+    out = {"images": images, "words": words, "index": index}
+    if "image2" in batch[0]:
+        out["images2"] = torch.stack([sample["image2"] for sample in batch])
+    return out
 
 
 def collate_images(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -2,7 +2,9 @@
 
 Training augmentation is deliberately colour-safe: colour is an attribute users search for
 ("the same dress in red"), so there is no hue or saturation jitter and no greyscale; only a crop,
-a horizontal flip and mild brightness / contrast changes, which keep every pixel's hue.
+a horizontal flip and mild brightness / contrast changes, which keep every pixel's hue. The one
+exception is the second view of the same-item term (:func:`same_item_transform`), whose colours
+are scrambled on purpose: that term must match two views by their shape.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "eval_transform", "train_transform"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ChannelShuffle",
+    "eval_transform",
+    "same_item_transform",
+    "train_transform",
+]
 
 #: Per-channel RGB mean and standard deviation of ImageNet (for pretrained backbones).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -54,6 +63,46 @@ def train_transform(image_size: int) -> ImageTransform:
             T.RandomHorizontalFlip(),
             T.ColorJitter(brightness=TRAIN_BRIGHTNESS, contrast=TRAIN_CONTRAST),
             T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+class ChannelShuffle(torch.nn.Module):
+    """A random permutation of a ``(3, H, W)`` tensor's colour channels (torch's generator)."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image[torch.randperm(image.shape[0])]
+
+
+#: the same-item view's colour scrambling: hue turned anywhere, saturation changed, channels
+#: permuted, and one view in three greyscale
+SAME_ITEM_HUE: float = 0.5
+SAME_ITEM_SATURATION: tuple[float, float] = (0.3, 1.7)
+SAME_ITEM_GREYSCALE: float = 1 / 3
+
+
+def same_item_transform(image_size: int) -> ImageTransform:
+    """The second view of the same-item term: :func:`train_transform`'s crop, flip and
+    brightness / contrast, then colours scrambled (hue +-180 degrees, saturation x0.3-1.7, a
+    channel permutation, greyscale one time in three), so only the shape and shading are left
+    to match."""
+    _check_size(image_size)
+    return T.Compose(
+        [
+            T.RandomResizedCrop(
+                image_size, scale=TRAIN_CROP_SCALE, ratio=TRAIN_CROP_RATIO, antialias=True
+            ),
+            T.RandomHorizontalFlip(),
+            T.ColorJitter(
+                brightness=TRAIN_BRIGHTNESS,
+                contrast=TRAIN_CONTRAST,
+                saturation=SAME_ITEM_SATURATION,
+                hue=SAME_ITEM_HUE,
+            ),  # fmt: skip
+            T.ToTensor(),
+            ChannelShuffle(),
+            T.RandomGrayscale(SAME_ITEM_GREYSCALE),
             T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         ]
     )

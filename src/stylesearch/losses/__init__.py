@@ -1,6 +1,7 @@
 """stylesearch.losses: pure loss functions returning named terms (PAPER.md "Losses").
 
-``L = L_match + attribute_weight * L_a`` where ``L_match`` is MBMR (default) or the triplet loss.
+``L = L_match + attribute_weight * L_a (+ same_item_weight * L_same)`` where ``L_match`` is MBMR
+(default) or the triplet loss, and ``L_same`` the optional same-item term.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from torch import Tensor
 from stylesearch.config import LossConfig
 from stylesearch.losses.attribute import attribute_loss, attribute_pos_weight, multi_hot
 from stylesearch.losses.mbmr import cosine_similarity_matrix, mbmr_loss
+from stylesearch.losses.same_item import same_item_loss
 from stylesearch.losses.triplet import triplet_loss
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "cosine_similarity_matrix",
     "mbmr_loss",
     "multi_hot",
+    "same_item_loss",
     "triplet_loss",
 ]
 
@@ -35,7 +38,9 @@ def compute_losses(
 
     Args:
         outputs: ``JointModel.forward`` outputs: ``image_features`` ``(B, D)``,
-            ``text_features`` ``(B, D)``, ``attribute_logits`` ``(B, V)``, ``temperature``.
+            ``text_features`` ``(B, D)``, ``attribute_logits`` ``(B, V)``, ``temperature``,
+            and ``second_image_features`` ``(B, D)`` (the colour-scrambled second views) when
+            ``config.same_item_weight > 0``.
         words: ``(B, L)`` int64 word ids padded with -1: the attribute targets.
         config: the loss config.
         pos_weight: ``(V,)`` from :func:`attribute_pos_weight`; required when
@@ -47,7 +52,8 @@ def compute_losses(
     Returns:
         the match terms (``mbmr_i2t``, ``mbmr_t2i``, ``mbmr`` or ``triplet_i2t``,
         ``triplet_t2i``, ``triplet``; ``losses[config.name]`` is the match loss), ``attribute``,
-        and ``total = match + config.attribute_weight * attribute``.
+        ``same_item`` (when its weight is > 0) and ``total = match + config.attribute_weight *
+        attribute + config.same_item_weight * same_item``.
     """
     if config.attribute_weighting == "pos_weight" and pos_weight is None:
         raise ValueError(
@@ -79,4 +85,16 @@ def compute_losses(
     targets = multi_hot(words.to(logits.device), logits.shape[1])
     terms.update(attribute_loss(logits, targets, pos_weight=pos_weight, reduction=config.reduction))
     terms["total"] = terms[config.name] + config.attribute_weight * terms["attribute"]
+    if config.same_item_weight > 0:
+        if "second_image_features" not in outputs:
+            raise ValueError("same_item_weight > 0 needs outputs['second_image_features']")
+        terms.update(
+            same_item_loss(
+                outputs["image_features"],
+                outputs["second_image_features"],
+                temperature=config.same_item_temperature,
+                dims=config.same_item_dims or None,
+            )
+        )
+        terms["total"] = terms["total"] + config.same_item_weight * terms["same_item"]
     return terms

@@ -115,24 +115,36 @@ class JointModel(nn.Module):
         """``(B, 3, S, S)`` images -> ``p_w(I)`` ``(B, V)`` float32 in [0, 1]."""
         return torch.sigmoid(self.attribute_logits(self.encode_images(images)))
 
-    def forward(self, images: Tensor, words: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, images: Tensor, words: Tensor, second_images: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """One training step's outputs.
 
         Args:
             images: ``(B, 3, S, S)`` ImageNet-normalised float32.
             words: ``(B, L)`` int64 word ids padded with -1 (the item's own text).
+            second_images: ``(B, 3, S, S)`` second views of the same items (the same-item
+                term), encoded in the same forward pass so DDP sees one graph.
 
         Returns:
             ``image_features`` ``(B, D)`` and ``text_features`` ``(B, D)`` (unnormalised),
-            ``attribute_logits`` ``(B, V)``, ``temperature`` (0-d tensor).
+            ``attribute_logits`` ``(B, V)``, ``temperature`` (0-d tensor), and
+            ``second_image_features`` ``(B, D)`` with ``second_images``.
         """
-        image_features = self.encode_images(images)
-        return {
+        if second_images is None:
+            image_features = self.encode_images(images)
+        else:  # one backbone pass over both views (batch norm sees them together)
+            both = self.encode_images(torch.cat([images, second_images]))
+            image_features, second = both[: len(images)], both[len(images) :]
+        out = {
             "image_features": image_features,
             "text_features": self.encode_texts(words),
             "attribute_logits": self.attribute_logits(image_features),
             "temperature": self.temperature(),
         }
+        if second_images is not None:
+            out["second_image_features"] = second
+        return out
 
     def fingerprint(self) -> str | None:
         """sha256 (hex) of the ``model.safetensors`` this model was loaded from, else None."""

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from stylesearch.catalog.dataset import EpochSampler, PairDataset, collate_pairs
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
-from stylesearch.catalog.transforms import eval_transform, train_transform
+from stylesearch.catalog.transforms import eval_transform, same_item_transform, train_transform
 from stylesearch.config import Config, to_dict
 from stylesearch.evaluation.retrieval import mean_average_precision, recall_at_k
 from stylesearch.losses import compute_losses
@@ -323,6 +323,9 @@ def train(
         train_transform(config.model.image_size),
         use_extra_images=True,
         seed=tcfg.seed,
+        second_transform=same_item_transform(config.model.image_size)
+        if config.loss.same_item_weight > 0
+        else None,
     )
     distributed_sampler = (
         DistributedSampler(dataset, num_replicas=world, rank=rank, seed=tcfg.seed, drop_last=True)
@@ -421,8 +424,11 @@ def train(
                 group["lr"] = lr
             images = batch["images"].to(device, non_blocking=True)
             words = batch["words"].to(device, non_blocking=True)
+            second = batch.get("images2")
+            if second is not None:
+                second = second.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                outputs = ddp_model(images, words)
+                outputs = ddp_model(images, words, second)
             outputs = {k: v.float() for k, v in outputs.items()}
             gathered = None
             if distributed:
