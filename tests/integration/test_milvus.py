@@ -37,6 +37,16 @@ METHODS = [
 HNSW = {"M": 16, "ef_construction": 100, "ef_search": 64}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_milvus_connections():
+    """Close every pymilvus connection the tests' searchers left open when this module ends, so
+    no gRPC channel outlives it into the later tests that fork DataLoader workers."""
+    yield
+    pymilvus = pytest.importorskip("pymilvus")
+    for alias, _ in pymilvus.connections.list_connections():
+        pymilvus.connections.disconnect(alias)
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, build_tiny_index, milvus_uri):
     root = tmp_path_factory.mktemp("milvus-index")

@@ -8,7 +8,7 @@ import pytest
 
 from stylesearch.index.build import _parse_shard, shard_slice
 from stylesearch.index.filters import WordMask
-from stylesearch.index.milvus import _rows_words, _words_expr
+from stylesearch.index.milvus import MilvusError, _probe, _rows_words, _words_expr
 from stylesearch.index.store import Index, csr_from_bags, write_index_arrays
 from stylesearch.index.update import IndexUpdateError, delete_items, read_ids_file
 from stylesearch.search.topk import brute_force_topk, hard_filter_mask, soft_filter_topk
@@ -50,6 +50,22 @@ def test_milvus_expression_and_word_lists():
     assert _words_expr((), ()) == ""
     offsets, words = csr_from_bags([[1, 2], [], [5]])
     assert _rows_words(offsets, words, np.array([12, 10, 11]), first=10) == [[5], [1, 2], []]
+
+
+def test_milvus_address_probe_needs_a_listener_before_any_grpc_channel():
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        _probe(f"http://127.0.0.1:{port}")
+        _probe(f"127.0.0.1:{port}")
+    with pytest.raises(MilvusError, match=rf"nothing answers at 127.0.0.1:{port}"):
+        _probe(f"http://127.0.0.1:{port}", timeout=2)
+    _probe("http://milvus.internal")  # no explicit port: pymilvus's defaults decide
+    with pytest.raises(MilvusError, match="invalid Milvus address"):
+        _probe("http://127.0.0.1:99999999")
 
 
 def test_ids_file(tmp_path):

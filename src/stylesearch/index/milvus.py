@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 import uuid
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -77,8 +79,29 @@ def _pymilvus() -> Any:
     return pymilvus
 
 
+def _probe(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before pymilvus opens a gRPC channel, when nothing listens at ``uri``'s host
+    and port: pymilvus 2.3 keeps the channel of a failed connect open, with a thread polling
+    it, and a process that forks later (DataLoader workers) can crash in that thread."""
+    try:
+        parts = urlsplit(uri if "://" in uri else f"tcp://{uri}")
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise MilvusError(f"invalid Milvus address {uri!r}: {exc}") from None
+    if not host or port is None:
+        return  # no explicit port: leave the address's defaults to pymilvus
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise MilvusError(
+            f"cannot connect to Milvus at {uri}: nothing answers at {host}:{port} ({exc}); "
+            "start the server or pass its address (--milvus-uri or STYLESEARCH_MILVUS_URI)"
+        ) from None
+
+
 def _connect(uri: str) -> str:
     """Open a pymilvus connection to ``uri``; returns its alias."""
+    _probe(uri)
     pm = _pymilvus()
     alias = f"stylesearch-{uuid.uuid4().hex[:8]}"
     try:
@@ -253,6 +276,11 @@ class MilvusBackend:
 
     def params(self) -> dict[str, Any]:
         return {"uri": self.uri, "collection": self.collection_name, **_asdict(self.hnsw)}
+
+    def close(self) -> None:
+        """Close the connection. An open one keeps a gRPC thread polling the server, and a
+        process that forks later (DataLoader workers) can crash in that thread."""
+        _pymilvus().connections.disconnect(self.alias)
 
     # ------------------------------------------------------------------ searching
 
