@@ -9,11 +9,13 @@ condition with a bound. The screenshot is saved under the test's tmp folder (and
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -112,7 +114,6 @@ def test_refinement_loop(page, server_url, tmp_path):
     first.click()
     page.wait_for_selector(f'#current-query[data-id="{start_id}"]')
     ready_with(page, start_id, "")
-    before = [t.lower() for t in page.locator("#results .result .title").all_inner_texts()]
 
     # 2. add a colour word: autocomplete offers it, Enter adds the chip
     word_input = page.locator("#word-input")
@@ -126,11 +127,16 @@ def test_refinement_loop(page, server_url, tmp_path):
     cards = page.locator("#results .result")
     titles = [t.lower() for t in page.locator("#results .result .title").all_inner_texts()]
     assert len(titles) == 12
-    # the word moves the results towards the colour (this small model's head is not sharp
-    # enough for a fixed share: on one machine 58 % of the titles said it, on another 33 %)
-    share = sum(COLOUR in t for t in titles) / len(titles)
-    share_before = sum(COLOUR in t for t in before) / len(before)
-    assert share >= share_before + 0.2, (before, titles)
+    # the page shows what the API answers for this query (how well a small test model honours
+    # the colour is the search tests' business: its share of the titles moved between 17 % and
+    # 58 % with the model's random draws)
+    body = json.dumps({"item_id": start_id, "add": [COLOUR], "method": "combined", "k": 12})
+    request = urllib.request.Request(
+        server_url + "/api/search", body.encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        expected = [r["id"] for r in json.load(answer)["results"]]
+    assert [cards.nth(i).get_attribute("data-id") for i in range(12)] == expected
     assert page.locator("#facets .facet").count() >= 1
     assert page.locator("#results .result .bars output").count() == 3 * 12
 
