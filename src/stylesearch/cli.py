@@ -1421,7 +1421,7 @@ def demo_cmd(workdir: Path, device: str, compare: bool, quiet: bool) -> None:
     model, indexes the base catalog, builds validation and test queries, tunes the arithmetic
     word weight and the soft filter's cosine power on validation, evaluates every search
     method on test (V-nDCG, T-nDCG, MM) and prints the table, three example searches and how
-    to start the server. About 13 minutes on a 2-core CPU; a second run reuses every finished
+    to start the server. About 21 minutes on a 2-core CPU; a second run reuses every finished
     stage.
     """
     from stylesearch.demo import format_report, run_demo
