@@ -85,6 +85,10 @@ class VectorBackend(Protocol):
         """The parameters to record in the index manifest."""
         ...
 
+    def close(self) -> None:
+        """Release what the backend holds beyond memory (a server connection)."""
+        ...
+
 
 #: Linux madvise advice: back a range with 2 MB pages (MADV_HUGEPAGE, honoured when the system's
 #: transparent huge pages are "madvise" or "always"), and collapse it into them now instead of
@@ -204,6 +208,9 @@ class ExactBackend:
     def params(self) -> dict[str, Any]:
         return {}
 
+    def close(self) -> None:
+        """Nothing to release: the vectors are memory-mapped."""
+
 
 @dataclass(frozen=True)
 class HNSWParams:
@@ -318,6 +325,9 @@ class FaissHNSWBackend:
 
     def params(self) -> dict[str, Any]:
         return asdict(self.hnsw)
+
+    def close(self) -> None:
+        """Nothing to release: the graph is in memory."""
 
     def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         faiss = self._faiss

@@ -278,8 +278,7 @@ class MilvusBackend:
         return {"uri": self.uri, "collection": self.collection_name, **_asdict(self.hnsw)}
 
     def close(self) -> None:
-        """Close the connection. An open one keeps a gRPC thread polling the server, and a
-        process that forks later (DataLoader workers) can crash in that thread."""
+        """Close the connection, and with it its gRPC channel (see :func:`_probe`)."""
         _pymilvus().connections.disconnect(self.alias)
 
     # ------------------------------------------------------------------ searching

@@ -527,11 +527,9 @@ class Index:
             raise IndexFormatError(f"{folder}/{MANIFEST}: incomplete or invalid: {exc}") from None
 
     def close(self) -> None:
-        """Close the items file and the backend's connection, if it holds one (Milvus)."""
+        """Close the items file and the backend (Milvus: its server connection)."""
         self._items_fh.close()
-        close_backend = getattr(self.backend, "close", None)
-        if close_backend is not None:
-            close_backend()
+        self.backend.close()
 
     def item(self, row: int) -> ItemRecord:
         """The stored id, title and image path of ``row``."""
