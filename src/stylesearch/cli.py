@@ -454,9 +454,18 @@ def train_visual_cmd(
 
 
 def _scoring_options(func: F) -> F:
-    """``--word-weight`` and ``--cosine-power``: the scoring settings ``stylesearch tune`` picks
-    on validation queries and records in the index (eval, search and serve take them alike).
-    Unset, the index's recorded settings apply, else the measured defaults."""
+    """``--word-weight``, ``--cosine-power`` and ``--look-weight``: the scoring settings
+    ``stylesearch tune`` picks on validation queries and records in the index (eval, search and
+    serve take them alike). Unset, the index's recorded settings apply, else the measured
+    defaults."""
+    func = click.option(
+        "--look-weight",
+        type=click.FloatRange(min=0, max=1),
+        default=None,
+        help="Share a of the look (the colour-blind shape vector) in the query of every method "
+        "with an image, on an index whose model has one; 0 ranks by the joint embedding alone "
+        "[default: the value `stylesearch tune` recorded in the index, else 0.5].",
+    )(func)
     func = click.option(
         "--cosine-power",
         type=click.FloatRange(min=0, min_open=True),
@@ -475,9 +484,11 @@ def _scoring_options(func: F) -> F:
     )(func)
 
 
-def _searcher_settings(word_weight: float | None, cosine_power: float | None) -> dict[str, Any]:
+def _searcher_settings(
+    word_weight: float | None, cosine_power: float | None, look_weight: float | None
+) -> dict[str, Any]:
     """``Searcher`` keyword arguments for the ``_scoring_options`` values."""
-    return {"word_weight": word_weight, "cosine_power": cosine_power}
+    return {"word_weight": word_weight, "cosine_power": cosine_power, "look_weight": look_weight}
 
 
 def _compare_option(values: tuple[str, ...]) -> list[tuple[str, Path]]:
@@ -579,6 +590,7 @@ def eval_group(
     methods: str | None,
     word_weight: float | None,
     cosine_power: float,
+    look_weight: float | None,
     no_baseline: bool,
     quiet: bool,
 ) -> None:
@@ -618,6 +630,7 @@ def eval_group(
         baseline=not no_baseline,
         word_weight=word_weight,
         cosine_power=cosine_power,
+        look_weight=look_weight,
         shape_source=shape_source,
         progress=not quiet and sys.stderr.isatty(),
     )
@@ -816,6 +829,13 @@ def _floats(text: str, what: str) -> list[float]:
               help="Word weights to try (comma-separated).")  # fmt: skip
 @click.option("--cosine-powers", default="4,8,16", show_default=True,
               help="Cosine powers to try for combined (comma-separated).")  # fmt: skip
+@click.option("--look-weights", default="0,0.3,0.5,0.7", show_default=True,
+              help="Look weights to try for combined, on an index whose model has a look "
+              "(comma-separated).")  # fmt: skip
+@click.option("--min-truth-t", type=click.FloatRange(min=0, max=1), default=0.95,
+              show_default=True,
+              help="With --truth, choose among the settings whose T-nDCG (truth) is at least "
+              "this (all of them when none is).")  # fmt: skip
 @click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
               help="nDCG cut-off K.")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Print the choice without recording it.")
@@ -829,6 +849,8 @@ def tune_cmd(
     truth_path: Path | None,
     word_weights: str,
     cosine_powers: str,
+    look_weights: str,
+    min_truth_t: float,
     k: int,
     dry_run: bool,
     as_json: bool,
@@ -836,9 +858,11 @@ def tune_cmd(
 ) -> None:
     """Choose the search settings on validation queries and record them in the index.
 
-    Tries every word weight for `arithmetic`, and every word weight x cosine power for
-    `combined` (whose cosine power `filter` shares), judged as `stylesearch eval` judges. The
-    objective is sqrt(MM x MM-shape), or MM when the truth names no source images. `search`,
+    Tries every word weight x cosine power x look weight for `combined` (whose cosine power
+    `filter` shares, and whose look weight every method shares), and every word weight for
+    `arithmetic` at that look weight, judged as `stylesearch eval` judges. The objective is
+    sqrt(MM x MM-shape), or MM when the truth names no source images; with the truth, only
+    settings that keep T-nDCG (truth) >= --min-truth-t are chosen (when any do). `search`,
     `serve` and `eval` then use the recorded settings unless a flag overrides them.
     """
     from stylesearch.evaluation.tuning import tune_index
@@ -846,19 +870,22 @@ def tune_cmd(
     result = tune_index(
         index_dir, queries_path, visual_dir, truth_path=truth_path,
         word_weights=_floats(word_weights, "--word-weights"),
-        cosine_powers=_floats(cosine_powers, "--cosine-powers"), k=k, write=not dry_run,
+        cosine_powers=_floats(cosine_powers, "--cosine-powers"),
+        look_weights=_floats(look_weights, "--look-weights"), min_truth_t=min_truth_t, k=k,
+        write=not dry_run,
         progress=not quiet and sys.stderr.isatty(),
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    click.echo("| method | word weight | cosine power | MM | MM-shape | objective |")
-    click.echo("|---|---|---|---|---|---|")
+    click.echo("| method | word weight | cosine power | look weight | MM | MM-shape | objective |")
+    click.echo("|---|---|---|---|---|---|---|")
     for r in result["table"]:
         shape = "-" if r["mm_shape"] is None else f"{r['mm_shape']:.3f}"
         power = "-" if r["cosine_power"] is None else f"{r['cosine_power']:g}"
         click.echo(
-            f"| {r['method']} | {r['word_weight']:g} | {power} | {r['mm']:.3f} | {shape} | "
+            f"| {r['method']} | {r['word_weight']:g} | {power} | {r['look_weight']:g} | "
+            f"{r['mm']:.3f} | {shape} | "
             f"{r['objective']:.3f} |"
         )
     settings = result["settings"]
@@ -866,7 +893,7 @@ def tune_cmd(
     verb = "would record" if dry_run else "recorded in " + str(index_dir)
     click.echo(
         f"chosen ({result['objective']}): word weight {weights}; cosine power "
-        f"{settings['cosine_power']:g}; {verb}"
+        f"{settings['cosine_power']:g}; look weight {settings['look_weight']:g}; {verb}"
     )
 
 
@@ -1236,6 +1263,7 @@ def search_cmd(
     device: str,
     word_weight: float | None,
     cosine_power: float,
+    look_weight: float | None,
     as_json: bool,
 ) -> None:
     """Search an index with an image (--image or --item) and wanted / unwanted words.
@@ -1269,7 +1297,7 @@ def search_cmd(
         index_dir,
         model_dir=model_dir,
         device=device,
-        **_searcher_settings(word_weight, cosine_power),
+        **_searcher_settings(word_weight, cosine_power, look_weight),
     )
     response = searcher.search(query)
     if as_json:
@@ -1350,6 +1378,7 @@ def serve_cmd(
     max_pixels: int,
     word_weight: float | None,
     cosine_power: float,
+    look_weight: float | None,
     log_level: str,
 ) -> None:
     """Serve the search engine over HTTP: the JSON API under /api and the web page at /.
@@ -1377,7 +1406,7 @@ def serve_cmd(
             model_dir=model_dir,
             device=device,
             limits=limits,
-            **_searcher_settings(word_weight, cosine_power),
+            **_searcher_settings(word_weight, cosine_power, look_weight),
         )
     except ValueError as exc:  # an empty index, a model without a vocabulary
         raise click.ClickException(f"{index_dir}: {exc}") from None

@@ -72,6 +72,9 @@ class ModelConfig:
     embed_dim: int = 256
     #: square input size in pixels.
     image_size: int = 64
+    #: dimension of the look (model/look.py), the colour-blind shape vector the index keeps
+    #: beside f_I; 0 = none, the paper's model.
+    look_dim: int = 32
     #: temperature tau of MBMR: initial value; learned in log space when ``learn_temperature``.
     temperature: float = 0.07
     learn_temperature: bool = True
@@ -233,6 +236,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("[text] min_count must be >= 1 (or left out to scale with the catalog)")
     if cfg.model.embed_dim < 1 or cfg.model.image_size < 16:
         raise ConfigError("[model] embed_dim must be >= 1 and image_size >= 16")
+    if not 0 <= cfg.model.look_dim <= 256:
+        raise ConfigError(
+            f"[model] look_dim must be in 0..256 (0 = no look), got {cfg.model.look_dim}"
+        )
     m = cfg.model
     if not 0 < m.min_temperature <= m.temperature <= m.max_temperature:
         raise ConfigError(

@@ -282,18 +282,23 @@ def tune_search(
 
 
 def _settings_of(tuning: dict[str, Any]) -> Any:
-    from stylesearch.search.settings import SearchSettings
+    from stylesearch.search.settings import DEFAULT_SETTINGS, SearchSettings
 
     s = tuning["settings"]
     return SearchSettings(
-        s["word_weight"], s["cosine_power"], "tuned", s["tuned_on"],
-        {k: v for k, v in tuning.items() if k not in ("settings", "table", "key")},
+        word_weight=s["word_weight"], cosine_power=s["cosine_power"],
+        look_weight=s.get("look_weight", DEFAULT_SETTINGS.look_weight), source="tuned",
+        tuned_on=s["tuned_on"],
+        tuning={k: v for k, v in tuning.items() if k not in ("settings", "table", "key")},
     )  # fmt: skip
 
 
 def _describe_settings(settings: dict[str, Any]) -> str:
     weights = ", ".join(f"{m} {w:g}" for m, w in settings["word_weight"].items())
-    return f"word weight {weights}; cosine power {settings['cosine_power']:g}"
+    look = settings.get("look_weight")
+    return f"word weight {weights}; cosine power {settings['cosine_power']:g}" + (
+        "" if look is None else f"; look weight {look:g}"
+    )
 
 
 def evaluate_demo(

@@ -278,24 +278,34 @@ def test_tune_records_settings_that_search_then_uses(evaluated: dict) -> None:
     args = [
         "tune", "--index", str(index), "--queries", str(root / "q" / "test.jsonl"),
         "--visual", str(root / "visual"), "--truth", str(evaluated["truth"]), "-k", "5",
-        "--word-weights", "0,2", "--cosine-powers", "1,3", "--quiet",
+        "--word-weights", "0,2", "--cosine-powers", "1,3", "--look-weights", "0,0.5",
+        "--min-truth-t", "0.9", "--quiet",
     ]  # fmt: skip
     dry = CliRunner().invoke(cli, [*args, "--dry-run", "--json"])
     assert dry.exit_code == 0, dry.output
     result = json.loads(dry.stdout)
     assert Searcher.load(index).settings.source == "default"  # a dry run records nothing
     assert result["objective"] == "sqrt(MM x MM-shape)"
-    # one row per arithmetic weight and per combined (weight, power); the best of each is chosen
-    assert len(result["table"]) == 2 + 4
-    for method in ("arithmetic", "combined"):
-        rows = [r for r in result["table"] if r["method"] == method]
-        best = max(rows, key=lambda r: r["objective"])
-        assert result["settings"]["word_weight"][method] == best["word_weight"]
-        for r in rows:
-            assert r["objective"] == pytest.approx(np.sqrt(r["mm"] * r["mm_shape"]))
-    combined = [r for r in result["table"] if r["method"] == "combined"]
-    best = max(combined, key=lambda r: r["objective"])
+    # per look weight, one row per arithmetic weight and per combined (weight, power); the best
+    # combined row sets the look weight, arithmetic's best at that look weight its word weight
+    assert len(result["table"]) == 2 * (2 + 4)
+    for r in result["table"]:
+        assert r["objective"] == pytest.approx(np.sqrt(r["mm"] * r["mm_shape"]))
+
+    def pick(rows):  # the best objective among the rows that keep T (truth) >= 0.9, if any
+        kept = [r for r in rows if r["t_ndcg_truth"] >= 0.9]
+        return max(kept or rows, key=lambda r: r["objective"])
+
+    best = pick([r for r in result["table"] if r["method"] == "combined"])
     assert result["settings"]["cosine_power"] == best["cosine_power"]
+    assert result["settings"]["look_weight"] == best["look_weight"]
+    assert result["settings"]["word_weight"]["combined"] == best["word_weight"]
+    arithmetic = [
+        r for r in result["table"]
+        if r["method"] == "arithmetic" and r["look_weight"] == best["look_weight"]
+    ]  # fmt: skip
+    best = pick(arithmetic)
+    assert result["settings"]["word_weight"]["arithmetic"] == best["word_weight"]
 
     done = CliRunner().invoke(cli, args)
     assert done.exit_code == 0, done.output
@@ -308,6 +318,7 @@ def test_tune_records_settings_that_search_then_uses(evaluated: dict) -> None:
     used = searcher.search(q).query
     assert used["word_weight"] == result["settings"]["word_weight"]["combined"]
     assert used["cosine_power"] == result["settings"]["cosine_power"]
+    assert used["look_weight"] == result["settings"]["look_weight"]
     assert Searcher.load(index, cosine_power=7).search(q).query["cosine_power"] == 7.0
     # index delete keeps the tuned settings
     delete_items(index, [searcher.index.item(1).id])

@@ -50,14 +50,22 @@ def _brute_force(searcher, method, image_vec, add, remove, must=(), must_not=())
     with torch.no_grad():
         emb = model.encode_words(torch.arange(len(vocab))).numpy()
     unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    # the index vector is [n(f_I); n(look)] / sqrt(2) when the model has a look
+    d = model.config.embed_dim
+    joint, look = image_vec[:d], image_vec[d:]
+    joint = joint / np.linalg.norm(joint)
     if method == "text":
         q = unit[a].sum(0) - unit[r].sum(0)
     elif method in ("arithmetic", "combined"):
         w = searcher.settings.word_weight[method]
-        q = image_vec + w * (unit[a].sum(0) - unit[r].sum(0))
+        q = joint + w * (unit[a].sum(0) - unit[r].sum(0))
     else:
-        q = image_vec
+        q = joint
     q = q / np.linalg.norm(q)
+    if look.size:  # the query is n([(1 - a) q; a n(look)]), without a look part for text
+        share = 0.0 if method == "text" else searcher.settings.look_weight
+        q = np.concatenate([(1 - share) * q, share * look / np.linalg.norm(look)])
+        q = q / np.linalg.norm(q)
     vectors = np.asarray(index.vectors, dtype=np.float64)
     cos = vectors @ q
     probs = np.asarray(index.attributes, dtype=np.float64)
@@ -103,7 +111,13 @@ def test_query_by_item_id_and_bytes(setup, searchers):
     item = load_catalog(manifest).items[4]
     searcher = searchers["exact"]
     by_id = searcher.search(Query(item_id=item.id, method="visual", k=3))
-    assert by_id.results[0].id == item.id and by_id.results[0].cosine == pytest.approx(1, abs=1e-5)
+    # the item's own cosine: 1 without a look; with one, the query weighs the unit parts of the
+    # item's vector [n(f_I); n(look)] / sqrt(2) by 1 - a and a: 1 / sqrt(2 ((1 - a)^2 + a^2))
+    a = searcher.settings.look_weight if searcher.model.look is not None else 0.5
+    own = 1 / np.sqrt(2 * ((1 - a) ** 2 + a**2))
+    assert by_id.results[0].id == item.id and by_id.results[0].cosine == pytest.approx(
+        own, abs=1e-5
+    )
     by_bytes = searcher.search(Query(image=item.image.read_bytes(), method="visual", k=3))
     assert [r.id for r in by_bytes.results] == [r.id for r in by_id.results]
     with pytest.raises(QueryError, match="no item with id"):
@@ -217,7 +231,9 @@ def test_cli_index_and_search(setup, tmp_path):
     assert set(data["results"][0]) == {"id", "score", "cosine", "attribute_score", "title"}
     # the scoring settings the demo tunes: the soft filter's score is c~^g * p, and a word
     # weight of 0 leaves the arithmetic query the image alone
-    base = ["search", "--index", str(out), "--item", "shape-00003", "-k", "5", "--json"]
+    # (look weight 0: the joint embedding alone, whose words these checks are about)
+    base = ["search", "--index", str(out), "--item", "shape-00003", "-k", "5", "--json",
+            "--look-weight", "0"]  # fmt: skip
     sharp = runner.invoke(cli, [*base, "--add", "red", "--method", "filter", "--cosine-power", "8"])
     assert sharp.exit_code == 0, sharp.output
     for r in json.loads(sharp.output)["results"]:

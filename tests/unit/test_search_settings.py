@@ -1,4 +1,4 @@
-"""Search settings: where a search takes its word weights and cosine power from."""
+"""Search settings: where a search takes its word weights, cosine power and look weight from."""
 
 from __future__ import annotations
 
@@ -37,9 +37,12 @@ def test_recorded_settings_are_read_back_and_marked_tuned() -> None:
     assert settings.source == "tuned" and settings.tuned_on == "/q/validation.jsonl"
     assert settings.cosine_power == 16.0
     assert settings.arithmetic("combined").add_weight == 0.0
+    # settings recorded before the look weight existed get the default one
+    assert settings.look_weight == DEFAULT_SETTINGS.look_weight
     assert settings.to_dict() == {
         "word_weight": {"arithmetic": 1.0, "combined": 0.0},
         "cosine_power": 16.0,
+        "look_weight": DEFAULT_SETTINGS.look_weight,
         "source": "tuned",
         "tuned_on": "/q/validation.jsonl",
     }
@@ -54,6 +57,8 @@ def test_recorded_settings_are_read_back_and_marked_tuned() -> None:
         {"word_weight": {"arithmetic": 1, "combined": 1, "visual": 1}, "cosine_power": 8},
         {"word_weight": {"arithmetic": 1, "combined": True}, "cosine_power": 8},
         {"word_weight": {"arithmetic": 1, "combined": 1}, "cosine_power": float("inf")},
+        {"word_weight": {"arithmetic": 1, "combined": 1}, "cosine_power": 8, "look_weight": 1.5},
+        {"word_weight": {"arithmetic": 1, "combined": 1}, "cosine_power": 8, "look_weight": "a"},
         "fast",
     ],
 )
@@ -76,3 +81,8 @@ def test_overrides_replace_values_and_say_so() -> None:
         DEFAULT_SETTINGS.overridden(word_weight=-0.1)
     with pytest.raises(SettingsError, match="> 0"):
         DEFAULT_SETTINGS.overridden(cosine_power=0)
+    look = DEFAULT_SETTINGS.overridden(look_weight=0)
+    assert look.look_weight == 0.0 and look.source == "given"
+    assert look.cosine_power == DEFAULT_SETTINGS.cosine_power
+    with pytest.raises(SettingsError, match=r"in \[0, 1\]"):
+        DEFAULT_SETTINGS.overridden(look_weight=1.01)

@@ -324,6 +324,7 @@ def evaluate_systems(
 
     # ---- systems
     described = []
+    encoded: dict[int, np.ndarray] = {}
     for system in systems:
         s = system.searcher
         # a system over the very same loaded index (e.g. other search settings) needs no map
@@ -332,12 +333,14 @@ def evaluate_systems(
         log(f"eval: {system.name}: {len(queries)} queries x {len(system.methods)} methods")
 
         def encode(images: torch.Tensor, model: Any = s.model) -> torch.Tensor:
-            return model.encode_images(images, normalize=True)
+            return model.encode_index(images)
 
-        with torch.no_grad():
-            q_vecs = _encode_queries(
-                encode, queries, size, progress=progress, desc=f"{system.name}: queries"
-            )
+        if id(s.model) not in encoded:  # systems that share a model (tuning) encode once
+            with torch.no_grad():
+                encoded[id(s.model)] = _encode_queries(
+                    encode, queries, size, progress=progress, desc=f"{system.name}: queries"
+                )
+        q_vecs = encoded[id(s.model)]
         for method in system.methods:
             bar = progress_bar(len(queries), f"{system.name}: {method}", progress, "query")
             for qi, q in enumerate(queries):

@@ -285,6 +285,7 @@ def run_evaluation(
     baseline: bool = True,
     word_weight: float | None = None,
     cosine_power: float | None = None,
+    look_weight: float | None = None,
     shape_source: str | Path | None = None,
     progress: bool = True,
     log: Any = None,
@@ -298,6 +299,7 @@ def run_evaluation(
         word_weight: weight of the word vectors in query arithmetic (``b = c``), for every
             method (default: the main index's recorded settings, else the measured defaults).
         cosine_power: ``g`` of the soft filter's score ``c~^g * p`` (default: likewise).
+        look_weight: the look's share of the query (default: likewise).
             Every system is searched with the main index's settings.
         shape_source: the Fashion-MNIST folder of the shape judge (default: the one in the
             catalog's ``build.json`` beside the truth file).
@@ -324,7 +326,9 @@ def run_evaluation(
     queries = load_queries(queries_path)
     read_visual_config(visual_dir)  # a missing judge is an error before any model is loaded
     truth = load_truth(truth_path) if truth_path is not None else None
-    main = Searcher.load(index_dir, word_weight=word_weight, cosine_power=cosine_power)
+    main = Searcher.load(
+        index_dir, word_weight=word_weight, cosine_power=cosine_power, look_weight=look_weight
+    )
     # every system is searched with the main index's settings, so only the models differ
     systems = [System(name, Path(index_dir), main, methods)] + [
         System(n, Path(d), Searcher.load(d, settings=main.settings), methods) for n, d in compare

@@ -3,14 +3,19 @@
 Each method that has a knob is tuned on its own grid, with the same judges as ``stylesearch
 eval`` (:mod:`stylesearch.evaluation.protocol`):
 
-- ``combined``: word weight x cosine power;
-- ``arithmetic``: word weight (it has no cosine power);
+- ``combined``: word weight x cosine power x look weight (the look weight only on an index
+  whose model has a look);
+- ``arithmetic``: word weight (it has no cosine power), at the look weight chosen for
+  ``combined``, which every method then shares;
 - ``filter``: takes the cosine power chosen for ``combined`` (it is ``combined`` with word
   weight 0, which the grid includes).
 
 The objective is the geometric mean of the MMs the judges give: the paper's MM (metadata) and,
 when the truth names each item's source image, MM-shape (looks by the shape judge x words by the
-clean truth). One judge alone would reward either the keyword match or the look alone. The
+clean truth). One judge alone would reward either the keyword match or the look alone. With the
+truth, a method's choice is made among the settings whose T-nDCG (truth) is at least
+``min_truth_t`` (the words stay obeyed while the looks gain), or among all of them when none
+is. The
 chosen settings are written into the index's manifest (:func:`stylesearch.search.settings.
 write_settings`), where ``search``, ``serve``, ``eval`` and :meth:`Searcher.load` find them.
 """
@@ -24,11 +29,21 @@ from typing import Any
 
 from stylesearch.search.settings import SearchSettings, write_settings
 
-__all__ = ["COSINE_POWERS", "WORD_WEIGHTS", "objective", "tune_index"]
+__all__ = [
+    "COSINE_POWERS",
+    "LOOK_WEIGHTS",
+    "MIN_TRUTH_T",
+    "WORD_WEIGHTS",
+    "objective",
+    "tune_index",
+]
 
 #: the grids tried by default
 WORD_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
 COSINE_POWERS: tuple[float, ...] = (4.0, 8.0, 16.0)
+LOOK_WEIGHTS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
+#: the T-nDCG (truth) a chosen setting keeps, where the truth allows measuring it
+MIN_TRUTH_T = 0.95
 
 
 def objective(row: dict[str, Any]) -> float:
@@ -36,6 +51,10 @@ def objective(row: dict[str, Any]) -> float:
     if row.get("mm_shape") is None:
         return float(row["mm"])
     return math.sqrt(float(row["mm"]) * float(row["mm_shape"]))
+
+
+def objective_of(row: dict[str, Any]) -> float:
+    return float(row["objective"])
 
 
 def tune_index(
@@ -46,6 +65,8 @@ def tune_index(
     truth_path: str | Path | None = None,
     word_weights: Sequence[float] = WORD_WEIGHTS,
     cosine_powers: Sequence[float] = COSINE_POWERS,
+    look_weights: Sequence[float] = LOOK_WEIGHTS,
+    min_truth_t: float = MIN_TRUTH_T,
     k: int = 10,
     write: bool = True,
     progress: bool = True,
@@ -54,7 +75,8 @@ def tune_index(
     """Try the grids on ``queries_path``, record the best settings in the index (``write``).
 
     Returns ``{"settings": SearchSettings.to_dict(), "objective", "table": [...]}``, one table
-    row per (method, word weight, cosine power) with its V, T, MM (and MM-shape) and objective.
+    row per (method, word weight, cosine power, look weight) with its V, T, MM (and MM-shape)
+    and objective. On an index without a look, ``look_weights`` is not used.
     """
     from stylesearch.evaluation.attributes import load_truth
     from stylesearch.evaluation.protocol import (
@@ -71,21 +93,33 @@ def tune_index(
         raise EvaluationError("give at least one word weight and one cosine power to try")
     if any(not w >= 0 for w in word_weights) or any(not g > 0 for g in cosine_powers):
         raise EvaluationError("word weights must be >= 0 and cosine powers > 0")
+    if not look_weights or any(not 0 <= a <= 1 for a in look_weights):
+        raise EvaluationError("give at least one look weight to try, each in [0, 1]")
     queries = load_queries(queries_path)
     base = Searcher.load(index_dir)
-    grid: dict[str, tuple[str, float, float | None]] = {}
-    for w in word_weights:
-        grid[f"arithmetic w={w:g}"] = ("arithmetic", float(w), None)
-        for g in cosine_powers:
-            grid[f"combined w={w:g} g={g:g}"] = ("combined", float(w), float(g))
+    has_look = base.model.look is not None
+    looks = [float(a) for a in look_weights] if has_look else [base.settings.look_weight]
+    grid: dict[str, tuple[str, float, float | None, float]] = {}
+    for a in looks:
+        tag = f" a={a:g}" if has_look else ""
+        for w in word_weights:
+            grid[f"arithmetic w={w:g}{tag}"] = ("arithmetic", float(w), None, a)
+            for g in cosine_powers:
+                grid[f"combined w={w:g} g={g:g}{tag}"] = ("combined", float(w), float(g), a)
     systems = [
         System(
             name,
             Path(index_dir),
-            Searcher(base.index, base.model, word_weight=w, cosine_power=g or base.cosine_power),
+            Searcher(
+                base.index,
+                base.model,
+                word_weight=w,
+                cosine_power=g or base.cosine_power,
+                look_weight=a,
+            ),  # fmt: skip
             (method,),
         )
-        for name, (method, w, g) in grid.items()
+        for name, (method, w, g, a) in grid.items()
     ]
     truth = load_truth(truth_path) if truth_path is not None else None
     shape = None
@@ -99,12 +133,13 @@ def tune_index(
     for row in summarize(result):
         if row["system"] not in grid:  # the oracle row
             continue
-        method, w, g = grid[row["system"]]
+        method, w, g, a = grid[row["system"]]
         table.append(
             {
                 "method": method,
                 "word_weight": w,
                 "cosine_power": g,
+                "look_weight": a,
                 "objective": objective(row),
                 **{
                     key: row[key]
@@ -112,9 +147,18 @@ def tune_index(
                 },
             }
         )
+
+    def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        kept = [r for r in rows if (r["t_ndcg_truth"] or 0.0) >= min_truth_t]
+        return max(kept or rows, key=objective_of)
+
+    best_combined = choose([r for r in table if r["method"] == "combined"])
+    look = best_combined["look_weight"]
     best = {
-        method: max((r for r in table if r["method"] == method), key=lambda r: r["objective"])
-        for method in ("arithmetic", "combined")
+        "combined": best_combined,
+        "arithmetic": choose(
+            [r for r in table if r["method"] == "arithmetic" and r["look_weight"] == look]
+        ),
     }
     tuning = {
         "objective": "sqrt(MM x MM-shape)" if shape is not None else "MM",
@@ -122,11 +166,14 @@ def tune_index(
         "k": k,
         "word_weights": [float(w) for w in word_weights],
         "cosine_powers": [float(g) for g in cosine_powers],
+        "look_weights": looks,
+        "min_truth_t": min_truth_t if truth is not None else None,
         "best": {m: round(r["objective"], 4) for m, r in best.items()},
     }
     settings = SearchSettings(
         word_weight={m: r["word_weight"] for m, r in best.items()},
         cosine_power=best["combined"]["cosine_power"],
+        look_weight=look,
         source="tuned",
         tuned_on=str(Path(queries_path).resolve()),
         tuning=tuning,

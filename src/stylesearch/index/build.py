@@ -112,7 +112,7 @@ def build_index(
     vocab = model.vocab
     offsets, words = metadata_csr(model, items, progress=progress)
     old_collection = _old_milvus_collection(out_dir)
-    writer = IndexWriter(out_dir, n=len(items), dim=model.config.embed_dim, vocab_size=len(vocab))
+    writer = IndexWriter(out_dir, n=len(items), dim=model.index_dim, vocab_size=len(vocab))
     with writer:
         t0 = time.perf_counter()
         embed_items(
@@ -178,7 +178,8 @@ def embed_items(
     device: str = "cpu",
     progress: bool = False,
 ) -> None:
-    """Write each item's unit ``f_I`` into ``vectors[i]`` ``(n, D)`` float32 and its attribute
+    """Write each item's index vector (:meth:`JointModel.encode_index`) into ``vectors[i]``
+    ``(n, index_dim)`` float32 and its attribute
     probabilities into ``attributes[i]`` ``(n, V)`` float16 (arrays or memmaps, row = item)."""
     from tqdm.auto import tqdm
 
@@ -192,10 +193,10 @@ def embed_items(
     with torch.no_grad():
         for batch in loader:
             index = batch["index"].numpy()
-            feats = model.encode_images(batch["images"].to(device))
+            images = batch["images"].to(device)
+            feats = model.encode_images(images)
             probs = torch.sigmoid(model.attribute_logits(feats))
-            unit = torch.nn.functional.normalize(feats, dim=-1)
-            vectors[index] = unit.float().cpu().numpy()
+            vectors[index] = model.encode_index(images, feats).float().cpu().numpy()
             attributes[index] = probs.float().cpu().numpy().astype(np.float16)
             done += len(index)
             bar.update(len(index))

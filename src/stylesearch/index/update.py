@@ -144,10 +144,9 @@ def _check_model(index: Index, model: Any) -> None:
     vocab = model.vocab
     if vocab is None or index.manifest.get("vocab_fingerprint") != vocab.fingerprint():
         raise IndexMismatchError(f"index {index.folder} was built with another vocabulary")
-    if int(model.config.embed_dim) != index.dimension:
+    if model.index_dim != index.dimension:
         raise IndexMismatchError(
-            f"index {index.folder} has dimension {index.dimension}, the model "
-            f"{model.config.embed_dim}"
+            f"index {index.folder} has dimension {index.dimension}, the model {model.index_dim}"
         )
 
 

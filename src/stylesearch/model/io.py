@@ -197,7 +197,11 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     model_dir = Path(model_dir)
     meta = read_model_config(model_dir)
     try:
-        model_config = from_dict(ModelConfig, meta["model"], where="model")
+        # folders saved before the look existed have no look_dim: they have no look
+        saved = meta["model"]
+        if isinstance(saved, dict):
+            saved = {"look_dim": 0, **saved}
+        model_config = from_dict(ModelConfig, saved, where="model")
         text_meta = meta.get("text")
         text_config = from_dict(TextConfig, text_meta, where="text") if text_meta else None
         vocab_size = int(meta["vocab_size"])

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylesearch.config import ModelConfig, TextConfig
+from stylesearch.model.look import ShapeLook
 from stylesearch.model.towers import TextTower, build_image_backbone
 
 if TYPE_CHECKING:
@@ -60,6 +61,12 @@ class JointModel(nn.Module):
             torch.tensor(math.log(config.temperature), dtype=torch.float32),
             requires_grad=config.learn_temperature,
         )
+        self.look = ShapeLook(config.image_size, config.look_dim) if config.look_dim else None
+
+    @property
+    def index_dim(self) -> int:
+        """The dimension of the index's vectors: D, plus the look's when the model has one."""
+        return self.config.embed_dim + (self.look.dim if self.look is not None else 0)
 
     # -- temperature -------------------------------------------------------------------------
 
@@ -90,6 +97,15 @@ class JointModel(nn.Module):
         """
         features = self.image_proj(self.image_backbone(images))
         return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_index(self, images: Tensor, features: Tensor | None = None) -> Tensor:
+        """The unit vectors the index stores ``(B, index_dim)``: ``n(f_I)``, or with a look
+        ``n([n(f_I); look])`` (each part weighs the same; an image whose look is zero keeps
+        ``n(f_I)`` and zeros). ``features``: ``f_I`` of ``images`` when already computed."""
+        unit = F.normalize(self.encode_images(images) if features is None else features, dim=-1)
+        if self.look is None:
+            return unit
+        return F.normalize(torch.cat([unit, self.look(images)], dim=-1), dim=-1)
 
     def encode_texts(self, words: Tensor, *, normalize: bool = False) -> Tensor:
         """``(B, L)`` int64 word ids padded with -1 -> ``f_T`` ``(B, D)``: sum of word embeddings.

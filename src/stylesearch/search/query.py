@@ -120,6 +120,8 @@ class Query:
         word_weight: this query's word weight of query arithmetic (``b = c``), instead of the
             searcher's settings.
         cosine_power: this query's ``g`` of the soft filter, instead of the searcher's.
+        look_weight: this query's share ``a`` of the look in its query vector, instead of the
+            searcher's.
     """
 
     image: ImageInput | None = None
@@ -133,6 +135,7 @@ class Query:
     text: str | None = field(default=None)
     word_weight: float | None = None
     cosine_power: float | None = None
+    look_weight: float | None = None
 
     def validate(self) -> None:
         """:class:`QueryError` for a query no method can answer (checked before any work)."""

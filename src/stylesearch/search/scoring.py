@@ -33,6 +33,7 @@ __all__ = [
     "compose_query",
     "rescale_cosine",
     "soft_filter_score",
+    "with_look",
 ]
 
 #: relative slack on the exact top-k's upper bounds: a bound must be below the k-th score by
@@ -107,6 +108,33 @@ def compose_query(
     if not np.isfinite(norm) or norm <= 1e-12:
         raise ValueError("the query vector is zero: its parts cancel out (or there are none)")
     return (q / norm).astype(np.float32)
+
+
+def with_look(
+    query: np.ndarray, look: np.ndarray | None, weight: float, look_dim: int
+) -> np.ndarray:
+    """The query in the space of an index with a look: ``n([(1 - a) n(q); a n(look)])``.
+
+    ``query``: the joint part ``(D,)`` (the composed query, or the image's ``f_I``); ``look``:
+    the query image's look ``(look_dim,)``, ``None`` without an image. Without a look, or with a
+    zero one, or with ``a = 0``, the result is ``[n(q); 0]``: the look part of the cosine is 0
+    and the joint part ranks alone. Against an item ``n([n(f_I); n(l)])`` the cosine is
+    ``((1 - a) cos(q, f_I) + a cos(look, l)) / sqrt(2 ((1 - a)^2 + a^2))``.
+
+    Returns:
+        ``(D + look_dim,)`` float32 unit vector.
+    """
+    q = _unit_rows(np.asarray(query, dtype=np.float32).reshape(-1))
+    out = np.zeros(q.shape[0] + look_dim, dtype=np.float32)
+    out[: q.shape[0]] = q
+    lk = None if look is None else _unit_rows(np.asarray(look, dtype=np.float32).reshape(-1))
+    if lk is None or not lk.any() or weight <= 0:
+        return out
+    if lk.shape[0] != look_dim:
+        raise ValueError(f"the look has {lk.shape[0]} dimensions, the index {look_dim}")
+    out[: q.shape[0]] *= 1.0 - weight
+    out[q.shape[0] :] = weight * lk
+    return _unit_rows(out).astype(np.float32)
 
 
 def rescale_cosine(cos: np.ndarray | float, power: float = 1.0) -> np.ndarray:

@@ -42,7 +42,7 @@ import numpy as np
 from stylesearch.index.store import Index, IndexMismatchError
 from stylesearch.search import kernels
 from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError, parse_query
-from stylesearch.search.scoring import ArithmeticConfig, compose_query
+from stylesearch.search.scoring import ArithmeticConfig, compose_query, with_look
 from stylesearch.search.settings import ARITHMETIC_METHODS, SearchSettings, SettingsError
 from stylesearch.search.topk import (
     DeepeningConfig,
@@ -135,6 +135,7 @@ class Searcher:
         word_weight: overrides the settings' word weight of every method (``b = c``).
         cosine_power: overrides ``g`` of the soft-filter score ``c~^g * p`` (``filter``,
             ``combined``); 1 is the plain product, larger values weigh the looks more.
+        look_weight: overrides ``a``, the look's share of the query (an index with a look).
         arithmetic: the whole query-arithmetic config of every method (weights and
             normalisation); overrides ``word_weight`` and the settings' weights.
         deepening: knobs of the exact soft-filter top-k.
@@ -149,13 +150,16 @@ class Searcher:
         settings: SearchSettings | None = None,
         word_weight: float | None = None,
         cosine_power: float | None = None,
+        look_weight: float | None = None,
         arithmetic: ArithmeticConfig | None = None,
         deepening: DeepeningConfig | None = None,
         device: str = "cpu",
     ) -> None:
         check_model_matches(index, model)
         base = settings or SearchSettings.from_manifest(index.manifest)  # SettingsError if bad
-        self.settings = base.overridden(word_weight=word_weight, cosine_power=cosine_power)
+        self.settings = base.overridden(
+            word_weight=word_weight, cosine_power=cosine_power, look_weight=look_weight
+        )
         self._arithmetic = arithmetic
         if arithmetic is not None:
             self.settings = self.settings.overridden(word_weight=arithmetic.add_weight)
@@ -222,7 +226,8 @@ class Searcher:
     # ------------------------------------------------------------------ vectors
 
     def encode_image(self, image: Any) -> np.ndarray:
-        """A path / bytes / PIL image -> the unit ``f_I`` ``(D,)`` float32."""
+        """A path / bytes / PIL image -> its unit index vector ``(index_dim,)`` float32, as
+        the index stores its items' (:meth:`JointModel.encode_index`)."""
         import torch
 
         from stylesearch.catalog.images import load_image
@@ -232,7 +237,7 @@ class Searcher:
             self._transform = eval_transform(self.model.config.image_size)
         tensor = self._transform(load_image(image))[None].to(self.device)
         with torch.no_grad():
-            vec = self.model.encode_images(tensor, normalize=True)
+            vec = self.model.encode_index(tensor)
         return vec[0].float().cpu().numpy()
 
     def word_vectors(self, ids: list[int]) -> np.ndarray:
@@ -240,7 +245,7 @@ class Searcher:
         import torch
 
         if not ids:
-            return np.zeros((0, self.index.dimension), np.float32)
+            return np.zeros((0, self.model.config.embed_dim), np.float32)
         with torch.no_grad():
             t = torch.as_tensor(ids, dtype=torch.long, device=self.device)
             return self.model.encode_words(t).float().cpu().numpy()
@@ -284,7 +289,9 @@ class Searcher:
 
         try:
             settings = self.settings.overridden(
-                word_weight=query.word_weight, cosine_power=query.cosine_power
+                word_weight=query.word_weight,
+                cosine_power=query.cosine_power,
+                look_weight=query.look_weight,
             )
         except SettingsError as exc:
             raise QueryError(str(exc)) from None
@@ -293,9 +300,11 @@ class Searcher:
             understood["word_weight"] = arithmetic.add_weight
         if method in SOFT_METHODS:
             understood["cosine_power"] = settings.cosine_power
+        if self.model.look is not None and method != "text":
+            understood["look_weight"] = settings.look_weight
 
         t_enc = time.perf_counter()
-        q = self._query_vector(query, add, remove, image_vector, arithmetic)
+        q = self._query_vector(query, add, remove, image_vector, arithmetic, settings.look_weight)
         t_search = time.perf_counter()
         allowed = hard_filter_mask(self.index, must, must_not)
         if allowed is not None and not allowed.any():
@@ -358,7 +367,11 @@ class Searcher:
         remove: list[int],
         image_vector: np.ndarray | None = None,
         arithmetic: ArithmeticConfig | None = None,
+        look_weight: float | None = None,
     ) -> np.ndarray:
+        """The unit query vector in the index's space (docs/search.md): the joint part
+        composed from the image's ``f_I`` and the words, and with a look, ``n([(1 - a) q;
+        a look])``."""
         image: np.ndarray | None = None
         if query.item_id is not None:
             row = self.index.row_of(query.item_id)
@@ -370,19 +383,28 @@ class Searcher:
         elif query.image is not None and query.method != "text":
             image = self.encode_image(query.image)
         arithmetic = arithmetic or self.arithmetic_for(query.method)
+        dim = self.model.config.embed_dim
+        joint = None if image is None else image[:dim]
         try:
             if query.method == "text":
-                return compose_query(
+                joint = None
+                q = compose_query(
                     None, self.word_vectors(add), self.word_vectors(remove), arithmetic
                 )
-            if query.method in ("arithmetic", "combined"):
-                return compose_query(
-                    image, self.word_vectors(add), self.word_vectors(remove), arithmetic
+            elif query.method in ("arithmetic", "combined"):
+                q = compose_query(
+                    joint, self.word_vectors(add), self.word_vectors(remove), arithmetic
                 )
+            else:
+                assert joint is not None
+                q = joint
         except ValueError as exc:
             raise QueryError(str(exc)) from None
-        assert image is not None
-        return image
+        if self.model.look is None:
+            return q
+        look = None if joint is None or image is None else image[dim:]
+        weight = self.settings.look_weight if look_weight is None else look_weight
+        return with_look(q, look, weight, self.model.look.dim)
 
 
 def check_model_matches(index: Index, model: JointModel) -> None:
@@ -402,8 +424,7 @@ def check_model_matches(index: Index, model: JointModel) -> None:
             f"index {index.folder} was built with vocabulary "
             f"{index.manifest.get('vocab_fingerprint')} but the model's is {vocab.fingerprint()}"
         )
-    if int(index.dimension) != int(model.config.embed_dim):
+    if int(index.dimension) != model.index_dim:
         raise IndexMismatchError(
-            f"index {index.folder} has dimension {index.dimension}, the model "
-            f"{model.config.embed_dim}"
+            f"index {index.folder} has dimension {index.dimension}, the model {model.index_dim}"
         )

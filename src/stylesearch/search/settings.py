@@ -1,10 +1,13 @@
 """Search settings: the scoring knobs that are tuned on validation queries and kept with the index.
 
-Two knobs (docs/search.md "Methods and scores"):
+Three knobs (docs/search.md "Methods and scores"):
 
 - ``word_weight``, per method: ``b = c`` of query arithmetic in ``arithmetic`` and
   ``combined`` (``text`` has no image part, so the scale of its words does not matter);
-- ``cosine_power``: ``g`` of the soft filter's score ``c~^g * p`` (``filter``, ``combined``).
+- ``cosine_power``: ``g`` of the soft filter's score ``c~^g * p`` (``filter``, ``combined``);
+- ``look_weight``: ``a``, the share of the look (the colour-blind shape vector,
+  :mod:`stylesearch.model.look`) in the query of every method with an image, on an index whose
+  model has one.
 
 Where a search takes them from, first match wins: a request field or a command-line flag, then
 the settings ``stylesearch tune`` wrote into the index's manifest, then :data:`DEFAULT_SETTINGS`
@@ -49,6 +52,12 @@ def _check_weight(value: Any, what: str) -> float:
     return float(value)
 
 
+def _check_look(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise SettingsError(f"the look weight must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def _check_power(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise SettingsError(f"the cosine power must be a number > 0, got {value!r}")
@@ -67,6 +76,7 @@ class SearchSettings:
 
     word_weight: Mapping[str, float]
     cosine_power: float
+    look_weight: float = 0.3
     source: str = "default"
     tuned_on: str | None = None
     #: how the tuning chose (objective, grid, scores); informative only
@@ -83,17 +93,22 @@ class SearchSettings:
                 raise SettingsError(f"no word weight for {method!r}")
             _check_weight(self.word_weight[method], f"the word weight of {method!r}")
         _check_power(self.cosine_power)
+        _check_look(self.look_weight)
 
     def arithmetic(self, method: str) -> ArithmeticConfig:
         """The query arithmetic of ``method`` (the defaults for methods without words)."""
         return ArithmeticConfig.with_word_weight(self.word_weight.get(method))
 
     def overridden(
-        self, *, word_weight: float | None = None, cosine_power: float | None = None
+        self,
+        *,
+        word_weight: float | None = None,
+        cosine_power: float | None = None,
+        look_weight: float | None = None,
     ) -> SearchSettings:
-        """These settings with a word weight (for every method) and / or a cosine power given
-        by the caller; unchanged when both are ``None``."""
-        if word_weight is None and cosine_power is None:
+        """These settings with a word weight (for every method), a cosine power and / or a
+        look weight given by the caller; unchanged when all are ``None``."""
+        if word_weight is None and cosine_power is None and look_weight is None:
             return self
         weight = None if word_weight is None else _check_weight(word_weight, "the word weight")
         return replace(
@@ -102,6 +117,7 @@ class SearchSettings:
             if weight is None
             else dict.fromkeys(ARITHMETIC_METHODS, weight),
             cosine_power=self.cosine_power if cosine_power is None else _check_power(cosine_power),
+            look_weight=self.look_weight if look_weight is None else _check_look(look_weight),
             source="given",
         )
 
@@ -110,6 +126,7 @@ class SearchSettings:
         return {
             "word_weight": dict(self.word_weight),
             "cosine_power": self.cosine_power,
+            "look_weight": self.look_weight,
             "source": self.source,
             "tuned_on": self.tuned_on,
         }
@@ -133,6 +150,7 @@ class SearchSettings:
             return cls(
                 word_weight=dict(recorded["word_weight"]),
                 cosine_power=recorded.get("cosine_power"),
+                look_weight=recorded.get("look_weight", DEFAULT_SETTINGS.look_weight),
                 source="tuned",
                 tuned_on=recorded.get("tuned_on"),
                 tuning=recorded.get("tuning") or {},
@@ -147,7 +165,10 @@ class SearchSettings:
 #: the settings of an index that was never tuned: the values that did best on the demo's
 #: validation queries (docs/results.md "Search settings")
 DEFAULT_SETTINGS = SearchSettings(
-    word_weight={"arithmetic": 1.0, "combined": 0.25}, cosine_power=8.0, source="default"
+    word_weight={"arithmetic": 1.0, "combined": 0.25},
+    cosine_power=8.0,
+    look_weight=0.3,
+    source="default",
 )
 
 
@@ -161,6 +182,7 @@ def write_settings(
     manifest[SETTINGS_KEY] = {
         "word_weight": dict(settings.word_weight),
         "cosine_power": settings.cosine_power,
+        "look_weight": settings.look_weight,
         "tuned_on": settings.tuned_on,
         "tuning": dict(tuning or settings.tuning),
     }

@@ -209,6 +209,7 @@ def _query_from(req: SearchRequest, image: Any, max_k: int) -> Query:
         text=req.query or None,
         word_weight=req.word_weight,
         cosine_power=req.cosine_power,
+        look_weight=req.look_weight,
     )
 
 

@@ -65,6 +65,11 @@ class SearchRequest(BaseModel):
         None, gt=0, le=1000, allow_inf_nan=False,
         description="this query's cosine power of the soft filter (default: the index's settings)",
     )  # fmt: skip
+    look_weight: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False,
+        description="this query's share of the look (the colour-blind shape vector) in its query "
+        "vector, on an index whose model has one (default: the index's settings)",
+    )  # fmt: skip
 
 
 class Attribute(BaseModel):
@@ -128,11 +133,12 @@ class HealthResponse(BaseModel):
     items: int
     vocabulary: int
     dimension: int
+    look_dim: int = Field(description="dimension of the look in the index's vectors (0: none)")
     backend: str | None
     model_fingerprint: str
     settings: dict[str, Any] = Field(
-        description="the search settings in force: word_weight per method, cosine_power, and "
-        "source (tuned, default or given)"
+        description="the search settings in force: word_weight per method, cosine_power, "
+        "look_weight, and source (tuned, default or given)"
     )
 
 

@@ -124,7 +124,7 @@ class SearchService:
         **searcher: Any,
     ) -> SearchService:
         """Open the index and its model once (see :meth:`Searcher.load`; ``searcher``: its
-        scoring overrides, ``word_weight`` and ``cosine_power``)."""
+        scoring overrides, ``word_weight``, ``cosine_power`` and ``look_weight``)."""
         return cls(Searcher.load(index_dir, model_dir=model_dir, device=device, **searcher), limits)
 
     # ------------------------------------------------------------------ items
@@ -226,6 +226,7 @@ class SearchService:
             "items": self.index.live_count,
             "vocabulary": len(self.words),
             "dimension": self.index.dimension,
+            "look_dim": 0 if self.searcher.model.look is None else self.searcher.model.look.dim,
             "backend": manifest.get("backend", {}).get("name"),
             "model_fingerprint": str(manifest.get("model_fingerprint", ""))[:12],
             "settings": self.searcher.settings.to_dict(),

@@ -45,6 +45,7 @@ from stylesearch.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from stylesearch.training.look import fit_look
 
 Log = Callable[[str], None]
 
@@ -500,6 +501,12 @@ def train(
             "text_pipeline": pipeline.name,
             "final_metrics": history[-1] if history else {},
         }
+        if model.look is not None:
+            log(f"look: fitting on the {len(items)} catalog images")
+            fit_look(
+                model, [it.image for it in items], device=device,
+                num_workers=tcfg.num_workers, progress=progress,
+            )  # fmt: skip
         save_model(
             model,
             out_dir,

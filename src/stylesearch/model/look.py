@@ -1,0 +1,108 @@
+"""The look: a colour-blind shape vector of an image, kept beside ``f_I`` in the index.
+
+The joint embedding is trained against the words alone, so colour and pattern dominate it: among
+the red items, the nearest to a blue query dress are not the ones shaped like it
+(docs/results.md). The look is blind to colour and pattern by construction:
+
+1. the luminance of the input image (ImageNet normalisation undone);
+2. a Gaussian blur of ``BLUR_CELLS`` grid cells, which washes out stripes, dots and checks;
+3. area resampling to a ``GRID`` x ``GRID`` grid;
+4. standardisation per image (zero mean, unit variance), so a dark and a light garment of one
+   shape give the same grid;
+5. projection on the top ``dim`` principal components of the training catalog's grids (centred
+   on their mean), L2-normalised.
+
+Steps 1-4 are fixed; step 5 is fitted on the catalog (:meth:`ShapeLook.fit`, called by
+``stylesearch train`` after the last epoch) and saved with the model's weights as buffers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["BLUR_CELLS", "GRID", "LUMA", "ShapeLook"]
+
+#: side of the grid the look is read on
+GRID = 32
+#: standard deviation of the blur, in grid cells
+BLUR_CELLS = 0.9
+#: ITU-R BT.601 luma weights of R, G, B
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _gaussian_kernel(sigma: float) -> Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+class ShapeLook(nn.Module):
+    """Images ``(B, 3, S, S)`` (ImageNet-normalised) -> unit looks ``(B, dim)``.
+
+    Args:
+        image_size: S, the model's input size (it sets the blur in pixels).
+        dim: the look's dimension (principal components kept), >= 1.
+    """
+
+    def __init__(self, image_size: int, dim: int) -> None:
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"the look dimension must be >= 1, got {dim}")
+        cells = GRID * GRID
+        if dim > cells:
+            raise ValueError(f"the look dimension must be <= {cells}, got {dim}")
+        self.dim = dim
+        self.sigma = BLUR_CELLS * image_size / GRID
+        self.register_buffer("kernel", _gaussian_kernel(self.sigma), persistent=False)
+        self.register_buffer("mean", torch.zeros(cells))
+        self.register_buffer("basis", torch.zeros(cells, dim))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def grid(self, images: Tensor) -> Tensor:
+        """Steps 1-4: ``(B, 3, S, S)`` -> standardised grids ``(B, GRID * GRID)`` float32."""
+        mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+        luma = torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)
+        grey = ((images.float() * std + mean) * luma).sum(dim=1, keepdim=True)
+        k = self.kernel.to(images.device)
+        r = len(k) // 2
+        grey = F.conv2d(F.pad(grey, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+        grey = F.conv2d(F.pad(grey, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+        cells = F.interpolate(grey, size=(GRID, GRID), mode="area").flatten(1)
+        cells = cells - cells.mean(dim=1, keepdim=True)
+        spread = cells.pow(2).mean(dim=1, keepdim=True).sqrt()
+        return torch.where(spread > 1e-6, cells / spread.clamp_min(1e-6), torch.zeros_like(cells))
+
+    @torch.no_grad()
+    def fit(self, grids: Tensor) -> None:
+        """Step 5: the mean and top principal directions of ``grids`` ``(n, GRID * GRID)``
+        (:meth:`grid` of the training images). With fewer than ``dim`` independent grids the
+        remaining directions stay zero."""
+        if grids.ndim != 2 or grids.shape[1] != self.mean.numel() or len(grids) < 2:
+            raise ValueError(
+                f"fitting the look needs at least 2 grids of {self.mean.numel()} cells, "
+                f"got shape {tuple(grids.shape)}"
+            )
+        x = grids.double()
+        mu = x.mean(dim=0)
+        _, _, vt = torch.linalg.svd(x - mu, full_matrices=False)
+        basis = torch.zeros_like(self.basis, dtype=torch.float64)
+        kept = min(self.dim, vt.shape[0])
+        basis[:, :kept] = vt[:kept].T
+        self.mean.copy_(mu.float())
+        self.basis.copy_(basis.float())
+        self.fitted.fill_(True)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Unit looks ``(B, dim)``; a grid equal to the mean gives the zero vector."""
+        if not bool(self.fitted):
+            raise RuntimeError("the model's look is not fitted (ShapeLook.fit)")
+        projected = (self.grid(images) - self.mean) @ self.basis
+        return F.normalize(projected, dim=-1)

@@ -1,0 +1,156 @@
+"""The look (model/look.py) and the index vectors it joins: hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
+from stylesearch.config import ModelConfig
+from stylesearch.model import JointModel, load_model, save_model
+from stylesearch.model.look import GRID, ShapeLook
+from stylesearch.search.scoring import with_look
+from stylesearch.text.vocabulary import Vocabulary
+
+MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+
+def _normalised(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> the model's ImageNet-normalised input."""
+    return (rgb - MEAN) / STD
+
+
+def _garment(size: int = 64) -> torch.Tensor:
+    """A light background with a darker rectangle: ``(1, 3, size, size)`` RGB in [0, 1]."""
+    rgb = torch.full((1, 3, size, size), 0.9)
+    rgb[:, :, size // 4 : size // 2, size // 8 : size // 2] = 0.3
+    return rgb
+
+
+def test_the_grid_is_blind_to_brightness_and_contrast():
+    look = ShapeLook(64, 4)
+    a = look.grid(_normalised(_garment()))
+    b = look.grid(_normalised(0.5 * _garment() + 0.2))  # every pixel mapped by one affine map
+    assert a.shape == (1, GRID * GRID)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    assert float(a.mean()) == pytest.approx(0.0, abs=1e-5)
+    assert float(a.pow(2).mean()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_constant_image_has_a_zero_grid():
+    look = ShapeLook(64, 4)
+    assert not look.grid(_normalised(torch.full((2, 3, 64, 64), 0.4))).any()
+
+
+def test_fit_keeps_the_mean_and_the_directions_of_largest_variance():
+    cells = GRID * GRID
+    grids = torch.zeros(4, cells)
+    grids[:, 5] = 1.0  # the mean: 1 in cell 5
+    grids[0, 0], grids[1, 0] = 2.0, -2.0  # variance 8 / 4 along cell 0
+    grids[2, 1], grids[3, 1] = 1.0, -1.0  # variance 2 / 4 along cell 1
+    look = ShapeLook(64, 2)
+    look.fit(grids)
+    expected_mean = torch.zeros(cells)
+    expected_mean[5] = 1.0
+    torch.testing.assert_close(look.mean, expected_mean)
+    first, second = look.basis[:, 0], look.basis[:, 1]
+    assert abs(float(first[0])) == pytest.approx(1.0) and float(first.abs().sum()) == pytest.approx(
+        1.0
+    )
+    assert abs(float(second[1])) == pytest.approx(1.0) and float(
+        second.abs().sum()
+    ) == pytest.approx(1.0)
+    assert bool(look.fitted)
+
+
+def test_fit_needs_two_grids_of_the_right_size():
+    look = ShapeLook(64, 2)
+    with pytest.raises(ValueError, match="at least 2 grids"):
+        look.fit(torch.zeros(1, GRID * GRID))
+    with pytest.raises(ValueError, match="at least 2 grids"):
+        look.fit(torch.zeros(3, 10))
+
+
+def test_an_unfitted_look_refuses_to_encode():
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ShapeLook(64, 2)(_normalised(_garment()))
+
+
+def test_the_look_is_the_unit_projection_of_the_centred_grid():
+    look = ShapeLook(64, 3)
+    g = torch.Generator().manual_seed(0)
+    look.fit(torch.randn(20, GRID * GRID, generator=g))
+    images = _normalised(torch.rand(2, 3, 64, 64, generator=g))
+    projected = (look.grid(images) - look.mean) @ look.basis
+    expected = projected / projected.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(look(images), expected)
+
+
+def _model(look_dim: int) -> JointModel:
+    torch.manual_seed(0)
+    model = JointModel(ModelConfig(embed_dim=8, image_size=32, look_dim=look_dim), vocab_size=3)
+    if model.look is not None:
+        model.look.fit(model.look.grid(torch.randn(10, 3, 32, 32)))
+    return model.eval()
+
+
+def test_index_vectors_join_the_two_unit_parts_with_equal_weight():
+    model = _model(4)
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        vec = model.encode_index(images)
+        f = torch.nn.functional.normalize(model.encode_images(images), dim=-1)
+        lk = model.look(images)
+    assert model.index_dim == 12 and vec.shape == (3, 12)
+    torch.testing.assert_close(vec[:, :8], f / math.sqrt(2))
+    torch.testing.assert_close(vec[:, 8:], lk / math.sqrt(2))
+
+
+def test_without_a_look_the_index_vector_is_the_unit_f_i():
+    model = _model(0)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.encode_index(images), model.encode_images(images, normalize=True)
+        )
+    assert model.look is None and model.index_dim == 8
+
+
+def test_with_look_by_hand():
+    q, look = np.array([3.0, 0.0]), np.array([0.0, 2.0])
+    # a = 0.5: [0.5, 0, 0, 0.5] normalised
+    np.testing.assert_allclose(with_look(q, look, 0.5, 2), [2**-0.5, 0, 0, 2**-0.5], atol=1e-7)
+    # a = 0.75: [0.25, 0, 0, 0.75] / sqrt(0.625)
+    s = math.sqrt(0.25**2 + 0.75**2)
+    np.testing.assert_allclose(with_look(q, look, 0.75, 2), [0.25 / s, 0, 0, 0.75 / s], atol=1e-7)
+    # no image (text), a zero look or a = 0: the joint part alone
+    for args in ((None, 0.5), (np.zeros(2), 0.5), (look, 0.0)):
+        np.testing.assert_allclose(with_look(q, args[0], args[1], 2), [1, 0, 0, 0])
+    with pytest.raises(ValueError, match="3 dimensions"):
+        with_look(q, np.ones(3), 0.5, 2)
+
+
+def test_a_model_folder_saved_before_the_look_loads_without_one(tmp_path):
+    model = _model(0)
+    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
+    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
+    config = tmp_path / "m" / "config.json"
+    meta = json.loads(config.read_text())
+    del meta["model"]["look_dim"]  # what an older folder holds
+    config.write_text(json.dumps(meta))
+    assert load_model(tmp_path / "m").look is None
+
+
+def test_a_fitted_look_survives_save_and_load(tmp_path):
+    model = _model(4)
+    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
+    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
+    loaded = load_model(tmp_path / "m")
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_index(images), model.encode_index(images))
