@@ -505,7 +505,7 @@ def train(
             log(f"look: fitting on the {len(items)} catalog images")
             fit_look(
                 model, [it.image for it in items], device=device,
-                num_workers=tcfg.num_workers, progress=progress,
+                num_workers=workers, progress=progress,
             )  # fmt: skip
         save_model(
             model,
