@@ -53,10 +53,6 @@ def objective(row: dict[str, Any]) -> float:
     return math.sqrt(float(row["mm"]) * float(row["mm_shape"]))
 
 
-def objective_of(row: dict[str, Any]) -> float:
-    return float(row["objective"])
-
-
 def tune_index(
     index_dir: str | Path,
     queries_path: str | Path,
@@ -116,7 +112,7 @@ def tune_index(
                 word_weight=w,
                 cosine_power=g or base.cosine_power,
                 look_weight=a,
-            ),  # fmt: skip
+            ),
             (method,),
         )
         for name, (method, w, g, a) in grid.items()
@@ -150,7 +146,7 @@ def tune_index(
 
     def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
         kept = [r for r in rows if (r["t_ndcg_truth"] or 0.0) >= min_truth_t]
-        return max(kept or rows, key=objective_of)
+        return max(kept or rows, key=lambda r: r["objective"])
 
     best_combined = choose([r for r in table if r["method"] == "combined"])
     look = best_combined["look_weight"]
