@@ -247,3 +247,90 @@ def test_load_image_applies_exif_orientation() -> None:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif)
     assert load_image(buffer.getvalue()).size == (20, 40)
+
+
+@pytest.mark.parametrize(("width", "height"), [(25_000_000, 1), (1_000_000, 25), (20, 420)])
+def test_elongated_images_are_refused_from_the_header(
+    tmp_path: Path, no_decoding: None, width: int, height: int
+) -> None:
+    path = tmp_path / "long.png"
+    path.write_bytes(bomb_png(width, height))  # under the pixel limit; a resize would explode
+    message = f"^image too elongated: .*{width} x {height} \\(the longer side may be at most 20"
+    with pytest.raises(ImageError, match=message):
+        check_image(path)
+    with pytest.raises(ImageError, match=message):
+        load_image(path.read_bytes())
+
+
+def test_twenty_to_one_is_still_accepted_and_a_pil_image_is_checked_too() -> None:
+    assert load_image(encoded(noise_image((400, 20)))).size == (400, 20)
+    with pytest.raises(ImageError, match="^image too elongated: <image>: 420 x 20"):
+        load_image(Image.new("L", (420, 20)))
+
+
+@pytest.mark.parametrize(
+    ("size", "shrink_to", "expected"),
+    [
+        ((1000, 700), 224, (334, 234)),  # 700 // 224 = 3; sizes rounded up
+        ((700, 1000), 224, (234, 334)),
+        ((999, 699), 224, (333, 233)),
+        ((447, 600), 224, (447, 600)),  # factor 1: left as it is
+        ((448, 600), 224, (224, 300)),
+        ((100, 80), 224, (100, 80)),  # never enlarged
+    ],
+)
+def test_shrink_to_box_averages_by_an_integer_factor(
+    size: tuple[int, int], shrink_to: int, expected: tuple[int, int]
+) -> None:
+    image = noise_image(size)
+    out = load_image(encoded(image), shrink_to=shrink_to)
+    assert out.size == expected
+    factor = min(size) // shrink_to
+    exact = factor > 1 and size[0] % factor == 0 and size[1] % factor == 0
+    if exact:  # one output pixel is the mean of a factor x factor block
+        block = np.asarray(image)[:factor, :factor].reshape(-1, 3).mean(axis=0)
+        assert np.abs(np.asarray(out)[0, 0] - block).max() <= 1
+    assert load_image(image, shrink_to=shrink_to).size == expected  # a PIL image alike
+
+
+def test_shrink_keeps_an_accepted_aspect_ratio_accepted() -> None:
+    image = Image.new("RGB", (15_480, 774))  # 20:1 exactly; 774 / 12 = 64.5
+    assert load_image(encoded(image), shrink_to=64).size == (1290, 65)
+
+
+def test_shrink_to_decodes_a_large_jpeg_at_a_smaller_scale() -> None:
+    data = encoded(noise_image((2000, 1800)), "JPEG")
+    out = load_image(data, shrink_to=224)
+    assert out.size == (250, 225)  # drafted at 1/8 (250 x 225), short side still >= 224
+    assert load_image(data).size == (2000, 1800)
+
+
+def test_shrunk_modes_keep_their_values() -> None:
+    grey16 = Image.new("I;16", (900, 900), 65535)
+    assert load_image(encoded(grey16), shrink_to=224).getpixel((0, 0)) == (255, 255, 255)
+    palette = Image.new("P", (900, 900), 1)
+    palette.putpalette([0, 0, 0, 250, 10, 20] + [0] * (256 * 3 - 6))
+    assert load_image(encoded(palette), shrink_to=224).getpixel((5, 5)) == (250, 10, 20)
+    rgba = Image.new("RGBA", (900, 900), (0, 0, 255, 0))
+    assert load_image(encoded(rgba), shrink_to=224).getpixel((5, 5)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(
+    ("mode", "cost"), [("L", 1), ("P", 1), ("I;16", 2), ("RGB", 4), ("F", 4), ("RGBA", 8)]
+)
+def test_max_decode_bytes_is_checked_before_decoding(
+    mode: str, cost: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = encoded(Image.new(mode, (100, 50)), "TIFF" if mode == "F" else "PNG")
+    assert load_image(data, max_decode_bytes=100 * 50 * cost).size == (100, 50)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded"))
+    message = f"^image too large: .*100 x 50 in mode {mode} needs {100 * 50 * cost} bytes"
+    with pytest.raises(ImageError, match=message):
+        load_image(data, max_decode_bytes=100 * 50 * cost - 1)
+
+
+def test_max_decode_bytes_counts_a_jpeg_at_its_drafted_scale() -> None:
+    data = encoded(noise_image((2000, 1800)), "JPEG")
+    with pytest.raises(ImageError, match="2000 x 1800 in mode RGB"):
+        load_image(data, max_decode_bytes=1_000_000)
+    assert load_image(data, shrink_to=224, max_decode_bytes=250 * 225 * 4).size == (250, 225)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import struct
 import tempfile
@@ -125,6 +126,43 @@ def test_every_kind_of_bad_row_is_rejected_with_its_reason(tmp_path: Path, image
     assert catalog.rows_in == 18 == len(catalog.items) + len(catalog.rejected)
     assert catalog.items[1].extra_images == (images / "ok2.png",)
     assert catalog.items[0].attributes == ("cotton",)
+
+
+def test_rows_that_would_crash_or_hang_a_later_run_are_rejected(
+    tmp_path: Path, images: Path
+) -> None:
+    os.mkfifo(images / "fifo.png")  # opening it for reading would block for ever
+    long_image = Image.new("RGB", (420, 20))
+    long_image.save(images / "long.png")  # 21:1, beyond the aspect-ratio cap
+    rows: list[Any] = [
+        _row("ok"),  # 1
+        _row("x" * 513),  # 2
+        _row("x" * 512, image="images/ok1.png"),  # 3 ok: at the limit
+        _row("nul\x00id"),  # 4
+        _row("new\nline"),  # 5
+        _row("rtl\u202eid"),  # 6
+        _row("caf\u00e9"),  # 7 ok (NFC)
+        _row("cafe\u0301", image="images/ok2.png"),  # 8 NFD spelling of row 7
+        _row("t", title="word " * 400_000),  # 9: 2M characters
+        _row("fifo", image="images/fifo.png"),  # 10
+        _row("long", image="images/long.png"),  # 11
+    ]
+    catalog = load_catalog(_write_jsonl(tmp_path / "m.jsonl", rows))
+    by_row = {rej.row: rej.reason for rej in catalog.rejected}
+    expected = {
+        2: r"^id too long: 513 characters \(at most 512\)$",
+        4: r"^bad character in id: U\+0000 \(U\+0000\) at position 4",
+        5: r"^bad character in id: U\+000A \(U\+000A\) at position 4",
+        6: r"^bad character in id: RIGHT-TO-LEFT OVERRIDE \(U\+202E\) at position 4",
+        8: r"^duplicate id 'cafe\u0301' \(first seen on row 7, equal to 'caf\u00e9' once NFC",
+        9: r"^text too long: title, description and attributes have 1999999 characters",  # stripped
+        10: r"^image: cannot read image: .*fifo\.png \(not a regular file\)$",
+        11: r"^image: image too elongated: .*long\.png: 420 x 20",
+    }
+    assert sorted(by_row) == sorted(expected)
+    for row, pattern in expected.items():
+        assert re.search(pattern, by_row[row]), (row, by_row[row])
+    assert [item.id for item in catalog.items] == ["ok", "x" * 512, "caf\u00e9"]
 
 
 def test_rejects_file_and_summary(tmp_path: Path, images: Path) -> None:

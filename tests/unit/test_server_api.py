@@ -260,6 +260,12 @@ def test_unknown_item_in_search_is_404(client):
         ({"item_id": "ITEM", "k": 101}, "bad_request"),
         ({"item_id": "ITEM", "k": "many"}, "bad_request"),
         ({"item_id": "ITEM", "k": 2.5}, "bad_request"),
+        ({"item_id": "ITEM", "k": "10"}, "bad_request"),  # k is a JSON integer only
+        ({"item_id": "ITEM", "k": True}, "bad_request"),
+        ({"item_id": "ITEM", "k": 5.0}, "bad_request"),
+        ({"item_id": "ITEM", "add": ["red"], "must_not": ["red"]}, "bad_query"),
+        ({"item_id": "ITEM", "remove": ["red"], "must": ["red"]}, "bad_query"),
+        ({"item_id": "ITEM", "query": "+red", "must_not": ["red"]}, "bad_query"),
         ({"item_id": "ITEM", "add": ["red"], "remove": ["red"]}, "bad_query"),
         ({"item_id": "ITEM", "query": "++red"}, "bad_query"),
         ({"item_id": "ITEM", "query": "x" * 1001}, "bad_request"),
@@ -287,6 +293,11 @@ def test_bad_bodies(client, item_id, png):
     headers = {"content-type": "application/json"}
     assert_error(client.post("/api/search", content=b"{nope", headers=headers), 400, "bad_request")
     assert_error(client.post("/api/search", content=b"[1, 2]", headers=headers), 400, "bad_request")
+    deep = b'{"item_id": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"  # RecursionError in json
+    response = client.post("/api/search", content=deep, headers=headers)
+    assert "too deep" in assert_error(response, 400, "bad_request")["detail"]
+    huge_k = b'{"item_id": "x", "k": ' + b"9" * 5000 + b"}"  # over Python's int-digit limit
+    assert_error(client.post("/api/search", content=huge_k, headers=headers), 400, "bad_request")
     assert_error(
         client.post("/api/search", content=b"\xff\xfe", headers=headers), 400, "bad_request"
     )
@@ -322,6 +333,14 @@ def test_bad_bodies(client, item_id, png):
         400,
         "bad_request",
     )
+
+    # a form sends k as text: digits are an integer, anything else is refused
+    def form(k: str):
+        return client.post("/api/search", files=[("item_id", (None, item_id)), ("k", (None, k))])
+
+    assert len(form("3").json()["results"]) == 3
+    for k in ("3.0", "true", "9" * 5000, "-1"):
+        assert_error(form(k), 400, "bad_request")
     assert_error(client.get("/api/search"), 405, "method_not_allowed")
     assert_error(client.get("/api/nothing-here"), 404, "not_found")
 
@@ -365,6 +384,54 @@ def test_limits_bytes_and_pixels(service, png):
         "/api/search", content=chunks(), headers={"content-type": "application/json"}
     )
     assert_error(response, 413, "too_large")
+
+
+def test_uploads_that_would_take_unbounded_memory_are_refused(client, service, png):
+    def upload(image: Image.Image, fmt: str = "PNG"):
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt)
+        return client.post("/api/search", files={"image": ("q", buffer.getvalue(), "image/png")})
+
+    body = assert_error(upload(Image.new("L", (25_000_000, 1))), 400, "bad_image")
+    assert "too elongated" in body["detail"]
+    assert_error(upload(Image.new("RGB", (1_000_000, 25))), 400, "bad_image")
+    limit = service.limits.max_decode_bytes
+    assert limit < 5000 * 5000 * 4  # a 25 Mpx RGB PNG is refused before decoding ...
+    body = assert_error(upload(Image.new("RGB", (5000, 5000))), 413, "image_too_large")
+    assert "in mode RGB needs 100000000 bytes" in body["detail"]
+    assert upload(Image.new("RGB", (5000, 5000)), "JPEG").is_success  # ... a JPEG is drafted
+    assert upload(Image.new("I;16", (4000, 4000), 40000)).is_success  # 32 MB as 16 bits
+
+
+def test_uploads_are_decoded_at_most_max_decoding_at_once(service, png, monkeypatch):
+    import stylesearch.server.app as app_module
+
+    client = TestClient(create_app(SearchService(service.searcher, ServerLimits(max_decoding=2))))
+    busy, most, lock = [0], [0], threading.Lock()
+    real = app_module.load_image
+
+    def slow_load(*args, **kwargs):
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        threading.Event().wait(0.2)
+        with lock:
+            busy[0] -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "load_image", slow_load)
+    statuses: list[int] = []
+
+    def send() -> None:
+        files = {"image": ("q.png", png, "image/png")}
+        statuses.append(client.post("/api/search", files=files).status_code)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert statuses == [200] * 6 and most[0] == 2
 
 
 def test_a_bug_is_a_logged_500(service, item_id, monkeypatch):

@@ -33,9 +33,11 @@ PAD: int = -1
 ImageTransform = Callable[[Image.Image], torch.Tensor]
 
 
-def _load(path: Path, transform: ImageTransform, max_pixels: int, what: str) -> torch.Tensor:
+def _load(
+    path: Path, transform: ImageTransform, max_pixels: int, what: str, shrink_to: int | None = None
+) -> torch.Tensor:
     try:
-        image = load_image(path, max_pixels=max_pixels)
+        image = load_image(path, max_pixels=max_pixels, shrink_to=shrink_to)
     except ImageError as exc:
         raise ImageError(f"{what}: {exc}") from None
     return transform(image)
@@ -173,7 +175,11 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 
 class ImageDataset(Dataset[dict[str, Any]]):
-    """Image ``i`` -> ``{"image": (3, S, S) float32, "index": i}`` (for embedding a catalog)."""
+    """Image ``i`` -> ``{"image": (3, S, S) float32, "index": i}`` (for embedding a catalog).
+
+    ``shrink_to``: the transform's input size, passed to :func:`load_image` so that a large
+    image is decoded exactly as a query upload of it is (the same vector either way).
+    """
 
     def __init__(
         self,
@@ -181,16 +187,20 @@ class ImageDataset(Dataset[dict[str, Any]]):
         transform: ImageTransform,
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        shrink_to: int | None = None,
     ) -> None:
         self.paths = [Path(p) for p in paths]
         self.transform = transform
         self.max_pixels = max_pixels
+        self.shrink_to = shrink_to
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        image = _load(self.paths[index], self.transform, self.max_pixels, f"image {index}")
+        image = _load(
+            self.paths[index], self.transform, self.max_pixels, f"image {index}", self.shrink_to
+        )
         return {"image": image, "index": index}
 
 

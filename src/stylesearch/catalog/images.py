@@ -27,10 +27,18 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "check_image", "load_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_ASPECT_RATIO", "ImageError", "check_image", "load_image"]
 
 #: Default refusal threshold in pixels (width * height); 50 Mpx is an 8660 x 5774 photo.
 DEFAULT_MAX_PIXELS: int = 50_000_000
+#: Longest accepted side over shortest side. A 25,000,000 x 1 image is under any pixel limit,
+#: but resizing its short side to the model's input would need gigabytes.
+MAX_ASPECT_RATIO: float = 20.0
+#: Bytes per pixel that decoding an image and shrinking it hold at their peak, by mode: Pillow's
+#: buffer (1, 2 or 4 bytes), twice over for modes with alpha, whose resize premultiplies into a
+#: second full-size buffer. Modes not listed take 4.
+_DECODE_COST = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_DECODE_COST |= dict.fromkeys(("LA", "La", "PA", "RGBA", "RGBa"), 8)
 
 # ``warnings.catch_warnings`` swaps a process-wide filter list and is not thread-safe: two
 # overlapping contexts in different threads can leave a filter installed for good. Our header
@@ -43,7 +51,8 @@ class ImageError(ValueError):
     """An image that cannot be used; the message is the user-readable reason.
 
     Reasons start with a fixed phrase (``image not found``, ``not an image (unrecognised
-    format)``, ``truncated or corrupt image``, ``image too large``, ``cannot read image``)
+    format)``, ``truncated or corrupt image``, ``image too large``, ``image too elongated``,
+    ``cannot read image``)
     followed by ``": "`` and the details, so callers can group them by kind.
     """
 
@@ -116,7 +125,43 @@ def _open_header(fp: IO[bytes], label: str, max_pixels: int) -> ImageFile.ImageF
     if width * height > max_pixels:
         image.close()
         raise _too_large(width, height, max_pixels)
+    try:
+        _check_aspect(width, height, label)
+    except ImageError:
+        image.close()
+        raise
     return image
+
+
+def _check_aspect(width: int, height: int, label: str) -> None:
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(
+            f"image too elongated: {label}: {width} x {height} (the longer side may be at most"
+            f" {MAX_ASPECT_RATIO:g} times the shorter)"
+        )
+
+
+def decode_cost(image: Image.Image) -> int:
+    """The bytes that decoding ``image`` and shrinking it hold at their peak (an estimate)."""
+    width, height = image.size
+    return width * height * _DECODE_COST.get(image.mode, 4)
+
+
+def _draft(image: ImageFile.ImageFile, shrink_to: int) -> None:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 scale, its shorter side staying >= ``shrink_to``."""
+    if image.format == "JPEG":
+        image.draft(image.mode, (shrink_to, shrink_to))
+
+
+def _shrink(image: Image.Image, shrink_to: int) -> Image.Image:
+    """Box-average ``image`` by the largest integer factor that keeps its shorter side at least
+    ``shrink_to`` (``image`` itself when that factor is 1)."""
+    factor = min(image.size) // shrink_to
+    if factor < 2:
+        return image
+    width, height = image.size
+    # sizes rounded up: a shape within MAX_ASPECT_RATIO stays within it
+    return image.resize((-(-width // factor), -(-height // factor)), Image.Resampling.BOX)
 
 
 def _decode(image: ImageFile.ImageFile, label: str) -> None:
@@ -134,6 +179,8 @@ def _decode(image: ImageFile.ImageFile, label: str) -> None:
 
 def _open_path(path: Path) -> IO[bytes]:
     try:
+        if not path.is_dir() and path.exists() and not path.is_file():  # opening a FIFO blocks
+            raise ImageError(f"cannot read image: {path} (not a regular file)")
         return open(path, "rb")  # noqa: SIM115 -- closed by the caller's ``with``
     except FileNotFoundError:
         raise ImageError(f"image not found: {path}") from None
@@ -174,12 +221,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image.copy()
     if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
+        values = np.array(image, dtype=np.float32)
         top = float(values.max()) if values.size else 0.0
         if top > 255.0:
             scale = 65535.0 if mode.startswith("I;16") or top <= 65535.0 else top
-            values = values * (255.0 / scale)
-        grey = Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), mode="L")
+            values *= np.float32(255.0 / scale)
+        np.clip(values, 0, 255, out=values)
+        grey = Image.fromarray(values.round().astype(np.uint8), mode="L")
         return grey.convert("RGB")
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         mode == "P" and "transparency" in image.info
@@ -202,16 +250,26 @@ def load_image(
     source: str | os.PathLike[str] | bytes | Image.Image,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    shrink_to: int | None = None,
+    max_decode_bytes: int | None = None,
 ) -> Image.Image:
     """Open, validate and decode an image from a path, raw file bytes or a Pillow image.
 
-    The same checks as :func:`check_image` apply (header first, ``max_pixels`` before any
-    decoding, full decode). The EXIF orientation tag is applied, so phone photos stand upright.
+    The same checks as :func:`check_image` apply (header first, ``max_pixels`` and the aspect
+    ratio before any decoding, full decode). The EXIF orientation tag is applied, so phone
+    photos stand upright.
 
     Args:
         source: a file path, the bytes of an encoded image (an HTTP upload), or an already
             opened ``PIL.Image.Image`` (only its size is checked; it is not modified).
         max_pixels: refuse images with more than this many pixels (width * height).
+        shrink_to: the shorter side the caller needs (the model's input size). A JPEG is then
+            decoded at the smallest scale that keeps it (1/2, 1/4 or 1/8), and any image is
+            box-averaged by an integer factor down to no less than it *before* the conversion
+            to RGB, so a large image never exists at full size in RGB.
+        max_decode_bytes: refuse an image whose decoding and shrinking would hold more than
+            this many bytes (:func:`decode_cost`, after the JPEG scaling above), before
+            decoding it: a server's bound on the memory of one upload.
 
     Returns:
         A new, fully loaded ``PIL.Image.Image`` in mode ``"RGB"`` (8 bits per channel,
@@ -225,8 +283,10 @@ def load_image(
         if width * height > max_pixels:
             raise _too_large(width, height, max_pixels)
         label = "<image>"
+        _check_aspect(width, height, label)
         try:
-            return _to_rgb(_upright(source))
+            small = source if shrink_to is None else _shrink(source, shrink_to)
+            return _to_rgb(_upright(small))
         except Exception as exc:
             raise ImageError(f"truncated or corrupt image: {label} ({exc})") from None
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -242,8 +302,17 @@ def load_image(
     with handle:
         image = _open_header(handle, label, max_pixels)
         with image:
+            if shrink_to is not None:
+                _draft(image, shrink_to)
+            if max_decode_bytes is not None and decode_cost(image) > max_decode_bytes:
+                width, height = image.size
+                raise ImageError(
+                    f"image too large: {label}: decoding {width} x {height} in mode {image.mode}"
+                    f" needs {decode_cost(image)} bytes > limit {max_decode_bytes}"
+                )
             _decode(image, label)
             try:
-                return _to_rgb(_upright(image))
+                small = image if shrink_to is None else _shrink(image, shrink_to)
+                return _to_rgb(_upright(small))
             except Exception as exc:
                 raise ImageError(f"truncated or corrupt image: {label} ({exc})") from None

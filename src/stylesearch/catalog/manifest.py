@@ -17,7 +17,9 @@ Image paths are relative to the manifest's folder unless absolute.
 Every row ends up either in :attr:`Catalog.items` or in :attr:`Catalog.rejected` with one
 user-readable reason, so ``rows_in == len(items) + len(rejected)`` always holds. Duplicate ids:
 the first row with that id that passes every other check is kept; later ones are rejected as
-``duplicate id 'x' (first seen on row N)``.
+``duplicate id 'x' (first seen on row N)``. Ids are compared in Unicode NFC form, so two
+spellings of one id are duplicates. An id is at most 512 characters without control, format or
+separator characters; an item's text is at most 100,000 characters.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import csv
 import json
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +61,14 @@ SUPPORTED_SUFFIXES: dict[str, str] = {
 }
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CHECK_CHUNK = 4096
+#: Longest accepted item id, in characters (the HTTP API looks items up by id in the URL).
+MAX_ID_CHARS: int = 512
+#: Longest accepted text of one item (title, description and attributes together), in characters:
+#: far above any product text, far below what the text pipeline (spaCy) refuses.
+MAX_TEXT_CHARS: int = 100_000
+#: Unicode categories an id may not contain: control (NUL, newline, ...), format (right-to-left
+#: overrides, zero-width characters), line and paragraph separators, unassigned, surrogates.
+_BAD_ID_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs"})
 
 
 class CatalogError(ValueError):
@@ -383,14 +394,33 @@ def _resolve(value: str, base_dir: Path, what: str) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+def _check_id(item_id: str) -> None:
+    if len(item_id) > MAX_ID_CHARS:
+        raise _RowError(f"id too long: {len(item_id)} characters (at most {MAX_ID_CHARS})")
+    for position, char in enumerate(item_id, start=1):
+        if unicodedata.category(char) in _BAD_ID_CATEGORIES:
+            name = unicodedata.name(char, f"U+{ord(char):04X}")
+            raise _RowError(
+                f"bad character in id: {name} (U+{ord(char):04X}) at position {position}; an id "
+                "may not hold control, format or separator characters"
+            )
+
+
 def _parse_row(raw: dict[str, Any], base_dir: Path) -> CatalogItem:
     """Check the fields of one raw row and build its item (images not checked yet)."""
     item_id = _required_str(raw, "id")
+    _check_id(item_id)
     image = _required_str(raw, "image")
     title = _required_str(raw, "title")
     description = _optional_str(raw, "description")
     extra = _string_list(raw, "extra_images")
     attributes = _string_list(raw, "attributes")
+    length = len(title) + len(description) + sum(len(a) + 2 for a in attributes)
+    if length > MAX_TEXT_CHARS:
+        raise _RowError(
+            f"text too long: title, description and attributes have {length} characters "
+            f"(at most {MAX_TEXT_CHARS})"
+        )
     return CatalogItem(
         id=item_id,
         image=_resolve(image, base_dir, "image"),
@@ -506,7 +536,7 @@ def load_catalog(
 
     items: list[CatalogItem] = []
     rejected: list[RejectedRow] = []
-    first_row: dict[str, int] = {}
+    first_row: dict[str, tuple[int, str]] = {}  # NFC id -> (row, id as given)
     for row_number, entry in parsed:
         if isinstance(entry, RejectedRow):
             rejected.append(entry)
@@ -519,11 +549,14 @@ def load_catalog(
                 if reasons[extra] is not None:
                     reason = f"extra image {k}: {reasons[extra]}"
                     break
-        if reason is None and entry.id in first_row:
-            reason = f"duplicate id {entry.id!r} (first seen on row {first_row[entry.id]})"
+        key = unicodedata.normalize("NFC", entry.id)
+        if reason is None and key in first_row:
+            first, first_id = first_row[key]
+            same = "" if first_id == entry.id else f", equal to {first_id!r} once NFC-normalised"
+            reason = f"duplicate id {entry.id!r} (first seen on row {first}{same})"
         if reason is not None:
             rejected.append(RejectedRow(row_number, entry.id, reason))
             continue
-        first_row[entry.id] = row_number
+        first_row[key] = (row_number, entry.id)
         items.append(entry)
     return Catalog(path=path, items=items, rejected=rejected, rows_in=len(parsed))

@@ -47,7 +47,8 @@ def predict_attributes(
     from tqdm import tqdm
 
     model.eval().to(device)
-    ds = ImageDataset([it.image for it in items], eval_transform(model.config.image_size))
+    size = model.config.image_size
+    ds = ImageDataset([it.image for it in items], eval_transform(size), shrink_to=size)
     loader = DataLoader(
         ds, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
     )

@@ -183,7 +183,8 @@ def embed_items(
     probabilities into ``attributes[i]`` ``(n, V)`` float16 (arrays or memmaps, row = item)."""
     from tqdm.auto import tqdm
 
-    dataset = ImageDataset([it.image for it in items], eval_transform(model.config.image_size))
+    size = model.config.image_size
+    dataset = ImageDataset([it.image for it in items], eval_transform(size), shrink_to=size)
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
     )

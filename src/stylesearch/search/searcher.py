@@ -233,9 +233,10 @@ class Searcher:
         from stylesearch.catalog.images import load_image
         from stylesearch.catalog.transforms import eval_transform
 
+        size = self.model.config.image_size
         if self._transform is None:
-            self._transform = eval_transform(self.model.config.image_size)
-        tensor = self._transform(load_image(image))[None].to(self.device)
+            self._transform = eval_transform(size)
+        tensor = self._transform(load_image(image, shrink_to=size))[None].to(self.device)
         with torch.no_grad():
             vec = self.model.encode_index(tensor)
         return vec[0].float().cpu().numpy()
@@ -270,6 +271,8 @@ class Searcher:
         for a, b, what in (
             (add, remove, "wanted and unwanted"),
             (must, must_not, "must and must-not"),
+            (add, must_not, "wanted and must-not"),
+            (remove, must, "unwanted and must"),
         ):
             both = set(a) & set(b)
             if both:

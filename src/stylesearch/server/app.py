@@ -11,6 +11,8 @@ logged with its traceback and answered with a generic message.
 import json
 import logging
 import mimetypes
+import re
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,7 +44,7 @@ from stylesearch.server.schemas import (
     SearchResponseBody,
     VocabularyResponse,
 )
-from stylesearch.server.service import SearchService, UnknownItemError
+from stylesearch.server.service import SearchService, ServerLimits, UnknownItemError
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -51,6 +53,9 @@ log = logging.getLogger("stylesearch.server")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: the largest JSON search body; multipart bodies may be max_upload_bytes larger
 MAX_FORM_BYTES = 64 * 1024
+#: Form fields that hold an integer, and the digits that a form may send for one.
+INT_FIELDS = ("k",)
+_DIGITS = re.compile(r"[0-9]{1,6}")
 LIST_FIELDS = ("add", "remove", "must", "must_not")
 SCALAR_FIELDS = ("item_id", "query", "method", "k")
 #: the page loads nothing from elsewhere
@@ -126,7 +131,9 @@ async def _read_json(request: Request) -> dict[str, Any]:
     body = b"".join([chunk async for chunk in _limited_stream(request, MAX_FORM_BYTES)])
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise ApiError(400, "bad_request", "the body is not valid JSON: nested too deep") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int over Python's limit
         raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
@@ -168,6 +175,8 @@ async def _read_multipart(request: Request, max_upload: int) -> tuple[dict[str, 
                 data[key] = [v if isinstance(v, str) else None for v in values]
             elif len(values) != 1:
                 raise ApiError(400, "bad_request", f"field {key!r} given {len(values)} times")
+            elif key in INT_FIELDS and isinstance(values[0], str) and _DIGITS.fullmatch(values[0]):
+                data[key] = int(values[0])  # a form has only strings; JSON's k must be an int
             else:
                 data[key] = values[0] if isinstance(values[0], str) else None
     finally:
@@ -219,6 +228,8 @@ def _query_from(req: SearchRequest, image: Any, max_k: int) -> Query:
 def create_app(service: SearchService) -> FastAPI:
     """The app around a loaded :class:`SearchService` (one per process)."""
     limits = service.limits
+    image_size = service.searcher.model.config.image_size
+    decoding = threading.BoundedSemaphore(limits.max_decoding)  # memory of uploads at once
     # FastAPIOffline serves the /docs and /redoc assets from the installed package: no CDN
     app = FastAPIOffline(
         title="stylesearch",
@@ -294,7 +305,9 @@ def create_app(service: SearchService) -> FastAPI:
             raise _bad_request(exc) from None
         image = None
         if image_bytes is not None:
-            image = await run_in_threadpool(_decode_upload, image_bytes, limits.max_pixels)
+            image = await run_in_threadpool(
+                _decode_upload, image_bytes, limits, image_size, decoding
+            )
         query = _query_from(req, image, limits.max_k)
         try:
             out = await run_in_threadpool(service.search, query)
@@ -410,9 +423,17 @@ def create_app(service: SearchService) -> FastAPI:
     return app
 
 
-def _decode_upload(data: bytes, max_pixels: int) -> Any:
+def _decode_upload(
+    data: bytes, limits: ServerLimits, image_size: int, decoding: threading.BoundedSemaphore
+) -> Any:
     try:
-        return load_image(data, max_pixels=max_pixels)
+        with decoding:
+            return load_image(
+                data,
+                max_pixels=limits.max_pixels,
+                shrink_to=image_size,
+                max_decode_bytes=limits.max_decode_bytes,
+            )
     except ImageError as exc:
         raise _image_error(exc) from None
 

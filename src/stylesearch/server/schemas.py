@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from stylesearch.catalog.manifest import MAX_ID_CHARS
 from stylesearch.search.query import DEFAULT_METHOD, MAX_QUERY_CHARS, MAX_QUERY_WORDS
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
 
 Method = Literal["visual", "text", "arithmetic", "filter", "filter-hard", "combined"]
 MAX_WORD_CHARS = 64
-MAX_ID_CHARS = 512
 Words = list[str]
 
 
@@ -49,7 +49,9 @@ class SearchRequest(BaseModel):
         None, max_length=MAX_QUERY_CHARS, description='words in the one-line syntax "+red -striped"'
     )
     method: Method = Field(DEFAULT_METHOD, description="the search method (docs/search.md)")
-    k: int = Field(10, ge=1, description="number of results (at most the server's max_k, 100)")
+    k: StrictInt = Field(
+        10, ge=1, description="number of results, a JSON integer (at most the server's max_k, 100)"
+    )
     must: Words = Field(
         default_factory=list, max_length=MAX_QUERY_WORDS, description="hard filter: metadata has"
     )

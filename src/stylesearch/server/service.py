@@ -65,6 +65,9 @@ class ServerLimits:
         max_upload_bytes: largest accepted query image upload, in bytes (413 above it).
         max_pixels: largest accepted query image, width x height, checked from the header
             before decoding (413 above it).
+        max_decode_bytes: the most memory that decoding one query image may take, estimated
+            from its header before decoding (after a JPEG's scaled decoding; 413 above it).
+        max_decoding: how many uploads are decoded at once; others wait their turn.
         max_k: largest number of results per search.
         max_random: largest ``n`` of ``/api/random-items``.
         max_vocabulary: largest ``limit`` of ``/api/vocabulary``.
@@ -74,6 +77,8 @@ class ServerLimits:
 
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 25_000_000
+    max_decode_bytes: int = 48 * 1024 * 1024
+    max_decoding: int = 2
     max_k: int = 100
     max_random: int = 100
     max_vocabulary: int = 100

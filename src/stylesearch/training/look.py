@@ -30,7 +30,8 @@ def fit_look(
 
     if model.look is None:
         return
-    dataset = ImageDataset(list(paths), eval_transform(model.config.image_size))
+    size = model.config.image_size
+    dataset = ImageDataset(list(paths), eval_transform(size), shrink_to=size)
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
     )
