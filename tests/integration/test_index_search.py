@@ -182,7 +182,7 @@ def test_an_interrupted_build_keeps_the_old_index(setup, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         build_index(root / "model", manifest, out, backend="exact", num_workers=0)
     assert Index.load(out).manifest["created"] == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
 
 
 def test_cli_index_and_search(setup, tmp_path):

@@ -134,7 +134,7 @@ def test_a_failed_add_leaves_the_old_index(setup, tmp_path, monkeypatch):
         add_items(out, parts["tail"], num_workers=0)
     assert (out / "manifest.json").read_text() == before
     assert Index.load(out).count == 40
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
 
 
 @pytest.mark.parametrize("backend", ["exact", "faiss"])

@@ -73,7 +73,8 @@ def test_an_interrupted_build_leaves_the_old_index_readable(tmp_path):
         raise RuntimeError("boom")
     index = Index.load(out)
     assert index.manifest["build"] == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["idx"]  # no temporary folder left
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".idx.lock", "idx"]  # no temporary folder left, only the writer lock file
 
 
 def test_a_failing_finish_leaves_the_old_index(tmp_path):
@@ -84,7 +85,7 @@ def test_a_failing_finish_leaves_the_old_index(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         write_index_arrays(out, vectors, bad, metadata=meta, manifest={"build": "new"})
     assert Index.load(out).manifest["build"] == "old"
-    assert len(list(tmp_path.iterdir())) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
 
 
 def test_a_rebuild_replaces_the_index(tmp_path):
@@ -93,7 +94,7 @@ def test_a_rebuild_replaces_the_index(tmp_path):
     write_index_arrays(out, vectors, attributes, metadata=meta, manifest={"build": "old"})
     write_index_arrays(out, vectors, attributes, metadata=meta, manifest={"build": "new"})
     assert Index.load(out).manifest["build"] == "new"
-    assert len(list(tmp_path.iterdir())) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
 
 
 def test_refuses_to_replace_a_folder_that_is_not_an_index(tmp_path):

@@ -154,3 +154,44 @@ def test_save_overwrites_in_place_and_unwraps_module(tmp_path):
     loaded = load_model(tmp_path / "m")
     assert torch.equal(loaded.text_tower.embedding.weight, model.text_tower.embedding.weight)
     assert len(list((tmp_path / "m").iterdir())) == 3
+
+
+@pytest.mark.parametrize("killed_after", [0, 1, 2])
+def test_a_save_killed_between_its_renames_is_never_taken_for_a_model(
+    tmp_path, monkeypatch, killed_after
+):
+    import os
+
+    from stylesearch.model import io as model_io
+    from stylesearch.model.io import model_is_complete
+
+    model = _trained_ish_model()
+    save_model(model, tmp_path / "m", vocab=make_vocab(WORDS), text_config=None)
+    assert model_is_complete(tmp_path / "m")
+    with torch.no_grad():
+        model.text_tower.embedding.weight.mul_(2.0)
+    renames = [0]
+    real = os.replace
+
+    def dying(src, dst):
+        if str(dst).endswith(".tmp"):  # the vocabulary's own temporary file
+            return real(src, dst)
+        if renames[0] == killed_after:
+            raise KeyboardInterrupt  # as if killed here: no more renames
+        renames[0] += 1
+        real(src, dst)
+
+    monkeypatch.setattr(model_io.os, "replace", dying)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(model, tmp_path / "m", vocab=make_vocab(WORDS[:4] + ["green"]), text_config=None)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json", "model.safetensors", "vocab.json"
+    ]  # fmt: skip
+    if killed_after == 0:  # nothing renamed yet: the old model is whole
+        assert model_is_complete(tmp_path / "m")
+        load_model(tmp_path / "m")
+    else:  # new weights (and vocabulary) beside the old config: refused, never mixed
+        assert not model_is_complete(tmp_path / "m")
+        with pytest.raises(ModelFolderError):
+            load_model(tmp_path / "m")

@@ -21,7 +21,6 @@ import json
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -38,7 +37,7 @@ from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform, train_transform
 from stylesearch.config import ModelConfig
 from stylesearch.evaluation.retrieval import recall_at_k
-from stylesearch.index.store import swap_into_place
+from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
 from stylesearch.losses.triplet import NEGATIVES, triplet_loss
 from stylesearch.model.io import file_sha256
 from stylesearch.model.towers import build_image_backbone
@@ -348,25 +347,30 @@ def train_visual(
 def _save(
     out_dir: Path, state: dict[str, Tensor], config: VisualConfig, metrics: dict, catalog: str
 ) -> None:
+    with writer_lock(out_dir):
+        tmp = new_temp_folder(out_dir)
+        try:
+            _write_visual(tmp, state, config, metrics, catalog)
+            swap_into_place(tmp, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_visual(
+    tmp: Path, state: dict[str, Tensor], config: VisualConfig, metrics: dict, catalog: str
+) -> None:
     from safetensors.torch import save_file
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "config": asdict(config),
-            "metrics": metrics,
-            "catalog": catalog,
-            "weights_sha256": file_sha256(tmp / WEIGHTS_FILE),
-        }
-        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        swap_into_place(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": asdict(config),
+        "metrics": metrics,
+        "catalog": catalog,
+        "weights_sha256": file_sha256(tmp / WEIGHTS_FILE),
+    }
+    (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def read_visual_config(folder: str | Path) -> dict[str, Any]:

@@ -32,11 +32,11 @@ Files (N items, D dimensions, V vocabulary words)::
                            rows, search never returns them; ``count`` stays the number of rows,
                            ``live`` is the number of searchable items
 
-Writing: :class:`IndexWriter` fills a temporary folder beside the target (``.NAME.tmp-XXXX``) and
-swaps it into place only when everything is written: the old index is renamed aside, the new one
-renamed in, the old one deleted. An exception at any point before the swap deletes the temporary
-folder and leaves the old index as it was. (Between the two renames, a few microseconds, the
-path does not exist; a reader then gets "no index" and may retry.)
+Writing: :class:`IndexWriter` holds the folder's writer lock, fills a temporary folder beside the
+target (``.NAME.tmp-XXXX``) and swaps it into place only when everything is written
+(:mod:`stylesearch.folders`: one writer at a time, every file synced to disk, and a kill at any
+moment leaves an index that loads). An exception at any point before the swap deletes the temporary
+folder and leaves the old index as it was.
 """
 
 from __future__ import annotations
@@ -47,14 +47,15 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from stylesearch.folders import new_temp_folder, recover, swap_into_place, writer_lock
 from stylesearch.index.backends import BACKENDS, VectorBackend, cosine_profile
 from stylesearch.index.coarse import CoarseIndex, build_coarse
 
@@ -184,9 +185,9 @@ class IndexWriter:
                     "(choose another --out or remove it)"
                 )
         self.n, self.dim, self.vocab_size = n, dim, vocab_size
-        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out_dir.parent / f".{self.out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-        self.tmp.mkdir()
+        self._lock = ExitStack()  # held from here to the swap (or the abort)
+        self._lock.enter_context(writer_lock(self.out_dir))
+        self.tmp = new_temp_folder(self.out_dir)
         fmt = np.lib.format
         self.vectors = fmt.open_memmap(self.tmp / "vectors.npy", "w+", np.float32, (n, dim))
         self.attributes = fmt.open_memmap(
@@ -208,6 +209,7 @@ class IndexWriter:
         """Delete the temporary folder (the target is untouched)."""
         self.vectors = self.attributes = None  # type: ignore[assignment]
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._lock.close()
 
     def set_items(
         self,
@@ -349,29 +351,15 @@ class IndexWriter:
 
     def _swap(self) -> None:
         swap_into_place(self.tmp, self.out_dir)
-
-
-def swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Rename the complete folder ``tmp`` to ``out_dir``, replacing (then deleting) what is
-    there."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        self._lock.close()
 
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     """The parsed ``manifest.json``; :class:`IndexFormatError` when it is not an index."""
     index_dir = Path(index_dir)
     path = index_dir / MANIFEST
+    if not index_dir.exists():
+        recover(index_dir)  # a writer killed between its two renames: finish its swap
     if not path.is_file():
         raise IndexFormatError(
             f"{index_dir} is not a stylesearch index (no {MANIFEST}); build one with "

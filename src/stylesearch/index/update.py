@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
 from stylesearch.index.backends import (
     FAISS_FILE,
     ExactBackend,
@@ -47,7 +47,6 @@ from stylesearch.index.store import (
     IndexFormatError,
     IndexMismatchError,
     IndexWriter,
-    swap_into_place,
 )
 
 __all__ = [
@@ -192,19 +191,34 @@ def add_items(
     device: str = "cpu",
     progress: bool = False,
 ) -> AddResult:
-    """Embed the items of ``catalog_path`` and append them to the index at ``index_dir``.
+    """Embed the items of ``catalog_path`` and append them to the index at ``index_dir``
+    (holding its writer lock throughout: a concurrent writer waits).
 
     Raises:
         IndexUpdateError: an id of the new catalog is already a live item of the index (delete
             it first to replace it), or the catalog has no usable item.
         IndexMismatchError: ``model_dir`` is not the model the index was built with.
     """
+    with writer_lock(index_dir):
+        return _add_items(
+            Path(index_dir), catalog_path, model_dir, batch_size, num_workers, device, progress
+        )
+
+
+def _add_items(
+    index_dir: Path,
+    catalog_path: str | Path,
+    model_dir: str | Path | None,
+    batch_size: int,
+    num_workers: int,
+    device: str,
+    progress: bool,
+) -> AddResult:
     from stylesearch.catalog.manifest import load_catalog
     from stylesearch.index.build import embed_items, metadata_csr
     from stylesearch.model.io import load_model
 
     t_start = time.perf_counter()
-    index_dir = Path(index_dir)
     index = Index.load(index_dir)
     try:
         model = load_model(index.model_dir(model_dir), device=device)
@@ -308,8 +322,14 @@ def read_ids_file(path: str | Path) -> list[str]:
 
 def delete_items(index_dir: str | Path, ids: Sequence[str]) -> DeleteResult:
     """Mark the live items ``ids`` deleted. Ids that are not live items of the index are
-    returned in ``unknown`` (nothing is written when no id is known)."""
+    returned in ``unknown`` (nothing is written when no id is known). Holds the index's writer
+    lock throughout: a concurrent writer waits."""
     index_dir = Path(index_dir)
+    with writer_lock(index_dir):
+        return _delete_items(index_dir, ids)
+
+
+def _delete_items(index_dir: Path, ids: Sequence[str]) -> DeleteResult:
     index = Index.load(index_dir)
     try:
         all_ids, _, _ = _read_items(index)
@@ -333,8 +353,7 @@ def delete_items(index_dir: str | Path, ids: Sequence[str]) -> DeleteResult:
         backend = index.manifest["backend"]
     finally:
         index.close()
-    tmp = index_dir.parent / f".{index_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = new_temp_folder(index_dir)
     try:
         for path in index_dir.iterdir():  # files are never changed in place: share them
             if path.name not in (MANIFEST, DELETED) and path.is_file():

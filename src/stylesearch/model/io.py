@@ -58,15 +58,32 @@ def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(final: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary path beside ``final``, then ``os.replace`` it."""
-    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:12]}.tmp{final.suffix}")
+def _replace_together(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> None:
+    """Write every file of ``writers`` (name -> ``write(tmp)``) to a temporary path beside its
+    final one and sync it to disk, and only then rename them into place, in order.
+
+    A kill while writing leaves the old files as they were; a kill during the renames (a few
+    microseconds) leaves files of two saves, which :func:`load_model` and
+    :func:`model_is_complete` refuse by their checksums (the config file, renamed last, records
+    the weights' sha256 and the vocabulary's fingerprint).
+    """
+    token = uuid.uuid4().hex[:12]
+    temps = {name: out_dir / f".{name}.{token}.tmp" for name in writers}
     try:
-        write(tmp)
-        os.replace(tmp, final)
+        for name, write in writers.items():
+            write(temps[name])
+            with open(temps[name], "rb") as fh:
+                os.fsync(fh.fileno())
+        for name in writers:
+            os.replace(temps[name], out_dir / name)
+        fd = os.open(out_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
 
 
 def save_model(
@@ -101,7 +118,6 @@ def save_model(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    weights_path = out_dir / WEIGHTS_FILE
     sha: dict[str, str] = {}
 
     def write_weights(tmp: Path) -> None:
@@ -125,18 +141,31 @@ def save_model(
     except TypeError as exc:
         raise ValueError(f"extra must be JSON-serialisable: {exc}") from None
 
-    _atomic_write(weights_path, write_weights)
-    meta["weights_sha256"] = sha["weights"]
-
-    def write_vocab(tmp: Path) -> None:
-        vocab.save(tmp)
-
-    _atomic_write(out_dir / VOCAB_FILE, write_vocab)
-
     def write_config(tmp: Path) -> None:
+        meta["weights_sha256"] = sha["weights"]
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    _atomic_write(out_dir / CONFIG_FILE, write_config)
+    _replace_together(
+        out_dir,
+        {WEIGHTS_FILE: write_weights, VOCAB_FILE: vocab.save, CONFIG_FILE: write_config},
+    )
+
+
+def model_is_complete(model_dir: str | Path) -> bool:
+    """Whether ``model_dir`` holds the three files of one save (its checksums agree), without
+    building the model: what a finished training run leaves."""
+    from stylesearch.text.vocabulary import Vocabulary
+
+    model_dir = Path(model_dir)
+    try:
+        meta = read_model_config(model_dir)
+        vocab = Vocabulary.load(model_dir / VOCAB_FILE)
+        return (
+            vocab.fingerprint() == meta["vocab_fingerprint"]
+            and file_sha256(model_dir / WEIGHTS_FILE) == meta["weights_sha256"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def read_model_config(model_dir: str | Path) -> dict[str, Any]:

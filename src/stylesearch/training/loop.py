@@ -34,7 +34,7 @@ from stylesearch.config import Config, to_dict
 from stylesearch.evaluation.retrieval import mean_average_precision, recall_at_k
 from stylesearch.losses import compute_losses
 from stylesearch.losses.attribute import attribute_pos_weight, multi_hot
-from stylesearch.model.io import save_model
+from stylesearch.model.io import model_is_complete, save_model
 from stylesearch.model.joint import JointModel
 from stylesearch.text.pipeline import TextPipeline
 from stylesearch.text.vocabulary import Vocabulary, scaled_min_count
@@ -199,15 +199,20 @@ def evaluate(model: JointModel, loader: DataLoader, *, device: torch.device) -> 
 
 
 def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
-    finished = (out_dir / "model.safetensors").exists()
-    if resume:
+    if resume or overwrite:
         return
-    if finished and not overwrite:
+    if model_is_complete(out_dir):
         raise TrainingError(
             f"{out_dir} already holds a trained model; pass --overwrite to replace it, "
             "--resume to continue its last run, or choose another --out"
         )
-    if list_checkpoints(out_dir) and not overwrite:
+    if (out_dir / "model.safetensors").exists() or (out_dir / "config.json").exists():
+        raise TrainingError(
+            f"{out_dir} holds an incomplete model (its files' checksums disagree: a save was "
+            "interrupted); pass --resume to save it again from its last checkpoint, --overwrite "
+            "to train it again, or choose another --out"
+        )
+    if list_checkpoints(out_dir):
         raise TrainingError(
             f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it "
             "or --overwrite to start again"
