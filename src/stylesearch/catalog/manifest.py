@@ -11,6 +11,8 @@ formats carry the same columns:
 * Parquet (``.parquet`` / ``.pq``): string columns, list columns as ``list<string>`` (or strings
   as in CSV).
 
+Reading the files is :mod:`stylesearch.catalog.formats`; this module checks the rows.
+
 Values are stripped of surrounding whitespace; a whitespace-only required value is "empty".
 Image paths are relative to the manifest's folder unless absolute.
 
@@ -24,7 +26,6 @@ separator characters; an item's text is at most 100,000 characters.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -37,6 +38,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from stylesearch.catalog.formats import (
+    SUPPORTED_SUFFIXES,
+    CatalogError,
+    iter_manifest_rows,
+    type_name,
+)
 from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, check_image
 
 __all__ = [
@@ -50,15 +57,6 @@ __all__ = [
     "reason_kind",
 ]
 
-REQUIRED_FIELDS: tuple[str, ...] = ("id", "image", "title")
-LIST_FIELDS: tuple[str, ...] = ("extra_images", "attributes")
-SUPPORTED_SUFFIXES: dict[str, str] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _CHECK_CHUNK = 4096
 #: Longest accepted item id, in characters (the HTTP API looks items up by id in the URL).
@@ -69,11 +67,6 @@ MAX_TEXT_CHARS: int = 100_000
 #: Unicode categories an id may not contain: control (NUL, newline, ...), format (right-to-left
 #: overrides, zero-width characters), line and paragraph separators, unassigned, surrogates.
 _BAD_ID_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs"})
-
-
-class CatalogError(ValueError):
-    """A problem with the manifest as a whole (not found, unsupported format, missing columns,
-    unreadable file); per-row problems are :class:`RejectedRow` entries instead."""
 
 
 @dataclass(frozen=True)
@@ -200,134 +193,11 @@ class Catalog:
         return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- raw rows
-
-
-def _manifest_format(path: Path) -> str:
-    if not path.exists():
-        raise CatalogError(f"manifest not found: {path}")
-    if path.is_dir():
-        raise CatalogError(f"manifest is a directory, expected a file: {path}")
-    kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise CatalogError(
-            f"unsupported manifest extension {path.suffix!r}: {path} "
-            "(use .jsonl / .ndjson (JSON Lines), .csv or .parquet)"
-        )
-    return kind
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    with open(path, "rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                yield lineno, f"invalid UTF-8 (byte {exc.start + 1} of the line)"
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"
-                continue
-            if not isinstance(value, dict):
-                yield lineno, f"row is not a JSON object (got {_type_name(value)})"
-                continue
-            yield lineno, value
-
-
-def _iter_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise CatalogError(f"CSV manifest is empty (no header row): {path}")
-            columns = [name.strip() for name in header]
-            missing = [name for name in REQUIRED_FIELDS if name not in columns]
-            if missing:
-                raise CatalogError(
-                    f"CSV manifest {path} is missing required column(s) {', '.join(missing)} "
-                    f"(header: {', '.join(columns)})"
-                )
-            row_number = 0
-            for cells in reader:
-                if not cells:  # csv yields [] for a completely empty line
-                    continue
-                row_number += 1
-                if len(cells) > len(columns):
-                    yield (
-                        row_number,
-                        f"row has {len(cells)} fields but the header has {len(columns)} columns",
-                    )
-                    continue
-                yield row_number, dict(zip(columns, cells, strict=False))
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"CSV manifest is not valid UTF-8: {path} ({exc.reason})") from None
-    except csv.Error as exc:
-        raise CatalogError(f"cannot parse CSV manifest {path}: {exc}") from None
-
-
-def _iter_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as exc:
-        raise CatalogError(f"cannot read Parquet manifest {path}: {exc}") from None
-    names = parquet.schema_arrow.names
-    missing = [name for name in REQUIRED_FIELDS if name not in names]
-    if missing:
-        raise CatalogError(
-            f"Parquet manifest {path} is missing required column(s) {', '.join(missing)} "
-            f"(columns: {', '.join(names)})"
-        )
-    wanted = [name for name in (*REQUIRED_FIELDS, "description", *LIST_FIELDS) if name in names]
-    row_number = 0
-    try:
-        for batch in parquet.iter_batches(batch_size=4096, columns=wanted):
-            for record in batch.to_pylist():
-                row_number += 1
-                yield row_number, record
-    except Exception as exc:
-        raise CatalogError(f"cannot read Parquet manifest {path}: {exc}") from None
-
-
-def iter_manifest_rows(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield ``(row_number, raw_row)`` for every row of a manifest, in file order.
-
-    ``raw_row`` is the row as a dict of column -> value (not yet validated), or a ``str``
-    giving the reason the row could not be parsed at all (invalid JSON, not an object, too
-    many CSV fields). Row numbers are 1-based (see :class:`RejectedRow`).
-
-    Raises:
-        CatalogError: the file is missing, has an unsupported extension, lacks required CSV /
-            Parquet columns, or cannot be read.
-    """
-    path = Path(path)
-    kind = _manifest_format(path)
-    if kind == "jsonl":
-        return _iter_jsonl(path)
-    if kind == "csv":
-        return _iter_csv(path)
-    return _iter_parquet(path)
-
-
 # ----------------------------------------------------------------------------- row checks
 
 
 class _RowError(Exception):
     """Internal: a row fails a field check; the message is the rejection reason."""
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _required_str(raw: dict[str, Any], name: str) -> str:
@@ -337,9 +207,7 @@ def _required_str(raw: dict[str, Any], name: str) -> str:
     if name == "id" and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
-        raise _RowError(
-            f"wrong type for field {name!r}: expected a string, got {_type_name(value)}"
-        )
+        raise _RowError(f"wrong type for field {name!r}: expected a string, got {type_name(value)}")
     value = value.strip()
     if not value:
         raise _RowError(f"empty field {name!r}")
@@ -351,9 +219,7 @@ def _optional_str(raw: dict[str, Any], name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _RowError(
-            f"wrong type for field {name!r}: expected a string, got {_type_name(value)}"
-        )
+        raise _RowError(f"wrong type for field {name!r}: expected a string, got {type_name(value)}")
     return value.strip()
 
 
@@ -373,13 +239,13 @@ def _string_list(raw: dict[str, Any], name: str) -> tuple[str, ...]:
             value = text.split("|")
     if not isinstance(value, (list, tuple)):
         raise _RowError(
-            f"wrong type for field {name!r}: expected a list of strings, got {_type_name(value)}"
+            f"wrong type for field {name!r}: expected a list of strings, got {type_name(value)}"
         )
     out = []
     for position, element in enumerate(value, start=1):
         if not isinstance(element, str):
             raise _RowError(
-                f"wrong type for field {name!r}: element {position} is {_type_name(element)}, "
+                f"wrong type for field {name!r}: element {position} is {type_name(element)}, "
                 "expected a string"
             )
         if element.strip():
