@@ -1,13 +1,18 @@
-"""TextPipeline: spaCy rules on fixed titles, query-word normalisation, simplemma fallback."""
+"""TextPipeline: spaCy rules on fixed titles, query-word normalisation, simplemma fallback,
+bounded word caches."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import threading
 
 import pytest
 
 from stylesearch.config import TextConfig
 from stylesearch.text import STOP_WORDS, TextPipeline, TextPipelineError
+from stylesearch.text import pipeline as pipeline_module
+from stylesearch.text.cache import LRUCache
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +292,86 @@ def test_default_model_error_names_pinned_package(monkeypatch: pytest.MonkeyPatc
 def test_unknown_backend() -> None:
     with pytest.raises(TextPipelineError, match="simplemma"):
         TextPipeline(TextConfig(backend="nltk"))
+
+
+# --------------------------------------------------------------------------- bounded caches
+
+
+def test_lru_cache_forgets_the_least_recently_used() -> None:
+    cache: LRUCache[str, int | None] = LRUCache(3)
+    for i, key in enumerate("abc"):
+        cache.put(key, i)
+    assert cache.get("a") == 0  # "a" is now the most recently used; "b" the least
+    cache.put("d", 3)
+    assert "b" not in cache and len(cache) == 3
+    assert [cache.get(k, -1) for k in "abcd"] == [0, -1, 2, 3]
+    cache.put("e", None)  # None is a value, told apart from a miss by the default
+    assert cache.get("e", -1) is None and cache.get("a", -1) == -1
+    with pytest.raises(ValueError, match="at least 1"):
+        LRUCache(0)
+
+
+def test_lru_cache_shared_by_threads_stays_bounded() -> None:
+    cache: LRUCache[int, int] = LRUCache(64)
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for i in range(2000):
+                cache.put(offset + i, i)
+                got = cache.get(offset + i // 2, -1)
+                assert got in (-1, i // 2)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k * 10_000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and len(cache) == 64
+
+
+def pseudo_words(n: int) -> list[str]:
+    """``n`` distinct made-up alphabetic words ("zubak", "zubek", ...)."""
+    letters = "bdgklmnprstvz"
+    words = (f"zu{a}a{b}e{c}" for a in letters for b in letters for c in letters)
+    return list(itertools.islice(words, n))
+
+
+def test_query_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ever new query words cost a bounded cache (issue 15, defect 7); the answers are the same
+    whether a word was cached, forgotten or never seen."""
+    monkeypatch.setattr(pipeline_module, "QUERY_CACHE_SIZE", 16)
+    monkeypatch.setattr(pipeline_module, "WORD_CACHE_SIZE", 32)
+    for backend in ("simplemma", "spacy"):
+        small = TextPipeline(TextConfig(backend=backend)).load()
+        first = small.normalize_query_word("Dresses")
+        for word in pseudo_words(100):
+            small.normalize_query_word(word)
+        assert len(small._query_cache) == 16
+        assert len(small._noun_lemma_cache) <= 32 and len(small._simplemma_cache) <= 32
+        assert "dresses" not in small._query_cache  # forgotten ...
+        assert small.normalize_query_word("Dresses") == first == "dress"  # ... and recomputed
+        assert "dresses" in small._query_cache
+    assert pipeline_module.TextPipeline()._query_cache.maxsize == 16  # read at construction
+
+
+def test_query_words_leave_spacy_strings_as_they_were(nlp: TextPipeline) -> None:
+    """Query words are tagged in a spaCy memory zone: new words do not grow its string store
+    or its lemmatizer's cache with their strings, and catalog text and query words still come
+    out right."""
+    spacy_nlp = nlp._get_nlp()
+    nlp.normalize_query_word("zzwarmup")  # the carrier phrases' own words enter the caches
+    strings = len(spacy_nlp.vocab.strings)
+    for word in [*pseudo_words(60), "t-shirts", "slim-fit"]:
+        nlp.normalize_query_word(word)
+    assert len(spacy_nlp.vocab.strings) == strings
+    cache = spacy_nlp.get_pipe("lemmatizer").cache  # only entries of strings that stayed
+    assert cache and all(orth in spacy_nlp.vocab.strings for orth, _, _ in cache)
+    assert nlp.normalize_query_word("zuzazez") == "zuzazez"  # a new word, after the zones
+    assert nlp.normalize_query_word("t-shirts") == "shirt"
+    assert (
+        nlp.words("Navy striped cotton dress with puffed sleeves")
+        == FIXED["Navy striped cotton dress with puffed sleeves"]
+    )

