@@ -1359,6 +1359,28 @@ def search_cmd(
     show_default=True,
     help="Largest accepted image, width x height, checked before decoding (413 above it).",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests whose Host header names NAME (repeatable; '*': any, only behind "
+    "a proxy that checks it). Always answered: the --host address and the loopback names.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client may take to send a request's headers (then 408 and closed).",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client may take to send a request's body after its headers (then 408).",
+)
 @_scoring_options
 @click.option(
     "--log-level",
@@ -1376,6 +1398,9 @@ def serve_cmd(
     threads: int,
     max_upload_bytes: int,
     max_pixels: int,
+    allowed_hosts: tuple[str, ...],
+    header_timeout: float,
+    body_timeout: float,
     word_weight: float | None,
     cosine_power: float,
     look_weight: float | None,
@@ -1384,6 +1409,8 @@ def serve_cmd(
     """Serve the search engine over HTTP: the JSON API under /api and the web page at /.
 
     Loads the model and the index once. The OpenAPI documentation is at /docs (docs/server.md).
+    There is no authentication: on an address other than 127.0.0.1, put it behind a reverse
+    proxy that authenticates.
     """
     try:
         import uvicorn
@@ -1396,10 +1423,16 @@ def serve_cmd(
         ) from None
     import torch
 
+    from stylesearch.server.guards import browse_host, default_allowed_hosts, exposure_warning
+    from stylesearch.server.protocol import uvicorn_options
     from stylesearch.server.service import SearchService, ServerLimits
 
     torch.set_num_threads(threads)
-    limits = ServerLimits(max_upload_bytes=max_upload_bytes, max_pixels=max_pixels)
+    hosts = tuple(dict.fromkeys((*default_allowed_hosts(host), *allowed_hosts)))
+    limits = ServerLimits(
+        max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, header_timeout=header_timeout,
+        body_timeout=body_timeout, allowed_hosts=hosts,
+    )  # fmt: skip
     try:
         service = SearchService.load(
             index_dir,
@@ -1412,10 +1445,14 @@ def serve_cmd(
         raise click.ClickException(f"{index_dir}: {exc}") from None
     click.echo(
         f"stylesearch: {service.index.count} items, {len(service.words)} words; "
-        f"open http://{host}:{port}/ (API docs at /docs)",
+        f"open http://{browse_host(host)}:{port}/ (API docs at /docs)",
         err=True,
     )
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level)
+    warning = exposure_warning(host, port, hosts)
+    if warning:
+        click.echo(f"stylesearch: {warning}", err=True)
+    app = create_app(service)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(limits))
 
 
 # --------------------------------------------------------------------------- demo

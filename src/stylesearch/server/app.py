@@ -2,10 +2,12 @@
 
 Status codes: 200; 400 a request that cannot be answered as given (malformed body, missing query,
 bad method, ``k`` out of range, unknown word with the closest words, not an image, a truncated
-image); 404 unknown item or route; 405; 413 an upload over the byte limit (checked from
-Content-Length and while reading) or an image over the pixel limit (checked from its header,
-before decoding); 415 a search body that is neither JSON nor multipart. A 500 means a bug: it is
-logged with its traceback and answered with a generic message.
+image, a Host this server does not answer); 403 a browser's POST from another site; 404 unknown
+item or route; 405; 408 a body that did not arrive in time; 413 an upload over the byte limit
+(checked from Content-Length and while reading) or an image over the pixel limit (checked from
+its header, before decoding); 415 a search body that is neither JSON nor multipart. A 500 means
+a bug: it is logged with its traceback and answered with a generic message. Hosts, origins and
+the body deadline are checked by the middlewares of :mod:`stylesearch.server.guards`.
 """
 
 import json
@@ -28,11 +30,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
+from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from stylesearch.catalog.images import ImageError, load_image
 from stylesearch.search.query import Query, QuerySyntaxError, SearchError, parse_query
 from stylesearch.search.searcher import UnknownWordError
+from stylesearch.server.guards import BodyDeadline, BodyTimeout, HostGuard
 from stylesearch.server.schemas import (
     MAX_ID_CHARS,
     MAX_WORD_CHARS,
@@ -153,7 +157,7 @@ async def _read_multipart(request: Request, max_upload: int) -> tuple[dict[str, 
     )
     try:
         form = await parser.parse()
-    except ApiError:
+    except (ApiError, BodyTimeout, ClientDisconnect):
         raise
     except Exception as exc:  # MultiPartException, a malformed boundary, bad encodings ...
         raise ApiError(400, "bad_request", f"invalid multipart body: {exc}") from None
@@ -239,6 +243,10 @@ def create_app(service: SearchService) -> FastAPI:
         '`{"error": code, "detail": message}` with a 4xx status.',
     )
     app.state.service = service
+    # each add wraps the app so far: HostGuard runs first, so a foreign Host or a cross-site
+    # POST is answered before any of its body is read
+    app.add_middleware(BodyDeadline, timeout=limits.body_timeout)
+    app.add_middleware(HostGuard, allowed_hosts=limits.allowed_hosts)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -255,6 +263,11 @@ def create_app(service: SearchService) -> FastAPI:
         for key, value in (exc.headers or {}).items():
             resp.headers[key] = value
         return resp
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        log.info("client left during %s %s", request.method, request.url.path)
+        return _error(400, "client_disconnected", "the client closed the connection")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

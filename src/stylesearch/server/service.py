@@ -19,7 +19,10 @@ import numpy as np
 
 from stylesearch.search import Query, Searcher
 
-__all__ = ["FACET_THRESHOLD", "ServerLimits", "SearchService", "UnknownItemError"]
+__all__ = ["FACET_THRESHOLD", "LOOPBACK_HOSTS", "ServerLimits", "SearchService", "UnknownItemError"]
+
+#: the Host names of this machine that a server bound to a loopback address answers by default
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
 
 #: a result "has" an attribute in the facets when its predicted probability is at least this
 FACET_THRESHOLD = 0.5
@@ -73,6 +76,16 @@ class ServerLimits:
         max_vocabulary: largest ``limit`` of ``/api/vocabulary``.
         result_attributes: how many of its most probable attributes each result carries.
         facets: how many facets a search response carries at most.
+        header_timeout: seconds a client may take to send a request's headers, from the
+            connection's opening or the previous response (then 408 and closed; applied by the
+            HTTP protocol of :mod:`stylesearch.server.protocol`, which ``serve`` runs).
+        body_timeout: seconds a client may take to send a request's body after its headers
+            (408 and closed after; at 10 MiB, a client slower than about 350 KB/s is cut).
+        max_header_bytes: the largest request line plus headers (400 above it; likewise
+            applied by that protocol).
+        allowed_hosts: the ``Host`` names answered (400 ``bad_host`` for others; a port is
+            ignored; ``"*"``: any); browsers' POSTs must come from this server's own origin
+            or from one of these names that is not a loopback name (403 ``cross_site``).
     """
 
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -84,6 +97,10 @@ class ServerLimits:
     max_vocabulary: int = 100
     result_attributes: int = 5
     facets: int = 12
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_header_bytes: int = 16 * 1024
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
 
 class SearchService:
