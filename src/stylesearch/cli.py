@@ -61,6 +61,19 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def images_root_option(func: F) -> F:
+    """``--images-root DIR`` (repeatable) for commands that read a catalog manifest."""
+    return click.option(
+        "--images-root",
+        "images_root",
+        multiple=True,
+        metavar="DIR",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Also accept catalog images under DIR (repeatable). By default an image path must "
+        "resolve, symlinks followed, inside the manifest's folder.",
+    )(func)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="stylesearch")
 def cli() -> None:
@@ -99,9 +112,15 @@ def catalog() -> None:
     help="Refuse images with more pixels than this (decompression-bomb guard) [default: 50M].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@images_root_option
 @friendly_errors
 def catalog_check(
-    manifest: Path, rejects: Path | None, no_images: bool, max_pixels: int | None, as_json: bool
+    manifest: Path,
+    rejects: Path | None,
+    no_images: bool,
+    max_pixels: int | None,
+    as_json: bool,
+    images_root: tuple[Path, ...],
 ) -> None:
     """Validate MANIFEST (JSONL, CSV or Parquet): print counts and the reason of every rejection.
 
@@ -116,6 +135,7 @@ def catalog_check(
         validate_images=not no_images,
         max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
         progress=sys.stderr.isatty(),
+        image_roots=images_root,
     )
     rejects_path = None
     if cat.rejected:
@@ -357,6 +377,7 @@ def _load_config_with_overrides(config_path: Path | None, **overrides: Any) -> A
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a model or unfinished run in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@images_root_option
 @friendly_errors
 def train_cmd(
     catalog_path: Path,
@@ -371,6 +392,7 @@ def train_cmd(
     resume: bool,
     overwrite: bool,
     quiet: bool,
+    images_root: tuple[Path, ...],
 ) -> None:
     """Train the joint model (MBMR + attribute head) on a catalog.
 
@@ -389,7 +411,10 @@ def train_cmd(
         loss=loss,
         backbone=backbone,
     )
-    result = train(catalog_path, out, cfg, resume=resume, overwrite=overwrite, progress=not quiet)
+    result = train(
+        catalog_path, out, cfg, resume=resume, overwrite=overwrite, progress=not quiet,
+        image_roots=images_root,
+    )  # fmt: skip
     if result.metrics:
         last = result.metrics[-1]
         click.echo(json.dumps({k: last[k] for k in sorted(last) if k.startswith("val_")}))
@@ -432,9 +457,15 @@ def train_cmd(
               help="DataLoader workers [default: min(4, cores)].")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace a visual model in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@images_root_option
 @friendly_errors
 def train_visual_cmd(
-    catalog_path: Path, out: Path, overwrite: bool, quiet: bool, **overrides: Any
+    catalog_path: Path,
+    out: Path,
+    overwrite: bool,
+    quiet: bool,
+    images_root: tuple[Path, ...],
+    **overrides: Any,
 ) -> None:
     """Train the baseline visual model (the V-nDCG judge of `stylesearch eval`).
 
@@ -445,7 +476,10 @@ def train_visual_cmd(
 
     overrides["pretrained"] = overrides["pretrained"] or None  # the flag only turns it on
     config = VisualConfig(**{k: v for k, v in overrides.items() if v is not None})
-    metrics = train_visual(catalog_path, out, config, overwrite=overwrite, progress=not quiet)
+    metrics = train_visual(
+        catalog_path, out, config, overwrite=overwrite, progress=not quiet,
+        image_roots=images_root,
+    )  # fmt: skip
     final = metrics["final"]
     click.echo(json.dumps({k: final[k] for k in ("val_r1", "val_r10", "val_items") if k in final}))
 
@@ -681,6 +715,7 @@ def eval_group(
     show_default=True,
     help="Attribute groups of truth.jsonl to draw words from, with their share of each kind.",
 )
+@images_root_option
 @friendly_errors
 def eval_build_queries(
     catalog_path: Path,
@@ -690,6 +725,7 @@ def eval_build_queries(
     n: int | None,
     seed: int,
     groups: str,
+    images_root: tuple[Path, ...],
 ) -> None:
     """Build benchmark queries: add, remove and replace requirements in equal numbers.
 
@@ -712,7 +748,7 @@ def eval_build_queries(
             raise click.BadParameter(
                 f"{part_spec!r}: expected GROUP=SHARE, e.g. colour=0.5", param_hint="--groups"
             ) from None
-    items = list(load_catalog(catalog_path, validate_images=False).items)
+    items = list(load_catalog(catalog_path, validate_images=False, image_roots=images_root).items)
     try:
         queries = build_queries(
             items, load_truth(truth_path), part=part, n=n, seed=seed, group_shares=shares
@@ -752,9 +788,15 @@ def eval_build_queries(
 )
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@images_root_option
 @friendly_errors
 def eval_attributes(
-    model_dir: Path, catalog_path: Path, truth_path: Path, device: str, as_json: bool
+    model_dir: Path,
+    catalog_path: Path,
+    truth_path: Path,
+    device: str,
+    as_json: bool,
+    images_root: tuple[Path, ...],
 ) -> None:
     """Attribute average precision per group (category, colour, pattern) of the attribute head.
 
@@ -767,7 +809,8 @@ def eval_attributes(
     from stylesearch.evaluation.attributes import evaluate_attributes, load_truth
 
     model = stylesearch.load_model(model_dir, device=device)
-    items = list(load_catalog(catalog_path, progress=sys.stderr.isatty()).items)
+    tty = sys.stderr.isatty()
+    items = list(load_catalog(catalog_path, progress=tty, image_roots=images_root).items)
     scores = evaluate_attributes(
         model, items, load_truth(truth_path), VOCABULARY,
         device=device, progress=sys.stderr.isatty(),
@@ -1004,6 +1047,7 @@ def _backend_params(
 )
 @click.option("--device", default="cpu", show_default=True, help='"cpu", "cuda", "cuda:N".')
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@images_root_option
 @click.pass_context
 @friendly_errors
 def index_group(
@@ -1022,6 +1066,7 @@ def index_group(
     workers: int,
     device: str,
     quiet: bool,
+    images_root: tuple[Path, ...],
 ) -> None:
     """Build a search index: `stylesearch index --model MODEL_DIR --catalog MANIFEST --out DIR`.
 
@@ -1056,6 +1101,7 @@ def index_group(
             device=device,
             progress=not quiet and sys.stderr.isatty(),
             shard=shard,
+            image_roots=images_root,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -1092,6 +1138,7 @@ def index_group(
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help='"cpu", "cuda", "cuda:N".')
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@images_root_option
 @friendly_errors
 def index_add(
     index_dir: Path,
@@ -1101,6 +1148,7 @@ def index_add(
     workers: int,
     device: str,
     quiet: bool,
+    images_root: tuple[Path, ...],
 ) -> None:
     """Embed new catalog items and add them to an index (no rebuild).
 
@@ -1118,6 +1166,7 @@ def index_add(
         num_workers=workers,
         device=device,
         progress=not quiet and sys.stderr.isatty(),
+        image_roots=images_root,
     )
     click.echo(
         f"added {result.added} items ({result.rejected} rejected rows skipped) to "

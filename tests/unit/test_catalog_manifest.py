@@ -301,7 +301,7 @@ def test_relative_and_absolute_paths(
     ]
     _write_jsonl(sub / "m.jsonl", rows)
     monkeypatch.chdir(tmp_path)
-    catalog = load_catalog("manifests/m.jsonl")
+    catalog = load_catalog("manifests/m.jsonl", image_roots=["images"])  # beside manifests/
     assert catalog.path.is_absolute()
     assert [item.id for item in catalog.items] == ["rel", "abs"]
     assert all(item.image.is_absolute() for item in catalog.items)
@@ -309,6 +309,72 @@ def test_relative_and_absolute_paths(
     assert catalog.items[1].image == images / "ok1.png"
     assert catalog.rejected[0].reason.startswith("image: image not found: ")
     assert str(sub / "images" / "ok2.png") in catalog.rejected[0].reason
+
+
+def test_images_outside_the_manifest_folder_are_rejected(tmp_path: Path, images: Path) -> None:
+    """``..`` paths, absolute paths elsewhere and symlinks that lead out are rejected rows;
+    a symlink that stays inside is fine; nothing outside is opened."""
+    shop = tmp_path / "shop"
+    (shop / "img").mkdir(parents=True)
+    (shop / "img" / "in.png").write_bytes(_png())
+    (shop / "img" / "link-out.png").symlink_to(images / "ok1.png")
+    (shop / "img" / "link-in.png").symlink_to(shop / "img" / "in.png")
+    (shop / "elsewhere").symlink_to(images, target_is_directory=True)
+    rows = [
+        _row("in", image="img/in.png"),
+        _row("dotdot", image="../images/ok0.png"),
+        _row("dotdot-in", image="img/../img/in.png"),
+        _row("absolute", image=str(images / "ok2.png")),
+        _row("absolute-in", image=str(shop / "img" / "in.png")),
+        _row("link-out", image="img/link-out.png"),
+        _row("link-in", image="img/link-in.png"),
+        _row("dir-link", image="elsewhere/ok3.png"),
+        _row("extra", extra_images=["../images/ok0.png"], image="img/in.png"),
+        _row("missing-outside", image="../images/nothere.png"),
+        _row("bomb-outside", image="../images/bomb.png"),
+    ]
+    manifest = _write_jsonl(shop / "m.jsonl", rows)
+    for validate in (True, False):
+        catalog = load_catalog(manifest, validate_images=validate)
+        assert [item.id for item in catalog.items] == ["in", "dotdot-in", "absolute-in", "link-in"]
+        reasons = {rej.id: rej.reason for rej in catalog.rejected}
+        assert list(reasons) == [
+            "dotdot", "absolute", "link-out", "dir-link", "extra", "missing-outside",
+            "bomb-outside",
+        ]  # fmt: skip
+        for item_id, reason in reasons.items():
+            prefix = "extra image 1: " if item_id == "extra" else "image: "
+            assert reason.startswith(prefix + "image outside the catalog folder: "), reason
+            assert str(shop.resolve()) in reason and "--images-root" in reason
+        assert str((images / "ok1.png").resolve()) in reasons["link-out"]  # where it leads
+        assert catalog.rows_in == len(catalog.items) + len(catalog.rejected)
+        assert "image: image outside the catalog folder" in catalog.summary()
+
+
+def test_images_root_allows_another_folder(tmp_path: Path, images: Path) -> None:
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "o.png").write_bytes(_png())
+    (shop / "link.png").symlink_to(images / "ok1.png")
+    rows = [
+        _row("dotdot", image="../images/ok0.png"),
+        _row("link", image="link.png"),
+        _row("other", image=str(other / "o.png")),
+        _row("bad-inside-root", image="../images/cut.png"),
+    ]
+    manifest = _write_jsonl(shop / "m.jsonl", rows)
+    catalog = load_catalog(manifest, image_roots=[images])
+    assert [item.id for item in catalog.items] == ["dotdot", "link"]
+    reasons = {rej.id: rej.reason for rej in catalog.rejected}
+    assert reasons["other"].startswith("image: image outside the catalog folder: ")
+    assert str(images.resolve()) in reasons["other"]  # the allowed roots are named
+    assert reasons["bad-inside-root"].startswith("image: truncated or corrupt image")
+    both = load_catalog(manifest, image_roots=[images, other / ".." / "other"])
+    assert [item.id for item in both.items] == ["dotdot", "link", "other"]
+    assert load_catalog(manifest, image_roots=["/"]).rows_in == 4  # "/" allows any path
+    assert len(load_catalog(manifest, image_roots=["/"]).items) == 3
 
 
 def test_validate_images_false_checks_existence_only(tmp_path: Path, images: Path) -> None:

@@ -174,6 +174,23 @@ def test_check_no_images_and_max_pixels(tmp_path: Path, shapes20: Path) -> None:
     assert "32 x 32 = 1024 pixels > limit 100" in result.stdout
 
 
+def test_check_images_outside_need_images_root(tmp_path: Path, shapes20: Path) -> None:
+    manifest = tmp_path / "elsewhere" / "m.jsonl"
+    manifest.parent.mkdir()
+    rows = read_jsonl(shapes20)[:3]
+    for row in rows:
+        row["image"] = str(shapes20.parent / row["image"])
+        row["extra_images"] = []
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run("catalog", "check", manifest, "--no-images")
+    assert result.exit_code == 3
+    assert "3  image: image outside the catalog folder" in result.stdout
+    assert "--images-root" in result.stdout
+    result = run("catalog", "check", manifest, "--images-root", shapes20.parent / "images")
+    assert result.exit_code == 0, result.output
+    assert "3 rows: 3 accepted, 0 rejected" in result.stdout
+
+
 def test_check_missing_file_is_one_line(tmp_path: Path) -> None:
     result = run("catalog", "check", tmp_path / "nothere.jsonl")
     assert_user_error(result, "manifest not found", "nothere.jsonl")

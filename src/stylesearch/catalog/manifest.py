@@ -14,7 +14,9 @@ formats carry the same columns:
 Reading the files is :mod:`stylesearch.catalog.formats`; this module checks the rows.
 
 Values are stripped of surrounding whitespace; a whitespace-only required value is "empty".
-Image paths are relative to the manifest's folder unless absolute.
+Image paths are relative to the manifest's folder unless absolute. A path that resolves (``..``
+and symlinks followed) outside the manifest's folder is rejected unless it lies under one of the
+``image_roots`` the caller allows (``--images-root`` on the command line).
 
 Every row ends up either in :attr:`Catalog.items` or in :attr:`Catalog.rejected` with one
 user-readable reason, so ``rows_in == len(items) + len(rejected)`` always holds. Duplicate ids:
@@ -31,7 +33,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -312,10 +314,33 @@ def _raw_id(raw: dict[str, Any] | str) -> str | None:
 # ----------------------------------------------------------------------------- image checks
 
 
-def _image_checker(validate: bool, max_pixels: int) -> Callable[[Path], str | None]:
-    """A function path -> ``None`` if usable, else the :class:`ImageError` reason."""
+def _outside(path: Path, roots: tuple[Path, ...]) -> str | None:
+    """The reason to refuse ``path`` when it resolves outside every folder of ``roots``
+    (resolved folders; the first is the manifest's), else ``None``."""
+    real = path.resolve()  # follows "..", and every symlink on the way
+    if any(real.is_relative_to(root) for root in roots):
+        return None
+    where = f"{path} (resolves to {real})" if real != path else str(path)
+    allowed = ", ".join(str(root) for root in roots)
+    return (
+        f"image outside the catalog folder: {where} is not under {allowed}; "
+        "allow its folder with --images-root"
+    )
+
+
+def _image_checker(
+    validate: bool, max_pixels: int, roots: tuple[Path, ...]
+) -> Callable[[Path], str | None]:
+    """A function path -> ``None`` if usable, else the reason: outside ``roots``, or the
+    :class:`ImageError` reason."""
 
     def check(path: Path) -> str | None:
+        try:  # before opening anything: a refused path is never read
+            outside = _outside(path, roots)
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            return f"cannot read image: {path} ({type(exc).__name__}: {exc})"
+        if outside is not None:
+            return outside
         if not validate:
             if path.is_file():
                 return None
@@ -360,17 +385,22 @@ def load_catalog(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
     workers: int = 4,
+    image_roots: Iterable[str | os.PathLike[str]] = (),
 ) -> Catalog:
     """Read a manifest, check every row and image, and account for every row.
 
     Args:
         path: a ``.jsonl`` / ``.ndjson``, ``.csv`` or ``.parquet`` manifest.
         validate_images: decode every image (see :func:`check_image`); when ``False`` only
-            check that the files exist.
+            check that the files exist. Paths outside the allowed folders are refused either way.
         max_pixels: refuse images with more pixels (width * height) than this.
         progress: show a tqdm progress bar (stderr) while checking images.
         workers: threads checking images in parallel (``<= 1``: in this thread). Each distinct
             path is checked once, even if several rows share it.
+        image_roots: folders besides the manifest's own that images may lie in. An image
+            path is resolved (``..`` and symlinks followed) and must lie under the manifest's
+            folder or one of these; other rows are rejected as ``image outside the catalog
+            folder``.
 
     Returns:
         A :class:`Catalog` with accepted items in file order and rejected rows with reasons.
@@ -380,6 +410,7 @@ def load_catalog(
     """
     path = Path(path).absolute()
     base_dir = path.parent
+    roots = tuple(dict.fromkeys(Path(r).resolve() for r in (base_dir, *image_roots)))
     parsed: list[tuple[int, CatalogItem | RejectedRow]] = []
     for row_number, raw in iter_manifest_rows(path):
         if isinstance(raw, str):
@@ -398,7 +429,9 @@ def load_catalog(
             for image in entry.all_images
         )
     )
-    reasons = _check_paths(unique, _image_checker(validate_images, max_pixels), workers, progress)
+    reasons = _check_paths(
+        unique, _image_checker(validate_images, max_pixels, roots), workers, progress
+    )
 
     items: list[CatalogItem] = []
     rejected: list[RejectedRow] = []

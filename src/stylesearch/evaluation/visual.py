@@ -239,8 +239,10 @@ def train_visual(
     overwrite: bool = False,
     progress: bool = True,
     log: Log | None = None,
+    image_roots: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Train the baseline visual model on ``manifest`` and save it to ``out_dir``.
+    """Train the baseline visual model on ``manifest`` and save it to ``out_dir``
+    (``image_roots``: folders besides the manifest's own that its images may lie in).
 
     Returns the metrics written to ``config.json`` (per-epoch loss, held-out R@1 / R@10).
 
@@ -257,7 +259,7 @@ def train_visual(
     seed_everything(config.seed)
     device = resolve_device(config.device)
     workers = _num_workers(config.workers)
-    catalog = load_catalog(manifest, progress=progress)
+    catalog = load_catalog(manifest, progress=progress, image_roots=image_roots)
     items = list(catalog.items)
     if len(items) < 4:
         raise VisualModelError(f"{manifest}: {len(items)} usable items; need at least 4")

@@ -67,6 +67,7 @@ def build_index(
     device: str = "cpu",
     progress: bool = False,
     shard: str | tuple[int, int] | None = None,
+    image_roots: Sequence[str | Path] = (),
 ) -> BuildResult:
     """Embed the catalog and write ``out_dir`` atomically (see :mod:`stylesearch.index.store`).
 
@@ -83,6 +84,8 @@ def build_index(
         progress: show progress bars (images/s) on stderr.
         shard: ``"I/N"`` (or ``(I, N)``, 0 <= I < N): index only the I-th of N contiguous slices
             of the catalog's accepted items (``stylesearch index merge`` joins the shards).
+        image_roots: folders besides the catalog's own that its images may lie in
+            (:func:`~stylesearch.catalog.manifest.load_catalog`).
 
     Raises:
         CatalogError: the catalog has no usable item. ``FileNotFoundError`` / ``ModelFolderError``
@@ -93,7 +96,7 @@ def build_index(
     shard_info = _parse_shard(shard)
     model = load_model(model_dir, device=device)
     assert model.vocab is not None
-    catalog = load_catalog(catalog_path, progress=progress)
+    catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
     items = catalog.items
     if not items:
         raise CatalogError(f"{catalog_path}: no usable item to index ({catalog.summary()})")

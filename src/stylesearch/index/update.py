@@ -190,9 +190,11 @@ def add_items(
     num_workers: int = 2,
     device: str = "cpu",
     progress: bool = False,
+    image_roots: Sequence[str | Path] = (),
 ) -> AddResult:
     """Embed the items of ``catalog_path`` and append them to the index at ``index_dir``
-    (holding its writer lock throughout: a concurrent writer waits).
+    (holding its writer lock throughout: a concurrent writer waits). ``image_roots``: folders
+    besides the catalog's own that its images may lie in (:func:`load_catalog`).
 
     Raises:
         IndexUpdateError: an id of the new catalog is already a live item of the index (delete
@@ -201,8 +203,9 @@ def add_items(
     """
     with writer_lock(index_dir):
         return _add_items(
-            Path(index_dir), catalog_path, model_dir, batch_size, num_workers, device, progress
-        )
+            Path(index_dir), catalog_path, model_dir, batch_size, num_workers, device, progress,
+            image_roots,
+        )  # fmt: skip
 
 
 def _add_items(
@@ -213,6 +216,7 @@ def _add_items(
     num_workers: int,
     device: str,
     progress: bool,
+    image_roots: Sequence[str | Path],
 ) -> AddResult:
     from stylesearch.catalog.manifest import load_catalog
     from stylesearch.index.build import embed_items, metadata_csr
@@ -223,7 +227,7 @@ def _add_items(
     try:
         model = load_model(index.model_dir(model_dir), device=device)
         _check_model(index, model)
-        catalog = load_catalog(catalog_path, progress=progress)
+        catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
         items = catalog.items
         if not items:
             raise IndexUpdateError(f"{catalog_path}: no usable item to add ({catalog.summary()})")

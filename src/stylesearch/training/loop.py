@@ -17,7 +17,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,8 +228,10 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     log: Log | None = None,
+    image_roots: Sequence[str | Path] = (),
 ) -> TrainResult:
-    """Train a joint model on a catalog manifest and write the model folder ``out_dir``."""
+    """Train a joint model on a catalog manifest and write the model folder ``out_dir``
+    (``image_roots``: folders besides the manifest's own that its images may lie in)."""
     log = log or _stderr
     out_dir = Path(out_dir)
     distributed = dist_utils.init_distributed()
@@ -252,7 +254,7 @@ def train(
     dist_utils.barrier()
     seed_everything(tcfg.seed, tcfg.deterministic)
 
-    catalog = load_catalog(catalog_path, progress=progress)
+    catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
     log(f"catalog: {catalog.summary()}")
     if main and catalog.rejected:
         catalog.write_rejects(out_dir / "rejects.jsonl")
