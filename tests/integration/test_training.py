@@ -218,3 +218,69 @@ def test_overwrite_starts_a_clean_run(shapes, tmp_path):
     assert [p.name for p in list_checkpoints(out)] == ["epoch-0001"]
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1]
+
+
+def test_interrupted_overwrite_leaves_the_old_model_and_checkpoints(shapes, tmp_path, monkeypatch):
+    """`--overwrite` runs beside the old folder: a crash after its first checkpoint leaves the
+    old model, its checkpoints and metrics as they were; `--resume` finishes the new run."""
+    out = tmp_path / "m"
+    train(shapes, out, tiny_config(epochs=2), progress=False)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    old_sha = _weights_sha(out)
+
+    real_save = loop.save_checkpoint
+
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt("simulated crash after the new run's first checkpoint")
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
+    new_cfg = tiny_config(epochs=2, seed=7)
+    with pytest.raises(KeyboardInterrupt):
+        train(shapes, out, new_cfg, overwrite=True, progress=False)
+    monkeypatch.undo()
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # weights, vocabulary, config, checkpoints, metrics: untouched
+    assert stylesearch.load_model(out).fingerprint() == old_sha
+    work = tmp_path / ".m.overwrite"
+    assert [p.name for p in list_checkpoints(work)] == ["epoch-0001"]
+    with pytest.raises(TrainingError, match="--overwrite"):
+        train(shapes, out, new_cfg, progress=False)  # still refused without a flag
+
+    train(shapes, out, new_cfg, resume=True, progress=False)  # continues the new run
+    assert not work.exists()
+    assert _weights_sha(out) != old_sha
+    assert stylesearch.load_model(out).fingerprint() == _weights_sha(out)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert (
+        json.loads((out / "config.json").read_text())["extra"]["train_config"]["train"]["seed"] == 7
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.") and p.is_dir()]
+
+
+def test_a_swap_killed_between_its_renames_is_finished_by_load_model(shapes, tmp_path):
+    """What a kill of `train --overwrite` between the swap's two renames leaves: no MODEL_DIR,
+    the new folder as .NAME.new-*, the old one as .NAME.old-*. Loading finishes the swap."""
+    out = tmp_path / "m"
+    train(shapes, out, tiny_config(epochs=1), progress=False)
+    sha = _weights_sha(out)
+    out.rename(tmp_path / ".m.new-0000")
+    (tmp_path / ".m.old-0000").mkdir()  # an old folder, already half deleted
+    assert stylesearch.load_model(out).fingerprint() == sha
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["m"]
+
+
+def test_images_outside_the_catalog_need_image_roots(shapes, tmp_path):
+    rows = [json.loads(x) for x in shapes.read_text().splitlines()]
+    for row in rows:
+        row["image"] = str(shapes.parent / row["image"])
+        row["extra_images"] = [str(shapes.parent / p) for p in row.get("extra_images", [])]
+    manifest = tmp_path / "elsewhere" / "m.jsonl"
+    manifest.parent.mkdir()
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(TrainingError, match="only 0 usable items"):
+        train(manifest, tmp_path / "refused", tiny_config(epochs=1), progress=False)
+    train(manifest, tmp_path / "m", tiny_config(epochs=1), progress=False,
+          image_roots=[shapes.parent])  # fmt: skip
+    assert stylesearch.load_model(tmp_path / "m").fingerprint() == _weights_sha(tmp_path / "m")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from stylesearch.config import ConfigError, ModelConfig, TextConfig, from_dict, to_dict
+from stylesearch.folders import recover
 from stylesearch.model.joint import JointModel
 
 if TYPE_CHECKING:
@@ -176,6 +177,8 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
         ModelFolderError: ``config.json`` is not a stylesearch model config.
     """
     model_dir = Path(model_dir)
+    if not model_dir.exists():
+        recover(model_dir)  # a `train --overwrite` killed between its swap's two renames
     if not model_dir.is_dir():
         raise FileNotFoundError(
             f"model folder not found: {model_dir} (train one with `stylesearch train`)"

@@ -10,6 +10,10 @@ A checkpoint is a folder ``MODEL_DIR/checkpoints/epoch-NNNN/`` with
 
 It is written to a temporary folder and renamed into place, so a crash mid-write never leaves a
 checkpoint that looks complete.
+
+It also decides which folder a run writes to (:func:`run_folder`). ``train --overwrite`` runs in
+``DIR/.NAME.overwrite`` beside ``DIR/NAME`` and swaps the whole folder in once its model is
+saved, so the old model and its checkpoints stay as they were until then.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from stylesearch.model.io import model_is_complete
+
 CHECKPOINT_DIR = "checkpoints"
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot start or continue; the message says what to do."""
 
 
 @dataclass
@@ -148,3 +158,47 @@ def load_checkpoint(
         config=state["config"],
         scaler=state.get("scaler"),
     )
+
+
+def overwrite_folder(out_dir: Path) -> Path:
+    """``DIR/.NAME.overwrite``: where ``train --overwrite`` of ``DIR/NAME`` runs."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.overwrite"
+
+
+def run_folder(out_dir: Path, *, resume: bool, overwrite: bool) -> Path:
+    """The folder a run writes its checkpoints, metrics and model to; it only reads.
+
+    ``out_dir`` itself, except for ``overwrite`` without ``resume`` (a new run in
+    :func:`overwrite_folder`) and for ``resume`` when an interrupted ``--overwrite`` run left a
+    checkpoint there (that run continues). Without either flag, ``out_dir`` must not hold a
+    model or a run already.
+
+    Raises:
+        TrainingError: without ``resume`` or ``overwrite``, ``out_dir`` holds a model (complete
+            or not) or checkpoints, or an interrupted ``--overwrite`` run left checkpoints.
+    """
+    out_dir = Path(out_dir)
+    work = overwrite_folder(out_dir)
+    if overwrite and not resume:
+        return work
+    if resume:
+        return work if list_checkpoints(work) else out_dir
+    if model_is_complete(out_dir):
+        raise TrainingError(
+            f"{out_dir} already holds a trained model; pass --overwrite to replace it, "
+            "--resume to continue its last run, or choose another --out"
+        )
+    if (out_dir / "model.safetensors").exists() or (out_dir / "config.json").exists():
+        raise TrainingError(
+            f"{out_dir} holds an incomplete model (its files' checksums disagree: a save was "
+            "interrupted); pass --resume to save it again from its last checkpoint, --overwrite "
+            "to train it again, or choose another --out"
+        )
+    for folder in (out_dir, work):
+        if list_checkpoints(folder):
+            raise TrainingError(
+                f"{folder} holds checkpoints of an unfinished run; pass --resume to continue it "
+                "or --overwrite to start again"
+            )
+    return out_dir

@@ -5,7 +5,9 @@ precision) and under ``torchrun`` (DDP; the match loss sees the negatives of eve
 :mod:`stylesearch.training.distributed`). Per epoch it writes one line to ``metrics.jsonl`` and a
 checkpoint; ``resume=True`` continues from the newest checkpoint. The finished model folder
 (config.json, vocab.json, model.safetensors) is written last, so an interrupted run never leaves
-a folder that looks finished.
+a folder that looks finished. ``overwrite=True`` trains beside ``out_dir`` and swaps the finished
+folder in (:func:`~stylesearch.training.checkpoint.run_folder`): until then the old model and
+its checkpoints stay as they were.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,26 +35,25 @@ from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform, same_item_transform, train_transform
 from stylesearch.config import Config, to_dict
 from stylesearch.evaluation.retrieval import mean_average_precision, recall_at_k
+from stylesearch.folders import swap_into_place, writer_lock
 from stylesearch.losses import compute_losses
 from stylesearch.losses.attribute import attribute_pos_weight, multi_hot
-from stylesearch.model.io import model_is_complete, save_model
+from stylesearch.model.io import save_model
 from stylesearch.model.joint import JointModel
 from stylesearch.text.pipeline import TextPipeline
 from stylesearch.text.vocabulary import Vocabulary, scaled_min_count
 from stylesearch.training import distributed as dist_utils
 from stylesearch.training.checkpoint import (
     CHECKPOINT_DIR,
+    TrainingError,
     list_checkpoints,
     load_checkpoint,
+    run_folder,
     save_checkpoint,
 )
 from stylesearch.training.look import fit_look
 
 Log = Callable[[str], None]
-
-
-class TrainingError(RuntimeError):
-    """A training run that cannot start or continue; the message says what to do."""
 
 
 @dataclass
@@ -198,27 +200,6 @@ def evaluate(model: JointModel, loader: DataLoader, *, device: torch.device) -> 
     }
 
 
-def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
-    if resume or overwrite:
-        return
-    if model_is_complete(out_dir):
-        raise TrainingError(
-            f"{out_dir} already holds a trained model; pass --overwrite to replace it, "
-            "--resume to continue its last run, or choose another --out"
-        )
-    if (out_dir / "model.safetensors").exists() or (out_dir / "config.json").exists():
-        raise TrainingError(
-            f"{out_dir} holds an incomplete model (its files' checksums disagree: a save was "
-            "interrupted); pass --resume to save it again from its last checkpoint, --overwrite "
-            "to train it again, or choose another --out"
-        )
-    if list_checkpoints(out_dir):
-        raise TrainingError(
-            f"{out_dir} holds checkpoints of an unfinished run; pass --resume to continue it "
-            "or --overwrite to start again"
-        )
-
-
 def train(
     catalog_path: str | Path,
     out_dir: str | Path,
@@ -232,8 +213,22 @@ def train(
 ) -> TrainResult:
     """Train a joint model on a catalog manifest and write the model folder ``out_dir``
     (``image_roots``: folders besides the manifest's own that its images may lie in)."""
-    log = log or _stderr
-    out_dir = Path(out_dir)
+    with ExitStack() as stack:
+        return _train(catalog_path, Path(out_dir), config, resume, overwrite, progress,
+                      log or _stderr, image_roots, stack)  # fmt: skip
+
+
+def _train(
+    catalog_path: str | Path,
+    target: Path,
+    config: Config,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    log: Log,
+    image_roots: Sequence[str | Path],
+    stack: ExitStack,
+) -> TrainResult:
     distributed = dist_utils.init_distributed()
     rank, world, local_rank = dist_utils.dist_info()
     main = rank == 0
@@ -242,15 +237,15 @@ def train(
     progress = progress and main
     tcfg = config.train
     device = resolve_device(tcfg.device, local_rank)
-    _check_out_dir(out_dir, resume, overwrite)  # every rank: it only reads
+    out_dir = run_folder(target, resume=resume, overwrite=overwrite)  # every rank: it only reads
     if main:
+        if out_dir != target:
+            # one writer of target at a time, from the start of the run to its swap
+            stack.enter_context(writer_lock(target))
+            if not resume:  # a new run: what an interrupted --overwrite run left goes
+                shutil.rmtree(out_dir, ignore_errors=True)
+            log(f"train: running in {out_dir}; {target} is replaced once the model is saved")
         out_dir.mkdir(parents=True, exist_ok=True)
-        if overwrite and not resume:
-            # a new run: drop the old run's state; the old model files stay loadable until
-            # save_model replaces them at the end
-            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
-            for name in ("metrics.jsonl", "rejects.jsonl"):
-                (out_dir / name).unlink(missing_ok=True)
     dist_utils.barrier()
     seed_everything(tcfg.seed, tcfg.deterministic)
 
@@ -521,10 +516,12 @@ def train(
             text_config=config.text,
             extra={"train_config": config_dict, "training": summary},
         )
-        log(f"model: saved to {out_dir}")
+        if out_dir != target:
+            swap_into_place(out_dir, target)  # the old folder goes only now
+        log(f"model: saved to {target}")
     dist_utils.barrier()
     return TrainResult(
-        model_dir=out_dir,
+        model_dir=target,
         metrics=history,
         n_train=len(train_items),
         n_val=len(keep_val),
