@@ -1,24 +1,34 @@
-"""Kill index writers at random moments and check that the index always loads (issue 15).
+"""Kill index and model writers at random moments and check that what they write always loads
+(issue 15).
 
-Builds a synthetic index (``write_index_arrays``: random unit vectors, attribute probabilities
-and metadata), then runs a writer in a subprocess and sends it SIGKILL after a random delay,
-uniform over the writer's own measured duration, N times per writer:
+Runs a writer in a subprocess and sends it SIGKILL after a random delay, uniform over the
+writer's own measured duration, N times per writer:
 
-- ``delete``: ``stylesearch index delete`` of one live item (the CLI, end to end);
-- ``rebuild``: a full rebuild of the same folder with new arrays (what ``stylesearch index``
-  into an existing folder does: the writer, the derived files, the backend, the swap).
+- ``delete``: ``stylesearch index delete`` of one live item (the CLI, end to end) on a synthetic
+  index (``write_index_arrays``: random unit vectors, attribute probabilities and metadata);
+- ``rebuild``: a full rebuild of that folder with new arrays (what ``stylesearch index`` into
+  an existing folder does: the writer, the derived files, the backend, the swap);
+- ``add``: ``stylesearch index add`` of 20 items to a copy of a 40-item index of a tiny model;
+- ``train``: ``stylesearch train --overwrite`` (2 epochs, a new seed each time) over the tiny
+  model's folder.
 
-After each kill it loads the index (``Index.load``, which finishes a swap killed between its
-renames) and counts the outcome: the old index, the new one, or unloadable (a failure).
+The tiny model and catalog (60 generated 32 px shapes, trained on the CPU) are built here, offline.
+After each kill it loads the index (``Index.load``) or the model (``load_model``); both finish
+a swap killed between its renames. It counts the outcome: the old state, the new one, or
+unloadable (a failure).
 
     .venv/bin/python benchmarks/fault_bench.py --kills 50
+    .venv/bin/python benchmarks/fault_bench.py --kills 50 --ops add,train
     .venv/bin/python benchmarks/fault_bench.py --kills 50 --rows 200000 --backend faiss
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,17 +66,69 @@ def build(out: Path, rows: int, backend: str, tag: str) -> None:
     )
 
 
+TINY_TOML = """
+[text]
+min_count = 2
+[model]
+embed_dim = 32
+image_size = 32
+[train]
+epochs = 2
+batch_size = 16
+num_workers = 0
+warmup_steps = 2
+val_fraction = 0.0
+"""
+
+
+def build_tiny(root: Path) -> None:
+    """``root/catalog`` (60 shapes; ``head.jsonl`` 40, ``tail.jsonl`` 20), ``root/tiny.toml``,
+    ``root/model`` trained with it, and ``root/add-base``, an exact index of the head."""
+    from stylesearch.catalog.synthetic import make_shapes_catalog
+    from stylesearch.config import load_config
+    from stylesearch.index.build import build_index
+    from stylesearch.training.loop import train
+
+    manifest = make_shapes_catalog(root / "catalog", 60, seed=3, image_size=32)
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    (manifest.parent / "head.jsonl").write_text("".join(lines[:40]), encoding="utf-8")
+    (manifest.parent / "tail.jsonl").write_text("".join(lines[40:]), encoding="utf-8")
+    (root / "tiny.toml").write_text(TINY_TOML, encoding="utf-8")
+    train(manifest, root / "model", load_config(root / "tiny.toml"), progress=False)
+    build_index(root / "model", manifest.parent / "head.jsonl", root / "add-base",
+                backend="exact", num_workers=0)  # fmt: skip
+
+
 def command(op: str, out: Path, rows: int, backend: str, step: int) -> list[str]:
+    exe = str(Path(sys.executable).with_name("stylesearch"))
     if op == "delete":
         ids = out.parent / f"ids-{step}.txt"
         ids.write_text(f"item-{step}\n")
-        exe = Path(sys.executable).with_name("stylesearch")
-        return [str(exe), "index", "delete", "--index", str(out), "--ids", str(ids)]
+        return [exe, "index", "delete", "--index", str(out), "--ids", str(ids)]
+    if op == "add":
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(out.parent / "add-base", out)
+        tail = out.parent / "catalog" / "tail.jsonl"
+        return [exe, "index", "add", "--index", str(out), "--catalog", str(tail),
+                "--workers", "0", "--quiet"]  # fmt: skip
+    if op == "train":
+        return [exe, "train", "--catalog", str(out.parent / "catalog" / "manifest.jsonl"),
+                "--out", str(out), "--config", str(out.parent / "tiny.toml"), "--overwrite",
+                "--seed", str(1000 + step), "--quiet"]  # fmt: skip
     return [sys.executable, "-c", REBUILD, str(out), str(rows), backend, str(1000 + step)]
 
 
 def state(out: Path, op: str, step: int) -> str:
-    """``old`` / ``new`` / ``unloadable`` for the index after a writer was killed."""
+    """``old`` / ``new`` / ``unloadable`` for the index or model after a writer was killed."""
+    if op == "train":
+        from stylesearch.model.io import ModelFolderError, load_model
+
+        try:
+            load_model(out)
+        except (ModelFolderError, OSError) as exc:
+            return f"unloadable ({exc})"
+        config = json.loads((out / "config.json").read_text())
+        return "new" if config["extra"]["train_config"]["train"]["seed"] == 1000 + step else "old"
     try:
         index = Index.load(out)
     except (IndexFormatError, OSError) as exc:
@@ -74,6 +136,8 @@ def state(out: Path, op: str, step: int) -> str:
     try:
         if op == "delete":
             done = index.row_of(f"item-{step}") is None  # live before; row_of skips deleted rows
+        elif op == "add":
+            done = index.count == 60
         else:
             done = index.manifest["build"] == str(1000 + step)
         return "new" if done else "old"
@@ -86,14 +150,19 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=50, help="kills per writer")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the synthetic index")
     parser.add_argument("--backend", default="exact", help="exact or faiss")
-    parser.add_argument("--ops", default="delete,rebuild", help="writers to kill")
+    parser.add_argument("--ops", default="delete,rebuild,add,train", help="writers to kill")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the writers' torch: one thread each
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "index"
-        build(out, args.rows, args.backend, "0")
-        for op in args.ops.split(","):
+        ops = args.ops.split(",")
+        if {"delete", "rebuild"} & set(ops):
+            build(Path(tmp) / "index", args.rows, args.backend, "0")
+        if {"add", "train"} & set(ops):
+            build_tiny(Path(tmp))
+        for op in ops:
+            out = Path(tmp) / {"add": "added", "train": "model"}.get(op, "index")
             t0 = time.perf_counter()
             timing = command(op, out, args.rows, args.backend, args.kills)  # an item never killed
             subprocess.run(timing, check=True, capture_output=True)
@@ -117,10 +186,8 @@ def main() -> None:
                 f"{op:8s} one run {duration:5.2f} s; {args.kills} kills at uniform random "
                 f"moments: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
             )
-            leftovers = sorted(
-                p.name for p in Path(tmp).iterdir() if p.name != "index" and "ids-" not in p.name
-            )
-            print(f"         beside the index now: {leftovers}")
+            leftovers = sorted(p.name for p in Path(tmp).glob(f".{out.name}.*"))
+            print(f"         beside {out.name} now: {leftovers}")
 
 
 if __name__ == "__main__":
