@@ -72,7 +72,8 @@ class GreyLook(Searcher):
         return SearchResponse(query.method, {}, 0.0, results)
 
 
-def grey_features(paths: list, image_size: int) -> np.ndarray:
+def stock_features(paths: list, image_size: int, grey: bool = True) -> np.ndarray:
+    """Unit ImageNet EfficientNet-Lite0 features of the images, of their greyscale by default."""
     from stylesearch.config import ModelConfig
     from stylesearch.model.towers import build_image_backbone
 
@@ -84,12 +85,13 @@ def grey_features(paths: list, image_size: int) -> np.ndarray:
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
     def encode(images: torch.Tensor) -> torch.Tensor:
-        rgb = images * std + mean
-        grey = ((rgb * luma).sum(dim=1, keepdim=True).expand_as(rgb) - mean) / std
+        if grey:
+            rgb = images * std + mean
+            images = ((rgb * luma).sum(dim=1, keepdim=True).expand_as(rgb) - mean) / std
         with torch.no_grad():
-            return torch.nn.functional.normalize(net(grey).float(), dim=-1)
+            return torch.nn.functional.normalize(net(images).float(), dim=-1)
 
-    return embed_image_paths(encode, paths, image_size=image_size, progress=False, desc="grey")
+    return embed_image_paths(encode, paths, image_size=image_size, progress=False, desc="stock")
 
 
 def main() -> None:
@@ -112,9 +114,9 @@ def main() -> None:
         systems.append(System(f"project, w={w:g}", args.index, searcher, ("combined",)))
     size = base.model.config.image_size
     paths = [Path(base.index.item(r).image) for r in range(base.index.count)]
-    qfeat = grey_features([q.image for q in queries], size)
+    qfeat = stock_features([q.image for q in queries], size)
     by_image = {str(q.image): v for q, v in zip(queries, qfeat, strict=True)}
-    look = GreyLook(base, grey_features(paths, size), by_image)
+    look = GreyLook(base, stock_features(paths, size), by_image)
     systems.append(System("grey-look", args.index, look, ("combined",)))
     result = evaluate_systems(
         systems, queries, args.visual, k=args.k, truth=load_truth(args.truth),

@@ -119,12 +119,17 @@ def upscale(grey: np.ndarray, size: int) -> np.ndarray:
     return up / peak if peak > 0 else up / 255.0
 
 
+def silhouette(g: np.ndarray) -> np.ndarray:
+    """The garment's coverage (alpha) in [0, 1] from its upscaled grey image (:func:`upscale`)."""
+    return np.clip((g - 0.03) / 0.12, 0.0, 1.0)
+
+
 def garment(
     grey: np.ndarray, colour: str, pattern: str, size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Premultiplied colour ``(size, size, 3) float32`` (0..255) and alpha ``(size, size)``."""
     g = upscale(grey, size)
-    alpha = np.clip((g - 0.03) / 0.12, 0.0, 1.0)
+    alpha = silhouette(g)
     c1 = np.asarray(COLOUR_RGB[colour], dtype=np.float32)
     c2 = second_colour(COLOUR_RGB[colour])
     w = pattern_weight(pattern, size, rng)[..., None]

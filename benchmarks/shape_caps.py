@@ -1,0 +1,159 @@
+"""How far each look can get: shape descriptors under perfect attributes and under ``p``.
+
+The shape judge (docs/evaluation.md) scores a result list by the cosine of the uncoloured source
+garments' pixels. This script separates the two things a soft-filter method needs for it: the
+*look* (which of the items that honour the words look most like the query) and the *attributes*
+(which items honour the words). For every descriptor it ranks the base catalog two ways:
+
+- ``truth gate``: only the items that meet every requirement by the clean truth, ordered by the
+  descriptor's cosine. T-nDCG (truth) is 1; V-shape is the most this descriptor can give with
+  perfect attributes (the oracle row is this with the judge itself as the descriptor);
+- ``p x c~^g``: the product the ``filter`` / ``combined`` methods rank by, with the index's own
+  ``p`` and the cosine powers given.
+
+Descriptors: the model's joint embedding ``f_I``, its look, the two mixed as the index stores
+them, ImageNet EfficientNet-Lite0 features of the colour and of the greyscale image (``--stock``),
+and three ceilings computed from the truth's source garments (the renderer's inputs, which no
+system sees): the silhouette (the renderer's alpha), the silhouette times the renderer's shading
+(what the luminance of a plain garment carries), and the judge's own pixels. Use the
+**validation** queries.
+
+    .venv/bin/python benchmarks/shape_caps.py --index runs/demo/index \\
+        --queries runs/demo/queries/validation.jsonl --truth runs/demo/catalog/truth.jsonl --stock
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from look_sweep import stock_features
+from stylesearch.catalog.demo_render import SHADE_FLOOR, silhouette, upscale
+from stylesearch.catalog.fashion_mnist import load_set
+from stylesearch.evaluation.attributes import load_truth
+from stylesearch.evaluation.metrics import dcg, ideal_dcg, mm, visual_relevance
+from stylesearch.evaluation.protocol import _Judge, load_shape
+from stylesearch.evaluation.queries import load_queries
+from stylesearch.evaluation.shape import _read_sources, source_folder
+from stylesearch.search.searcher import Searcher
+from stylesearch.search.topk import attribute_probs
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def centred_pair(base: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sets centred on the base catalog's mean (as the judge centres on its split's)."""
+    mu = base.mean(axis=0)
+    return base - mu, queries - mu
+
+
+def source_descriptors(
+    truth_path: Path, ids: list[str], size: int
+) -> dict[str, Callable[[list[str]], np.ndarray]]:
+    """The renderer's silhouette and silhouette x shading of each item's source garment."""
+    sources = _read_sources(truth_path)
+    folder = source_folder(truth_path)
+    sets = {name: load_set(folder, name)[0] for name in {s.source for s in sources.values()}}
+
+    def grey(item_ids: list[str]) -> np.ndarray:
+        return np.stack(
+            [upscale(sets[sources[i].source][sources[i].index], size) for i in item_ids]
+        )  # fmt: skip
+
+    def alpha(item_ids: list[str]) -> np.ndarray:
+        return silhouette(grey(item_ids)).reshape(len(item_ids), -1)
+
+    def shaded(item_ids: list[str]) -> np.ndarray:
+        g = grey(item_ids)
+        return (silhouette(g) * (SHADE_FLOOR + (1.0 - SHADE_FLOOR) * g)).reshape(len(g), -1)
+
+    return {"source silhouette": alpha, "source silhouette x shading": shaded}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, required=True)
+    parser.add_argument("--truth", type=Path, required=True)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--powers", type=float, nargs="+", default=[4.0, 8.0])
+    parser.add_argument("--stock", action="store_true", help="add ImageNet feature rows")
+    args = parser.parse_args()
+    k = args.k
+
+    s = Searcher.load(args.index)
+    index, n = s.index, s.index.count
+    queries = load_queries(args.queries)
+    truth = load_truth(args.truth)
+    shape = load_shape(s, queries, args.truth)
+    if shape is None:
+        raise SystemExit(f"{args.truth} does not name every item's source garment")
+    ids = [index.item(r).id for r in range(n)]
+    qids = [q.item_id for q in queries]
+    groups = sorted({g for i in ids for g in truth[i]})
+    tg = {g: np.array([truth[i].get(g) for i in ids], dtype=object) for g in groups}
+    judge = _Judge(np.zeros((n, 0)), lambda w: np.zeros(0, np.int64), tg, n)
+
+    t_gain = np.array([judge.truth_gains(q) for q in queries])
+    s_gain = visual_relevance(shape.queries @ shape.base.T)
+    p = np.array(
+        [attribute_probs(index.attributes, np.arange(n), s._ids(q.add), s._ids(q.remove))
+         for q in queries]
+    )  # fmt: skip
+    ideal_s = np.array([ideal_dcg(g, k) for g in s_gain])
+    ideal_t = np.array([ideal_dcg(g, k) for g in t_gain])
+
+    def judged(ranks: list[np.ndarray]) -> tuple[float, float, float]:
+        vs = np.array([dcg(s_gain[i][r], k) / ideal_s[i] for i, r in enumerate(ranks)])
+        tt = np.array([dcg(t_gain[i][r], k) / ideal_t[i] for i, r in enumerate(ranks)])
+        return float(vs.mean()), float(tt.mean()), float(mm(vs.mean(), tt.mean()))
+
+    rows: list[tuple[str, str, tuple[float, float, float]]] = []
+
+    def add(name: str, base: np.ndarray, qv: np.ndarray) -> None:
+        cos = unit_rows(qv) @ unit_rows(base).T
+        gated = []
+        for i in range(len(queries)):
+            meets = np.flatnonzero(t_gain[i] >= 1.0)
+            gated.append(meets[np.argsort(-cos[i][meets], kind="stable")][:k])
+        rows.append((name, "truth gate", judged(gated)))
+        for g in args.powers:
+            score = ((1.0 + cos) / 2.0) ** g * p
+            ranks = [np.argsort(-x, kind="stable")[:k] for x in score]
+            rows.append((name, f"p x c~^{g:g}", judged(ranks)))
+        print(f"shape_caps: {name} done", flush=True)
+
+    dim = s.model.config.embed_dim
+    vec = np.asarray(index.vectors, dtype=np.float64)
+    qvec = np.stack([s.encode_image(q.image) for q in queries]).astype(np.float64)
+    add("joint f_I", vec[:, :dim], qvec[:, :dim])
+    if vec.shape[1] > dim:
+        add("look", vec[:, dim:], qvec[:, dim:])
+        add("f_I and look, as indexed", vec, qvec)
+    if args.stock:
+        size = s.model.config.image_size
+        base_paths = [Path(index.item(r).image) for r in range(n)]
+        q_paths = [Path(q.image) for q in queries]
+        for grey in (False, True):
+            name = "ImageNet features of the " + ("greyscale" if grey else "colour") + " image"
+            add(name, stock_features(base_paths, size, grey), stock_features(q_paths, size, grey))
+    size = s.model.config.image_size
+    for name, fn in source_descriptors(args.truth, ids, size).items():
+        add(name, *centred_pair(fn(ids), fn(qids)))
+    add("the judge (oracle)", shape.base, shape.queries)
+
+    print(f"\n{len(queries)} queries, K = {k}\n")
+    print("| descriptor | ranking | V-shape | T-nDCG (truth) | MM-shape |")
+    print("|---|---|---|---|---|")
+    for name, how, (vs, tt, mms) in rows:
+        print(f"| {name} | {how} | {vs:.3f} | {tt:.3f} | {mms:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
