@@ -34,33 +34,6 @@ from stylesearch.server.app import STATIC_DIR  # noqa: E402
 LOCAL = "http://127.0.0.1:8000"
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory, build_tiny_index) -> Path:
-    root = tmp_path_factory.mktemp("server")
-    build_tiny_index(root)
-    return root / "exact"
-
-
-@pytest.fixture(scope="module")
-def service(index_dir) -> SearchService:
-    return SearchService.load(index_dir)
-
-
-@pytest.fixture(scope="module")
-def client(service) -> TestClient:
-    return TestClient(create_app(service), base_url=LOCAL)
-
-
-@pytest.fixture(scope="module")
-def item_id(service) -> str:
-    return service.index.item(7).id
-
-
-@pytest.fixture(scope="module")
-def png(service) -> bytes:
-    return Path(service.index.item(7).image).read_bytes()
-
-
 def assert_error(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
