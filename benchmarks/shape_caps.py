@@ -13,13 +13,16 @@ garments' pixels. This script separates the two things a soft-filter method need
 
 Descriptors: the model's joint embedding ``f_I``, its look, the two mixed as the index stores
 them, ImageNet EfficientNet-Lite0 features of the colour and of the greyscale image (``--stock``),
-and three ceilings computed from the truth's source garments (the renderer's inputs, which no
-system sees): the silhouette (the renderer's alpha), the silhouette times the renderer's shading
-(what the luminance of a plain garment carries), and the judge's own pixels. Use the
-**validation** queries.
+the feature map of the greyscale image after the first ``--map-blocks`` blocks of the model's own
+fine-tuned EfficientNet-Lite0 and of the ImageNet one (``--maps``: spatial features, before the
+pooling that makes ``f_I`` blind to where things are), and three ceilings computed from the
+truth's source garments (the renderer's inputs, which no system sees): the silhouette (the
+renderer's alpha), the silhouette times the renderer's shading (what the luminance of a plain
+garment carries), and the judge's own pixels. Use the **validation** queries.
 
     .venv/bin/python benchmarks/shape_caps.py --index runs/demo/index \\
-        --queries runs/demo/queries/validation.jsonl --truth runs/demo/catalog/truth.jsonl --stock
+        --queries runs/demo/queries/validation.jsonl --truth runs/demo/catalog/truth.jsonl \\
+        --stock --maps --powers 4 8 16
 """
 
 from __future__ import annotations
@@ -27,17 +30,24 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from look_sweep import stock_features
 from stylesearch.catalog.demo_render import SHADE_FLOOR, silhouette, upscale
 from stylesearch.catalog.fashion_mnist import load_set
+from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
+from stylesearch.config import ModelConfig
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.metrics import dcg, ideal_dcg, mm, visual_relevance
 from stylesearch.evaluation.protocol import _Judge, load_shape
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.shape import _read_sources, source_folder
+from stylesearch.evaluation.visual import embed_image_paths
+from stylesearch.model.look import LUMA
+from stylesearch.model.towers import build_image_backbone
 from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs
 
@@ -76,6 +86,28 @@ def source_descriptors(
     return {"source silhouette": alpha, "source silhouette x shading": shaded}
 
 
+def grey_feature_maps(backbone: Any, paths: list[Path], size: int, blocks: int) -> np.ndarray:
+    """Flattened activations of an EfficientNet-Lite0 backbone's first ``blocks`` blocks on the
+    greyscale images ``(N, C * H * W)``."""
+    net = backbone.net
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    luma = torch.tensor(LUMA).view(1, 3, 1, 1)
+
+    def encode(images: torch.Tensor) -> torch.Tensor:
+        rgb = images * std + mean
+        grey = ((rgb * luma).sum(dim=1, keepdim=True).expand_as(rgb) - mean) / std
+        with torch.no_grad():
+            x = grey * backbone.input_scale + backbone.input_shift
+            x = net._swish(net._bn0(net._conv_stem(x)))
+            for block in net._blocks[:blocks]:
+                x = block(x, drop_connect_rate=0.0)
+            return x.flatten(1)
+
+    backbone.eval()
+    return embed_image_paths(encode, paths, image_size=size, progress=False, desc="maps")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True)
@@ -84,6 +116,8 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--powers", type=float, nargs="+", default=[4.0, 8.0])
     parser.add_argument("--stock", action="store_true", help="add ImageNet feature rows")
+    parser.add_argument("--maps", action="store_true", help="add feature-map rows")
+    parser.add_argument("--map-blocks", type=int, default=5, help="blocks before the map")
     args = parser.parse_args()
     k = args.k
 
@@ -136,14 +170,26 @@ def main() -> None:
     if vec.shape[1] > dim:
         add("look", vec[:, dim:], qvec[:, dim:])
         add("f_I and look, as indexed", vec, qvec)
+    size = s.model.config.image_size
+    base_paths = [Path(index.item(r).image) for r in range(n)]
+    q_paths = [Path(q.image) for q in queries]
     if args.stock:
-        size = s.model.config.image_size
-        base_paths = [Path(index.item(r).image) for r in range(n)]
-        q_paths = [Path(q.image) for q in queries]
         for grey in (False, True):
             name = "ImageNet features of the " + ("greyscale" if grey else "colour") + " image"
             add(name, stock_features(base_paths, size, grey), stock_features(q_paths, size, grey))
-    size = s.model.config.image_size
+    if args.maps:
+        imagenet, _ = build_image_backbone(
+            ModelConfig(backbone="efficientnet_lite0", pretrained=True)
+        )
+        for who, backbone in (("the model's", s.model.image_backbone), ("ImageNet", imagenet)):
+            if not hasattr(backbone, "input_scale"):
+                print(f"shape_caps: {who} backbone is not EfficientNet-Lite0; no map row")
+                continue
+            maps = [
+                grey_feature_maps(backbone, p_, size, args.map_blocks)
+                for p_ in (base_paths, q_paths)
+            ]
+            add(f"{who} feature map, greyscale (blocks 1-{args.map_blocks})", *centred_pair(*maps))
     for name, fn in source_descriptors(args.truth, ids, size).items():
         add(name, *centred_pair(fn(ids), fn(qids)))
     add("the judge (oracle)", shape.base, shape.queries)
