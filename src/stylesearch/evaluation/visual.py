@@ -41,11 +41,11 @@ from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
 from stylesearch.losses.triplet import NEGATIVES, triplet_loss
 from stylesearch.model.io import file_sha256
 from stylesearch.model.towers import build_image_backbone
-from stylesearch.training.loop import (
-    _num_workers,
-    _seed_worker,
+from stylesearch.training.setup import (
+    num_workers,
     resolve_device,
     seed_everything,
+    seed_worker,
     split_indices,
 )
 
@@ -258,7 +258,7 @@ def train_visual(
         )
     seed_everything(config.seed)
     device = resolve_device(config.device)
-    workers = _num_workers(config.workers)
+    workers = num_workers(config.workers)
     catalog = load_catalog(manifest, progress=progress, image_roots=image_roots)
     items = list(catalog.items)
     if len(items) < 4:
@@ -296,7 +296,7 @@ def train_visual(
             drop_last=True,
             num_workers=workers,
             collate_fn=_collate_views,
-            worker_init_fn=_seed_worker,
+            worker_init_fn=seed_worker,
             generator=generator,
         )
         model.train()

@@ -13,9 +13,6 @@ its checkpoints stay as they were.
 from __future__ import annotations
 
 import json
-import math
-import os
-import random
 import shutil
 import sys
 import time
@@ -25,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
@@ -52,6 +48,15 @@ from stylesearch.training.checkpoint import (
     save_checkpoint,
 )
 from stylesearch.training.look import fit_look
+from stylesearch.training.setup import (
+    lr_at,
+    num_workers,
+    param_groups,
+    resolve_device,
+    seed_everything,
+    seed_worker,
+    split_indices,
+)
 
 Log = Callable[[str], None]
 
@@ -67,77 +72,6 @@ class TrainResult:
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """ "auto" -> CUDA (this rank's GPU) when available, else CPU; clear error for a missing GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise TrainingError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise TrainingError(f"--device {name!r} is not a device torch knows: {exc}") from None
-
-
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of ``range(n)`` into (train, val) index arrays, both sorted."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    if val_fraction > 0 and n >= 20:
-        n_val = max(n_val, 10)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def lr_at(step: int, total: int, cfg_lr: float, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    if warmup > 0 and step < warmup:
-        return cfg_lr * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return cfg_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on weight matrices and kernels only, never on biases, norm
-    parameters or the temperature (decay would pull tau towards 1)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if param.ndim < 2 or "temperature" in name:
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-def _num_workers(cfg_value: int | None) -> int:
-    if cfg_value is not None:
-        return cfg_value
-    return min(4, os.cpu_count() or 1)
-
-
-def _seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 def prepare_text(
@@ -335,7 +269,7 @@ def _train(
         if distributed
         else None
     )
-    workers = _num_workers(tcfg.num_workers)
+    workers = num_workers(tcfg.num_workers)
     steps_per_epoch = len(dataset) // (batch_size * world)
     total_steps = steps_per_epoch * tcfg.epochs
     config_dict = to_dict(config)
@@ -393,7 +327,7 @@ def _train(
         drop_last=True,
         num_workers=workers,
         collate_fn=collate_pairs,
-        worker_init_fn=_seed_worker,
+        worker_init_fn=seed_worker,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
     )
