@@ -30,6 +30,7 @@ from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.visual import embed_image_paths
+from stylesearch.model.look import LUMA
 from stylesearch.search.query import Query
 from stylesearch.search.scoring import ArithmeticConfig, compose_query, rescale_cosine
 from stylesearch.search.searcher import Result, Searcher, SearchResponse
@@ -72,6 +73,16 @@ class GreyLook(Searcher):
         return SearchResponse(query.method, {}, 0.0, results)
 
 
+def to_greyscale(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalised ``(B, 3, S, S)`` images -> their luma in all three channels, normalised
+    the same way."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    luma = torch.tensor(LUMA).view(1, 3, 1, 1)
+    rgb = images * std + mean
+    return ((rgb * luma).sum(dim=1, keepdim=True).expand_as(rgb) - mean) / std
+
+
 def stock_features(paths: list, image_size: int, grey: bool = True) -> np.ndarray:
     """Unit ImageNet EfficientNet-Lite0 features of the images, of their greyscale by default."""
     from stylesearch.config import ModelConfig
@@ -80,14 +91,9 @@ def stock_features(paths: list, image_size: int, grey: bool = True) -> np.ndarra
     net, _ = build_image_backbone(ModelConfig(backbone="efficientnet_lite0", pretrained=True))
     net.eval()
 
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-
     def encode(images: torch.Tensor) -> torch.Tensor:
         if grey:
-            rgb = images * std + mean
-            images = ((rgb * luma).sum(dim=1, keepdim=True).expand_as(rgb) - mean) / std
+            images = to_greyscale(images)
         with torch.no_grad():
             return torch.nn.functional.normalize(net(images).float(), dim=-1)
 

@@ -35,10 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from look_sweep import stock_features
+from look_sweep import stock_features, to_greyscale
 from stylesearch.catalog.demo_render import SHADE_FLOOR, silhouette, upscale
 from stylesearch.catalog.fashion_mnist import load_set
-from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.config import ModelConfig
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.metrics import dcg, ideal_dcg, mm, visual_relevance
@@ -46,7 +45,6 @@ from stylesearch.evaluation.protocol import _Judge, load_shape
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.shape import _read_sources, source_folder
 from stylesearch.evaluation.visual import embed_image_paths
-from stylesearch.model.look import LUMA
 from stylesearch.model.towers import build_image_backbone
 from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs
@@ -90,15 +88,10 @@ def grey_feature_maps(backbone: Any, paths: list[Path], size: int, blocks: int) 
     """Flattened activations of an EfficientNet-Lite0 backbone's first ``blocks`` blocks on the
     greyscale images ``(N, C * H * W)``."""
     net = backbone.net
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    luma = torch.tensor(LUMA).view(1, 3, 1, 1)
 
     def encode(images: torch.Tensor) -> torch.Tensor:
-        rgb = images * std + mean
-        grey = ((rgb * luma).sum(dim=1, keepdim=True).expand_as(rgb) - mean) / std
         with torch.no_grad():
-            x = grey * backbone.input_scale + backbone.input_shift
+            x = to_greyscale(images) * backbone.input_scale + backbone.input_shift
             x = net._swish(net._bn0(net._conv_stem(x)))
             for block in net._blocks[:blocks]:
                 x = block(x, drop_connect_rate=0.0)
