@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+#: how the model's look reads an image (model/look.py), the default first
+LOOK_KINDS = ("silhouette", "luminance")
+
 
 class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message says how to fix it."""
@@ -75,6 +78,9 @@ class ModelConfig:
     #: dimension of the look (model/look.py), the colour-blind shape vector the index keeps
     #: beside f_I; 0 = none, the paper's model.
     look_dim: int = 32
+    #: how the look reads an image (model/look.py): "silhouette", the garment's shaded
+    #: silhouette against a plain background, or "luminance", its blurred luminance.
+    look_kind: str = "silhouette"
     #: temperature tau of MBMR: initial value; learned in log space when ``learn_temperature``.
     temperature: float = 0.07
     learn_temperature: bool = True
@@ -228,6 +234,7 @@ def validate(cfg: Config) -> Config:
     """Check values that types alone cannot; raise ConfigError with a fix."""
     _choice("text", "backend", cfg.text.backend, ("spacy", "simplemma"))
     _choice("model", "backbone", cfg.model.backbone, ("resnet18", "efficientnet_lite0"))
+    _choice("model", "look_kind", cfg.model.look_kind, LOOK_KINDS)
     _choice("loss", "name", cfg.loss.name, ("mbmr", "triplet"))
     _choice("loss", "reduction", cfg.loss.reduction, ("mean", "sum"))
     _choice("loss", "negatives", cfg.loss.negatives, ("hardest", "semi-hard"))

@@ -32,8 +32,8 @@ def _garment(size: int = 64) -> torch.Tensor:
     return rgb
 
 
-def test_the_grid_is_blind_to_brightness_and_contrast():
-    look = ShapeLook(64, 4)
+def test_the_luminance_grid_is_blind_to_brightness_and_contrast():
+    look = ShapeLook(64, 4, "luminance")
     a = look.grid(_normalised(_garment()))
     b = look.grid(_normalised(0.5 * _garment() + 0.2))  # every pixel mapped by one affine map
     assert a.shape == (1, GRID * GRID)
@@ -42,9 +42,27 @@ def test_the_grid_is_blind_to_brightness_and_contrast():
     assert float(a.pow(2).mean()) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_a_constant_image_has_a_zero_grid():
-    look = ShapeLook(64, 4)
+@pytest.mark.parametrize("kind", ["silhouette", "luminance"])
+def test_a_constant_image_has_a_zero_grid(kind):
+    look = ShapeLook(64, 4, kind)
     assert not look.grid(_normalised(torch.full((2, 3, 64, 64), 0.4))).any()
+
+
+def test_the_silhouette_grid_is_the_area_mean_of_the_shaded_silhouette():
+    rgb = _garment()  # a 16 x 24 rectangle of 0.3 (76.5 of 255) on 0.9
+    grid = ShapeLook(64, 4).grid(_normalised(rgb)).view(GRID, GRID)
+    # 64 px on a 32-cell grid: each cell averages 2 x 2 pixels. The rectangle covers rows
+    # 16-31 and columns 8-31, eroded by one pixel: rows 17-30, columns 9-30, all of one tone
+    # (relative shading 1). Cells 9-14 / 5-14 are inside; the edge cells hold half of it.
+    assert float(grid[9:15, 5:15].min()) == pytest.approx(1.0, abs=1e-5)
+    assert float(grid[8, 5:15].max()) == pytest.approx(0.5, abs=1e-5)
+    assert float(grid[8:16, 4].max()) == pytest.approx(0.5, abs=1e-5)
+    assert float(grid[:8].abs().max()) == 0.0 and float(grid[16:].abs().max()) == 0.0
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown look kind 'edges'"):
+        ShapeLook(64, 4, "edges")
 
 
 def test_fit_keeps_the_mean_and_the_directions_of_largest_variance():
@@ -142,8 +160,21 @@ def test_a_model_folder_saved_before_the_look_loads_without_one(tmp_path):
     config = tmp_path / "m" / "config.json"
     meta = json.loads(config.read_text())
     del meta["model"]["look_dim"]  # what an older folder holds
+    del meta["model"]["look_kind"]
     config.write_text(json.dumps(meta))
     assert load_model(tmp_path / "m").look is None
+
+
+def test_a_model_folder_saved_before_the_look_kinds_reads_the_luminance(tmp_path):
+    model = _model(4)
+    assert model.look.kind == "silhouette"  # the default
+    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
+    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
+    config = tmp_path / "m" / "config.json"
+    meta = json.loads(config.read_text())
+    del meta["model"]["look_kind"]  # what a folder of the previous release holds
+    config.write_text(json.dumps(meta))
+    assert load_model(tmp_path / "m").look.kind == "luminance"
 
 
 def test_a_fitted_look_survives_save_and_load(tmp_path):

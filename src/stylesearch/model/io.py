@@ -229,10 +229,11 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     model_dir = Path(model_dir)
     meta = read_model_config(model_dir)
     try:
-        # folders saved before the look existed have no look_dim: they have no look
+        # folders saved before the look existed have no look_dim: they have no look; those
+        # saved before its kinds existed have no look_kind: their look reads the luminance
         saved = meta["model"]
         if isinstance(saved, dict):
-            saved = {"look_dim": 0, **saved}
+            saved = {"look_dim": 0, "look_kind": "luminance", **saved}
         model_config = from_dict(ModelConfig, saved, where="model")
         text_meta = meta.get("text")
         text_config = from_dict(TextConfig, text_meta, where="text") if text_meta else None

@@ -61,7 +61,11 @@ class JointModel(nn.Module):
             torch.tensor(math.log(config.temperature), dtype=torch.float32),
             requires_grad=config.learn_temperature,
         )
-        self.look = ShapeLook(config.image_size, config.look_dim) if config.look_dim else None
+        self.look = (
+            ShapeLook(config.image_size, config.look_dim, config.look_kind)
+            if config.look_dim
+            else None
+        )
 
     @property
     def index_dim(self) -> int:

@@ -2,18 +2,21 @@
 
 The joint embedding is trained against the words alone, so colour and pattern dominate it: among
 the red items, the nearest to a blue query dress are not the ones shaped like it
-(docs/results.md). The look is blind to colour and pattern by construction:
+(docs/results.md). The look is blind to colour and pattern by construction. It reads the image
+(ImageNet normalisation undone) on a ``GRID`` x ``GRID`` grid in one of two ways, its ``kind``:
 
-1. the luminance of the input image (ImageNet normalisation undone);
-2. a Gaussian blur of ``BLUR_CELLS`` grid cells, which washes out stripes, dots and checks;
-3. area resampling to a ``GRID`` x ``GRID`` grid;
-4. standardisation per image (zero mean, unit variance), so a dark and a light garment of one
-   shape give the same grid;
-5. projection on the top ``dim`` principal components of the training catalog's grids (centred
-   on their mean), L2-normalised.
+- ``"silhouette"`` (the default): the garment's shaded silhouette against the photo's plain
+  background (:func:`stylesearch.model.silhouette.shaded_silhouette`), area-resampled to the
+  grid. It needs product photos on a plain background;
+- ``"luminance"``: the image's luminance, blurred by ``BLUR_CELLS`` grid cells (which washes out
+  stripes, dots and checks), area-resampled to the grid and standardised per image (zero mean,
+  unit variance), so a dark and a light garment of one shape give the same grid. It assumes
+  nothing about the background. Model folders saved before the kinds existed use it.
 
-Steps 1-4 are fixed; step 5 is fitted on the catalog (:meth:`ShapeLook.fit`, called by
-``stylesearch train`` after the last epoch) and saved with the model's weights as buffers.
+The grid is then projected on the top ``dim`` principal components of the training catalog's
+grids (centred on their mean) and L2-normalised. Reading the grid is fixed; the projection is
+fitted on the catalog (:meth:`ShapeLook.fit`, called by ``stylesearch train`` after the last
+epoch) and saved with the model's weights as buffers.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
+from stylesearch.config import LOOK_KINDS
+from stylesearch.model.silhouette import shaded_silhouette
 
-__all__ = ["BLUR_CELLS", "GRID", "LUMA", "ShapeLook"]
+__all__ = ["BLUR_CELLS", "GRID", "LOOK_KINDS", "LUMA", "ShapeLook"]
 
 #: side of the grid the look is read on
 GRID = 32
@@ -49,16 +54,20 @@ class ShapeLook(nn.Module):
     Args:
         image_size: S, the model's input size (it sets the blur in pixels).
         dim: the look's dimension (principal components kept), >= 1.
+        kind: how the grid is read, one of ``LOOK_KINDS``.
     """
 
-    def __init__(self, image_size: int, dim: int) -> None:
+    def __init__(self, image_size: int, dim: int, kind: str = LOOK_KINDS[0]) -> None:
         super().__init__()
+        if kind not in LOOK_KINDS:
+            raise ValueError(f"unknown look kind {kind!r}; choose one of {LOOK_KINDS}")
         if dim < 1:
             raise ValueError(f"the look dimension must be >= 1, got {dim}")
         cells = GRID * GRID
         if dim > cells:
             raise ValueError(f"the look dimension must be <= {cells}, got {dim}")
         self.dim = dim
+        self.kind = kind
         self.sigma = BLUR_CELLS * image_size / GRID
         self.register_buffer("kernel", _gaussian_kernel(self.sigma), persistent=False)
         self.register_buffer("mean", torch.zeros(cells))
@@ -66,11 +75,15 @@ class ShapeLook(nn.Module):
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     def grid(self, images: Tensor) -> Tensor:
-        """Steps 1-4: ``(B, 3, S, S)`` -> standardised grids ``(B, GRID * GRID)`` float32."""
+        """``(B, 3, S, S)`` -> grids ``(B, GRID * GRID)`` float32, read as the look's ``kind``."""
         mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+        rgb = images.float() * std + mean
+        if self.kind == "silhouette":
+            cells = shaded_silhouette(rgb * 255.0)
+            return F.interpolate(cells, size=(GRID, GRID), mode="area").flatten(1)
         luma = torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)
-        grey = ((images.float() * std + mean) * luma).sum(dim=1, keepdim=True)
+        grey = (rgb * luma).sum(dim=1, keepdim=True)
         k = self.kernel.to(images.device)
         r = len(k) // 2
         grey = F.conv2d(F.pad(grey, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
@@ -82,7 +95,7 @@ class ShapeLook(nn.Module):
 
     @torch.no_grad()
     def fit(self, grids: Tensor) -> None:
-        """Step 5: the mean and top principal directions of ``grids`` ``(n, GRID * GRID)``
+        """The mean and top principal directions of ``grids`` ``(n, GRID * GRID)``
         (:meth:`grid` of the training images). With fewer than ``dim`` independent grids the
         remaining directions stay zero."""
         if grids.ndim != 2 or grids.shape[1] != self.mean.numel() or len(grids) < 2:

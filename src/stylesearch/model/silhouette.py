@@ -1,0 +1,110 @@
+"""The shaded silhouette of a product photo on a plain background: shape and shading, no colour.
+
+Product photos (packshots) show the garment on a plain, light background. This module recovers
+what such a photo carries about the garment's shape, without its colour or pattern:
+
+1. **background**: the per-channel median of the image's outer ``BORDER`` pixels;
+2. **garment mask**: pixels whose largest channel difference from the background exceeds
+   ``MASK_THRESHOLD`` (on the 0..255 scale);
+3. **holes**: regions the mask encloses are filled when they are thin (a light stripe, dot or
+   check of the pattern, which is close to the background), and kept when a disc of radius
+   ``HOLE_RADIUS`` fits in them (the real gap between a sandal's straps or a bag's handle);
+4. **outline**: the mask is eroded by ``OUTLINE`` pixels, which removes the photo's thin shadow
+   outline and the anti-aliased edge;
+5. **shading**: each garment pixel's brightest channel, replaced by its maximum over a window of
+   radius ``TONE_RADIUS`` inside the garment (the lighter tone of a two-tone pattern is
+   present in every such window, so stripes and dots drop out while folds and dark parts stay),
+   divided by the garment's maximum, so a light and a dark garment of one shape agree.
+
+The result is 0 outside the garment and the relative shading, in (0, 1], inside it. Radii are
+given for 64-pixel images and scale with the image size. Every step is a fixed image operation
+(max pooling on a batch), nothing is learned.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "BORDER",
+    "HOLE_RADIUS",
+    "MASK_THRESHOLD",
+    "OUTLINE",
+    "TONE_RADIUS",
+    "background",
+    "fill_thin_holes",
+    "garment_mask",
+    "shaded_silhouette",
+]
+
+#: width in pixels of the image border the background is read from
+BORDER = 2
+#: largest channel difference from the background (0..255) above which a pixel is garment
+MASK_THRESHOLD = 15.0
+#: an enclosed hole is kept as background when a disc of this radius (64 px images) fits in it
+HOLE_RADIUS = 3
+#: pixels eroded from the mask's edge (64 px images)
+OUTLINE = 1
+#: radius of the window the lighter tone of a pattern is taken over (64 px images)
+TONE_RADIUS = 4
+
+
+def _dilate(x: Tensor, radius: int) -> Tensor:
+    return F.max_pool2d(x, 2 * radius + 1, stride=1, padding=radius)
+
+
+def _erode(x: Tensor, radius: int) -> Tensor:
+    return -F.max_pool2d(-x, 2 * radius + 1, stride=1, padding=radius)
+
+
+def _grow_within(seed: Tensor, region: Tensor) -> Tensor:
+    """The pixels of ``region`` connected (8-neighbourhood) to ``seed``: both ``(B, 1, H, W)``
+    in {0, 1}."""
+    seed = seed * region
+    for _ in range(seed.shape[-2] * seed.shape[-1]):
+        grown = _dilate(seed, 1) * region
+        if torch.equal(grown, seed):
+            break
+        seed = grown
+    return seed
+
+
+def background(rgb: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` -> per-channel median of the outer ``BORDER`` pixels ``(B, 3, 1, 1)``."""
+    b = BORDER
+    ring = torch.cat(
+        [rgb[:, :, :b].flatten(2), rgb[:, :, -b:].flatten(2),
+         rgb[:, :, b:-b, :b].flatten(2), rgb[:, :, b:-b, -b:].flatten(2)], dim=2,
+    )  # fmt: skip
+    return ring.median(dim=2).values[:, :, None, None]
+
+
+def garment_mask(rgb: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` on the 0..255 scale -> ``(B, 1, H, W)`` in {0, 1}: 1 where any channel
+    differs from the background by more than ``MASK_THRESHOLD``."""
+    diff = (rgb - background(rgb)).abs().amax(dim=1, keepdim=True)
+    return (diff > MASK_THRESHOLD).to(rgb.dtype)
+
+
+def fill_thin_holes(mask: Tensor, radius: int) -> Tensor:
+    """Fill the holes of ``mask`` ``(B, 1, H, W)`` (regions not connected to the image border)
+    in which no disc of ``radius`` fits; wider holes, and everything connected to them, stay."""
+    edge = torch.zeros_like(mask)
+    edge[..., 0, :] = edge[..., -1, :] = edge[..., :, 0] = edge[..., :, -1] = 1
+    outside = _grow_within(edge, 1 - mask)
+    holes = 1 - mask - outside
+    wide = _dilate(_erode(holes, radius), radius) * holes
+    return mask + holes - _grow_within(wide, holes)
+
+
+def shaded_silhouette(rgb: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)``: 0 off the garment, its
+    relative shading in (0, 1] on it (steps 1-5 of the module's docstring)."""
+    scale = rgb.shape[-1] / 64.0
+    px = lambda r: max(1, round(r * scale))  # noqa: E731
+    mask = _erode(fill_thin_holes(garment_mask(rgb), px(HOLE_RADIUS)), px(OUTLINE))
+    tone = _dilate(rgb.amax(dim=1, keepdim=True) * mask, px(TONE_RADIUS)) * mask
+    peak = tone.flatten(1).amax(dim=1).clamp_min(1.0)
+    return tone / peak[:, None, None, None]
