@@ -136,6 +136,9 @@ class HealthResponse(BaseModel):
     vocabulary: int
     dimension: int
     look_dim: int = Field(description="dimension of the look in the index's vectors (0: none)")
+    look_kind: str | None = Field(
+        description='how the look reads an image: "silhouette" or "luminance" (null: no look)'
+    )
     backend: str | None
     model_fingerprint: str
     settings: dict[str, Any] = Field(

@@ -242,13 +242,15 @@ class SearchService:
         from stylesearch import __version__
 
         manifest = self.index.manifest
+        look = self.searcher.model.look
         return {
             "status": "ok",
             "version": __version__,
             "items": self.index.live_count,
             "vocabulary": len(self.words),
             "dimension": self.index.dimension,
-            "look_dim": 0 if self.searcher.model.look is None else self.searcher.model.look.dim,
+            "look_dim": 0 if look is None else look.dim,
+            "look_kind": None if look is None else look.kind,
             "backend": manifest.get("backend", {}).get("name"),
             "model_fingerprint": str(manifest.get("model_fingerprint", ""))[:12],
             "settings": self.searcher.settings.to_dict(),

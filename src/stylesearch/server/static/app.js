@@ -373,7 +373,7 @@ function start() {
     const s = h.settings;
     $("#catalog-info").textContent = `${h.items.toLocaleString()} items · ${h.vocabulary} words · ${h.backend}`;
     const origin = s.source === "tuned" ? "tuned on validation queries" : s.source === "given" ? "set when the server started" : "defaults";
-    $("#settings-info").textContent = `settings (${origin}): combined word weight ${s.word_weight.combined}, cosine power ${s.cosine_power}; arithmetic word weight ${s.word_weight.arithmetic}` + (h.look_dim ? `; look weight ${s.look_weight}` : "");
+    $("#settings-info").textContent = `settings (${origin}): combined word weight ${s.word_weight.combined}, cosine power ${s.cosine_power}; arithmetic word weight ${s.word_weight.arithmetic}` + (h.look_dim ? `; look weight ${s.look_weight} (${h.look_kind} look)` : "");
   }).catch(() => {});
   loadRandom();
   refresh();
