@@ -1,0 +1,287 @@
+"""``stylesearch index``: build an index, add items to it, delete items from it, merge shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stylesearch.cli.options import (
+    as_user_error,
+    catalog_option,
+    device_option,
+    friendly_errors,
+    images_root_option,
+    index_option,
+    model_option,
+    path_option,
+    quiet_option,
+    require_options,
+    show_progress,
+    stack,
+)
+
+#: ``--device``'s help for the commands that embed catalog images.
+DEVICE_HELP = '"cpu", "cuda", "cuda:N".'
+
+#: --backend and its parameters (shared by `index` and `index merge`).
+backend_options = stack(
+    click.option(
+        "--backend",
+        type=click.Choice(["faiss", "exact", "milvus"]),
+        default="faiss",
+        show_default=True,
+        help="faiss: HNSW graph (the default, fast at scale); exact: numpy brute force (the "
+        "oracle); milvus: a Milvus server or cluster (needs --milvus-uri).",
+    ),
+    click.option("--hnsw-m", type=click.IntRange(min=2), default=32, show_default=True),
+    click.option("--ef-construction", type=click.IntRange(min=1), default=100, show_default=True),
+    click.option("--ef-search", type=click.IntRange(min=1), default=128, show_default=True),
+    click.option(
+        "--milvus-uri",
+        default=None,
+        metavar="URI",
+        help="Milvus address for --backend milvus, e.g. http://127.0.0.1:19530.",
+    ),
+    click.option(
+        "--collection",
+        default=None,
+        help="Milvus collection to create (default: stylesearch_<random>); must not exist.",
+    ),
+)
+
+
+def backend_params(
+    backend: str,
+    hnsw_m: int,
+    ef_construction: int,
+    ef_search: int,
+    milvus_uri: str | None,
+    collection: str | None,
+) -> dict[str, Any] | None:
+    """The ``backend_params`` of the :data:`backend_options` values (``None`` for exact)."""
+    if backend != "milvus":
+        if milvus_uri or collection:
+            raise click.UsageError("--milvus-uri and --collection need --backend milvus")
+        return (
+            None
+            if backend == "exact"
+            else {"M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
+        )
+    if not milvus_uri:
+        raise click.UsageError("--backend milvus needs --milvus-uri URI")
+    params: dict[str, Any] = {
+        "M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search,
+        "uri": milvus_uri, "collection": collection,
+    }  # fmt: skip
+    return params
+
+
+@click.group("index", invoke_without_command=True)
+@model_option("Model folder written by `stylesearch train`.")
+@catalog_option("Catalog manifest to index (e.g. the demo's base/manifest.jsonl).", required=False)
+@path_option(
+    "--out",
+    help="Index folder to write (an existing index there is replaced only once the new one "
+    "is complete).",
+)
+@backend_options
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Index only the I-th of N contiguous slices of the catalog (0-based), e.g. 0/4; "
+    "join the shard folders with `stylesearch index merge`.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=128,
+    show_default=True,
+    help="Images per batch.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="DataLoader workers.",
+)
+@device_option(help=DEVICE_HELP)
+@quiet_option
+@images_root_option
+@click.pass_context
+@friendly_errors
+def index_group(
+    ctx: click.Context,
+    model_dir: Path | None,
+    catalog_path: Path | None,
+    out: Path | None,
+    backend: str,
+    hnsw_m: int,
+    ef_construction: int,
+    ef_search: int,
+    milvus_uri: str | None,
+    collection: str | None,
+    shard: str | None,
+    batch_size: int,
+    workers: int,
+    device: str,
+    quiet: bool,
+    images_root: tuple[Path, ...],
+) -> None:
+    """Build a search index: `stylesearch index --model MODEL_DIR --catalog MANIFEST --out DIR`.
+
+    Embeds every catalog image with the model, stores the unit vectors, each item's attribute
+    probabilities for every vocabulary word and its metadata words, builds the vector backend,
+    and records the model's fingerprint (searching with another model is refused). The folder is
+    written beside OUT and swapped in at the end: a failure leaves any previous index intact.
+    Subcommands add, delete and merge change or join existing indexes without a rebuild.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    params = backend_params(backend, hnsw_m, ef_construction, ef_search, milvus_uri, collection)
+    require_options(
+        "build an index", ("--model", model_dir), ("--catalog", catalog_path), ("--out", out)
+    )
+    from stylesearch.index.build import build_index
+
+    assert model_dir is not None and catalog_path is not None and out is not None
+    result = as_user_error(
+        lambda: build_index(
+            model_dir,
+            catalog_path,
+            out,
+            backend=backend,
+            backend_params=params,
+            batch_size=batch_size,
+            num_workers=workers,
+            device=device,
+            progress=show_progress(quiet),
+            shard=shard,
+            image_roots=images_root,
+        ),
+        (FileNotFoundError, ValueError),
+    )
+    click.echo(
+        f"indexed {result.count} items ({result.rejected} rejected rows skipped) into "
+        f"{result.out_dir} [{result.backend}]: {result.images_per_second:.0f} images/s, "
+        f"{result.total_seconds:.1f} s in all"
+    )
+
+
+@index_group.command("add")
+@index_option("Index folder to add to.")
+@catalog_option("Catalog manifest of the new items (their ids must not be in the index yet).")
+@model_option("Model folder, when it moved since the index was built (it must be the same model).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
+@device_option(help=DEVICE_HELP)
+@quiet_option
+@images_root_option
+@friendly_errors
+def index_add(
+    index_dir: Path,
+    catalog_path: Path,
+    model_dir: Path | None,
+    batch_size: int,
+    workers: int,
+    device: str,
+    quiet: bool,
+    images_root: tuple[Path, ...],
+) -> None:
+    """Embed new catalog items and add them to an index (no rebuild).
+
+    Only the new items are embedded; the backend is extended (faiss: the vectors are inserted
+    into the graph; Milvus: into the collection). The updated index is written beside the old
+    one and swapped in at the end: a failure leaves the old index as it was.
+    """
+    from stylesearch.index.update import add_items
+
+    result = add_items(
+        index_dir,
+        catalog_path,
+        model_dir=model_dir,
+        batch_size=batch_size,
+        num_workers=workers,
+        device=device,
+        progress=show_progress(quiet),
+        image_roots=images_root,
+    )
+    click.echo(
+        f"added {result.added} items ({result.rejected} rejected rows skipped) to "
+        f"{result.index_dir}: {result.live} items now, {result.total_seconds:.1f} s"
+    )
+
+
+@index_group.command("delete")
+@index_option("Index folder to delete from.")
+@path_option(
+    "--ids",
+    "ids_file",
+    dir_okay=False,
+    required=True,
+    help="File of item ids, one per line (# comments and blank lines skipped; JSON Lines with "
+    'an "id" also work).',
+)
+@friendly_errors
+def index_delete(index_dir: Path, ids_file: Path) -> None:
+    """Delete items from an index (no rebuild): search never returns them again.
+
+    Ids that are not in the index are listed on stderr; the exit status is 1 when none of the
+    ids was found.
+    """
+    from stylesearch.index.update import delete_items, read_ids_file
+
+    ids = read_ids_file(ids_file)
+    result = delete_items(index_dir, ids)
+    if result.unknown:
+        shown = ", ".join(result.unknown[:10]) + (" ..." if len(result.unknown) > 10 else "")
+        click.echo(f"{len(result.unknown)} id(s) not in the index: {shown}", err=True)
+    if result.deleted == 0:
+        raise click.ClickException(f"none of the {len(ids)} ids of {ids_file} is in the index")
+    if result.warning:
+        click.echo(f"warning: {result.warning}", err=True)
+    click.echo(f"deleted {result.deleted} items from {index_dir}: {result.live} items left")
+
+
+@index_group.command("merge")
+@click.argument(
+    "shards", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="SHARD_DIR..."
+)
+@path_option(
+    "--out",
+    required=True,
+    help="Index folder to write (an existing index there is replaced once the new one is "
+    "complete).",
+)
+@backend_options
+@quiet_option
+@friendly_errors
+def index_merge(
+    shards: tuple[Path, ...],
+    out: Path,
+    backend: str,
+    hnsw_m: int,
+    ef_construction: int,
+    ef_search: int,
+    milvus_uri: str | None,
+    collection: str | None,
+    quiet: bool,
+) -> None:
+    """Join shard indexes (`stylesearch index --shard I/N`) into one index: SHARD_DIR...
+
+    The shards must come from the same model and hold different item ids; with I/N shards every
+    one of the N must be given. Any backend: --backend milvus loads the shards into Milvus.
+    """
+    from stylesearch.index.update import merge_indexes
+
+    params = backend_params(backend, hnsw_m, ef_construction, ef_search, milvus_uri, collection)
+    result = merge_indexes(
+        out, shards, backend=backend, backend_params=params, progress=show_progress(quiet)
+    )
+    click.echo(
+        f"merged {result.shards} indexes ({result.count} items) into {result.out_dir} "
+        f"[{result.backend}] in {result.total_seconds:.1f} s"
+    )
