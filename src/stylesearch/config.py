@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+from stylesearch.errors import StylesearchError
+
 #: how the model's look reads an image (model/look.py), the default first
 LOOK_KINDS = ("silhouette", "luminance")
 
 
-class ConfigError(ValueError):
+class ConfigError(StylesearchError, ValueError):
     """A configuration file or value that cannot be used; the message says how to fix it."""
 
 

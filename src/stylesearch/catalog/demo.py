@@ -64,6 +64,7 @@ from stylesearch.catalog.fashion_mnist import (
     load_set,
     source_files,
 )
+from stylesearch.errors import StylesearchError
 
 __all__ = [
     "CATEGORIES",
@@ -73,7 +74,9 @@ __all__ = [
     "SPLITS",
     "DemoCatalog",
     "DemoConfig",
+    "DemoConfigError",
     "DemoSourceMissing",
+    "NotADemoCatalog",
     "build_demo_catalog",
 ]
 
@@ -85,6 +88,14 @@ _SPLIT_CODE = {"train": 1, "base": 2, "query": 3}
 _SHARD = 1000  # images per sub-folder
 _GRID_ITEMS = 24
 _CHUNK = 250  # items per unit of work
+
+
+class DemoConfigError(StylesearchError, ValueError):
+    """A demo catalog config that cannot be built; the message says the fix."""
+
+
+class NotADemoCatalog(StylesearchError, FileExistsError):
+    """The output folder holds other files: the builder never overwrites them."""
 
 
 @dataclass
@@ -116,19 +127,19 @@ class DemoConfig:
         self.source = Path(self.source)
 
     def validate(self) -> DemoConfig:
-        """Raise ValueError with a fix for values that cannot be built."""
+        """Raise :class:`DemoConfigError` with a fix for values that cannot be built."""
         for name in ("items", "base_items", "query_items", "views"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"demo catalog: {name} must be >= 1, got {getattr(self, name)}")
+            if (value := getattr(self, name)) < 1:
+                raise DemoConfigError(f"demo catalog: {name} must be >= 1, got {value}")
         if self.size < 32:
-            raise ValueError(f"demo catalog: size must be >= 32 pixels, got {self.size}")
+            raise DemoConfigError(f"demo catalog: size must be >= 32 pixels, got {self.size}")
         for name in ("missing_rate", "wrong_rate", "synonym_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"demo catalog: {name} must be in [0, 1]")
+                raise DemoConfigError(f"demo catalog: {name} must be in [0, 1]")
         if self.missing_rate + self.wrong_rate > 1.0:
-            raise ValueError("demo catalog: missing_rate + wrong_rate must be <= 1")
+            raise DemoConfigError("demo catalog: missing_rate + wrong_rate must be <= 1")
         if self.seed < 0:
-            raise ValueError("demo catalog: seed must be >= 0")
+            raise DemoConfigError("demo catalog: seed must be >= 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,7 +205,7 @@ def _assign(pool: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndar
 def plan_splits(cfg: DemoConfig, n_train_source: int, n_test_source: int) -> list[_SplitPlan]:
     """Disjoint source images for the three splits (deterministic for ``cfg.seed``)."""
     if cfg.items >= n_train_source:
-        raise ValueError(
+        raise DemoConfigError(
             f"demo catalog: items={cfg.items} leaves no Fashion-MNIST training image for the "
             f"base catalog (the source has {n_train_source}); use fewer items"
         )
@@ -457,8 +468,9 @@ def build_demo_catalog(
     about 300 items/s per worker at 64 px with one extra view.
 
     Raises DemoSourceMissing (with how to install Fashion-MNIST) when the source files are
-    absent, ValueError for an unusable config, FileExistsError when ``out_dir`` is a non-empty
-    folder that is not a demo catalog (it is never overwritten).
+    absent, DemoConfigError (a ValueError) for an unusable config, NotADemoCatalog (a
+    FileExistsError) when ``out_dir`` is a non-empty folder that is not a demo catalog (it is
+    never overwritten).
     """
     t0 = time.perf_counter()
     cfg = (config or DemoConfig()).validate()
@@ -471,7 +483,7 @@ def build_demo_catalog(
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / "build.json").is_file())
     ):
-        raise FileExistsError(
+        raise NotADemoCatalog(
             f"{out} exists and is not a demo catalog (no build.json); choose a new or empty "
             "folder, the builder never overwrites other files"
         )

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stylesearch.errors import StylesearchError
+
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 
 #: the two source sets and the file stems of their images and labels.
@@ -48,8 +50,12 @@ _DTYPES: dict[int, str] = {
 }
 
 
-class DemoSourceMissing(FileNotFoundError):
+class DemoSourceMissing(StylesearchError, FileNotFoundError):
     """The Fashion-MNIST files are not where the demo builder looks for them."""
+
+
+class DemoSourceError(StylesearchError, ValueError):
+    """Fashion-MNIST files that are there but cannot be read (truncated, not IDX, mismatched)."""
 
 
 def _find(source: Path, stem: str) -> Path | None:
@@ -91,16 +97,16 @@ def read_idx(path: str | Path) -> np.ndarray:
     with opener(path, "rb") as fh:
         data = fh.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise DemoSourceError(f"{path}: not an IDX file (bad magic number)")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise DemoSourceError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[data[2]])
     count = int(np.prod(shape)) if shape else 1
     if len(data) - header != count * dtype.itemsize:
-        raise ValueError(
+        raise DemoSourceError(
             f"{path}: IDX payload is {len(data) - header} bytes, shape {shape} needs "
             f"{count * dtype.itemsize}"
         )
@@ -116,11 +122,11 @@ def load_set(source: str | Path, which: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(files[img_stem])
     labels = read_idx(files[lab_stem])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(
+        raise DemoSourceError(
             f"{source}: {which} images {images.shape} and labels {labels.shape} do not match"
         )
     if labels.size and int(labels.max()) >= len(CLASS_NAMES):
-        raise ValueError(f"{source}: {which} labels outside 0..{len(CLASS_NAMES) - 1}")
+        raise DemoSourceError(f"{source}: {which} labels outside 0..{len(CLASS_NAMES) - 1}")
     return np.ascontiguousarray(images, dtype=np.uint8), labels.astype(np.uint8)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from stylesearch.errors import StylesearchError
+
 __all__ = [
     "LIST_FIELDS",
     "REQUIRED_FIELDS",
@@ -41,7 +43,7 @@ def type_name(value: Any) -> str:
     )
 
 
-class CatalogError(ValueError):
+class CatalogError(StylesearchError, ValueError):
     """A problem with the manifest as a whole (not found, unsupported format, missing columns,
     unreadable file); per-row problems are :class:`RejectedRow` entries instead."""
 

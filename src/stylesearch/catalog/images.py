@@ -27,6 +27,8 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from stylesearch.errors import StylesearchError
+
 __all__ = ["DEFAULT_MAX_PIXELS", "MAX_ASPECT_RATIO", "ImageError", "check_image", "load_image"]
 
 #: Default refusal threshold in pixels (width * height); 50 Mpx is an 8660 x 5774 photo.
@@ -47,7 +49,7 @@ _OPEN_LOCK = threading.Lock()
 _BOMB_EXCEPTIONS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
-class ImageError(ValueError):
+class ImageError(StylesearchError, ValueError):
     """An image that cannot be used; the message is the user-readable reason.
 
     Reasons start with a fixed phrase (``image not found``, ``not an image (unrecognised

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from stylesearch.cli.options import (
-    as_user_error,
     friendly_errors,
     images_root_option,
     json_option,
@@ -210,10 +209,7 @@ def catalog_build_demo(
         wrong_rate=wrong_rate,
         source=source or DEFAULT_SOURCE,
     )
-    cat = as_user_error(
-        lambda: build_demo_catalog(out, cfg, progress=show_progress(), workers=workers),
-        (ValueError, FileExistsError),
-    )
+    cat = build_demo_catalog(out, cfg, progress=show_progress(), workers=workers)
     verb = "reused" if cat.reused else "built"
     click.echo(
         f"{verb} {out} in {cat.seconds:.1f} s: {cat.counts['train']} train, "

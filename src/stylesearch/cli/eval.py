@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from stylesearch.cli.options import (
-    as_user_error,
     catalog_option,
     device_option,
     friendly_errors,
@@ -226,12 +225,8 @@ def eval_build_queries(
 
     shares = parse_group_shares(groups)
     items = list(load_catalog(catalog_path, validate_images=False, image_roots=images_root).items)
-    queries = as_user_error(
-        lambda: build_queries(
-            items, load_truth(truth_path), part=part, n=n, seed=seed, group_shares=shares
-        ),
-        (ValueError,),
-    )
+    truth = load_truth(truth_path)
+    queries = build_queries(items, truth, part=part, n=n, seed=seed, group_shares=shares)
     write_queries(queries, out)
     mix = Counter((q.type, q.group) for q in queries)
     click.echo(

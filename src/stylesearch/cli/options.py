@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
+from stylesearch.errors import StylesearchError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: ``--quiet``'s help, the same on every command that draws progress bars.
@@ -22,26 +24,15 @@ QUIET_HELP = "No progress bars."
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is the whole story for a user (no traceback)."""
-    from stylesearch.catalog.demo import DemoSourceMissing
-    from stylesearch.catalog.images import ImageError
-    from stylesearch.catalog.manifest import CatalogError
-    from stylesearch.config import ConfigError
-    from stylesearch.evaluation.protocol import EvaluationError
-    from stylesearch.evaluation.queries import QueryFileError
-    from stylesearch.evaluation.visual import VisualModelError
+    """Exception types whose message is the whole story for a user (no traceback): every
+    :class:`StylesearchError`, the index's and the model folder's errors (not derived from it
+    yet), and the OS errors about a path the user gave. Anything else is a bug: traceback."""
     from stylesearch.index.milvus import MilvusError
     from stylesearch.index.store import IndexFormatError
     from stylesearch.model.io import ModelFolderError
-    from stylesearch.search.query import SearchError
-    from stylesearch.search.settings import SettingsError
-    from stylesearch.text.pipeline import TextPipelineError
-    from stylesearch.training.loop import TrainingError
 
     return (
-        CatalogError, ConfigError, DemoSourceMissing, ImageError, ModelFolderError,
-        TextPipelineError, TrainingError, IndexFormatError, SearchError, EvaluationError,
-        QueryFileError, VisualModelError, MilvusError, SettingsError, FileNotFoundError,
+        StylesearchError, IndexFormatError, ModelFolderError, MilvusError, FileNotFoundError,
         PermissionError, IsADirectoryError, NotADirectoryError,
     )  # fmt: skip
 

@@ -111,7 +111,7 @@ def serve_cmd(
 
     from stylesearch.server.guards import browse_host, default_allowed_hosts, exposure_warning
     from stylesearch.server.protocol import uvicorn_options
-    from stylesearch.server.service import SearchService, ServerLimits
+    from stylesearch.server.service import SearchService, ServerLimits, ServiceError
 
     torch.set_num_threads(threads)
     hosts = tuple(dict.fromkeys((*default_allowed_hosts(host), *allowed_hosts)))
@@ -119,7 +119,7 @@ def serve_cmd(
         max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, header_timeout=header_timeout,
         body_timeout=body_timeout, allowed_hosts=hosts,
     )  # fmt: skip
-    service = as_user_error(  # ValueError: an empty index, a model without a vocabulary
+    service = as_user_error(  # an empty index, a model without a vocabulary: name the index
         lambda: SearchService.load(
             index_dir,
             model_dir=model_dir,
@@ -127,7 +127,7 @@ def serve_cmd(
             limits=limits,
             **searcher_settings(word_weight, cosine_power, look_weight),
         ),
-        (ValueError,),
+        (ServiceError,),
         prefix=f"{index_dir}: ",
     )
     click.echo(

