@@ -39,12 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
-from stylesearch.index.store import Index, IndexFormatError, csr_from_bags, write_index_arrays
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.index.store import Index, IndexFormatError
+from stylesearch.testing.index_arrays import write_index_arrays
 
 REBUILD = """
 import sys
 import numpy as np
-from stylesearch.index.store import csr_from_bags, write_index_arrays
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.testing.index_arrays import write_index_arrays
 out, rows, backend, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rng = np.random.default_rng(int(tag))
 write_index_arrays(out, rng.standard_normal((rows, 64)).astype(np.float32),

@@ -3,7 +3,7 @@ built: 2 MB pages for faiss's arrays, and the first queries after an index load.
 
 ``pages``: loads ``hnsw.faiss`` with plain faiss (4 KB pages), times the soft filter's graph
 seed (600 nearest) and the exact scoring of 3000 random rows per benchmark query, then moves
-the vectors and the graph onto huge pages (:func:`stylesearch.index.backends.huge_pages`, what
+the vectors and the graph onto huge pages (:func:`stylesearch.index.memory.huge_pages`, what
 ``FaissHNSWBackend`` does at load) and times them again.
 
 ``first``: loads the index with :meth:`Index.load` and times ``filter`` (soft filter) over the
@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from search_bench import K, replay_queries  # noqa: E402
-from stylesearch.index.backends import huge_pages  # noqa: E402
+from stylesearch.index.memory import huge_pages  # noqa: E402
 from stylesearch.index.store import Index  # noqa: E402
 from stylesearch.search.topk import soft_filter_topk  # noqa: E402
 

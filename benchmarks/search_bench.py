@@ -1,6 +1,6 @@
 """Search benchmark on synthetic catalogs (issue 4): build time, memory, latency, recall@10.
 
-For each N in ``--sizes``: a synthetic index (:mod:`stylesearch.index.synthetic`: N clustered
+For each N in ``--sizes``: a synthetic index (:mod:`stylesearch.testing.synthetic`: N clustered
 unit vectors, D = 256, a vocabulary of ``--vocab`` words in attribute groups with attribute
 probabilities and metadata words) is written with the faiss HNSW backend, loaded, and queried
 one query at a time on one thread, each method after ``--warmup`` untimed queries (other than
@@ -51,8 +51,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from stylesearch.index.coarse import COARSE_FILES, build_coarse  # noqa: E402
-from stylesearch.index.store import Index, write_index_arrays  # noqa: E402
-from stylesearch.index.synthetic import make_synthetic_catalog  # noqa: E402
+from stylesearch.index.store import Index  # noqa: E402
 from stylesearch.search.scoring import compose_query  # noqa: E402
 from stylesearch.search.topk import (  # noqa: E402
     attribute_probs,
@@ -61,6 +60,8 @@ from stylesearch.search.topk import (  # noqa: E402
     hard_filter_topk,
     soft_filter_topk,
 )
+from stylesearch.testing.index_arrays import write_index_arrays  # noqa: E402
+from stylesearch.testing.synthetic import make_synthetic_catalog  # noqa: E402
 
 DIM = 256
 K = 10
@@ -390,7 +391,7 @@ def run_size(
     }
     index.close()
     if backend == "milvus" and not args.keep:
-        from stylesearch.index.milvus import drop_collection
+        from stylesearch.index.backends.milvus import drop_collection
 
         drop_collection(params["uri"], params["collection"])
     if not (args.keep or (args.reuse and backend == "faiss")):
@@ -448,7 +449,7 @@ def main() -> None:
         if args.milvus_uri:
             milvus = (args.milvus_uri, None)
         else:
-            from stylesearch.index.milvus_local import LocalMilvus
+            from stylesearch.testing.milvus_local import LocalMilvus
 
             server = LocalMilvus(Path(args.workdir) / "milvus-server", start_timeout=300)
             milvus = (server.start(), server.pid)

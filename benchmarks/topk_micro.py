@@ -38,10 +38,10 @@ def per_call(fn, repeat: int = 50) -> float:
 
 def faults_child(path: str, populate: bool) -> None:
     """In a fresh process: load the attribute matrix, touch every column, count page faults."""
-    from stylesearch.index.store import _mapped
+    from stylesearch.index.memory import mapped
 
     t0 = time.perf_counter()
-    attributes = _mapped(Path(path), populate=populate)
+    attributes = mapped(Path(path), populate=populate)
     load = time.perf_counter() - t0
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()

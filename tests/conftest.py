@@ -78,7 +78,7 @@ def build_tiny_index() -> TinyIndexBuilder:
 def milvus_uri(tmp_path_factory) -> Iterator[str]:
     """A real Milvus standalone server (PyPI ``milvus``) on 127.0.0.1 for the session: start-up
     bounded by 180 s, stopped by its PID (SIGTERM, SIGKILL after 15 s)."""
-    from stylesearch.index.milvus_local import LocalMilvus
+    from stylesearch.testing.milvus_local import LocalMilvus
 
     server = LocalMilvus(tmp_path_factory.mktemp("milvus"), start_timeout=180, stop_timeout=15)
     uri = server.start()

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from stylesearch.cli import cli
+from stylesearch.index.backends.milvus import MilvusBackend, MilvusError
 from stylesearch.index.build import build_index
 from stylesearch.index.filters import WordMask
-from stylesearch.index.milvus import MilvusBackend, MilvusError
 from stylesearch.index.store import Index, IndexFormatError
 from stylesearch.index.update import add_items, delete_items, merge_indexes
 from stylesearch.search import Query, Searcher
@@ -152,7 +152,7 @@ def test_add_and_delete_on_milvus(setup, tmp_path, milvus_uri, monkeypatch):
     def down(*args, **kwargs):
         raise MilvusError("connection refused")
 
-    monkeypatch.setattr("stylesearch.index.milvus.delete_rows", down)
+    monkeypatch.setattr("stylesearch.index.backends.milvus.delete_rows", down)
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text(f"{ids[100]}\n{ids[101]}\n")
     r = CliRunner().invoke(cli, ["index", "delete", "--index", str(out), "--ids", str(ids_file)])

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from stylesearch.folders import new_temp_folder, recover, swap_into_place, writer_lock
-from stylesearch.index.store import Index, csr_from_bags, write_index_arrays
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.index.store import Index
 from stylesearch.index.update import delete_items
+from stylesearch.testing.index_arrays import write_index_arrays
 
 
 def _write(out: Path, n: int = 8, tag: str = "old") -> None:
@@ -109,7 +111,8 @@ KILL_SCRIPT = """
 import os, shutil, signal, sys
 import numpy as np
 from stylesearch import folders
-from stylesearch.index.store import csr_from_bags, write_index_arrays
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.testing.index_arrays import write_index_arrays
 
 step, out = int(sys.argv[1]), sys.argv[2]
 calls = [0]

@@ -10,9 +10,9 @@ from stylesearch.index.backends import (
     FaissHNSWBackend,
     cosine_profile,
     exact_search,
-    huge_pages,
 )
-from stylesearch.index.synthetic import make_synthetic_catalog
+from stylesearch.index.memory import huge_pages
+from stylesearch.testing.synthetic import make_synthetic_catalog
 
 
 def test_exact_search_by_hand():

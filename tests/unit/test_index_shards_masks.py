@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stylesearch.index.backends.milvus import MilvusError, _probe, _rows_words, _words_expr
 from stylesearch.index.build import _parse_shard, shard_slice
 from stylesearch.index.filters import WordMask
-from stylesearch.index.milvus import MilvusError, _probe, _rows_words, _words_expr
-from stylesearch.index.store import Index, csr_from_bags, write_index_arrays
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.index.store import Index
 from stylesearch.index.update import IndexUpdateError, delete_items, read_ids_file
 from stylesearch.search.topk import brute_force_topk, hard_filter_mask, soft_filter_topk
+from stylesearch.testing.index_arrays import write_index_arrays
 
 
 @pytest.mark.parametrize("n", [1, 7, 60, 1001])

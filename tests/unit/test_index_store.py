@@ -7,14 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from stylesearch.index.store import (
-    Index,
-    IndexFormatError,
-    IndexWriter,
-    csr_from_bags,
-    invert_csr,
-    write_index_arrays,
-)
+from stylesearch.index.postings import csr_from_bags, invert_csr
+from stylesearch.index.store import Index, IndexFormatError, IndexWriter
+from stylesearch.testing.index_arrays import write_index_arrays
 
 
 def _arrays(n=6, dim=4, vocab=5, seed=0):

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stylesearch.index.coarse import CoarseIndex, build_coarse
-from stylesearch.index.store import Index, csr_from_bags, write_index_arrays
-from stylesearch.index.synthetic import make_synthetic_catalog
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.index.store import Index
 from stylesearch.search.topk import (
     DeepeningConfig,
     brute_force_topk,
@@ -20,6 +20,8 @@ from stylesearch.search.topk import (
     hard_filter_topk,
     soft_filter_topk,
 )
+from stylesearch.testing.index_arrays import write_index_arrays
+from stylesearch.testing.synthetic import make_synthetic_catalog
 
 
 @pytest.fixture(scope="module")

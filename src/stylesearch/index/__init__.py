@@ -1,4 +1,4 @@
-"""stylesearch.index: the on-disk index and the vector backends (exact oracle, faiss HNSW).
+"""stylesearch.index: the on-disk index and the vector backends (exact oracle, faiss HNSW, Milvus).
 
 ``index`` depends on ``model`` and ``catalog`` (to build) but never on ``search``.
 """
@@ -12,13 +12,12 @@ from stylesearch.index.backends import (
     exact_search,
     resolve_backend,
 )
+from stylesearch.index.postings import csr_from_bags, invert_csr
 from stylesearch.index.store import (
     Index,
     IndexFormatError,
     IndexMismatchError,
     IndexWriter,
-    csr_from_bags,
-    invert_csr,
     read_manifest,
 )
 

@@ -26,7 +26,8 @@ from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.manifest import CatalogError, CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform
 from stylesearch.index.backends import resolve_backend
-from stylesearch.index.store import IndexFormatError, IndexWriter, csr_from_bags, read_manifest
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.index.store import IndexFormatError, IndexWriter, read_manifest
 from stylesearch.model.io import load_model
 from stylesearch.text.pipeline import TextPipeline
 
@@ -78,7 +79,7 @@ def build_index(
         backend: ``"faiss"`` (HNSW, the default), ``"exact"`` or ``"milvus"``.
         backend_params: faiss HNSW parameters (:class:`~stylesearch.index.backends.HNSWParams`);
             for Milvus also ``uri`` and ``collection``
-            (:class:`~stylesearch.index.milvus.MilvusBackend`).
+            (:class:`~stylesearch.index.backends.milvus.MilvusBackend`).
         batch_size, num_workers: the image DataLoader's.
         device: torch device for the model.
         progress: show progress bars (images/s) on stderr.
@@ -247,6 +248,6 @@ def _drop_replaced_collection(old: dict | None, out_dir: str | Path) -> None:
     new = _old_milvus_collection(out_dir) or {}
     if (new.get("uri"), new.get("collection")) == (old.get("uri"), old.get("collection")):
         return
-    from stylesearch.index.milvus import drop_collection
+    from stylesearch.index.backends.milvus import drop_collection
 
     drop_collection(old["uri"], old["collection"])

@@ -10,8 +10,8 @@ Files (N items, D dimensions, V vocabulary words)::
                            contiguous (a word's column over the catalog is one 2N-byte run)
     attributes_max.npy     (V,) float32 column maxima of p; attributes_min.npy the minima
     attr_postings_*.npy    per word, its rows with p_w >= 0.5 (at least the top 2 %, at most the
-                           top 25 % of the catalog: :func:`posting_length`) sorted by p_w
-                           descending (ties: lower row first): ``offsets`` (V + 1,) int64,
+                           top 25 % of the catalog: :mod:`~stylesearch.index.postings`) sorted
+                           by p_w descending (ties: lower row first): ``offsets`` (V + 1,) int64,
                            ``rows`` int32, ``values`` float16 (the same p_w, so bounds are exact)
                            and ``floor`` (V,) float32, the largest p_w of a row left out of the
                            list (0 when the list is complete). The exact soft-filter top-k reads
@@ -42,10 +42,8 @@ folder and leaves the old index as it was.
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -58,6 +56,14 @@ import numpy as np
 from stylesearch.folders import new_temp_folder, recover, swap_into_place, writer_lock
 from stylesearch.index.backends import BACKENDS, VectorBackend, cosine_profile
 from stylesearch.index.coarse import CoarseIndex, build_coarse
+from stylesearch.index.memory import mapped
+from stylesearch.index.postings import (
+    POSTING_MAX_FRACTION,
+    POSTING_MIN_FRACTION,
+    POSTING_MIN_VALUE,
+    invert_csr,
+    write_attribute_lists,
+)
 
 __all__ = [
     "FORMAT_NAME",
@@ -66,23 +72,11 @@ __all__ = [
     "IndexFormatError",
     "IndexMismatchError",
     "IndexWriter",
-    "POSTING_MAX_FRACTION",
-    "POSTING_MIN_FRACTION",
-    "POSTING_MIN_VALUE",
-    "posting_length",
-    "csr_from_bags",
-    "top_rows_by_value",
-    "invert_csr",
-    "swap_into_place",
+    "read_manifest",
 ]
 
 FORMAT_NAME = "stylesearch-index"
 FORMAT_VERSION = 2
-#: each word's sorted attribute list holds its rows with p_w >= POSTING_MIN_VALUE, but at least
-#: the top POSTING_MIN_FRACTION and at most the top POSTING_MAX_FRACTION of the catalog
-POSTING_MIN_VALUE = 0.5
-POSTING_MIN_FRACTION = 0.02
-POSTING_MAX_FRACTION = 0.25
 MANIFEST = "manifest.json"
 DELETED = "deleted.npy"
 
@@ -93,58 +87,6 @@ class IndexFormatError(ValueError):
 
 class IndexMismatchError(IndexFormatError):
     """The index was built with another model (or vocabulary) than the one given."""
-
-
-def csr_from_bags(bags: list[list[int]] | list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-item word-id lists -> ``(offsets (N + 1,) int64, words (nnz,) int32)``."""
-    lengths = np.fromiter((len(b) for b in bags), dtype=np.int64, count=len(bags))
-    offsets = np.zeros(len(bags) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    words = np.fromiter((w for b in bags for w in b), dtype=np.int32, count=int(offsets[-1]))
-    return offsets, words
-
-
-def invert_csr(
-    offsets: np.ndarray, words: np.ndarray, n_words: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Item -> words CSR to word -> sorted rows CSR ``(offsets (V + 1,) int64, rows int32)``."""
-    n = offsets.shape[0] - 1
-    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(offsets))
-    order = np.lexsort((rows, words))
-    counts = np.bincount(words, minlength=n_words)[:n_words]
-    p_offsets = np.zeros(n_words + 1, dtype=np.int64)
-    np.cumsum(counts, out=p_offsets[1:])
-    return p_offsets, rows[order].astype(np.int32, copy=False)
-
-
-def top_rows_by_value(col: np.ndarray, length: int) -> tuple[np.ndarray, float]:
-    """The ``length`` rows of ``col`` with the largest values, sorted by (value desc, row asc).
-
-    Returns ``(rows int64, floor)``: ``floor`` is the largest value of a row left out (0.0 when
-    every row is in), so every row not returned has ``col[row] <= floor``.
-    """
-    n = col.shape[0]
-    col = np.asarray(col, dtype=np.float32)
-    if length >= n:
-        return np.lexsort((np.arange(n), -col)), 0.0
-    part = np.argpartition(-col, length)  # position `length` holds the (length + 1)-th largest
-    floor = float(col[part[length]])
-    top = part[:length]
-    return top[np.lexsort((top, -col[top]))], floor
-
-
-def posting_length(
-    col: np.ndarray,
-    min_value: float = POSTING_MIN_VALUE,
-    min_fraction: float = POSTING_MIN_FRACTION,
-    max_fraction: float = POSTING_MAX_FRACTION,
-) -> int:
-    """Length of a word's sorted attribute list: its rows with ``p >= min_value``, clipped to
-    ``[ceil(min_fraction N), ceil(max_fraction N)]`` rows."""
-    n = col.shape[0]
-    lo = min(n, int(np.ceil(min_fraction * n)))
-    hi = min(n, max(lo, int(np.ceil(max_fraction * n))))
-    return int(np.clip(np.count_nonzero(col >= min_value), lo, hi))
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
@@ -282,32 +224,7 @@ class IndexWriter:
             raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
         self.vectors.flush()
         self.attributes.flush()
-        lengths = np.zeros(self.vocab_size, np.int64)
-        rows_parts: list[np.ndarray] = []
-        values_parts: list[np.ndarray] = []
-        p_floor = np.zeros(self.vocab_size, np.float32)
-        col_max = np.empty(self.vocab_size, np.float32)
-        col_min = np.empty(self.vocab_size, np.float32)
-        for w in range(self.vocab_size):  # one contiguous column at a time
-            col16 = np.asarray(self.attributes[:, w])
-            col = col16.astype(np.float32)
-            if not np.all((col >= 0) & (col <= 1)):
-                raise ValueError(f"attribute probabilities of word {w} are outside [0, 1]")
-            col_max[w], col_min[w] = col.max(), col.min()
-            lengths[w] = posting_length(col, **(postings or {}))
-            rows, p_floor[w] = top_rows_by_value(col, int(lengths[w]))
-            rows_parts.append(rows.astype(np.int32))
-            values_parts.append(col16[rows])
-        p_offsets = np.zeros(self.vocab_size + 1, np.int64)
-        np.cumsum(lengths, out=p_offsets[1:])
-        np.save(self.tmp / "attr_postings_offsets.npy", p_offsets)
-        np.save(self.tmp / "attr_postings_rows.npy", np.concatenate(rows_parts))
-        del rows_parts
-        np.save(self.tmp / "attr_postings_values.npy", np.concatenate(values_parts))
-        del values_parts
-        np.save(self.tmp / "attr_postings_floor.npy", p_floor)
-        np.save(self.tmp / "attributes_max.npy", col_max)
-        np.save(self.tmp / "attributes_min.npy", col_min)
+        entries = write_attribute_lists(self.attributes, self.tmp, postings)
         t0 = time.perf_counter()
         coarse = build_coarse(self.vectors, self.attributes, self.tmp, clusters=coarse_clusters)
         coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
@@ -334,7 +251,7 @@ class IndexWriter:
                 "min_fraction": POSTING_MIN_FRACTION,
                 "max_fraction": POSTING_MAX_FRACTION,
                 **(postings or {}),
-                "entries": int(p_offsets[-1]),
+                "entries": entries,
             },
             "build_seconds": round(build_seconds, 3),
             "cosine_profile": profile,
@@ -388,37 +305,6 @@ class ItemRecord:
     image: str
 
 
-#: Linux's madvise(MADV_POPULATE_READ) (kernel 5.14+; Python's mmap module names it from 3.12);
-#: elsewhere only the read-ahead hint
-_MADV_POPULATE_READ = getattr(
-    mmap, "MADV_POPULATE_READ", 22 if sys.platform.startswith("linux") else None
-)
-
-
-def _mapped(path: Path, populate: bool = False) -> np.ndarray:
-    """A read-only memory map of an ``.npy`` file, as a plain ndarray view.
-
-    ``populate``: map every page now (the file's pages are read into the page cache and the
-    process's page table), so no query pays the first-touch page faults of a random access
-    (measured at 1.5M items: ~13.7k faults, 80 ms, spread over the first queries; populating the
-    858 MB attribute matrix took 0.06-0.2 s at load from the page cache, 1.1 s from disk).
-    Falls back to a read-ahead hint where the kernel lacks it; the pages stay reclaimable file
-    cache either way.
-    """
-    array = np.load(path, mmap_mode="r")
-    raw = getattr(array, "_mmap", None)
-    if populate and raw is not None and hasattr(raw, "madvise"):
-        for advice in (_MADV_POPULATE_READ, getattr(mmap, "MADV_WILLNEED", None)):
-            if advice is None:
-                continue
-            try:
-                raw.madvise(advice)
-                break
-            except OSError:  # an older kernel: the next, weaker advice
-                continue
-    return np.asarray(array)
-
-
 class Index:
     """A loaded index folder. Arrays are read-only memory maps unless the backend holds them.
 
@@ -443,17 +329,17 @@ class Index:
         # plain ndarray views of the read-only memory maps: each slice of a np.memmap object
         # costs ~2 us of Python-level bookkeeping (0.2 us for a plain view; topk_micro.py), and
         # a query takes hundreds of slices
-        self.attributes = _mapped(folder / "attributes.npy", populate=True)
+        self.attributes = mapped(folder / "attributes.npy", populate=True)
         self.attr_post_offsets = np.load(folder / "attr_postings_offsets.npy")
-        self.attr_post_rows = _mapped(folder / "attr_postings_rows.npy", populate=True)
-        self.attr_post_values = _mapped(folder / "attr_postings_values.npy", populate=True)
+        self.attr_post_rows = mapped(folder / "attr_postings_rows.npy", populate=True)
+        self.attr_post_values = mapped(folder / "attr_postings_values.npy", populate=True)
         self.attr_post_floor = np.load(folder / "attr_postings_floor.npy")
         self.attr_max = np.load(folder / "attributes_max.npy")
         self.attr_min = np.load(folder / "attributes_min.npy")
-        self.meta_offsets = _mapped(folder / "metadata_offsets.npy")
-        self.meta_words = _mapped(folder / "metadata_words.npy")
+        self.meta_offsets = mapped(folder / "metadata_offsets.npy")
+        self.meta_words = mapped(folder / "metadata_words.npy")
         self.post_offsets = np.load(folder / "postings_offsets.npy")
-        self.post_rows = _mapped(folder / "postings_rows.npy")
+        self.post_rows = mapped(folder / "postings_rows.npy")
         self.item_offsets = np.load(folder / "items_offsets.npy")
         self.n_deleted = int(manifest.get("deleted", 0))
         #: (N,) bool tombstones (rows removed by ``index delete``), None when nothing is deleted
@@ -573,47 +459,4 @@ class Index:
         """Sorted rows whose metadata contains ``word_id`` (int32)."""
         return np.asarray(
             self.post_rows[self.post_offsets[word_id] : self.post_offsets[word_id + 1]]
-        )
-
-
-def write_index_arrays(
-    out_dir: str | Path,
-    vectors: np.ndarray,
-    attributes: np.ndarray,
-    *,
-    metadata: tuple[np.ndarray, np.ndarray],
-    ids: list[str] | None = None,
-    titles: list[str] | None = None,
-    images: list[str] | None = None,
-    backend: str = "exact",
-    backend_params: dict[str, Any] | None = None,
-    manifest: dict[str, Any] | None = None,
-    chunk: int = 65536,
-    postings: dict[str, float] | None = None,
-    coarse_clusters: int | None = None,
-) -> Path:
-    """Write an index folder from arrays (tests, benchmarks, tools that embed elsewhere).
-
-    ``vectors`` ``(N, D)`` (normalised here), ``attributes`` ``(N, V)`` in [0, 1], ``metadata``
-    a CSR ``(offsets, words)`` (:func:`csr_from_bags`). Ids default to ``"item-<row>"``.
-    """
-    n, dim = vectors.shape
-    vocab_size = attributes.shape[1]
-    ids = ids if ids is not None else [f"item-{i}" for i in range(n)]
-    titles = titles if titles is not None else ids
-    images = images if images is not None else [""] * n
-    with IndexWriter(out_dir, n=n, dim=dim, vocab_size=vocab_size) as writer:
-        for start in range(0, n, chunk):
-            block = np.asarray(vectors[start : start + chunk], dtype=np.float32)
-            norms = np.linalg.norm(block, axis=1, keepdims=True)
-            writer.vectors[start : start + chunk] = block / np.maximum(norms, 1e-12)
-            writer.attributes[start : start + chunk] = attributes[start : start + chunk]
-        writer.set_items(ids, titles, images)
-        writer.set_metadata(*metadata)
-        return writer.finish(
-            backend=backend,
-            backend_params=backend_params,
-            manifest=manifest,
-            postings=postings,
-            coarse_clusters=coarse_clusters,
         )

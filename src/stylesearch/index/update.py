@@ -33,13 +33,13 @@ import numpy as np
 
 from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
 from stylesearch.index.backends import (
-    FAISS_FILE,
     ExactBackend,
     FaissHNSWBackend,
     HNSWParams,
     VectorBackend,
     resolve_backend,
 )
+from stylesearch.index.backends.faiss_hnsw import FAISS_FILE
 from stylesearch.index.store import (
     DELETED,
     MANIFEST,
@@ -173,7 +173,7 @@ def _extend_backend(
             faiss.write_index(graph, str(folder / FAISS_FILE))
             return FaissHNSWBackend(graph, hnsw)
         if name == "milvus":
-            from stylesearch.index.milvus import MilvusBackend
+            from stylesearch.index.backends.milvus import MilvusBackend
 
             return MilvusBackend.extend(vectors, folder, params, start, new_metadata)
         raise IndexFormatError(f"{old_folder}: cannot extend the {name!r} backend")
@@ -377,7 +377,7 @@ def _delete_items(index_dir: Path, ids: Sequence[str]) -> DeleteResult:
     if backend["name"] == "milvus":
         # after the swap: should this fail, the rows are still filtered out locally, and the
         # next delete sends every tombstoned row again
-        from stylesearch.index.milvus import MilvusError, delete_rows
+        from stylesearch.index.backends.milvus import MilvusError, delete_rows
 
         try:
             delete_rows(backend["params"], np.flatnonzero(deleted))
@@ -475,7 +475,7 @@ def merge_indexes(
         bags = []
         for s, keep in zip(shards, keep_rows, strict=True):
             bags += [s.metadata_word_ids(int(r)).tolist() for r in keep]
-        from stylesearch.index.store import csr_from_bags
+        from stylesearch.index.postings import csr_from_bags
 
         offsets, words = csr_from_bags(bags)
         manifest = {k: first.manifest[k] for k in (*keys, "model_dir") if k in first.manifest}

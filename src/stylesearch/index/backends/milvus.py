@@ -32,11 +32,21 @@ import socket
 import time
 import uuid
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+
+from stylesearch.index.backends.base import (
+    HNSWParams,
+    as_queries,
+    empty_results,
+    register_backend,
+    score_rows_exact,
+    top_k_of,
+)
 
 __all__ = [
     "MILVUS_URI_ENV",
@@ -135,6 +145,7 @@ def _rows_words(
     return out
 
 
+@register_backend
 class MilvusBackend:
     """Top-k by inner product in a Milvus collection (see the module docstring)."""
 
@@ -148,8 +159,6 @@ class MilvusBackend:
         deleted: np.ndarray | None = None,
         alias: str | None = None,
     ) -> None:
-        from stylesearch.index.backends import HNSWParams
-
         self.vectors = vectors
         self.uri = str(params["uri"])
         self.collection_name = str(params["collection"])
@@ -181,8 +190,6 @@ class MilvusBackend:
     ) -> MilvusBackend:
         """Create the collection, insert the rows (not those in ``folder/deleted.npy``) with
         their metadata words (``folder/metadata_*.npy``), build the HNSW index and load it."""
-        from stylesearch.index.backends import HNSWParams
-
         if not uri:
             raise MilvusError("the Milvus backend needs a server address: --milvus-uri URI")
         hnsw = HNSWParams(**params)
@@ -224,7 +231,7 @@ class MilvusBackend:
         except BaseException:
             pm.utility.drop_collection(name, using=alias)
             raise
-        record = {"uri": uri, "collection": name, **_asdict(hnsw)}
+        record = {"uri": uri, "collection": name, **asdict(hnsw)}
         backend = cls(vectors, record, deleted=deleted, alias=alias)
         backend.count("row >= 0")  # a Strong read: later searches see every row written
         return backend
@@ -275,7 +282,7 @@ class MilvusBackend:
         return int(res[0]["count(*)"])
 
     def params(self) -> dict[str, Any]:
-        return {"uri": self.uri, "collection": self.collection_name, **_asdict(self.hnsw)}
+        return {"uri": self.uri, "collection": self.collection_name, **asdict(self.hnsw)}
 
     def close(self) -> None:
         """Close the connection, and with it its gRPC channel (see :func:`_probe`)."""
@@ -284,8 +291,7 @@ class MilvusBackend:
     # ------------------------------------------------------------------ searching
 
     def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        q = np.asarray(query, dtype=np.float32).reshape(-1)
-        return np.asarray(self.vectors[np.asarray(rows, dtype=np.int64)] @ q, dtype=np.float32)
+        return score_rows_exact(self.vectors, query, rows)
 
     def _milvus_rows(self, q: np.ndarray, limit: int, expr: str) -> np.ndarray:
         res = self.collection.search(
@@ -303,8 +309,6 @@ class MilvusBackend:
     def _one(
         self, q: np.ndarray, k: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        from stylesearch.index.backends import _top_k_of
-
         n = self.vectors.shape[0]
         keep = None if self.deleted is None else ~self.deleted
         # a WordMask is (metadata words) & (not deleted): Milvus applies the words as an
@@ -320,7 +324,7 @@ class MilvusBackend:
             fraction = count / max(n, 1)
             if count <= k or fraction < self.hnsw.exact_below:
                 rows = np.flatnonzero(keep).astype(np.int64)
-                return _top_k_of(self.score_rows(q, rows), rows, k)
+                return top_k_of(self.score_rows(q, rows), rows, k)
         # a plain mask: Milvus returns rows the mask drops, so ask for more
         limit = min(MAX_TOPK, k if covered else math.ceil(1.2 * k / max(fraction, 1e-9)) + 8)
         while True:
@@ -329,23 +333,19 @@ class MilvusBackend:
             if keep is not None:
                 rows = rows[keep[rows]]
             if rows.shape[0] >= k or got.shape[0] < limit:
-                return _top_k_of(self.score_rows(q, rows), rows, k)
+                return top_k_of(self.score_rows(q, rows), rows, k)
             if limit >= MAX_TOPK:  # cannot ask for more: answer exactly from the local vectors
                 exact_rows = np.arange(n) if keep is None else np.flatnonzero(keep)
-                return _top_k_of(self.score_rows(q, exact_rows), exact_rows, k)
+                return top_k_of(self.score_rows(q, exact_rows), exact_rows, k)
             limit = min(MAX_TOPK, 4 * limit)
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` rows per query (see :class:`~stylesearch.index.backends.VectorBackend`)."""
-        from stylesearch.index.backends import _as_queries
-
-        q = _as_queries(queries, self.vectors.shape[1])
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
-        out_s = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
-        out_r = np.full((q.shape[0], k), -1, dtype=np.int64)
+        """Top-``k`` rows per query (see
+        :class:`~stylesearch.index.backends.base.VectorBackend`)."""
+        q = as_queries(queries, self.vectors.shape[1], k)
+        out_s, out_r = empty_results(q.shape[0], k)
         if k == 0 or self.vectors.shape[0] == 0:
             return out_s, out_r
         if k > MAX_TOPK:
@@ -353,12 +353,6 @@ class MilvusBackend:
         for i in range(q.shape[0]):
             out_s[i], out_r[i] = self._one(q[i], k, allowed)
         return out_s, out_r
-
-
-def _asdict(hnsw: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(hnsw)
 
 
 def _load_deleted(folder: Path, n: int) -> np.ndarray | None:

@@ -1,0 +1,207 @@
+"""What every vector backend shares: the protocol, the HNSW parameters, the result helpers and
+the registry of backends by the name the manifest records.
+
+Every backend answers the same question, :meth:`VectorBackend.search`: for each query row, the
+``k`` catalog rows with the largest inner product (= cosine, all vectors are L2-normalised),
+optionally restricted to an ``allowed`` boolean mask, best first.
+
+:meth:`VectorBackend.score_rows` gives the exact inner products of one query with given rows
+(the exact soft-filter top-k scores its attribute candidates with it); each backend scores with
+the same arithmetic as its search, so a row scored both ways gets the same cosine.
+
+Results: ``(scores, rows)``, each ``(Q, k)``: ``scores`` float32 inner products, descending;
+``rows`` int64 row numbers. When fewer than ``k`` rows are allowed the rows are padded with ``-1``
+and the scores with ``-inf``.
+
+This module imports no backend: each backend module registers its class here
+(:func:`register_backend`) and :mod:`stylesearch.index.backends` imports them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "BACKEND_ALIASES",
+    "HNSWParams",
+    "VectorBackend",
+    "allowed_rows",
+    "as_queries",
+    "cosine_profile",
+    "empty_results",
+    "register_backend",
+    "resolve_backend",
+    "score_rows_exact",
+    "top_k_of",
+]
+
+
+@runtime_checkable
+class VectorBackend(Protocol):
+    """What the search layer needs from a vector index."""
+
+    #: backend name recorded in the manifest ("exact", "faiss-hnsw", "milvus")
+    name: str
+    #: ``(N, D)`` float32, L2-normalised rows (the catalog vectors, row = item)
+    vectors: np.ndarray
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows per query by inner product (see the module docstring)."""
+        ...
+
+    def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Exact inner products ``(len(rows),)`` float32 of one ``(D,)`` query with ``rows``."""
+        ...
+
+    def params(self) -> dict[str, Any]:
+        """The parameters to record in the index manifest."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds beyond memory (a server connection)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HNSWParams:
+    """Parameters of an HNSW graph (the faiss backend; Milvus uses all but ``ef_retry``),
+    recorded in ``manifest.json``."""
+
+    #: graph degree (neighbours per node on the upper layers, 2 M on the base layer)
+    M: int = 32
+    #: candidate list size while building (quality vs build time)
+    ef_construction: int = 100
+    #: candidate list size while searching; raised to ``k`` (or more under a filter) when smaller
+    ef_search: int = 128
+    #: with a filter keeping fewer than this fraction of the items, search them exactly
+    exact_below: float = 0.05
+    #: adaptive efSearch (faiss): an unfiltered search for ``k <= RETRY_MAX_K`` rows whose
+    #: ``min(k, 10)``-th cosine falls below ``RETRY_MARGIN`` times the catalog's typical
+    #: 10th-neighbour cosine (a query off the data manifold, e.g. query arithmetic, or a greedy
+    #: descent stuck in the wrong region) is searched again with this efSearch (0: never);
+    #: see :mod:`stylesearch.index.backends.faiss_hnsw`
+    ef_retry: int = 1024
+
+    def __post_init__(self) -> None:
+        if self.M < 2 or self.ef_construction < 1 or self.ef_search < 1 or self.ef_retry < 0:
+            raise ValueError(f"invalid HNSW parameters: {self}")
+        if not 0.0 <= self.exact_below <= 1.0:
+            raise ValueError(f"exact_below must be in [0, 1], got {self.exact_below}")
+
+
+# ---------------------------------------------------------------------------- result helpers
+
+
+def as_queries(queries: np.ndarray, dim: int, k: int) -> np.ndarray:
+    """``queries`` as a C-contiguous float32 ``(Q, dim)`` matrix; ValueError for another shape
+    or a negative ``k``."""
+    q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ValueError(f"queries must have shape (Q, {dim}), got {np.shape(queries)}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    return q
+
+
+def empty_results(n_queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, rows)`` of ``n_queries`` queries holding only padding (-inf, -1)."""
+    return (
+        np.full((n_queries, k), -np.inf, dtype=np.float32),
+        np.full((n_queries, k), -1, dtype=np.int64),
+    )
+
+
+def top_k_of(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` of one query's ``(scores, rows)``, descending, ties by row, padded."""
+    out_s = np.full(k, -np.inf, dtype=np.float32)
+    out_r = np.full(k, -1, dtype=np.int64)
+    n = scores.shape[0]
+    if n == 0 or k == 0:
+        return out_s, out_r
+    if n > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        scores, rows = scores[part], rows[part]
+    order = np.lexsort((rows, -scores))
+    m = order.shape[0]
+    out_s[:m] = scores[order]
+    out_r[:m] = rows[order]
+    return out_s, out_r
+
+
+def allowed_rows(allowed: np.ndarray) -> np.ndarray:
+    """Sorted int64 rows of a bool mask; its own ``rows`` when it carries them (a hard-filter
+    mask built from the postings: no pass over the whole catalog)."""
+    known = getattr(allowed, "rows", None)
+    if known is not None:
+        return np.asarray(known, dtype=np.int64)
+    return np.flatnonzero(allowed).astype(np.int64)
+
+
+def score_rows_exact(vectors: np.ndarray, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Inner products ``(len(rows),)`` float32 of one query with ``vectors[rows]`` (numpy)."""
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    return np.asarray(vectors[np.asarray(rows, dtype=np.int64)] @ q, dtype=np.float32)
+
+
+#: depths at which :func:`cosine_profile` records the typical cosine
+PROFILE_DEPTHS = (100, 200, 400, 600, 800, 1200, 1600, 2048)
+
+
+def cosine_profile(
+    backend: Any, *, samples: int = 32, depths: tuple[int, ...] = PROFILE_DEPTHS, seed: int = 0
+) -> dict[str, list[float]]:
+    """The typical cosine at rank ``m`` of a catalog: for ``samples`` random rows used as
+    queries, the median cosine of the ``m``-th nearest row, for each ``m`` in ``depths``.
+
+    Stored in the manifest; the exact soft-filter top-k uses it to choose its first cosine
+    depth (a speed choice only: the result never depends on it).
+    """
+    n = backend.vectors.shape[0]
+    depths = tuple(m for m in depths if m <= n)
+    if not depths or n == 0:
+        return {"depths": [], "cosine": []}
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(n, size=min(samples, n), replace=False)
+    queries = np.asarray(backend.vectors[np.sort(rows)], dtype=np.float32)
+    scores, _ = backend.search(queries, depths[-1])
+    at = np.asarray(depths) - 1
+    return {
+        "depths": [int(m) for m in depths],
+        "cosine": [round(float(c), 4) for c in np.median(scores[:, at], axis=0)],
+    }
+
+
+# ---------------------------------------------------------------------------- the registry
+
+#: backend name -> class (the names stored in ``manifest.json``), in registration order
+BACKENDS: dict[str, Any] = {}
+#: accepted spellings on the command line
+BACKEND_ALIASES: dict[str, str] = {
+    "exact": "exact",
+    "faiss": "faiss-hnsw",
+    "faiss-hnsw": "faiss-hnsw",
+    "milvus": "milvus",
+}
+
+
+def register_backend(cls: Any) -> Any:
+    """Record a backend class under its ``name`` (each backend module calls it once)."""
+    BACKENDS[cls.name] = cls
+    return cls
+
+
+def resolve_backend(name: str) -> str:
+    """``"faiss"`` / ``"faiss-hnsw"`` / ``"exact"`` / ``"milvus"`` -> the manifest name;
+    ValueError otherwise."""
+    try:
+        return BACKEND_ALIASES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown index backend {name!r}; choose one of: exact, faiss, milvus"
+        ) from None
