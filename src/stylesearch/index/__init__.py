@@ -12,14 +12,9 @@ from stylesearch.index.backends import (
     exact_search,
     resolve_backend,
 )
+from stylesearch.index.errors import IndexFormatError, IndexMismatchError
 from stylesearch.index.postings import csr_from_bags, invert_csr
-from stylesearch.index.store import (
-    Index,
-    IndexFormatError,
-    IndexMismatchError,
-    IndexWriter,
-    read_manifest,
-)
+from stylesearch.index.store import Index, IndexWriter, read_manifest
 
 __all__ = [
     "BACKENDS",

@@ -56,6 +56,7 @@ import numpy as np
 from stylesearch.folders import new_temp_folder, recover, swap_into_place, writer_lock
 from stylesearch.index.backends import BACKENDS, VectorBackend, cosine_profile
 from stylesearch.index.coarse import CoarseIndex, build_coarse
+from stylesearch.index.errors import IndexFormatError, IndexMismatchError
 from stylesearch.index.memory import mapped
 from stylesearch.index.postings import (
     POSTING_MAX_FRACTION,
@@ -79,14 +80,6 @@ FORMAT_NAME = "stylesearch-index"
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 DELETED = "deleted.npy"
-
-
-class IndexFormatError(ValueError):
-    """Not an index folder, or an unreadable / inconsistent one; the message says what to do."""
-
-
-class IndexMismatchError(IndexFormatError):
-    """The index was built with another model (or vocabulary) than the one given."""
 
 
 def _atomic_json(path: Path, obj: Any) -> None:

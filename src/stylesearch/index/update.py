@@ -32,22 +32,9 @@ from typing import Any
 import numpy as np
 
 from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
-from stylesearch.index.backends import (
-    ExactBackend,
-    FaissHNSWBackend,
-    HNSWParams,
-    VectorBackend,
-    resolve_backend,
-)
-from stylesearch.index.backends.faiss_hnsw import FAISS_FILE
-from stylesearch.index.store import (
-    DELETED,
-    MANIFEST,
-    Index,
-    IndexFormatError,
-    IndexMismatchError,
-    IndexWriter,
-)
+from stylesearch.index.backends import BACKENDS, VectorBackend, resolve_backend
+from stylesearch.index.errors import IndexFormatError, IndexMismatchError
+from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter
 
 __all__ = [
     "AddResult",
@@ -158,25 +145,12 @@ def _extend_backend(
     old_folder = index.folder
 
     def update(vectors: np.ndarray, folder: Path) -> VectorBackend:
-        if name == ExactBackend.name:
-            return ExactBackend(vectors)
-        if name == FaissHNSWBackend.name:
-            import faiss
-
-            graph = faiss.read_index(str(old_folder / FAISS_FILE))
-            if graph.ntotal != start:
-                raise IndexFormatError(f"{old_folder / FAISS_FILE}: {graph.ntotal} != {start} rows")
-            hnsw = HNSWParams(**params)
-            graph.hnsw.efConstruction = hnsw.ef_construction
-            for s in range(start, vectors.shape[0], CHUNK):
-                graph.add(np.ascontiguousarray(vectors[s : s + CHUNK], dtype=np.float32))
-            faiss.write_index(graph, str(folder / FAISS_FILE))
-            return FaissHNSWBackend(graph, hnsw)
-        if name == "milvus":
-            from stylesearch.index.backends.milvus import MilvusBackend
-
-            return MilvusBackend.extend(vectors, folder, params, start, new_metadata)
-        raise IndexFormatError(f"{old_folder}: cannot extend the {name!r} backend")
+        cls = BACKENDS.get(name)
+        if cls is None:
+            raise IndexFormatError(f"{old_folder}: cannot extend the {name!r} backend")
+        return cls.extend(
+            vectors, folder, params, start=start, old_folder=old_folder, new_metadata=new_metadata
+        )
 
     return update
 

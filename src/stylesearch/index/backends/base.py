@@ -13,6 +13,13 @@ Results: ``(scores, rows)``, each ``(Q, k)``: ``scores`` float32 inner products,
 ``rows`` int64 row numbers. When fewer than ``k`` rows are allowed the rows are padded with ``-1``
 and the scores with ``-inf``.
 
+Besides the protocol, each backend class has three class methods, called by
+:mod:`stylesearch.index.store` and :mod:`stylesearch.index.update`: ``build(vectors, folder,
+*, progress, **params)`` writes its files into a new index folder, ``load(vectors, folder,
+params)`` opens them, and ``extend(vectors, folder, params, *, start, old_folder,
+new_metadata)`` (``index add``) writes into ``folder`` the backend of ``old_folder``'s index
+with rows ``start:`` of ``vectors`` added.
+
 This module imports no backend: each backend module registers its class here
 (:func:`register_backend`) and :mod:`stylesearch.index.backends` imports them all.
 """

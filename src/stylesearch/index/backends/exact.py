@@ -67,6 +67,20 @@ class ExactBackend:
     def load(cls, vectors: np.ndarray, folder: Path, params: dict[str, Any]) -> ExactBackend:
         return cls(vectors)
 
+    @classmethod
+    def extend(
+        cls,
+        vectors: np.ndarray,
+        folder: Path,
+        params: dict[str, Any],
+        *,
+        start: int,
+        old_folder: Path,
+        new_metadata: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> ExactBackend:
+        """``index add``: nothing to extend, the vectors are the index."""
+        return cls(vectors)
+
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ from stylesearch.index.backends.base import (
     register_backend,
     top_k_of,
 )
+from stylesearch.index.errors import IndexFormatError
 from stylesearch.index.memory import huge_pages
 
 __all__ = ["FAISS_FILE", "FaissHNSWBackend"]
@@ -137,6 +138,32 @@ class FaissHNSWBackend:
                 f"has {vectors.shape[0]} x {vectors.shape[1]}"
             )
         return cls(index, HNSWParams(**params))
+
+    @classmethod
+    def extend(
+        cls,
+        vectors: np.ndarray,
+        folder: Path,
+        params: dict[str, Any],
+        *,
+        start: int,
+        old_folder: Path,
+        new_metadata: tuple[np.ndarray, np.ndarray] | None = None,
+        chunk: int = 65536,
+    ) -> FaissHNSWBackend:
+        """``index add``: the graph of the index at ``old_folder`` (rows ``:start``) with rows
+        ``start:`` of ``vectors`` inserted (no new graph is built), written to ``folder``."""
+        import faiss
+
+        graph = faiss.read_index(str(old_folder / FAISS_FILE))
+        if graph.ntotal != start:
+            raise IndexFormatError(f"{old_folder / FAISS_FILE}: {graph.ntotal} != {start} rows")
+        hnsw = HNSWParams(**params)
+        graph.hnsw.efConstruction = hnsw.ef_construction
+        for s in range(start, vectors.shape[0], chunk):
+            graph.add(np.ascontiguousarray(vectors[s : s + chunk], dtype=np.float32))
+        faiss.write_index(graph, str(folder / FAISS_FILE))
+        return cls(graph, hnsw)
 
     def params(self) -> dict[str, Any]:
         return asdict(self.hnsw)

@@ -242,11 +242,14 @@ class MilvusBackend:
         vectors: np.ndarray,
         folder: Path,
         params: dict[str, Any],
+        *,
         start: int,
+        old_folder: Path,
         new_metadata: tuple[np.ndarray, np.ndarray],
     ) -> MilvusBackend:
         """``index add``: insert rows ``start:`` (metadata CSR ``new_metadata`` counts from
-        ``start``) after deleting rows ``>= start`` a failed earlier add may have left."""
+        ``start``) after deleting rows ``>= start`` a failed earlier add may have left. The
+        collection is the one ``params`` names (``old_folder``'s index uses it too)."""
         backend = cls(vectors, params, deleted=_load_deleted(folder, vectors.shape[0]))
         coll = backend.collection
         coll.delete(f"row >= {int(start)}", timeout=TIMEOUT)
