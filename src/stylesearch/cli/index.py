@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from stylesearch.cli.options import (
-    as_user_error,
     catalog_option,
     device_option,
     friendly_errors,
@@ -148,23 +147,18 @@ def index_group(
     from stylesearch.index.build import build_index
 
     assert model_dir is not None and catalog_path is not None and out is not None
-    result = as_user_error(
-        lambda: build_index(
-            model_dir,
-            catalog_path,
-            out,
-            backend=backend,
-            backend_params=params,
-            batch_size=batch_size,
-            num_workers=workers,
-            device=device,
-            progress=show_progress(quiet),
-            shard=shard,
-            image_roots=images_root,
-        ),
-        # index/build.py still raises a plain ValueError for a malformed --shard (it does not
-        # use StylesearchError yet): the one command where a ValueError counts as a user's
-        (ValueError,),
+    result = build_index(
+        model_dir,
+        catalog_path,
+        out,
+        backend=backend,
+        backend_params=params,
+        batch_size=batch_size,
+        num_workers=workers,
+        device=device,
+        progress=show_progress(quiet),
+        shard=shard,
+        image_roots=images_root,
     )
     click.echo(
         f"indexed {result.count} items ({result.rejected} rejected rows skipped) into "

@@ -25,15 +25,11 @@ QUIET_HELP = "No progress bars."
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is the whole story for a user (no traceback): every
-    :class:`StylesearchError`, the index's and the model folder's errors (not derived from it
-    yet), and the OS errors about a path the user gave. Anything else is a bug: traceback."""
-    from stylesearch.index.backends.milvus import MilvusError
-    from stylesearch.index.store import IndexFormatError
-    from stylesearch.model.io import ModelFolderError
-
+    :class:`StylesearchError`, and the OS errors about a path the user gave. Anything else is
+    a bug: traceback."""
     return (
-        StylesearchError, IndexFormatError, ModelFolderError, MilvusError, FileNotFoundError,
-        PermissionError, IsADirectoryError, NotADirectoryError,
+        StylesearchError, FileNotFoundError, PermissionError, IsADirectoryError,
+        NotADirectoryError,
     )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.manifest import CatalogError, CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform
+from stylesearch.config import ConfigError
 from stylesearch.index.backends import resolve_backend
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import IndexFormatError, IndexWriter, read_manifest
@@ -224,11 +225,11 @@ def _parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
                 raise ValueError
             part, parts = int(head), int(tail)
         except ValueError:
-            raise ValueError(f"--shard must look like I/N (e.g. 0/4), got {shard!r}") from None
+            raise ConfigError(f"--shard must look like I/N (e.g. 0/4), got {shard!r}") from None
     else:
         part, parts = shard
     if parts < 1 or not 0 <= part < parts:
-        raise ValueError(f"--shard I/N needs 0 <= I < N, got {part}/{parts}")
+        raise ConfigError(f"--shard I/N needs 0 <= I < N, got {part}/{parts}")
     return part, parts
 
 

@@ -3,10 +3,12 @@ importing the index folder code (:mod:`stylesearch.index.store` imports the back
 
 from __future__ import annotations
 
+from stylesearch.errors import StylesearchError
+
 __all__ = ["IndexFormatError", "IndexMismatchError"]
 
 
-class IndexFormatError(ValueError):
+class IndexFormatError(StylesearchError, ValueError):
     """Not an index folder, or an unreadable / inconsistent one; the message says what to do."""
 
 

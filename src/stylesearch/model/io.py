@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from stylesearch.config import ConfigError, ModelConfig, TextConfig, from_dict, to_dict
+from stylesearch.errors import StylesearchError
 from stylesearch.folders import recover
 from stylesearch.model.joint import JointModel
 
@@ -40,7 +41,7 @@ FORMAT_NAME = "stylesearch-model"
 FORMAT_VERSION = 1
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(StylesearchError, ValueError):
     """A model folder that cannot be used (mismatched or corrupt files); says what to do."""
 
 

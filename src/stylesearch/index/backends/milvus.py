@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from stylesearch.errors import StylesearchError
 from stylesearch.index.backends.base import (
     HNSWParams,
     as_queries,
@@ -75,7 +76,7 @@ TIMEOUT = 120.0
 INDEX_TIMEOUT = 3600.0
 
 
-class MilvusError(RuntimeError):
+class MilvusError(StylesearchError, RuntimeError):
     """Milvus is unreachable or its collection does not match the index (message says what)."""
 
 
