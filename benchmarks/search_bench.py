@@ -55,12 +55,12 @@ from stylesearch.index.store import Index  # noqa: E402
 from stylesearch.search.scoring import compose_query  # noqa: E402
 from stylesearch.search.topk import (  # noqa: E402
     attribute_probs,
-    brute_force_topk,
     hard_filter_mask,
     hard_filter_topk,
     soft_filter_topk,
 )
 from stylesearch.testing.index_arrays import write_index_arrays  # noqa: E402
+from stylesearch.testing.oracle import exact_topk  # noqa: E402
 from stylesearch.testing.synthetic import make_synthetic_catalog  # noqa: E402
 
 DIM = 256
@@ -273,7 +273,7 @@ def run_size(
         elif name == "filter-hard":
             allowed = hard_filter_mask(index, add, remove)
         a, r = (add, remove) if soft else ([], [])
-        return brute_force_topk(
+        return exact_topk(
             index.vectors, index.attributes, vec, K, a, r, soft=soft, allowed=allowed
         ).rows
 

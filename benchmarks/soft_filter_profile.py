@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from search_bench import K, add_coarse_partition, replay_queries  # noqa: E402
 from stylesearch.index.store import Index  # noqa: E402
-from stylesearch.search.topk import DeepeningConfig, brute_force_topk, soft_filter_topk  # noqa: E402
+from stylesearch.search.topk import DeepeningConfig, soft_filter_topk  # noqa: E402
+from stylesearch.testing.oracle import exact_topk  # noqa: E402
 
 
 def main() -> None:
@@ -88,7 +89,7 @@ def main() -> None:
             st = top.stats
             slowest.append((times[-1], name, i, st["list_read"], st["rechecked"], qv[2], qv[3]))
             if args.recall:
-                truth = brute_force_topk(
+                truth = exact_topk(
                     index.vectors, index.attributes, qv[which], K, qv[2], qv[3], soft=True,
                     cosine_power=args.cosine_power,
                 ).rows  # fmt: skip

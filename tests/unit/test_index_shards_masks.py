@@ -12,8 +12,9 @@ from stylesearch.index.filters import WordMask
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index
 from stylesearch.index.update import IndexUpdateError, delete_items, read_ids_file
-from stylesearch.search.topk import brute_force_topk, hard_filter_mask, soft_filter_topk
+from stylesearch.search.topk import hard_filter_mask, soft_filter_topk
 from stylesearch.testing.index_arrays import write_index_arrays
+from stylesearch.testing.oracle import exact_topk
 
 
 @pytest.mark.parametrize("n", [1, 7, 60, 1001])
@@ -110,7 +111,7 @@ def test_tombstones_are_applied_by_every_search_path(small_index):
         _, rows = index.backend.search(q[None], 10, allowed)
         assert live[rows[0]].all()
         got = soft_filter_topk(index, q, 10, [0], [3], allowed=allowed)
-        want = brute_force_topk(index.vectors, index.attributes, q, 10, [0], [3], soft=True,
+        want = exact_topk(index.vectors, index.attributes, q, 10, [0], [3], soft=True,
                                 allowed=live)  # fmt: skip
         assert got.rows.tolist() == want.rows.tolist()
     assert index.row_of("item-3") is None and index.row_of("item-4") == 4

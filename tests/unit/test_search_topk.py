@@ -15,12 +15,12 @@ from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index
 from stylesearch.search.topk import (
     DeepeningConfig,
-    brute_force_topk,
     hard_filter_mask,
     hard_filter_topk,
     soft_filter_topk,
 )
 from stylesearch.testing.index_arrays import write_index_arrays
+from stylesearch.testing.oracle import exact_topk
 from stylesearch.testing.synthetic import make_synthetic_catalog
 
 
@@ -47,21 +47,19 @@ def test_best_filtered_item_far_down_the_cosine_list(far_down):
     index, query = far_down
     top = soft_filter_topk(index, query, 3, add=[0], remove=[])
     assert top.rows[0] == 700  # 0.5 * (1 + ~0.44) * 1.0 beats 0.995 * 0.02
-    oracle = brute_force_topk(index.vectors, index.attributes, query, 3, [0], [], soft=True)
+    oracle = exact_topk(index.vectors, index.attributes, query, 3, [0], [], soft=True)
     np.testing.assert_array_equal(top.rows, oracle.rows)
     np.testing.assert_allclose(top.scores, oracle.scores, rtol=1e-6)
     assert top.stats["depth"] < 700  # found by the bound, not by reading 700 rows
     # a fixed re-rank window of the 100 nearest would have missed it
-    window = brute_force_topk(
-        index.vectors[:100], index.attributes[:100], query, 3, [0], [], soft=True
-    )
+    window = exact_topk(index.vectors[:100], index.attributes[:100], query, 3, [0], [], soft=True)
     assert 700 not in window.rows
 
 
 def test_unwanted_word_and_negative_cosines(far_down):
     index, query = far_down
     top = soft_filter_topk(index, -query, 5, add=[], remove=[0])
-    oracle = brute_force_topk(index.vectors, index.attributes, -query, 5, [], [0], soft=True)
+    oracle = exact_topk(index.vectors, index.attributes, -query, 5, [], [0], soft=True)
     np.testing.assert_array_equal(top.rows, oracle.rows)
     assert np.all(top.cosines < 0) and 700 not in top.rows
 
@@ -116,7 +114,7 @@ def test_sharper_cosine_equals_brute_force(synthetic, name):
     found = total = 0
     for q, add, remove in _queries(cat, 20, seed=9):
         top = soft_filter_topk(index, q, 10, add, remove, config=CONFIGS[name], cosine_power=4)
-        oracle = brute_force_topk(
+        oracle = exact_topk(
             index.vectors, index.attributes, q, 10, add, remove, soft=True, cosine_power=4
         )
         if index.backend.name == "exact":
@@ -124,7 +122,7 @@ def test_sharper_cosine_equals_brute_force(synthetic, name):
         found += len(set(top.rows.tolist()) & set(oracle.rows.tolist()))
         total += 10
     assert found / total >= 0.99
-    plain = brute_force_topk(index.vectors, index.attributes, q, 10, add, remove, soft=True)
+    plain = exact_topk(index.vectors, index.attributes, q, 10, add, remove, soft=True)
     assert plain.scores[0] >= oracle.scores[0]  # c~^4 <= c~: a sharper score is never higher
 
 
@@ -137,7 +135,7 @@ def test_soft_topk_equals_brute_force(synthetic, name):
     for q, add, remove in _queries(cat, 30, seed=5):
         top = soft_filter_topk(index, q, 10, add, remove, config=config)
         paths.add((top.stats["path"], top.stats["rounds"] > 1))
-        oracle = brute_force_topk(index.vectors, index.attributes, q, 10, add, remove, soft=True)
+        oracle = exact_topk(index.vectors, index.attributes, q, 10, add, remove, soft=True)
         if index.backend.name == "exact":
             np.testing.assert_array_equal(top.rows, oracle.rows)
             np.testing.assert_allclose(top.scores, oracle.scores, rtol=1e-6)
@@ -163,7 +161,7 @@ def test_soft_topk_with_a_hard_filter(synthetic):
         allowed = hard_filter_mask(index, must, must_not)
         for q, add, remove in _queries(cat, 10, seed=9):
             top = soft_filter_topk(index, q, 10, add, remove, allowed=allowed)
-            oracle = brute_force_topk(
+            oracle = exact_topk(
                 index.vectors, index.attributes, q, 10, add, remove, soft=True, allowed=allowed
             )
             assert np.all(allowed[top.rows])
@@ -189,7 +187,7 @@ def test_hard_filter_topk_equals_brute_force(synthetic, config):
         allowed = hard_filter_mask(index, must, must_not)
         for q, _, _ in _queries(cat, 8, seed=13):
             cos, rows = hard_filter_topk(index, q, 10, allowed, config)
-            oracle = brute_force_topk(
+            oracle = exact_topk(
                 index.vectors, index.attributes, q, 10, [], [], soft=False, allowed=allowed
             )
             if allowed.rows is not None and allowed.rows.shape[0] <= config.scan_fraction * 5000:
@@ -296,7 +294,7 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
         top = soft_filter_topk(
             index, query, k, add, remove, allowed=mask, config=config, cosine_power=power
         )
-        oracle = brute_force_topk(
+        oracle = exact_topk(
             index.vectors, index.attributes, query, k, add, remove, soft=True, allowed=mask,
             cosine_power=power,
         )  # fmt: skip

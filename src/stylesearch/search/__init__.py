@@ -24,7 +24,6 @@ from stylesearch.search.searcher import Result, Searcher, SearchResponse, Unknow
 from stylesearch.search.topk import (
     DeepeningConfig,
     TopK,
-    brute_force_topk,
     hard_filter_mask,
     soft_filter_topk,
 )
@@ -45,7 +44,6 @@ __all__ = [
     "TopK",
     "UnknownWordError",
     "attribute_score",
-    "brute_force_topk",
     "compose_query",
     "hard_filter_mask",
     "parse_query",

@@ -74,7 +74,6 @@ __all__ = [
     "DeepeningConfig",
     "TopK",
     "attribute_probs",
-    "brute_force_topk",
     "hard_filter_mask",
     "hard_filter_topk",
     "soft_filter_topk",
@@ -201,7 +200,7 @@ def _all_probs(attributes: np.ndarray, add: list[int], remove: list[int]) -> np.
     return p
 
 
-def brute_force_topk(
+def _full_scan_topk(
     vectors: np.ndarray,
     attributes: np.ndarray,
     query: np.ndarray,
@@ -213,8 +212,9 @@ def brute_force_topk(
     allowed: np.ndarray | None = None,
     cosine_power: float = 1.0,
 ) -> TopK:
-    """The oracle: score every (allowed) row, sort. ``soft``: ``S = c~^g p`` (``g``:
-    ``cosine_power``), else ``S = cos``."""
+    """Score every (allowed) row and keep the best ``k``: the soft filter's last resort when no
+    bound prunes enough. ``soft``: ``S = c~^g p`` (``g``: ``cosine_power``), else ``S = cos``.
+    Tests judge it, like every other path, against :mod:`stylesearch.testing.oracle`."""
     rows = np.flatnonzero(allowed) if allowed is not None else np.arange(vectors.shape[0])
     sub = vectors if allowed is None else vectors[rows]  # no copy of the whole catalog
     cos = np.asarray(sub @ np.asarray(query, np.float32), dtype=np.float32)
@@ -617,7 +617,7 @@ def soft_filter_topk(
         if rows.shape[0] > n_allowed // 4:
             stats["path"] = "full_scan"
             stats["full_scan"] = True
-            result = brute_force_topk(
+            result = _full_scan_topk(
                 index.vectors, index.attributes, q, k, add, remove, soft=True, allowed=allowed,
                 cosine_power=best.power,
             )  # fmt: skip
