@@ -35,6 +35,9 @@ from stylesearch.errors import StylesearchError
 
 #: how the model's look reads an image (model/look.py), the default first
 LOOK_KINDS = ("silhouette", "luminance")
+#: how much an item's own text counts in its attribute probabilities at indexing
+#: (index/build.py ``fuse_metadata``), the best measured on the demo's validation queries
+DEFAULT_METADATA_WEIGHT = 0.5
 
 
 class ConfigError(StylesearchError, ValueError):

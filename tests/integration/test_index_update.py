@@ -223,6 +223,30 @@ def test_merge_refuses_another_model_and_skips_deleted(setup, tmp_path):
         merge_indexes(tmp_path / "m4", [a, b], backend="exact")
 
 
+def test_add_and_merge_keep_the_metadata_weight(setup, tmp_path):
+    root, manifest, parts, _ = setup
+    a, b = tmp_path / "a", tmp_path / "b"
+    build_index(root / "model", parts["head"], a, backend="exact", num_workers=0,
+                metadata_weight=0.0)  # fmt: skip
+    build_index(root / "model", parts["tail"], b, backend="exact", num_workers=0)
+    assert Index.load(a).manifest["metadata_weight"] == 0.0
+    assert Index.load(b).manifest["metadata_weight"] == 0.5  # the default
+    with pytest.raises(IndexUpdateError, match="metadata weight 0.5"):
+        merge_indexes(tmp_path / "m", [a, b], backend="exact")
+    # items added to an unblended index stay unblended: the same p as a full unblended build
+    add_items(a, parts["tail"], num_workers=0)
+    full = tmp_path / "full"
+    build_index(root / "model", manifest, full, backend="exact",
+                num_workers=0, metadata_weight=0.0)  # fmt: skip
+    added, built = Index.load(a), Index.load(full)
+    assert added.manifest["metadata_weight"] == 0.0
+    np.testing.assert_allclose(
+        np.asarray(added.attributes, np.float32),
+        np.asarray(built.attributes, np.float32),
+        atol=2e-3,
+    )
+
+
 def test_cli_add_delete_merge(setup, tmp_path):
     root, manifest, parts, ids = setup
     runner = CliRunner()

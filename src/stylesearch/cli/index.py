@@ -20,6 +20,7 @@ from stylesearch.cli.options import (
     show_progress,
     stack,
 )
+from stylesearch.config import DEFAULT_METADATA_WEIGHT
 
 #: ``--device``'s help for the commands that embed catalog images.
 DEVICE_HELP = '"cpu", "cuda", "cuda:N".'
@@ -94,6 +95,15 @@ def backend_params(
     "join the shard folders with `stylesearch index merge`.",
 )
 @click.option(
+    "--metadata-weight",
+    type=click.FloatRange(0, 1),
+    default=DEFAULT_METADATA_WEIGHT,
+    show_default=True,
+    help="How much each item's own text counts in its attribute probabilities: p_w becomes "
+    "(1 - weight) p_w + weight when the item's metadata has w. 0: the attribute head alone "
+    "(the paper's soft filter).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=128,
@@ -124,6 +134,7 @@ def index_group(
     milvus_uri: str | None,
     collection: str | None,
     shard: str | None,
+    metadata_weight: float,
     batch_size: int,
     workers: int,
     device: str,
@@ -159,6 +170,7 @@ def index_group(
         progress=show_progress(quiet),
         shard=shard,
         image_roots=images_root,
+        metadata_weight=metadata_weight,
     )
     click.echo(
         f"indexed {result.count} items ({result.rejected} rejected rows skipped) into "

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.manifest import CatalogError, CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform
-from stylesearch.config import ConfigError
+from stylesearch.config import DEFAULT_METADATA_WEIGHT, ConfigError
 from stylesearch.index.backends import resolve_backend
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import IndexFormatError, IndexWriter, read_manifest
@@ -39,6 +39,7 @@ __all__ = [
     "BuildResult",
     "build_index",
     "embed_items",
+    "fuse_metadata",
     "metadata_csr",
     "shard_slice",
 ]
@@ -70,6 +71,7 @@ def build_index(
     progress: bool = False,
     shard: str | tuple[int, int] | None = None,
     image_roots: Sequence[str | Path] = (),
+    metadata_weight: float = DEFAULT_METADATA_WEIGHT,
 ) -> BuildResult:
     """Embed the catalog and write ``out_dir`` atomically (see :mod:`stylesearch.index.store`).
 
@@ -88,12 +90,17 @@ def build_index(
             of the catalog's accepted items (``stylesearch index merge`` joins the shards).
         image_roots: folders besides the catalog's own that its images may lie in
             (:func:`~stylesearch.catalog.manifest.load_catalog`).
+        metadata_weight: how much each item's own text counts in its attribute probabilities
+            ``p_w`` (:func:`fuse_metadata`; 0: the attribute head alone, the paper's). Kept in
+            the manifest, so ``index add`` blends new items alike.
 
     Raises:
         CatalogError: the catalog has no usable item. ``FileNotFoundError`` / ``ModelFolderError``
         from the model folder; ``IndexFormatError`` if ``out_dir`` is something else.
     """
     t_start = time.perf_counter()
+    if not 0.0 <= metadata_weight <= 1.0:
+        raise ConfigError(f"the metadata weight must be in [0, 1], got {metadata_weight}")
     backend_name = resolve_backend(backend)
     shard_info = _parse_shard(shard)
     model = load_model(model_dir, device=device)
@@ -131,6 +138,7 @@ def build_index(
             progress=progress,
         )
         embed_seconds = time.perf_counter() - t0
+        fuse_metadata(writer.attributes, offsets, words, metadata_weight)
         writer.set_items(
             [it.id for it in items], [it.title for it in items], [str(it.image) for it in items]
         )
@@ -146,6 +154,7 @@ def build_index(
                 "catalog": str(Path(catalog_path).resolve()),
                 "rejected": len(catalog.rejected),
                 "embed_seconds": round(embed_seconds, 3),
+                "metadata_weight": metadata_weight,
                 **extra,
             },
         )
@@ -170,6 +179,32 @@ def metadata_csr(
     pipeline = TextPipeline(model.text_config)
     bags = pipeline.words_many([it.text for it in items], progress=progress)
     return csr_from_bags([model.vocab.encode(bag) for bag in bags])
+
+
+def fuse_metadata(
+    attributes: np.ndarray, offsets: np.ndarray, words: np.ndarray, weight: float
+) -> None:
+    """Blend each item's own text into its attribute probabilities, in place:
+    ``p_w <- (1 - weight) p_w + weight [w in the item's metadata]``.
+
+    ``attributes`` ``(n, V)`` float16 (an array or a memmap), ``offsets`` / ``words`` the items'
+    metadata words as CSR (:func:`metadata_csr`). ``weight`` 0 leaves the attribute head's
+    ``p`` as it is (the paper's soft filter)."""
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"the metadata weight must be in [0, 1], got {weight}")
+    if weight == 0.0:
+        return
+    keep = np.float32(1.0 - weight)
+    for w0 in range(0, attributes.shape[1], 64):  # column blocks: cheap on Fortran order
+        cols = slice(w0, min(attributes.shape[1], w0 + 64))
+        attributes[:, cols] = (np.asarray(attributes[:, cols], np.float32) * keep).astype(
+            np.float16
+        )
+    rows = np.repeat(np.arange(attributes.shape[0]), np.diff(np.asarray(offsets)))
+    words = np.asarray(words, dtype=np.int64)
+    if len(rows):
+        boosted = np.asarray(attributes[rows, words], np.float32) + np.float32(weight)
+        attributes[rows, words] = np.minimum(boosted, 1.0).astype(np.float16)
 
 
 def embed_items(

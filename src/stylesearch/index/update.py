@@ -193,7 +193,7 @@ def _add_items(
     image_roots: Sequence[str | Path],
 ) -> AddResult:
     from stylesearch.catalog.manifest import load_catalog
-    from stylesearch.index.build import embed_items, metadata_csr
+    from stylesearch.index.build import embed_items, fuse_metadata, metadata_csr
     from stylesearch.model.io import load_model
 
     t_start = time.perf_counter()
@@ -231,6 +231,10 @@ def _add_items(
         )
         embed_seconds = time.perf_counter() - t0
         new_offsets, new_words = metadata_csr(model, items, progress=progress)
+        # blended as the index's own items were (indexes built before the blend have none)
+        fuse_metadata(
+            new_attributes, new_offsets, new_words, index.manifest.get("metadata_weight", 0.0)
+        )
         old_offsets = np.asarray(index.meta_offsets)
         offsets = np.concatenate([old_offsets, old_offsets[-1] + new_offsets[1:]])
         words = np.concatenate([np.asarray(index.meta_words), new_words])
@@ -241,7 +245,7 @@ def _add_items(
             k: v
             for k, v in index.manifest.items()
             if k in ("model_fingerprint", "model_dir", "vocab_fingerprint", "catalog", "shard")
-            or k in ("rejected", "embed_seconds", "merged_from")
+            or k in ("metadata_weight", "rejected", "embed_seconds", "merged_from")
         }
         manifest["history"] = _history(
             index.manifest,
@@ -401,6 +405,13 @@ def merge_indexes(
                         f"{s.folder} was built with another model than {first.folder} "
                         f"({key} differs); every shard must use the same model"
                     )
+            weights = [x.manifest.get("metadata_weight", 0.0) for x in (first, s)]
+            if weights[0] != weights[1]:
+                raise IndexUpdateError(
+                    f"{s.folder} blends its items' text with metadata weight {weights[1]}, "
+                    f"{first.folder} with {weights[0]}; index every shard with the same "
+                    "--metadata-weight"
+                )
             if (s.dimension, s.vocab_size) != (first.dimension, first.vocab_size):
                 raise IndexMismatchError(f"{s.folder} and {first.folder} differ in shape")
         series = [s.manifest.get("shard") for s in shards]
@@ -452,7 +463,8 @@ def merge_indexes(
         from stylesearch.index.postings import csr_from_bags
 
         offsets, words = csr_from_bags(bags)
-        manifest = {k: first.manifest[k] for k in (*keys, "model_dir") if k in first.manifest}
+        carried = (*keys, "model_dir", "metadata_weight")
+        manifest = {k: first.manifest[k] for k in carried if k in first.manifest}
         manifest["rejected"] = int(first.manifest.get("rejected", 0))
         manifest["catalog"] = first.manifest.get("catalog")
         manifest["merged_from"] = [

@@ -1,0 +1,100 @@
+"""How much an item's own text should count in ``p``: ``combined`` under several metadata weights.
+
+The index stores ``p_w`` blended with the item's metadata words at the weight it was built with
+(``stylesearch index --metadata-weight``, docs/search.md). This script scores ``combined`` by
+brute force as if the index had been built with each weight ``b`` of ``--weights``:
+``p_w <- (1 - b) p_w + b [w in the item's metadata]`` on top of an index built with weight 0,
+with the index's tuned settings, and judges each on a query set (V-nDCG, MM, T-nDCG (truth),
+V-shape, MM-shape). Use an index built with ``--metadata-weight 0`` and the **validation**
+queries:
+
+    .venv/bin/python benchmarks/metadata_sweep.py --index runs/exp/demo-sil-index \\
+        --queries runs/demo/queries/validation.jsonl --visual runs/demo/visual \\
+        --truth runs/demo/catalog/truth.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from stylesearch.evaluation.attributes import load_truth
+from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
+from stylesearch.evaluation.queries import load_queries
+from stylesearch.index.build import fuse_metadata
+from stylesearch.search.query import Query
+from stylesearch.search.scoring import rescale_cosine
+from stylesearch.search.searcher import Result, Searcher, SearchResponse
+from stylesearch.search.topk import attribute_probs
+
+
+class Blended(Searcher):
+    """``combined`` by brute force over ``p`` blended with the metadata at ``weight``."""
+
+    def __init__(self, base: Searcher, weight: float) -> None:
+        super().__init__(base.index, base.model, settings=base.settings)
+        index = base.index
+        self.attributes = np.array(index.attributes, dtype=np.float16, order="F")
+        fuse_metadata(
+            self.attributes, np.asarray(index.meta_offsets), np.asarray(index.meta_words), weight
+        )
+
+    def search(self, query: Query, *, image_vector: np.ndarray | None = None) -> SearchResponse:
+        add, remove = self._ids(query.add), self._ids(query.remove)
+        arithmetic = self.arithmetic_for("combined")
+        q = self._query_vector(
+            query, add, remove, image_vector, arithmetic, self.settings.look_weight
+        )
+        cos = np.asarray(self.index.vectors) @ q
+        rows = np.arange(self.index.count)
+        p = attribute_probs(self.attributes, rows, add, remove)
+        score = rescale_cosine(cos, self.settings.cosine_power) * p
+        top = np.argsort(-score, kind="stable")[: query.k]
+        results = [
+            Result(self.index.item(int(r)).id, float(score[r]), float(cos[r]), float(p[r]), "",
+                   row=int(r))
+            for r in top
+        ]  # fmt: skip
+        return SearchResponse(query.method, {}, 0.0, results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, required=True, help="built with weight 0")
+    parser.add_argument("--queries", type=Path, required=True)
+    parser.add_argument("--visual", type=Path, required=True)
+    parser.add_argument("--truth", type=Path, required=True)
+    parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
+    args = parser.parse_args()
+
+    base = Searcher.load(args.index)
+    built = base.index.manifest.get("metadata_weight", 0.0)
+    if built != 0.0:
+        raise SystemExit(
+            f"{args.index} is built with metadata weight {built}; index with --metadata-weight 0"
+        )
+    queries = load_queries(args.queries)
+    systems = [
+        System(f"b={w:g}", args.index, Blended(base, w), ("combined",)) for w in args.weights
+    ]
+    result = evaluate_systems(
+        systems, queries, args.visual, k=args.k, truth=load_truth(args.truth),
+        shape=load_shape(base, queries, args.truth), baseline=False, progress=False,
+    )  # fmt: skip
+    print(f"settings: {base.settings.to_dict()}")
+    print("| metadata weight | V-nDCG | MM | T-nDCG (truth) | V-shape | MM-shape |")
+    print("|---|---|---|---|---|---|")
+    for r in summarize(result):
+        if r["system"] == "oracle":
+            continue
+        print(
+            f"| {r['system']} | {r['v_ndcg']:.3f} | {r['mm']:.3f} | {r['t_ndcg_truth']:.3f} | "
+            f"{r['v_shape']:.3f} | {r['mm_shape']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
