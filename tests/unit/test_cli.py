@@ -330,6 +330,10 @@ def test_train_tiny_run_writes_the_model_folder(tiny_model: tuple[Path, Result])
     saved = json.loads((out / "config.json").read_text())["extra"]["train_config"]
     assert saved["train"]["seed"] == 5 and saved["train"]["device"] == "cpu"
     assert saved["model"]["embed_dim"] == 16 and saved["text"]["min_count"] == 2
+    # the words' visual grounding, measured on the held-out items (stylesearch vocab reads it)
+    grounding = json.loads((out / "grounding.json").read_text())
+    assert grounding["method"] == "auc-gini" and grounding["items"] == metrics["val_items"]
+    assert "held-out split" in grounding["source"]
 
 
 def test_train_refuses_an_existing_model_without_overwrite(

@@ -129,6 +129,32 @@ def test_vocabulary(client, service):
         assert_error(client.get("/api/vocabulary", params=params), 400, "bad_request")
 
 
+def test_vocabulary_of_a_model_folder_without_grounding(client, service):
+    # the tiny model held out no items: its folder has no grounding.json, as folders saved
+    # before grounding existed; it loads and serves, every word visual with a null grounding
+    assert service.grounding is None
+    model_dir = Path(service.index.model_dir(None))
+    assert not (model_dir / "grounding.json").exists()
+    body = client.get("/api/vocabulary", params={"limit": 100}).json()
+    assert body["words"] and all(
+        set(w) == {"word", "count", "grounding", "visual"} for w in body["words"]
+    )
+    assert all(w["grounding"] is None and w["visual"] is True for w in body["words"])
+
+
+def test_vocabulary_with_grounding(client, service, monkeypatch):
+    from stylesearch.model.grounding import Grounding
+
+    scores = dict.fromkeys(service.words, 0.1) | {"red": 0.9}
+    monkeypatch.setattr(service, "grounding", Grounding(scores=scores, items=10))
+    words = client.get("/api/vocabulary", params={"prefix": "red"}).json()["words"]
+    assert words[0] == {"word": "red", "count": service.counts[service.words.index("red")],
+                        "grounding": 0.9, "visual": True}  # fmt: skip
+    other = next(w for w in service.words if not "red".startswith(w))
+    (entry,) = client.get("/api/vocabulary", params={"prefix": other, "limit": 1}).json()["words"]
+    assert entry["grounding"] == 0.1 and entry["visual"] is False
+
+
 # --------------------------------------------------------------------------- search
 
 

@@ -21,6 +21,7 @@ from stylesearch.cli.search import search_cmd
 from stylesearch.cli.serve import serve_cmd
 from stylesearch.cli.train import train_cmd, train_visual_cmd
 from stylesearch.cli.tune import tune_cmd
+from stylesearch.cli.vocab import vocab_cmd
 
 __all__ = ["cli", "friendly_errors", "images_root_option", "main"]
 
@@ -40,7 +41,7 @@ def cli() -> None:
 
 for _command in (
     catalog, train_cmd, train_visual_cmd, eval_group, tune_cmd, index_group, search_cmd,
-    serve_cmd, demo_cmd,
+    serve_cmd, demo_cmd, vocab_cmd,
 ):  # fmt: skip
     cli.add_command(_command)
 

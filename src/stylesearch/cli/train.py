@@ -68,7 +68,7 @@ def load_config_with_overrides(config_path: Path | None, **overrides: Any) -> An
     "--out",
     required=True,
     help="Model folder to write (config.json, vocab.json, model.safetensors, "
-    "metrics.jsonl, checkpoints/).",
+    "grounding.json, metrics.jsonl, checkpoints/).",
 )
 @training_options
 @click.option(

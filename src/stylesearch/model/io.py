@@ -8,6 +8,12 @@ A model folder holds exactly three plain files, and nothing in it is ever unpick
 * ``vocab.json``: the vocabulary (words in attribute-head order, counts), ``Vocabulary.save``;
 * ``model.safetensors``: the full state dict (backbone included).
 
+One optional file may follow: ``grounding.json``, each word's visual grounding
+(:mod:`stylesearch.model.grounding`), written after training or by ``stylesearch vocab --write``.
+It records the weights' sha256 and the vocabulary's fingerprint of the save it scored; a folder
+without it (saved before grounding existed) loads as before, with ``model.grounding = None``,
+and one that belongs to another save is ignored with a warning.
+
 Each file is written to a temporary name in the same folder and moved into place with
 ``os.replace``; ``config.json`` goes last. A crash therefore never leaves a half-written file, and a
 folder whose files come from different saves is refused at load time by the sha256/fingerprint
@@ -20,6 +26,7 @@ import hashlib
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +36,7 @@ import torch
 from stylesearch.config import ConfigError, ModelConfig, TextConfig, from_dict, to_dict
 from stylesearch.errors import StylesearchError
 from stylesearch.folders import recover
+from stylesearch.model.grounding import Grounding
 from stylesearch.model.joint import JointModel
 
 if TYPE_CHECKING:
@@ -37,6 +45,7 @@ if TYPE_CHECKING:
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 WEIGHTS_FILE = "model.safetensors"
+GROUNDING_FILE = "grounding.json"
 FORMAT_NAME = "stylesearch-model"
 FORMAT_VERSION = 1
 
@@ -151,6 +160,61 @@ def save_model(
         out_dir,
         {WEIGHTS_FILE: write_weights, VOCAB_FILE: vocab.save, CONFIG_FILE: write_config},
     )
+    (out_dir / GROUNDING_FILE).unlink(missing_ok=True)  # it scored the weights just replaced
+
+
+def save_grounding(model_dir: str | Path, grounding: Grounding) -> Path:
+    """Write ``grounding`` as the model folder's ``grounding.json`` (atomically), stamped with
+    the sha256 of its weights and its vocabulary's fingerprint; returns the file's path.
+
+    Raises:
+        FileNotFoundError / ModelFolderError: ``model_dir`` is not a model folder.
+        ModelFolderError: ``grounding`` scores words the folder's vocabulary does not have.
+    """
+    model_dir = Path(model_dir)
+    meta = read_model_config(model_dir)
+    body = grounding.to_dict() | {
+        "vocab_fingerprint": meta.get("vocab_fingerprint"),
+        "weights_sha256": meta.get("weights_sha256"),
+    }
+    if len(grounding.scores) != int(meta.get("vocab_size", -1)):
+        raise ModelFolderError(
+            f"{model_dir}: the grounding scores {len(grounding.scores)} words but the model's "
+            f"vocabulary has {meta.get('vocab_size')}"
+        )
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+
+    _replace_together(model_dir, {GROUNDING_FILE: write})
+    return model_dir / GROUNDING_FILE
+
+
+def read_grounding(
+    model_dir: str | Path, meta: dict[str, Any] | None = None, weights_sha256: str | None = None
+) -> Grounding | None:
+    """The folder's ``grounding.json``, or ``None`` when it has none. One that cannot be read,
+    or that scored another save (its stamps differ from ``config.json``), is ``None`` too, with
+    a warning saying how to compute it again."""
+    model_dir = Path(model_dir)
+    path = model_dir / GROUNDING_FILE
+    if not path.is_file():
+        return None
+    meta = meta if meta is not None else read_model_config(model_dir)
+    redo = f"; recompute it with `stylesearch vocab --model {model_dir} --catalog ... --write`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        grounding = Grounding.from_dict(data)
+    except (OSError, ValueError, TypeError) as exc:
+        warnings.warn(f"{path}: ignored, unreadable: {exc}{redo}", stacklevel=2)
+        return None
+    sha = weights_sha256 or meta.get("weights_sha256")
+    if data.get("weights_sha256") != sha or data.get("vocab_fingerprint") != meta.get(
+        "vocab_fingerprint"
+    ):
+        warnings.warn(f"{path}: ignored, it scored another save of the model{redo}", stacklevel=2)
+        return None
+    return grounding
 
 
 def model_is_complete(model_dir: str | Path) -> bool:
@@ -215,7 +279,8 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     the state dict matches the architecture exactly.
 
     Returns:
-        the model on ``device``, ``eval()``, with ``model.vocab``, ``model.text_config`` set and
+        the model on ``device``, ``eval()``, with ``model.vocab``, ``model.text_config``,
+        ``model.grounding`` (``None`` without a valid ``grounding.json``) set and
         ``model.fingerprint()`` = sha256 of ``model.safetensors``.
 
     Raises:
@@ -278,5 +343,6 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     model.vocab = vocab
     model.text_config = text_config
     model._fingerprint = actual_sha
+    model.grounding = read_grounding(model_dir, meta, actual_sha)
     model.eval()
     return model

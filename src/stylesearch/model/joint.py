@@ -19,6 +19,7 @@ from stylesearch.model.look import ShapeLook
 from stylesearch.model.towers import TextTower, build_image_backbone
 
 if TYPE_CHECKING:
+    from stylesearch.model.grounding import Grounding
     from stylesearch.text.vocabulary import Vocabulary
 
 
@@ -34,11 +35,13 @@ class JointModel(nn.Module):
             model folder holds every weight.
 
     Attributes set by :func:`~stylesearch.model.io.load_model` or the training loop (plain
-    attributes, not saved in the state dict): ``vocab``, ``text_config``.
+    attributes, not saved in the state dict): ``vocab``, ``text_config``, ``grounding``
+    (:class:`~stylesearch.model.grounding.Grounding`, ``None`` when not measured).
     """
 
     vocab: Vocabulary | None
     text_config: TextConfig | None
+    grounding: Grounding | None
 
     def __init__(
         self, config: ModelConfig, vocab_size: int, *, load_backbone_weights: bool = True
@@ -50,6 +53,7 @@ class JointModel(nn.Module):
         self.vocab_size = vocab_size
         self.vocab = None
         self.text_config = None
+        self.grounding = None
         self._fingerprint: str | None = None
 
         backbone, n_features = build_image_backbone(config, load_weights=load_backbone_weights)

@@ -121,6 +121,15 @@ class ItemsResponse(BaseModel):
 class VocabularyWord(BaseModel):
     word: str
     count: int = Field(description="number of catalog items whose text has the word")
+    grounding: float | None = Field(
+        description="how well an image predicts the word: 2 * AUC - 1 of the attribute head on "
+        "held-out items (null: too few held-out items with the word, or a model folder without "
+        "grounding.json)"
+    )
+    visual: bool = Field(
+        description="grounding reaches the visual threshold (true for every word of a model "
+        "folder without grounding.json)"
+    )
 
 
 class VocabularyResponse(BaseModel):

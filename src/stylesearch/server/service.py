@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.errors import StylesearchError
+from stylesearch.model.grounding import VISUAL_THRESHOLD, word_grounding
 from stylesearch.search import Query, Searcher
 
 __all__ = [
@@ -133,6 +134,8 @@ class SearchService:
         self.vocab = vocab
         self.words: list[str] = list(vocab.words)
         self.counts: list[int] = list(vocab.counts)
+        self.grounding = getattr(searcher.model, "grounding", None)
+        self.visual_threshold = VISUAL_THRESHOLD
         # most frequent first, then alphabetical: the autocomplete order
         self._by_count = sorted(
             range(len(self.words)), key=lambda i: (-self.counts[i], self.words[i])
@@ -213,7 +216,14 @@ class SearchService:
             inside = [i for i in self._by_count if prefix in self.words[i][1:]]
             inside = [i for i in inside if not self.words[i].startswith(prefix)]
         hits = starts + inside
-        return [{"word": self.words[i], "count": self.counts[i]} for i in hits[:limit]], len(hits)
+        return [self._word(i) for i in hits[:limit]], len(hits)
+
+    def _word(self, i: int) -> dict[str, Any]:
+        """A vocabulary entry: word, catalog count, grounding and whether it is visual (null and
+        true for a model folder without grounding scores)."""
+        word = self.words[i]
+        score, visual = word_grounding(self.grounding, word, self.visual_threshold)
+        return {"word": word, "count": self.counts[i], "grounding": score, "visual": visual}
 
     # ------------------------------------------------------------------ search
 

@@ -30,6 +30,7 @@ from stylesearch.catalog.dataset import EpochSampler, PairDataset, collate_pairs
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform, same_item_transform, train_transform
 from stylesearch.config import Config, to_dict
+from stylesearch.evaluation.grounding import ground_held_out
 from stylesearch.evaluation.retrieval import mean_average_precision, recall_at_k
 from stylesearch.folders import swap_into_place, writer_lock
 from stylesearch.losses import compute_losses
@@ -450,6 +451,12 @@ def _train(
             text_config=config.text,
             extra={"train_config": config_dict, "training": summary},
         )
+        if keep_val:  # each word's visual grounding, on the same held-out items
+            path = ground_held_out(
+                model, out_dir, [items[i] for i in keep_val], [bags[i] for i in keep_val],
+                catalog=summary["catalog"], device=device, num_workers=workers, progress=progress,
+            )  # fmt: skip
+            log(f"grounding: measured on the {len(keep_val)} held-out items, in {path}")
         if out_dir != target:
             swap_into_place(out_dir, target)  # the old folder goes only now
         log(f"model: saved to {target}")

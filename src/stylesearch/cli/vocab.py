@@ -1,0 +1,120 @@
+"""``stylesearch vocab``: a model's words with their catalog counts and visual grounding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stylesearch.cli.options import (
+    catalog_option,
+    device_option,
+    friendly_errors,
+    images_root_option,
+    json_option,
+    model_option,
+    quiet_option,
+    show_progress,
+)
+from stylesearch.model.grounding import DEFAULT_MIN_POSITIVES, VISUAL_THRESHOLD
+
+
+@click.command("vocab")
+@model_option("Model folder written by `stylesearch train`.", required=True)
+@catalog_option(
+    "Measure the grounding on this manifest instead of reading the model folder's: the "
+    "training catalog (its held-out split is used, as in training) or a held-out catalog "
+    "(all its items).",
+    required=False,
+)
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Save the grounding measured with --catalog in the model folder (grounding.json).",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    default=VISUAL_THRESHOLD,
+    show_default=True,
+    help="Least grounding of a visual word.",
+)
+@click.option(
+    "--min-positives",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MIN_POSITIVES,
+    show_default=True,
+    help="With --catalog: fewest items whose metadata has a word for it to get a score.",
+)
+@json_option('Print a JSON list of {"word", "count", "grounding", "visual", "synonyms"}.')
+@device_option()
+@quiet_option
+@images_root_option
+@friendly_errors
+def vocab_cmd(
+    model_dir: Path,
+    catalog_path: Path | None,
+    write: bool,
+    threshold: float,
+    min_positives: int,
+    as_json: bool,
+    device: str,
+    quiet: bool,
+    images_root: tuple[Path, ...],
+) -> None:
+    """List a model's words by visual grounding, with their catalog counts.
+
+    A word's grounding (2 * AUC - 1 of the attribute head on held-out items, see
+    docs/training.md) says how well an image predicts it; a word is visual when it reaches
+    --threshold. The scores come from the model folder's grounding.json (written by
+    `stylesearch train`), or are measured now with --catalog (and saved with --write).
+    """
+    import stylesearch
+    from stylesearch.model.grounding import vocabulary_rows
+    from stylesearch.model.io import GROUNDING_FILE, read_model_config, save_grounding
+
+    if write and catalog_path is None:
+        raise click.UsageError("--write saves a grounding measured with --catalog: give --catalog")
+    model = stylesearch.load_model(model_dir, device=device)
+    assert model.vocab is not None  # load_model sets it
+    grounding = model.grounding
+    if catalog_path is not None:
+        from stylesearch.evaluation.grounding import grounding_items, measure_grounding
+
+        progress = show_progress(quiet)
+        items, bags, source = grounding_items(
+            model, read_model_config(model_dir), catalog_path,
+            image_roots=images_root, progress=progress,
+        )  # fmt: skip
+        click.echo(
+            f"vocab: measuring grounding on the {len(items)} items of the {source}", err=True
+        )
+        grounding = measure_grounding(
+            model, items, bags, source=source, min_positives=min_positives,
+            device=device, progress=progress,
+        )  # fmt: skip
+        if write:
+            path = save_grounding(model_dir, grounding)
+            click.echo(f"vocab: saved {path}", err=True)
+    elif grounding is None:
+        click.echo(
+            f"vocab: {model_dir} has no {GROUNDING_FILE}; every word counts as visual. Measure "
+            f"it with `stylesearch vocab --model {model_dir} --catalog TRAIN_MANIFEST --write`",
+            err=True,
+        )
+    rows = vocabulary_rows(model.vocab.words, model.vocab.counts, grounding, threshold)
+    if as_json:
+        click.echo(json.dumps([row | {"synonyms": []} for row in rows]))
+    else:
+        _print_table(rows)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    width = max([4, *(len(r["word"]) for r in rows)])
+    click.echo(f"{'word':<{width}}  {'count':>7}  {'grounding':>9}  visual")
+    for r in rows:
+        score = "-" if r["grounding"] is None else f"{r['grounding']:.3f}"
+        visual = "yes" if r["visual"] else "no"
+        click.echo(f"{r['word']:<{width}}  {r['count']:>7}  {score:>9}  {visual}")
