@@ -142,6 +142,25 @@ def test_vocabulary_of_a_model_folder_without_grounding(client, service):
     assert all(w["grounding"] is None and w["visual"] is True for w in body["words"])
 
 
+def test_a_model_folder_with_grounding_serves_it(service, index_dir, tmp_path):
+    import shutil
+
+    from stylesearch.model.grounding import Grounding
+    from stylesearch.model.io import save_grounding
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(service.index.model_dir(None), model_dir)
+    scores = dict.fromkeys(service.words, 0.5) | {service.words[0]: None}
+    save_grounding(model_dir, Grounding(scores=scores, items=7))
+    grounded = SearchService.load(index_dir, model_dir=model_dir)
+    client = TestClient(create_app(grounded), base_url=LOCAL)
+    words = client.get("/api/vocabulary", params={"limit": 100}).json()["words"]
+    by_word = {w["word"]: w for w in words}
+    assert by_word[service.words[0]]["grounding"] is None
+    assert not any(w["visual"] for w in words)  # 0.5 < 0.75; no score: not visual
+    assert all(w["grounding"] == 0.5 for w in words if w["word"] != service.words[0])
+
+
 def test_vocabulary_with_grounding(client, service, monkeypatch):
     from stylesearch.model.grounding import Grounding
 
