@@ -247,7 +247,7 @@ def run_size(
 
     def soft(name, q, add, remove):
         top = soft_filter_topk(index, q, K, add, remove)
-        path = top.stats["path"]
+        path = top.stats.path
         paths[name][path] = paths[name].get(path, 0) + 1
         return top.rows
 

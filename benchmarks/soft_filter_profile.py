@@ -85,9 +85,9 @@ def main() -> None:
             times.append((time.thread_time() - c0) * 1e3)
             if profiler:
                 profiler.disable()
-            paths[top.stats["path"]] += 1
+            paths[top.stats.path] += 1
             st = top.stats
-            slowest.append((times[-1], name, i, st["list_read"], st["rechecked"], qv[2], qv[3]))
+            slowest.append((times[-1], name, i, st.list_read, st.rechecked, qv[2], qv[3]))
             if args.recall:
                 truth = exact_topk(
                     index.vectors, index.attributes, qv[which], K, qv[2], qv[3], soft=True,

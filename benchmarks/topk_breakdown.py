@@ -103,7 +103,7 @@ def main() -> None:
                 top = topk.soft_filter_topk(index, qv[which], K, qv[2], qv[3])
                 total = time.perf_counter_ns() - t0
                 if timed_pass:
-                    work = (top.stats["list_read"], top.stats["rechecked"])
+                    work = (top.stats.list_read, top.stats.rechecked)
                     runs.append((total, method, i, dict(spent), dict(calls), work))
     runs.sort(key=lambda r: -r[0])
     print("ms total, method, query (list entries read, rows scored): part ms / calls ..., rest")

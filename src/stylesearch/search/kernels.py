@@ -1,7 +1,7 @@
 """Compiled per-row loops of the exact soft-filter top-k (numba).
 
-:func:`survivors` is the inner loop of :func:`stylesearch.search.topk._coarse_topk`: for each
-candidate row (an attribute-list entry, or a member of a cluster being scanned) it applies the
+:func:`survivors` is the inner loop of :class:`stylesearch.search.topk.coarse.CoarseTopK`: for
+each candidate row (an attribute-list entry, or a member of a cluster being scanned) it applies the
 bounds from the cheapest to the dearest and keeps the rows whose score can still reach the k-th
 best one, with their ``p`` computed exactly as the oracle computes it. :func:`list_bounds`
 gives the bounds that steer the reading of the lists, and :func:`merge_best` keeps the running
@@ -88,7 +88,7 @@ def survivors(
     table,
     out_rows,
     out_p,
-):  # pragma: no cover - compiled; exercised through _coarse_topk's tests
+):  # pragma: no cover - compiled; exercised through CoarseTopK's tests
     """Write into ``out_rows`` / ``out_p`` the candidates whose score bound reaches ``s_k``;
     return how many.
 

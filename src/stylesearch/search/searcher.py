@@ -360,7 +360,7 @@ class Searcher:
                 "encode": (t_search - t_enc) * 1e3,
                 "search": (t_end - t_search) * 1e3,
             },
-            stats=top.stats,
+            stats=top.stats.as_dict(),
         )
 
     def _query_vector(

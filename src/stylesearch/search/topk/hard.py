@@ -1,0 +1,107 @@
+"""Hard metadata filters: the allowed-row mask, and the exact cosine top-k among those rows.
+
+Hard filters (``must`` / ``must_not`` metadata words) become a boolean mask from the inverted
+postings before any scoring; every search path then keeps only the allowed rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stylesearch.index.filters import WordMask
+from stylesearch.index.store import Index
+from stylesearch.search.scoring import BOUND_EPS
+from stylesearch.search.topk.config import DeepeningConfig
+from stylesearch.search.topk.results import rank_rows
+
+__all__ = ["hard_filter_mask", "hard_filter_topk"]
+
+
+def _intersect_postings(index: Index, must: list[int]) -> np.ndarray:
+    """Sorted rows that have every ``must`` word: the shortest posting, filtered by the others.
+
+    Both sides are sorted, so one side is marked in a bool array and the other's marked rows
+    kept: linear in the postings (``np.intersect1d`` sorts their concatenation).
+    """
+    postings = sorted((index.rows_with_word(w) for w in must), key=len)
+    rows = postings[0]
+    for other in postings[1:]:
+        mark = np.zeros(index.count, dtype=bool)
+        mark[rows] = True
+        rows = other[mark[other]]
+    return np.asarray(rows, dtype=np.int64)
+
+
+def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.ndarray | None:
+    """``(N,)`` bool: rows whose metadata has every ``must`` word and no ``must_not`` word, and
+    that are not deleted (``index delete``); a :class:`~stylesearch.index.filters.WordMask`
+    that keeps the words for server-side backends.
+
+    ``None`` when there is no condition (every row allowed). With a ``must`` word the mask
+    also carries its sorted allowed rows (``rows``, read from the postings: no pass over the
+    catalog).
+    """
+    live = index.live_mask()
+    if not must and not must_not:
+        return None if live is None else WordMask.of(live, [], [])
+    if not must:
+        mask = np.ones(index.count, dtype=bool) if live is None else live.copy()
+        for w in must_not:
+            mask[index.rows_with_word(w)] = False
+        return WordMask.of(mask, must, must_not)
+    rows = _intersect_postings(index, must)
+    mask = np.zeros(index.count, dtype=bool)
+    mask[rows] = True
+    for w in must_not:
+        mask[index.rows_with_word(w)] = False
+    if live is not None:
+        mask &= live
+    return WordMask.of(mask, must, must_not, rows=rows[mask[rows]])
+
+
+def hard_filter_topk(
+    index: Index,
+    query: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None,
+    config: DeepeningConfig | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` by cosine among the ``allowed`` rows: ``(cosines, rows)``, best first.
+
+    A selective filter (its rows known, at most ``scan_fraction`` of the catalog) on an index
+    with a coarse partition is answered exactly without scoring every allowed row: the rows
+    of the best-bounded clusters are scored first, then only the rows whose cone bound (the
+    cluster's, then the row's own) reaches the k-th cosine. Otherwise the backend searches
+    (faiss: exact below its own ``exact_below``, the graph with a selector above).
+    """
+    cfg = config or DeepeningConfig()
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    known = getattr(allowed, "rows", None)
+    coarse = getattr(index, "coarse", None)
+    if known is None or coarse is None or known.shape[0] > cfg.scan_fraction * index.count:
+        cos, rows = index.backend.search(q[None, :], k, allowed)
+        keep = rows[0] >= 0
+        return cos[0][keep], rows[0][keep]
+    rows = np.asarray(known, dtype=np.int64)
+    k = min(k, rows.shape[0])
+    if k <= 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    first = min(rows.shape[0], max(4 * k, cfg.coarse_rows))
+    if first < rows.shape[0]:
+        angles = coarse.query_angles(q)
+        ub = coarse.cosine_bounds(q, angles)[coarse.assign[rows]]
+        top = np.argpartition(-ub, first - 1)[:first]
+        cand, cos = rows[top], index.backend.score_rows(q, rows[top])
+        kth = float(np.partition(cos, cos.shape[0] - k)[cos.shape[0] - k])
+        rest = np.ones(rows.shape[0], dtype=bool)
+        rest[top] = False
+        rest &= ub >= kth - BOUND_EPS  # rows left out have cos <= ub < kth
+        more = rows[rest]
+        more = more[coarse.row_cosine_bounds(angles, more) >= kth - BOUND_EPS]
+        if more.shape[0]:
+            cand = np.concatenate([cand, more])
+            cos = np.concatenate([cos, index.backend.score_rows(q, more)])
+    else:
+        cand, cos = rows, index.backend.score_rows(q, rows)
+    pos = rank_rows(cand, cos, k)
+    return cos[pos], cand[pos]

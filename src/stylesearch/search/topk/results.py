@@ -1,0 +1,150 @@
+"""What every exact top-k path shares: its result, its statistics, the running top-k, the
+ranking with the oracle's tie-break, and the one bound test.
+
+Every pruning decision of the soft filter compares an upper bound of a score with the k-th best
+score found so far, ``s_k``. Bounds carry a relative slack (``BOUND_EPS`` of
+:mod:`stylesearch.search.scoring`, plus a tiny absolute one) so float rounding of two code paths
+cannot drop a tied row: :func:`may_reach` is that test, :func:`certainly_below` its negation
+for a bound that must prove the answer, and :func:`needed_factor` its inverse (the smallest
+factor that can still reach ``s_k``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stylesearch.search.kernels import merge_best
+from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
+
+__all__ = [
+    "RunningTopK",
+    "TopK",
+    "TopKStats",
+    "certainly_below",
+    "may_reach",
+    "needed_factor",
+    "rank_rows",
+]
+
+#: absolute slack added to every bound (on top of the relative :data:`BOUND_EPS`)
+_ABS_EPS = BOUND_EPS * 1e-2
+
+
+def may_reach(bound: Any, s_k: float, scale: Any = 1.0) -> Any:
+    """Whether the score upper bound ``bound * scale`` may reach ``s_k`` once the rounding
+    slack is added (element-wise for arrays). ``scale`` is applied with the slack first, as
+    ``bound * (scale * (1 + BOUND_EPS))``: a ``p`` times a cosine bound is ``may_reach(p, s_k,
+    ub)``."""
+    return bound * (scale * (1.0 + BOUND_EPS)) + _ABS_EPS >= s_k
+
+
+def certainly_below(bound: float, s_k: float) -> bool:
+    """True when a score upper bound is below ``s_k`` by more than the rounding slack, so that
+    no row under it can enter the top-k (never while there is no k-th score, ``s_k <= 0``)."""
+    return s_k > 0 and not may_reach(bound, s_k)
+
+
+def needed_factor(s_k: float, rest: float) -> float:
+    """The smallest factor ``x`` for which ``x * rest`` may reach ``s_k`` (:func:`may_reach`);
+    infinite when ``rest`` is 0."""
+    denom = rest * (1.0 + BOUND_EPS)
+    return (s_k - _ABS_EPS) / denom if denom > 0 else np.inf
+
+
+@dataclass
+class TopKStats:
+    """How a top-k was found (diagnostics only; the rows never depend on it).
+
+    Read as attributes; ``stats["path"]`` also works (a read-only mapping view for callers that
+    index it like the dict it once was), and :meth:`as_dict` gives a plain dict.
+    """
+
+    #: the step that proved the answer: ``"coarse"`` (cluster bounds alone), ``"coarse+list"``,
+    #: ``"coarse+scan"``, ``"coarse+columns"``, ``"allowed"`` (a small allowed set scored
+    #: whole), ``"full_scan"``; the deepening path's ``"bound"``, ``"list"``, ``"columns"``
+    path: str = "bound"
+    #: cosine searches made by the backend
+    rounds: int = 0
+    #: depth of the last cosine search
+    depth: int = 0
+    #: first cosine depth chosen from the manifest's profile (deepening path), if any
+    first_depth: int | None = None
+    #: clusters scanned whole (coarse path)
+    clusters: int = 0
+    #: the word whose sorted list was read (deepening path)
+    list_word: int | None = None
+    #: attribute-list entries read
+    list_read: int = 0
+    #: rows from lists, clusters or columns whose cosine was computed exactly
+    rechecked: int = 0
+    #: every allowed row was scored
+    full_scan: bool = False
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TopK:
+    """Ranked rows with their score parts (all ``(n,)``, best first, ``n <= k``)."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    cosines: np.ndarray
+    attribute_scores: np.ndarray
+    stats: TopKStats = field(default_factory=TopKStats)
+
+
+def rank_rows(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the best ``k`` by (score desc, row asc)."""
+    if rows.shape[0] > k:
+        # keep everything tied with the k-th score so the tie-break by row is exact
+        kth = np.partition(-scores, k - 1)[k - 1]
+        keep = np.flatnonzero(-scores <= kth)
+    else:
+        keep = np.arange(rows.shape[0])
+    order = np.lexsort((rows[keep], -scores[keep]))
+    return keep[order[:k]]
+
+
+class RunningTopK:
+    """The running top-k of every row scored so far (score desc, row asc), deduplicated."""
+
+    def __init__(self, k: int, power: float = 1.0) -> None:
+        self.k = k
+        #: the soft-filter score's cosine power g (``S = c~^g p``)
+        self.power = power
+        self.rows = np.zeros(0, np.int64)
+        self.cos = np.zeros(0, np.float32)
+        self.p = np.zeros(0, np.float32)
+        self.scores = np.zeros(0, np.float32)
+
+    @property
+    def kth(self) -> float:
+        """The k-th best score (-1 while fewer than k rows were scored)."""
+        return float(self.scores[-1]) if self.scores.shape[0] >= self.k else -1.0
+
+    def add(self, rows: np.ndarray, cos: np.ndarray, p: np.ndarray) -> None:
+        """Score ``rows`` (distinct; their cosines and ``p``) and keep the best ``k`` of all."""
+        if rows.shape[0] == 0:
+            return
+        # one dtype each (one numba compilation of merge_best; the callers' arrays are
+        # writable and contiguous: their own results, never a memory map)
+        rows = np.asarray(rows, dtype=np.int64)
+        cos = np.asarray(cos, dtype=np.float32)
+        p = np.asarray(p, dtype=np.float32)
+        scores = np.asarray(rescale_cosine(cos, self.power) * p, dtype=np.float32)
+        self.rows, self.cos, self.p, self.scores = merge_best(
+            self.rows, self.cos, self.p, self.scores, self.k, rows, cos, p, scores
+        )
+
+    def result(self, stats: TopKStats) -> TopK:
+        return TopK(self.rows, self.scores, self.cos, self.p, stats)

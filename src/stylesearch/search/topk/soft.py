@@ -1,0 +1,85 @@
+"""The soft-filter top-k: the entry point that picks the path for a query.
+
+The soft-filter score ``S = c~^g * p`` (:mod:`stylesearch.search.scoring`) can rank first an
+item that is far down the cosine list (a likely red dress at cosine rank 500 beats 499 closer
+items whose ``p`` is tiny), so re-ranking a fixed window of nearest vectors silently loses it.
+:func:`soft_filter_topk` proves its answer with upper bounds instead:
+
+* a small allowed set (a selective hard filter) is scored whole, ``p`` first
+  (:func:`~.scan.score_rows_p_first`);
+* an index with a coarse partition (every index written now) uses the per-cluster and per-row
+  bounds plus the wanted words' sorted lists (:mod:`.coarse`);
+* otherwise cosine deepening plus one wanted word's list (:mod:`.deepening`).
+
+With the exact backend every step is exact, so the result equals brute force (ties broken by the
+lower row, as the oracle does; bounds carry a relative slack so float rounding of two code paths
+cannot drop a tied row: :func:`~.results.may_reach`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stylesearch.index.store import Index
+from stylesearch.search.topk.coarse import CoarseTopK
+from stylesearch.search.topk.config import DeepeningConfig
+from stylesearch.search.topk.deepening import deepening_topk
+from stylesearch.search.topk.results import RunningTopK, TopK, TopKStats
+from stylesearch.search.topk.scan import score_rows_p_first
+
+__all__ = ["soft_filter_topk"]
+
+
+def soft_filter_topk(
+    index: Index,
+    query: np.ndarray,
+    k: int,
+    add: list[int],
+    remove: list[int],
+    *,
+    allowed: np.ndarray | None = None,
+    config: DeepeningConfig | None = None,
+    cosine_power: float = 1.0,
+) -> TopK:
+    """Top-``k`` rows by ``S = c~^g * p`` (see the module docstring for the algorithm and its
+    bound; ``g`` = ``cosine_power``, 1 by default: every bound on ``c~`` is raised to it).
+
+    Args:
+        index: the loaded index (backend, vectors, attribute matrix and sorted lists).
+        query: ``(D,)`` float32 unit query vector.
+        k: results wanted (fewer when fewer rows are allowed).
+        add, remove: vocabulary ids of the wanted / unwanted words.
+        allowed: optional ``(N,)`` bool hard-filter mask.
+        config: deepening knobs and costs.
+        cosine_power: ``g`` > 0; above 1 the cosine weighs more against ``p``.
+
+    Returns:
+        :class:`~.results.TopK`, whose ``stats`` (:class:`~.results.TopKStats`) say how it was
+        found.
+    """
+    cfg = config or DeepeningConfig()
+    n = index.count
+    known = getattr(allowed, "rows", None)
+    if allowed is None:
+        n_allowed = n
+    else:
+        n_allowed = int(known.shape[0]) if known is not None else int(np.count_nonzero(allowed))
+    k = min(k, n_allowed)
+    empty = np.zeros(0, np.float32)
+    stats = TopKStats()
+    if k <= 0:
+        return TopK(np.zeros(0, np.int64), empty, empty, empty, stats)
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    if cosine_power <= 0:
+        raise ValueError(f"cosine_power must be > 0, got {cosine_power}")
+    best = RunningTopK(k, cosine_power)
+    if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, 4 * cfg.initial):
+        stats.path = "allowed"
+        rows = known if known is not None else np.flatnonzero(allowed)
+        stats.rechecked = score_rows_p_first(index, q, k, rows, add, remove, best)
+        return best.result(stats)
+    coarse = getattr(index, "coarse", None)
+    if cfg.use_coarse and coarse is not None:
+        search = CoarseTopK(index, coarse, q, add, remove, allowed, best, stats, cfg, n_allowed)
+        return search.run()
+    return deepening_topk(index, q, k, add, remove, allowed, best, stats, cfg, n_allowed)
