@@ -51,7 +51,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from stylesearch.index.coarse import COARSE_FILES, build_coarse  # noqa: E402
-from stylesearch.index.store import Index  # noqa: E402
+from stylesearch.index.store import FORMAT_VERSION, Index  # noqa: E402
 from stylesearch.search.scoring import compose_query  # noqa: E402
 from stylesearch.search.topk import (  # noqa: E402
     attribute_probs,
@@ -80,24 +80,28 @@ def file_mb(folder: Path, *names: str) -> float:
 
 
 def add_coarse_partition(folder: Path, clusters: int | None = None) -> None:
-    """Give an index written before the coarse partition existed its partition (the same
-    :func:`build_coarse` the writer runs), recorded in its manifest with its build time;
-    ``clusters``: rewrite the partition with that many clusters (0: the default) even if it
-    has one."""
+    """Bring an index built earlier to the current format: give it its coarse partition if it
+    lacks one (the same :func:`build_coarse` the writer runs, recorded in its manifest with its
+    build time) and record the current ``FORMAT_VERSION`` (format 3 is format 2 with the
+    partition always present and no ``cosine_profile``); ``clusters``: rewrite the partition
+    with that many clusters (0: the default) even if it has one."""
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    if clusters is None and (manifest.get("coarse") or {}).get("count") == manifest["count"]:
-        return
-    t0 = time.perf_counter()
-    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
-    attributes = np.load(folder / "attributes.npy", mmap_mode="r")
-    coarse = build_coarse(vectors, attributes, folder, clusters=clusters or None)
-    coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
-    manifest["coarse"] = coarse
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(manifest_path)
-    print(f"  wrote the coarse partition of {folder}: {coarse}", file=sys.stderr)
+    before = dict(manifest)
+    if clusters is not None or (manifest.get("coarse") or {}).get("count") != manifest["count"]:
+        t0 = time.perf_counter()
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        attributes = np.load(folder / "attributes.npy", mmap_mode="r")
+        coarse = build_coarse(vectors, attributes, folder, clusters=clusters or None)
+        coarse["build_seconds"] = round(time.perf_counter() - t0, 3)
+        manifest["coarse"] = coarse
+        print(f"  wrote the coarse partition of {folder}: {coarse}", file=sys.stderr)
+    manifest["format_version"] = FORMAT_VERSION
+    manifest.pop("cosine_profile", None)
+    if manifest != before:
+        tmp = manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        tmp.replace(manifest_path)
 
 
 def make_queries(cat, n_queries: int, seed: int, word_vectors: np.ndarray):
@@ -420,8 +424,8 @@ def main() -> None:
         "--reuse",
         action="store_true",
         help="Keep the index folders and reuse one built earlier with the same N, vocabulary, "
-        "seed and HNSW parameters (build times then come from its manifest; one written "
-        "before the coarse partition existed gets it added).",
+        "seed and HNSW parameters (build times then come from its manifest; one of an "
+        "older format gets its coarse partition and the current format version).",
     )
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument(

@@ -8,7 +8,6 @@ import pytest
 from stylesearch.index.backends import (
     ExactBackend,
     FaissHNSWBackend,
-    cosine_profile,
     exact_search,
 )
 from stylesearch.index.memory import huge_pages
@@ -134,13 +133,6 @@ def test_score_rows_are_the_inner_products(clustered):
     # an ulp, far inside the exact top-k's BOUND_EPS slack
     scores, found = backend.search(q[None], 10)
     np.testing.assert_allclose(backend.score_rows(q, found[0]), scores[0], rtol=1e-6, atol=0)
-
-
-def test_cosine_profile(clustered):
-    cat, backend = clustered
-    profile = cosine_profile(backend, samples=8, depths=(10, 100, 400, 10**6))
-    assert profile["depths"] == [10, 100, 400]
-    assert profile["cosine"] == sorted(profile["cosine"], reverse=True)
 
 
 class _CountingIndex:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stylesearch.index.postings import csr_from_bags, invert_csr
-from stylesearch.index.store import Index, IndexFormatError, IndexWriter
+from stylesearch.index.store import FORMAT_VERSION, Index, IndexFormatError, IndexWriter
 from stylesearch.testing.index_arrays import write_index_arrays
 
 
@@ -114,4 +114,21 @@ def test_load_errors_are_clear(tmp_path):
     data["format_version"] = 99
     manifest.write_text(json.dumps(data))
     with pytest.raises(IndexFormatError, match="rebuild"):
+        Index.load(tmp_path / "idx")
+
+
+def test_an_index_without_its_coarse_partition_is_refused(tmp_path):
+    """Format 3 needs the coarse partition: an index lacking it is rebuilt, not searched."""
+    vectors, attributes, meta = _arrays()
+    write_index_arrays(tmp_path / "idx", vectors, attributes, metadata=meta)
+    manifest = tmp_path / "idx" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    assert data["format_version"] == FORMAT_VERSION == 3 and "cosine_profile" not in data
+    del data["coarse"]
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(IndexFormatError, match="rebuild the index with `stylesearch index`"):
+        Index.load(tmp_path / "idx")
+    data["format_version"] = 2  # an older format, with or without its partition
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(IndexFormatError, match="rebuild the index with `stylesearch index`"):
         Index.load(tmp_path / "idx")

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.folders import new_temp_folder, recover, swap_into_place, writer_lock
-from stylesearch.index.backends import BACKENDS, VectorBackend, cosine_profile
+from stylesearch.index.backends import BACKENDS, VectorBackend
 from stylesearch.index.coarse import CoarseIndex, build_coarse
 from stylesearch.index.errors import IndexFormatError, IndexMismatchError
 from stylesearch.index.memory import mapped
@@ -77,7 +77,8 @@ __all__ = [
 ]
 
 FORMAT_NAME = "stylesearch-index"
-FORMAT_VERSION = 2
+#: 3: every index has its coarse partition (format 2 could lack it)
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 DELETED = "deleted.npy"
 
@@ -229,7 +230,6 @@ class IndexWriter:
                 self.vectors, self.tmp, progress=progress, **(backend_params or {})
             )
         build_seconds = time.perf_counter() - t0
-        profile = cosine_profile(built)
         meta = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -247,7 +247,6 @@ class IndexWriter:
                 "entries": entries,
             },
             "build_seconds": round(build_seconds, 3),
-            "cosine_profile": profile,
             "coarse": coarse,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **(manifest or {}),
@@ -284,7 +283,7 @@ def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     if int(meta.get("format_version", 0)) != FORMAT_VERSION:
         raise IndexFormatError(
             f"{path}: index format {meta.get('format_version')} is not the one this stylesearch "
-            f"reads ({FORMAT_VERSION}); rebuild the index"
+            f"reads ({FORMAT_VERSION}); rebuild the index with `stylesearch index`"
         )
     return meta
 
@@ -307,6 +306,7 @@ class Index:
         vectors: ``(N, D)`` float32 unit rows (the backend's own copy for faiss).
         attributes: ``(N, V)`` float16 p, Fortran order.
         attr_max, attr_min: ``(V,)`` float32 column maxima / minima of p.
+        coarse: the :class:`~stylesearch.index.coarse.CoarseIndex` (every index has one).
         attr_post_offsets, attr_post_rows, attr_post_values, attr_post_floor: the sorted
             per-word attribute posting lists (:meth:`attribute_list`).
         meta_offsets, meta_words: item -> word ids CSR; post_offsets, post_rows: word -> rows.
@@ -367,15 +367,17 @@ class Index:
         except (ValueError, RuntimeError) as exc:
             raise IndexFormatError(f"{folder}: cannot load the {cls.name} backend: {exc}") from None
         self.vectors = self.backend.vectors
-        #: the coarse partition (None for an index written before it existed, or whose row
-        #: count no longer matches it: the exact top-k then uses the graph and the lists alone)
-        self.coarse: CoarseIndex | None = None
+        #: the coarse partition: the exact soft-filter top-k's score bounds
         coarse_meta = manifest.get("coarse")
-        if coarse_meta and int(coarse_meta.get("count", -1)) == self.count:
-            self.coarse = CoarseIndex.load(folder)
-            if self.coarse.count != self.count:
-                raise IndexFormatError(f"{folder}: coarse_assign.npy does not cover every row")
-            self.coarse.attach_lists(self.attr_post_rows)
+        if not coarse_meta or int(coarse_meta.get("count", -1)) != self.count:
+            raise IndexFormatError(
+                f"{folder}: no coarse partition of its {self.count} rows (an index of an older "
+                "format); rebuild the index with `stylesearch index`"
+            )
+        self.coarse: CoarseIndex = CoarseIndex.load(folder)
+        if self.coarse.count != self.count:
+            raise IndexFormatError(f"{folder}: coarse_assign.npy does not cover every row")
+        self.coarse.attach_lists(self.attr_post_rows)
         self._items_fh = open(folder / "items.jsonl", "rb")  # noqa: SIM115 -- closed in close()
         self._id_to_row: dict[str, int] | None = None
 

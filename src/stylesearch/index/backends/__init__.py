@@ -17,7 +17,6 @@ from stylesearch.index.backends.base import (
     BACKENDS,
     HNSWParams,
     VectorBackend,
-    cosine_profile,
     resolve_backend,
 )
 from stylesearch.index.backends.exact import ExactBackend, exact_search
@@ -32,7 +31,6 @@ __all__ = [
     "HNSWParams",
     "MilvusBackend",
     "VectorBackend",
-    "cosine_profile",
     "exact_search",
     "resolve_backend",
 ]

@@ -38,7 +38,6 @@ __all__ = [
     "VectorBackend",
     "allowed_rows",
     "as_queries",
-    "cosine_profile",
     "empty_results",
     "register_backend",
     "resolve_backend",
@@ -154,34 +153,6 @@ def score_rows_exact(vectors: np.ndarray, query: np.ndarray, rows: np.ndarray) -
     """Inner products ``(len(rows),)`` float32 of one query with ``vectors[rows]`` (numpy)."""
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     return np.asarray(vectors[np.asarray(rows, dtype=np.int64)] @ q, dtype=np.float32)
-
-
-#: depths at which :func:`cosine_profile` records the typical cosine
-PROFILE_DEPTHS = (100, 200, 400, 600, 800, 1200, 1600, 2048)
-
-
-def cosine_profile(
-    backend: Any, *, samples: int = 32, depths: tuple[int, ...] = PROFILE_DEPTHS, seed: int = 0
-) -> dict[str, list[float]]:
-    """The typical cosine at rank ``m`` of a catalog: for ``samples`` random rows used as
-    queries, the median cosine of the ``m``-th nearest row, for each ``m`` in ``depths``.
-
-    Stored in the manifest; the exact soft-filter top-k uses it to choose its first cosine
-    depth (a speed choice only: the result never depends on it).
-    """
-    n = backend.vectors.shape[0]
-    depths = tuple(m for m in depths if m <= n)
-    if not depths or n == 0:
-        return {"depths": [], "cosine": []}
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(n, size=min(samples, n), replace=False)
-    queries = np.asarray(backend.vectors[np.sort(rows)], dtype=np.float32)
-    scores, _ = backend.search(queries, depths[-1])
-    at = np.asarray(depths) - 1
-    return {
-        "depths": [int(m) for m in depths],
-        "cosine": [round(float(c), 4) for c in np.median(scores[:, at], axis=0)],
-    }
 
 
 # ---------------------------------------------------------------------------- the registry

@@ -5,9 +5,7 @@ Modules, one idea each:
 * :mod:`.soft`: :func:`soft_filter_topk`, which picks the path for a query;
 * :mod:`.coarse`: the path over the index's coarse partition (cluster cosine cones and
   per-cluster ``p`` bounds, plus the wanted words' sorted lists);
-* :mod:`.deepening`: the path for an index without one (cosine deepening plus one list);
 * :mod:`.lists`: incremental reading of a word's sorted attribute list;
-* :mod:`.scan`: scoring candidate rows directly (a small allowed set, the full scan);
 * :mod:`.hard`: hard metadata filters (:func:`hard_filter_mask`, :func:`hard_filter_topk`);
 * :mod:`.probs`: ``p`` of rows, in the oracle's arithmetic (:func:`attribute_probs`);
 * :mod:`.results`: :class:`TopK`, :class:`TopKStats`, the running top-k and the bound test;

@@ -242,7 +242,7 @@ class CoarseTopK:
         wanted word i (``t_i``: list i's next value, or its floor once read to the end). True
         when that proved the answer; False without a wanted word, or when every list is read to
         its end and the bound still stands."""
-        self.readers = [ListReader(self.index, w, 1.0) for w in self.add]
+        self.readers = [ListReader(self.index, w) for w in self.add]
         if not self.readers:
             return False
         floors = frozen(np.asarray([r.floor for r in self.readers], dtype=np.float64))

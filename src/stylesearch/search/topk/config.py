@@ -38,9 +38,6 @@ class DeepeningConfig:
     column_us_per_row: float = 0.003
     #: allowed rows at most this fraction of the catalog (or 4 x the first depth): score them all
     scan_fraction: float = 0.05
-    #: use the index's coarse partition (cluster cosine cones + per-cluster p bounds) when it has
-    #: one: exact with every backend, no graph search (see :mod:`.coarse`)
-    use_coarse: bool = True
     #: coarse path: rows scanned cluster by cluster (best bound first) before the attribute list
     coarse_rows: int = 1024
     #: coarse path: first take the backend's ``coarse_graph_depth`` nearest rows (0: none) and

@@ -68,17 +68,17 @@ def hard_filter_topk(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` by cosine among the ``allowed`` rows: ``(cosines, rows)``, best first.
 
-    A selective filter (its rows known, at most ``scan_fraction`` of the catalog) on an index
-    with a coarse partition is answered exactly without scoring every allowed row: the rows
-    of the best-bounded clusters are scored first, then only the rows whose cone bound (the
-    cluster's, then the row's own) reaches the k-th cosine. Otherwise the backend searches
-    (faiss: exact below its own ``exact_below``, the graph with a selector above).
+    A selective filter (its rows known, at most ``scan_fraction`` of the catalog) is answered
+    exactly without scoring every allowed row: the rows of the best-bounded clusters of the
+    coarse partition are scored first, then only the rows whose cone bound (the cluster's,
+    then the row's own) reaches the k-th cosine. Otherwise the backend searches (faiss: exact
+    below its own ``exact_below``, the graph with a selector above).
     """
     cfg = config or DeepeningConfig()
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     known = getattr(allowed, "rows", None)
-    coarse = getattr(index, "coarse", None)
-    if known is None or coarse is None or known.shape[0] > cfg.scan_fraction * index.count:
+    coarse = index.coarse
+    if known is None or known.shape[0] > cfg.scan_fraction * index.count:
         cos, rows = index.backend.search(q[None, :], k, allowed)
         keep = rows[0] >= 0
         return cos[0][keep], rows[0][keep]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from stylesearch.index.store import Index
-from stylesearch.search.topk.results import needed_factor
 
 __all__ = ["ListReader"]
 
@@ -19,7 +18,7 @@ __all__ = ["ListReader"]
 class ListReader:
     """Incremental reader of one wanted word's sorted attribute list."""
 
-    def __init__(self, index: Index, word: int, rest: float) -> None:
+    def __init__(self, index: Index, word: int) -> None:
         self.word = word
         rows, values, self.floor = index.attribute_list(word)
         #: position of the list's first entry in the index's concatenated lists
@@ -27,22 +26,12 @@ class ListReader:
         # plain views of the memory maps: slicing a memmap object is slow
         self.rows, self.values = np.asarray(rows), np.asarray(values)
         self.length = self.rows.shape[0]
-        self.rest = rest  # product of the other words' factor maxima
         self.pos = 0
-        self.seeded = 0  # head entries already scored (the seed)
 
     @property
     def next_value(self) -> float:
         """Upper bound of ``p_word`` over the rows not read yet."""
         return float(self.values[self.pos]) if self.pos < self.length else self.floor
-
-    def need(self, s_k: float, c_m: float) -> float:
-        """The smallest ``p_word`` an unread row needs to reach ``s_k``."""
-        return needed_factor(s_k, c_m * self.rest)
-
-    def usable(self, need: float) -> bool:
-        """Whether reading a prefix can prove the bound (the rows left out are below ``need``)."""
-        return self.floor < need
 
     def prefix(self, need: float) -> int:
         """Entries with ``p_word >= need`` (their count from the top of the list)."""

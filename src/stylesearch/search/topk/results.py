@@ -64,24 +64,18 @@ class TopKStats:
 
     #: the step that proved the answer: ``"coarse"`` (cluster bounds alone), ``"coarse+list"``,
     #: ``"coarse+scan"``, ``"coarse+columns"``, ``"allowed"`` (a small allowed set scored
-    #: whole), ``"full_scan"``; the deepening path's ``"bound"``, ``"list"``, ``"columns"``
+    #: whole); ``"bound"`` when there was nothing to search (k = 0 or no allowed row)
     path: str = "bound"
-    #: cosine searches made by the backend
+    #: cosine searches made by the backend (the graph seed of the coarse path)
     rounds: int = 0
-    #: depth of the last cosine search
+    #: depth of that search
     depth: int = 0
-    #: first cosine depth chosen from the manifest's profile (deepening path), if any
-    first_depth: int | None = None
-    #: clusters scanned whole (coarse path)
+    #: clusters scanned whole
     clusters: int = 0
-    #: the word whose sorted list was read (deepening path)
-    list_word: int | None = None
     #: attribute-list entries read
     list_read: int = 0
     #: rows from lists, clusters or columns whose cosine was computed exactly
     rechecked: int = 0
-    #: every allowed row was scored
-    full_scan: bool = False
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:

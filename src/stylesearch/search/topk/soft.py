@@ -6,10 +6,9 @@ items whose ``p`` is tiny), so re-ranking a fixed window of nearest vectors sile
 :func:`soft_filter_topk` proves its answer with upper bounds instead:
 
 * a small allowed set (a selective hard filter) is scored whole, ``p`` first
-  (:func:`~.scan.score_rows_p_first`);
-* an index with a coarse partition (every index written now) uses the per-cluster and per-row
-  bounds plus the wanted words' sorted lists (:mod:`.coarse`);
-* otherwise cosine deepening plus one wanted word's list (:mod:`.deepening`).
+  (:func:`_score_allowed`);
+* every other query uses the index's coarse partition: the per-cluster and per-row bounds plus
+  the wanted words' sorted lists (:mod:`.coarse`).
 
 With the exact backend every step is exact, so the result equals brute force (ties broken by the
 lower row, as the oracle does; bounds carry a relative slack so float rounding of two code paths
@@ -23,9 +22,8 @@ import numpy as np
 from stylesearch.index.store import Index
 from stylesearch.search.topk.coarse import CoarseTopK
 from stylesearch.search.topk.config import DeepeningConfig
-from stylesearch.search.topk.deepening import deepening_topk
-from stylesearch.search.topk.results import RunningTopK, TopK, TopKStats
-from stylesearch.search.topk.scan import score_rows_p_first
+from stylesearch.search.topk.probs import attribute_probs
+from stylesearch.search.topk.results import RunningTopK, TopK, TopKStats, may_reach
 
 __all__ = ["soft_filter_topk"]
 
@@ -76,10 +74,32 @@ def soft_filter_topk(
     if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, 4 * cfg.initial):
         stats.path = "allowed"
         rows = known if known is not None else np.flatnonzero(allowed)
-        stats.rechecked = score_rows_p_first(index, q, k, rows, add, remove, best)
+        stats.rechecked = _score_allowed(index, q, k, rows, add, remove, best)
         return best.result(stats)
-    coarse = getattr(index, "coarse", None)
-    if cfg.use_coarse and coarse is not None:
-        search = CoarseTopK(index, coarse, q, add, remove, allowed, best, stats, cfg, n_allowed)
-        return search.run()
-    return deepening_topk(index, q, k, add, remove, allowed, best, stats, cfg, n_allowed)
+    search = CoarseTopK(index, index.coarse, q, add, remove, allowed, best, stats, cfg, n_allowed)
+    return search.run()
+
+
+def _score_allowed(
+    index: Index,
+    q: np.ndarray,
+    k: int,
+    rows: np.ndarray,
+    add: list[int],
+    remove: list[int],
+    best: RunningTopK,
+) -> int:
+    """Score the allowed ``rows`` into ``best``: ``p`` first, the cosine only of rows whose
+    ``p`` can still reach the k-th score (seeded with the k most likely rows). Returns the
+    number of cosines computed."""
+    p = attribute_probs(index.attributes, rows, add, remove)
+    scored = 0
+    if rows.shape[0] > 4 * k and (add or remove):
+        seed = np.argpartition(-p, k - 1)[:k]
+        best.add(rows[seed], index.backend.score_rows(q, rows[seed]), p[seed])
+        scored += k
+        if best.kth > 0:
+            keep = may_reach(p, best.kth)
+            rows, p = rows[keep], p[keep]
+    best.add(rows, index.backend.score_rows(q, rows), p)
+    return scored + rows.shape[0]
