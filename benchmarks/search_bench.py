@@ -12,7 +12,7 @@ catalog (computed after every method was timed).
 
 Methods: ``visual`` (cosine top-k; the search step of ``text`` and ``arithmetic`` is the same
 operation with another query vector), ``arithmetic`` (image + random word vectors), ``filter``
-and ``combined`` (soft filter, exact top-k by deepening), ``filter-hard-1%`` (a must word kept by
+and ``combined`` (soft filter, exact top-k), ``filter-hard-1%`` (a must word kept by
 about 1 % of the items) and ``filter-hard`` (the query's own words as must / must-not).
 
     .venv/bin/python benchmarks/search_bench.py --sizes 100000 --out runs/bench/search.json

@@ -1,5 +1,5 @@
 """Where does a soft-filter query's time go? Latency of ``filter`` / ``combined`` under chosen
-``DeepeningConfig`` knobs, on the index ``search_bench.py`` built (issue 4).
+``TopKConfig`` knobs, on the index ``search_bench.py`` built (issue 4).
 
 Loads ``WORKDIR/nN-faiss/index``, regenerates the benchmark's queries (same seeds), and times
 ``soft_filter_topk`` one query at a time on one thread (CPU time of the thread), optionally
@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from search_bench import K, add_coarse_partition, replay_queries  # noqa: E402
 from stylesearch.index.store import Index  # noqa: E402
-from stylesearch.search.topk import DeepeningConfig, soft_filter_topk  # noqa: E402
+from stylesearch.search.topk import TopKConfig, soft_filter_topk  # noqa: E402
 from stylesearch.testing.oracle import exact_topk  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="runs/bench/search")
     parser.add_argument("--n", type=int, default=1_500_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--config", default="{}", help="DeepeningConfig fields as JSON.")
+    parser.add_argument("--config", default="{}", help="TopKConfig fields as JSON.")
     parser.add_argument("--cosine-power", type=float, default=1.0)
     parser.add_argument("--warm", action="store_true", help="One untimed pass first.")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed pass.")
@@ -64,7 +64,7 @@ def main() -> None:
     if args.clusters is not None:
         add_coarse_partition(folder, args.clusters)
     index = Index.load(folder)
-    config = DeepeningConfig(**json.loads(args.config))
+    config = TopKConfig(**json.loads(args.config))
     slowest = []
     for name, which in (("filter", 0), ("combined", 1)):
 

@@ -35,8 +35,8 @@ from stylesearch.index.store import Index  # noqa: E402
 
 def graph_stats(index: Index, queries: list) -> None:
     """Per method: p50 / p99 of the distance computations and hops of the graph seed (the
-    600 nearest rows, efSearch 600, as ``DeepeningConfig.graph_depth``)."""
-    depth = topk.DeepeningConfig().graph_depth
+    600 nearest rows, efSearch 600, as ``TopKConfig.graph_depth``)."""
+    depth = topk.TopKConfig().graph_depth
     stats = faiss.cvar.hnsw_stats
     params = faiss.SearchParametersHNSW(efSearch=depth)
     for which, method in ((0, "filter"), (1, "combined")):

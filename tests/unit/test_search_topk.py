@@ -14,7 +14,7 @@ from stylesearch.index.coarse import CoarseIndex, build_coarse
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index
 from stylesearch.search.topk import (
-    DeepeningConfig,
+    TopKConfig,
     hard_filter_mask,
     hard_filter_topk,
     soft_filter_topk,
@@ -92,11 +92,11 @@ def _queries(cat, n, seed):
 
 CONFIGS = {
     # the coarse partition's bounds (the default when the index has one)
-    "default": DeepeningConfig(),
+    "default": TopKConfig(),
     # one cluster scanned, then the list (or the remaining clusters / the columns)
-    "coarse-list": DeepeningConfig(coarse_rows=1, block=8),
+    "coarse-list": TopKConfig(coarse_rows=1, block=8),
     # the graph's nearest rows cap the cosine bound of every other row
-    "coarse-graph": DeepeningConfig(coarse_graph_depth=50, coarse_rows=1, block=8),
+    "coarse-graph": TopKConfig(coarse_graph_depth=50, coarse_rows=1, block=8),
 }
 
 
@@ -159,8 +159,8 @@ def test_soft_topk_with_a_hard_filter(synthetic):
 @pytest.mark.parametrize(
     "config",
     [
-        DeepeningConfig(),  # the catalog's 5 % threshold: the small masks only
-        DeepeningConfig(coarse_rows=8, scan_fraction=1.0),  # every mask, few rows scored first
+        TopKConfig(),  # the catalog's 5 % threshold: the small masks only
+        TopKConfig(coarse_rows=8, scan_fraction=1.0),  # every mask, few rows scored first
     ],
 )
 def test_hard_filter_topk_equals_brute_force(synthetic, config):
@@ -233,11 +233,11 @@ def _cases(draw):
     config = draw(
         st.sampled_from(
             [
-                DeepeningConfig(),
-                DeepeningConfig(coarse_rows=1, block=1),
-                DeepeningConfig(coarse_rows=1, block=2, coarse_graph_depth=3),
-                DeepeningConfig(coarse_rows=3, block=2, scan_fraction=0.0, initial=1),
-                DeepeningConfig(coarse_rows=40, block=1, cluster_head=1),
+                TopKConfig(),
+                TopKConfig(coarse_rows=1, block=1),
+                TopKConfig(coarse_rows=1, block=2, coarse_graph_depth=3),
+                TopKConfig(coarse_rows=3, block=2, scan_fraction=0.0, scan_rows=4),
+                TopKConfig(coarse_rows=40, block=1, cluster_head=1),
             ]
         )
     )

@@ -22,8 +22,8 @@ from stylesearch.search.scoring import (
 )
 from stylesearch.search.searcher import Result, Searcher, SearchResponse, UnknownWordError
 from stylesearch.search.topk import (
-    DeepeningConfig,
     TopK,
+    TopKConfig,
     hard_filter_mask,
     soft_filter_topk,
 )
@@ -31,7 +31,7 @@ from stylesearch.search.topk import (
 __all__ = [
     "METHODS",
     "ArithmeticConfig",
-    "DeepeningConfig",
+    "TopKConfig",
     "IndexMismatchError",
     "ParsedQuery",
     "Query",

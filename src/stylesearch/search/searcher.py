@@ -45,8 +45,8 @@ from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError
 from stylesearch.search.scoring import ArithmeticConfig, compose_query, with_look
 from stylesearch.search.settings import ARITHMETIC_METHODS, SearchSettings, SettingsError
 from stylesearch.search.topk import (
-    DeepeningConfig,
     TopK,
+    TopKConfig,
     attribute_probs,
     hard_filter_mask,
     hard_filter_topk,
@@ -138,7 +138,7 @@ class Searcher:
         look_weight: overrides ``a``, the look's share of the query (an index with a look).
         arithmetic: the whole query-arithmetic config of every method (weights and
             normalisation); overrides ``word_weight`` and the settings' weights.
-        deepening: knobs of the exact soft-filter top-k.
+        topk: the exact top-k's knobs (speed only, never the result).
         device: torch device for encoding query images.
     """
 
@@ -152,7 +152,7 @@ class Searcher:
         cosine_power: float | None = None,
         look_weight: float | None = None,
         arithmetic: ArithmeticConfig | None = None,
-        deepening: DeepeningConfig | None = None,
+        topk: TopKConfig | None = None,
         device: str = "cpu",
     ) -> None:
         check_model_matches(index, model)
@@ -165,7 +165,7 @@ class Searcher:
             self.settings = self.settings.overridden(word_weight=arithmetic.add_weight)
         self.index = index
         self.model = model
-        self.deepening = deepening or DeepeningConfig()
+        self.topk = topk or TopKConfig()
         self.device = device
         self._pipeline: TextPipeline | None = None
         self._transform: Any = None
@@ -325,11 +325,11 @@ class Searcher:
             )
         if method in SOFT_METHODS:
             top = soft_filter_topk(
-                self.index, q, query.k, add, remove, allowed=allowed, config=self.deepening,
+                self.index, q, query.k, add, remove, allowed=allowed, config=self.topk,
                 cosine_power=settings.cosine_power,
             )  # fmt: skip
         else:
-            cos, rows = hard_filter_topk(self.index, q, query.k, allowed, self.deepening)
+            cos, rows = hard_filter_topk(self.index, q, query.k, allowed, self.topk)
             p = attribute_probs(self.index.attributes, rows, add, remove)
             top = TopK(rows, cos, cos, p)
         t_end = time.perf_counter()

@@ -9,21 +9,21 @@ Modules, one idea each:
 * :mod:`.hard`: hard metadata filters (:func:`hard_filter_mask`, :func:`hard_filter_topk`);
 * :mod:`.probs`: ``p`` of rows, in the oracle's arithmetic (:func:`attribute_probs`);
 * :mod:`.results`: :class:`TopK`, :class:`TopKStats`, the running top-k and the bound test;
-* :mod:`.config`: :class:`DeepeningConfig`, the knobs (speed only, never the result).
+* :mod:`.config`: :class:`TopKConfig`, the knobs (speed only, never the result).
 
 Tests judge every path against :func:`stylesearch.testing.oracle.exact_topk`.
 """
 
 from __future__ import annotations
 
-from stylesearch.search.topk.config import DeepeningConfig
+from stylesearch.search.topk.config import TopKConfig
 from stylesearch.search.topk.hard import hard_filter_mask, hard_filter_topk
 from stylesearch.search.topk.probs import attribute_probs
 from stylesearch.search.topk.results import TopK, TopKStats
 from stylesearch.search.topk.soft import soft_filter_topk
 
 __all__ = [
-    "DeepeningConfig",
+    "TopKConfig",
     "TopK",
     "TopKStats",
     "attribute_probs",

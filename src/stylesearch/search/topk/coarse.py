@@ -15,7 +15,7 @@ Per cluster ``j``: ``u_j`` bounds the rescaled cosine of every member (the cone 
    ``p`` of every row and score the rows with ``u_j p >= s_k``).
 
 Every bound is exact, so the result is exact with any backend. Optionally the backend's nearest
-rows come first (``DeepeningConfig.coarse_graph_depth``): every other row's cosine bound is then
+rows come first (``TopKConfig.coarse_graph_depth``): every other row's cosine bound is then
 capped at the last one's, exact with the exact backend and up to the graph's recall with faiss.
 
 The per-row work (the bounds of a cluster's members or a list block, ``p``, the bounds steering
@@ -32,7 +32,7 @@ import numpy as np
 from stylesearch.index.store import Index
 from stylesearch.search.kernels import FLOAT16_TABLE, frozen, list_bounds, survivors
 from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
-from stylesearch.search.topk.config import DeepeningConfig
+from stylesearch.search.topk.config import TopKConfig
 from stylesearch.search.topk.lists import ListReader
 from stylesearch.search.topk.probs import all_probs, attribute_probs
 from stylesearch.search.topk.results import (
@@ -65,7 +65,7 @@ class CoarseTopK:
         allowed: np.ndarray | None,
         best: RunningTopK,
         stats: TopKStats,
-        cfg: DeepeningConfig,
+        cfg: TopKConfig,
         n_allowed: int,
     ) -> None:
         self.index, self.coarse, self.q = index, coarse, q

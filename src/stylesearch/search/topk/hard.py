@@ -11,7 +11,7 @@ import numpy as np
 from stylesearch.index.filters import WordMask
 from stylesearch.index.store import Index
 from stylesearch.search.scoring import BOUND_EPS
-from stylesearch.search.topk.config import DeepeningConfig
+from stylesearch.search.topk.config import TopKConfig
 from stylesearch.search.topk.results import rank_rows
 
 __all__ = ["hard_filter_mask", "hard_filter_topk"]
@@ -64,7 +64,7 @@ def hard_filter_topk(
     query: np.ndarray,
     k: int,
     allowed: np.ndarray | None,
-    config: DeepeningConfig | None = None,
+    config: TopKConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` by cosine among the ``allowed`` rows: ``(cosines, rows)``, best first.
 
@@ -74,7 +74,7 @@ def hard_filter_topk(
     then the row's own) reaches the k-th cosine. Otherwise the backend searches (faiss: exact
     below its own ``exact_below``, the graph with a selector above).
     """
-    cfg = config or DeepeningConfig()
+    cfg = config or TopKConfig()
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     known = getattr(allowed, "rows", None)
     coarse = index.coarse

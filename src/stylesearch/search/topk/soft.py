@@ -21,7 +21,7 @@ import numpy as np
 
 from stylesearch.index.store import Index
 from stylesearch.search.topk.coarse import CoarseTopK
-from stylesearch.search.topk.config import DeepeningConfig
+from stylesearch.search.topk.config import TopKConfig
 from stylesearch.search.topk.probs import attribute_probs
 from stylesearch.search.topk.results import RunningTopK, TopK, TopKStats, may_reach
 
@@ -36,7 +36,7 @@ def soft_filter_topk(
     remove: list[int],
     *,
     allowed: np.ndarray | None = None,
-    config: DeepeningConfig | None = None,
+    config: TopKConfig | None = None,
     cosine_power: float = 1.0,
 ) -> TopK:
     """Top-``k`` rows by ``S = c~^g * p`` (see the module docstring for the algorithm and its
@@ -48,14 +48,14 @@ def soft_filter_topk(
         k: results wanted (fewer when fewer rows are allowed).
         add, remove: vocabulary ids of the wanted / unwanted words.
         allowed: optional ``(N,)`` bool hard-filter mask.
-        config: deepening knobs and costs.
+        config: the knobs of the search (speed only).
         cosine_power: ``g`` > 0; above 1 the cosine weighs more against ``p``.
 
     Returns:
         :class:`~.results.TopK`, whose ``stats`` (:class:`~.results.TopKStats`) say how it was
         found.
     """
-    cfg = config or DeepeningConfig()
+    cfg = config or TopKConfig()
     n = index.count
     known = getattr(allowed, "rows", None)
     if allowed is None:
@@ -71,7 +71,7 @@ def soft_filter_topk(
     if cosine_power <= 0:
         raise ValueError(f"cosine_power must be > 0, got {cosine_power}")
     best = RunningTopK(k, cosine_power)
-    if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, 4 * cfg.initial):
+    if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, cfg.scan_rows):
         stats.path = "allowed"
         rows = known if known is not None else np.flatnonzero(allowed)
         stats.rechecked = _score_allowed(index, q, k, rows, add, remove, best)
