@@ -32,12 +32,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stylesearch.catalog.demo import DemoConfig, build_demo_catalog
 from stylesearch.catalog.demo_text import VOCABULARY
 from stylesearch.catalog.manifest import load_catalog
-from stylesearch.config import Config, load_config, to_dict
+from stylesearch.config import DEFAULT_METADATA_WEIGHT, Config, load_config, to_dict
 from stylesearch.evaluation.attributes import attribute_ap_by_group, load_truth
 from stylesearch.evaluation.visual import VisualConfig, read_visual_config, train_visual
 from stylesearch.model.io import read_model_config
@@ -96,6 +94,15 @@ def _trained_with(model_dir: Path) -> dict[str, Any] | None:
 
 def _weights(model_dir: Path) -> str:
     return str(read_model_config(model_dir)["weights_sha256"])
+
+
+def _index_key(index_dir: Path) -> list[Any]:
+    """What the tuning and the report depend on in an index: its model, its format and how
+    it blended the items' text."""
+    from stylesearch.index.store import read_manifest
+
+    manifest = read_manifest(index_dir)
+    return [manifest.get(k) for k in ("model_fingerprint", "format_version", "metadata_weight")]
 
 
 def _digest(*parts: Any) -> str:
@@ -172,6 +179,7 @@ def ensure_index(
         current is not None
         and current.get("model_fingerprint") == _weights(model_dir)
         and current.get("catalog") == str(manifest.absolute())
+        and current.get("metadata_weight") == DEFAULT_METADATA_WEIGHT
     ):
         log(f"reusing {out_dir}")
         return
@@ -185,13 +193,14 @@ def ensure_index(
 def score_attributes(
     index_dir: Path, base_manifest: Path, truth_path: Path, out_path: Path, *, log: Log
 ) -> dict[str, Any]:
-    """Attribute AP by group on the base catalog, from the index's stored probabilities."""
-    from stylesearch.index.store import read_manifest
+    """The attribute head's AP by group on the base catalog, from the index's stored
+    probabilities with the items' text taken back out."""
+    from stylesearch.index.build import head_probs
     from stylesearch.search.searcher import Searcher
     from stylesearch.text.pipeline import TextPipeline
 
-    weights = read_manifest(index_dir)["model_fingerprint"]
-    key = _digest(weights, str(base_manifest))
+    weights, _, metadata_weight = _index_key(index_dir)
+    key = _digest(weights, metadata_weight, str(base_manifest))
     cached = _read_cached(out_path, key)
     if cached is not None:
         log(f"reusing {out_path}")
@@ -202,7 +211,8 @@ def score_attributes(
     items = [by_id[index.item(row).id] for row in range(index.count)]
     assert model.vocab is not None and model.text_config is not None
     scores = attribute_ap_by_group(
-        np.asarray(index.attributes, dtype=np.float32), items, load_truth(truth_path), VOCABULARY,
+        head_probs(index.attributes, index.meta_offsets, index.meta_words, metadata_weight or 0.0),
+        items, load_truth(truth_path), VOCABULARY,
         vocab_words=model.vocab.words, pipeline=TextPipeline(model.text_config),
     )  # fmt: skip
     result = {
@@ -254,7 +264,7 @@ def tune_search(
     from stylesearch.search.settings import SearchSettings, write_settings
 
     key = _digest(
-        read_manifest(index_dir)["model_fingerprint"],
+        _index_key(index_dir),
         read_visual_config(visual_dir)["weights_sha256"],
         _file_digest(queries_path),
         WORD_WEIGHTS,
@@ -319,7 +329,7 @@ def evaluate_demo(
 
     out_dir = workdir / "report"
     key = _digest(
-        read_manifest(index_dir)["model_fingerprint"],
+        _index_key(index_dir),
         read_visual_config(visual_dir)["weights_sha256"],
         _file_digest(queries_path),
         tuning["settings"],

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from stylesearch.catalog.demo import DEFAULT_SOURCE, DemoConfig
+from stylesearch.config import DEFAULT_METADATA_WEIGHT
 from stylesearch.demo import demo_config, format_report, run_demo
 from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS
 from stylesearch.evaluation.visual import VisualConfig
+from stylesearch.index.store import MANIFEST
 from stylesearch.search.query import METHODS
 from stylesearch.search.searcher import Searcher
 
@@ -68,3 +70,16 @@ def test_small_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert trained == [], trained
     assert sum("reusing" in line for line in logs) >= 8
     assert again.report["table"] == result.report["table"]
+
+    # an index blended at another metadata weight (or none: built before the blend) is rebuilt;
+    # tuned on this same index before, it gets its recorded settings back
+    manifest_path = tmp_path / "demo" / "index" / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest.pop("metadata_weight")
+    manifest_path.write_text(json.dumps(manifest))
+    logs.clear()
+    run_demo(tmp_path / "demo", **kwargs)
+    indexed = [line for line in logs if ": indexing " in line]
+    assert len(indexed) == 1 and f"with {tmp_path / 'demo' / 'model'}" in indexed[0], logs
+    assert json.loads(manifest_path.read_text())["metadata_weight"] == DEFAULT_METADATA_WEIGHT
+    assert Searcher.load(tmp_path / "demo" / "index").settings.to_dict() == settings

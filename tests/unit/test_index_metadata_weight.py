@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from stylesearch.config import ConfigError
-from stylesearch.index.build import fuse_metadata
+from stylesearch.index.build import fuse_metadata, head_probs
 from stylesearch.index.postings import csr_from_bags
 
 
@@ -40,3 +40,16 @@ def test_the_weight_is_checked(weight):
     offsets, words = csr_from_bags([[], [], []])
     with pytest.raises(ConfigError, match="metadata weight"):
         fuse_metadata(_attributes(), offsets, words, weight)
+
+
+def test_head_probs_undo_the_blend():
+    offsets, words = csr_from_bags([[1], [], [0, 2]])
+    a = _attributes()
+    fuse_metadata(a, offsets, words, 0.5)
+    stored = a.copy()
+    head = head_probs(a, offsets, words, 0.5)
+    assert head.dtype == np.float32
+    np.testing.assert_allclose(head, _attributes().astype(np.float32), atol=2e-3)
+    np.testing.assert_array_equal(a, stored)  # a new array; the stored one is untouched
+    with pytest.raises(ConfigError, match="cannot be recovered"):
+        head_probs(a, offsets, words, 1.0)

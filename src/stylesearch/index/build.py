@@ -40,6 +40,7 @@ __all__ = [
     "build_index",
     "embed_items",
     "fuse_metadata",
+    "head_probs",
     "metadata_csr",
     "shard_slice",
 ]
@@ -205,6 +206,19 @@ def fuse_metadata(
     if len(rows):
         boosted = np.asarray(attributes[rows, words], np.float32) + np.float32(weight)
         attributes[rows, words] = np.minimum(boosted, 1.0).astype(np.float16)
+
+
+def head_probs(
+    attributes: np.ndarray, offsets: np.ndarray, words: np.ndarray, weight: float
+) -> np.ndarray:
+    """The attribute head's own ``p`` from probabilities blended by :func:`fuse_metadata` at
+    ``weight`` (< 1), as a new float32 array: the blend undone."""
+    if not 0.0 <= weight < 1.0:
+        raise ConfigError(f"the head's p cannot be recovered from metadata weight {weight}")
+    p = np.array(attributes, dtype=np.float32)
+    rows = np.repeat(np.arange(p.shape[0]), np.diff(np.asarray(offsets)))
+    p[rows, np.asarray(words, dtype=np.int64)] -= np.float32(weight)
+    return np.clip(p / np.float32(1.0 - weight), 0.0, 1.0)
 
 
 def embed_items(
