@@ -29,7 +29,7 @@ from stylesearch.evaluation.queries import load_queries
 from stylesearch.search.query import Query
 from stylesearch.search.scoring import ArithmeticConfig, rescale_cosine
 from stylesearch.search.searcher import Result, Searcher, SearchResponse
-from stylesearch.search.topk import attribute_probs
+from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 
 class PoweredSoftFilter(Searcher):
@@ -44,7 +44,9 @@ class PoweredSoftFilter(Searcher):
         q = self._query_vector(query, add, remove, image_vector)
         rows = np.arange(self.index.count)
         cos = np.asarray(self.index.vectors, dtype=np.float32) @ q
-        p = attribute_probs(self.index.attributes, rows, add, remove)
+        p = attribute_probs(
+            self.index.attributes, rows, add, remove, index_removal_scale(self.index)
+        )
         score = rescale_cosine(cos) ** self.power * p
         top = np.argsort(-score, kind="stable")[: query.k]
         results = [

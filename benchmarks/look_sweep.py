@@ -34,7 +34,7 @@ from stylesearch.model.look import LUMA
 from stylesearch.search.query import Query
 from stylesearch.search.scoring import ArithmeticConfig, compose_query, rescale_cosine
 from stylesearch.search.searcher import Result, Searcher, SearchResponse
-from stylesearch.search.topk import attribute_probs
+from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 
 class ProjectedWords(Searcher):
@@ -62,7 +62,10 @@ class GreyLook(Searcher):
     def search(self, query: Query, *, image_vector: np.ndarray | None = None) -> SearchResponse:
         add, remove = self._ids(query.add), self._ids(query.remove)
         cos = self.features @ self.queries[str(query.image)]
-        p = attribute_probs(self.index.attributes, np.arange(self.index.count), add, remove)
+        p = attribute_probs(
+            self.index.attributes, np.arange(self.index.count), add, remove,
+            index_removal_scale(self.index),
+        )  # fmt: skip
         score = rescale_cosine(cos, self.cosine_power) * p
         top = np.argsort(-score, kind="stable")[: query.k]
         results = [

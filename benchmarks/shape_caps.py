@@ -47,7 +47,7 @@ from stylesearch.evaluation.shape import _read_sources, source_folder
 from stylesearch.evaluation.visual import embed_image_paths
 from stylesearch.model.towers import build_image_backbone
 from stylesearch.search.searcher import Searcher
-from stylesearch.search.topk import attribute_probs
+from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -130,7 +130,8 @@ def main() -> None:
     t_gain = np.array([judge.truth_gains(q) for q in queries])
     s_gain = visual_relevance(shape.queries @ shape.base.T)
     p = np.array(
-        [attribute_probs(index.attributes, np.arange(n), s._ids(q.add), s._ids(q.remove))
+        [attribute_probs(index.attributes, np.arange(n), s._ids(q.add), s._ids(q.remove),
+                         index_removal_scale(index))
          for q in queries]
     )  # fmt: skip
     ideal_s = np.array([ideal_dcg(g, k) for g in s_gain])

@@ -69,7 +69,10 @@ def _brute_force(searcher, method, image_vec, add, remove, must=(), must_not=())
     vectors = np.asarray(index.vectors, dtype=np.float64)
     cos = vectors @ q
     probs = np.asarray(index.attributes, dtype=np.float64)
-    p = np.prod(probs[:, a], axis=1) * np.prod(1 - probs[:, r], axis=1)
+    # an unwanted word's factor max(0, 1 - p / (1 - b)), b the index's metadata weight
+    b = index.manifest["metadata_weight"]
+    unwanted = np.maximum(1 - probs[:, r] / (1 - b), 0) if b < 1 else 1 - probs[:, r]
+    p = np.prod(probs[:, a], axis=1) * np.prod(unwanted, axis=1)
     g = searcher.settings.cosine_power
     score = ((1 + cos) / 2) ** g * p if method in ("filter", "combined") else cos.copy()
     if method == "filter-hard":

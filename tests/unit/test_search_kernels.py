@@ -55,8 +55,9 @@ def test_merge_best_fills_up_then_keeps_k():
     assert rows.tolist() == [1, 3, 7]
 
 
-def _case(seed: int, m_add: int, m_remove: int, lead: int, power: float, filtered: bool):
-    """A random block of candidates with true per-cluster caps, and numpy's answer."""
+def _case(seed: int, m_add: int, m_remove: int, lead: int, power: float, filtered: bool, scale=1.0):
+    """A random block of candidates with true per-cluster caps, and numpy's answer; ``scale``:
+    the removal scale ``r`` of unwanted words' factors ``max(0, 1 - r p)``."""
     rng = np.random.default_rng(seed)
     n_rows, vocab, n_clusters, n = 400, 6, 7, 300
     attributes = np.asfortranarray(rng.random((n_rows, vocab)).astype(np.float16))
@@ -70,7 +71,7 @@ def _case(seed: int, m_add: int, m_remove: int, lead: int, power: float, filtere
     scanned = rng.random(n_clusters) < 0.2
     allowed = rng.random(n_rows) < 0.7 if filtered else np.zeros(0, bool)
     columns = attributes[:, words].astype(np.float32).T
-    factor = np.where(wanted[:, None], columns, 1 - columns)
+    factor = np.where(wanted[:, None], columns, np.maximum(1 - scale * columns, 0))
     caps = np.zeros((words.shape[0], n_clusters))
     for c in range(n_clusters):  # the clusters' true maxima of every factor
         members = assign == c
@@ -90,26 +91,28 @@ def _case(seed: int, m_add: int, m_remove: int, lead: int, power: float, filtere
     u = np.full(n_clusters, u_cap)
     add = [int(w) for w in words[:m_add]]
     remove = [int(w) for w in words[m_add:]]
-    p = attribute_probs(attributes, rows, add, remove)
+    p = attribute_probs(attributes, rows, add, remove, scale)
     s_k = float(np.quantile(p * u_row, 0.7))
     keep = (p * (u_row * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k) & ~scanned[clusters]
     if filtered:
         keep &= allowed[rows]
     args = (
         rows, clusters, row_angles, lead, lead_values, attributes.view(np.uint16), words,
-        wanted, caps, limits, u, angles, u_cap, power, s_k, scanned, allowed, FLOAT16_TABLE,
+        wanted, caps, limits, u, angles, u_cap, power, s_k, scanned, np.float32(scale), allowed,
+        FLOAT16_TABLE,
     )  # fmt: skip
     return args, rows[keep], p[keep]
 
 
 @pytest.mark.parametrize(
-    "m_add,m_remove,lead,power,filtered",
-    [(1, 0, 0, 1.0, False), (2, 1, 1, 1.0, True), (2, 0, -1, 4.0, False), (0, 2, -1, 1.0, True),
-     (3, 2, 0, 2.0, False)],
+    "m_add,m_remove,lead,power,filtered,scale",
+    [(1, 0, 0, 1.0, False, 1.0), (2, 1, 1, 1.0, True, 1.0), (2, 0, -1, 4.0, False, 1.0),
+     (0, 2, -1, 1.0, True, 1.0), (3, 2, 0, 2.0, False, 1.0), (2, 1, 1, 1.0, True, 2.0),
+     (0, 2, -1, 4.0, False, 1.5)],
 )  # fmt: skip
-def test_survivors_equal_numpy(m_add, m_remove, lead, power, filtered):
+def test_survivors_equal_numpy(m_add, m_remove, lead, power, filtered, scale):
     for seed in range(5):
-        args, want_rows, want_p = _case(seed, m_add, m_remove, lead, power, filtered)
+        args, want_rows, want_p = _case(seed, m_add, m_remove, lead, power, filtered, scale)
         n = args[0].shape[0]
         out_rows, out_p = np.empty(n, np.int64), np.empty(n, np.float32)
         count = survivors(*args, out_rows, out_p)

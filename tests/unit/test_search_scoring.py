@@ -10,8 +10,10 @@ from stylesearch.search.scoring import (
     attribute_score,
     attribute_score_upper_bound,
     compose_query,
+    removal_scale,
     rescale_cosine,
     soft_filter_score,
+    unwanted_factor,
 )
 
 
@@ -38,6 +40,26 @@ def test_attribute_score_by_hand():
 def test_attribute_upper_bound():
     assert attribute_score_upper_bound([0.9, 0.5], [0.2]) == pytest.approx(0.9 * 0.5 * 0.8)
     assert attribute_score_upper_bound([], []) == 1.0
+    # r = 2: max(0, 1 - 2 * 0.2) = 0.6; a minimum of 0.6 gives max(0, -0.2) = 0
+    assert attribute_score_upper_bound([0.9], [0.2], 2.0) == pytest.approx(0.9 * 0.6)
+    assert attribute_score_upper_bound([0.9], [0.6], 2.0) == 0.0
+
+
+def test_removal_scale_by_hand():
+    assert removal_scale(0.0) == 1.0 and removal_scale(0.5) == 2.0
+    assert removal_scale(0.75) == pytest.approx(4.0) and removal_scale(1.0) == 1.0
+    with pytest.raises(ValueError, match="metadata weight"):
+        removal_scale(1.5)
+
+
+def test_unwanted_words_with_a_removal_scale():
+    # an index blended at b = 0.5 stores p_w / 2 (text lacks w) or p_w / 2 + 0.5 (text has w);
+    # r = 2 gives back the head's 1 - p_w for the first and 0 for the second
+    stored = np.array([[0.1], [0.45], [0.55], [1.0]], np.float32)
+    np.testing.assert_allclose(unwanted_factor(stored[:, 0], 2.0), [0.8, 0.1, 0.0, 0.0], atol=1e-6)
+    p = attribute_score(np.array([[0.5]] * 4), stored, removal_scale=2.0)
+    np.testing.assert_allclose(p, [0.4, 0.05, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_array_equal(unwanted_factor(stored[:, 0]), 1 - stored[:, 0])
 
 
 def test_compose_query_by_hand():

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from stylesearch.index.coarse import CoarseIndex, build_coarse
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index
+from stylesearch.search.scoring import removal_scale
 from stylesearch.search.topk import (
     TopKConfig,
     hard_filter_mask,
@@ -117,6 +118,30 @@ def test_sharper_cosine_equals_brute_force(synthetic, name):
     assert found / total >= 0.99
     plain = exact_topk(index.vectors, index.attributes, q, 10, add, remove, soft=True)
     assert plain.scores[0] >= oracle.scores[0]  # c~^4 <= c~: a sharper score is never higher
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_an_index_with_its_items_text_blended_in(tmp_path, name):
+    """An index built with metadata weight 0.5: unwanted words' factor max(0, 1 - 2 p_w), on
+    every path, equal to the oracle's."""
+    cat = make_synthetic_catalog(3000, 16, 40, n_clusters=20, seed=3)
+    folder = write_index_arrays(
+        tmp_path / "idx", cat.vectors, cat.attributes, metadata=cat.metadata,
+        manifest={"metadata_weight": 0.5},
+    )  # fmt: skip
+    index = Index.load(folder)
+    zeros = 0
+    for q, add, remove in _queries(cat, 20, seed=4):
+        remove = remove or [int(cat.groups[3][0])]
+        top = soft_filter_topk(index, q, 10, add, remove, config=CONFIGS[name])
+        oracle = exact_topk(
+            index.vectors, index.attributes, q, 10, add, remove, soft=True, removal_scale=2.0
+        )
+        np.testing.assert_array_equal(top.rows, oracle.rows)
+        np.testing.assert_array_equal(top.attribute_scores, oracle.attribute_scores)
+        zeros += int(np.sum(np.asarray(index.attributes)[:, remove[0]] >= 0.5))
+    assert zeros > 0  # some rows' unwanted factor is exactly 0
+    index.close()
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -243,6 +268,7 @@ def _cases(draw):
     )
     clusters = draw(st.sampled_from([None, 1, 2, 7, n // 3, n]))
     power = draw(st.sampled_from([1.0, 1.0, 2.5, 8.0]))
+    weight = draw(st.sampled_from([0.0, 0.0, 0.25, 0.5, 1.0]))  # the index's metadata weight
     return (
         power,
         vectors,
@@ -255,13 +281,16 @@ def _cases(draw):
         config,
         draw(st.booleans()),
         clusters,
+        weight,
     )
 
 
 @settings(max_examples=40, deadline=None)
 @given(case=_cases())
 def test_soft_topk_is_exact_on_generated_catalogs(case):
-    power, vectors, attributes, add, remove, query, k, allowed, config, filtered, clusters = case
+    power, vectors, attributes, add, remove, query, k, allowed, config, filtered, *rest = case
+    clusters, weight = rest
+    scale = removal_scale(weight)
     bags = [[int(np.argmax(row))] for row in attributes]
     with tempfile.TemporaryDirectory() as tmp:
         write_index_arrays(
@@ -270,6 +299,7 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
             attributes,
             metadata=csr_from_bags(bags),
             coarse_clusters=clusters,
+            manifest={"metadata_weight": weight},
         )
         index = Index.load(Path(tmp) / "idx")
         mask = allowed if filtered else None
@@ -278,7 +308,7 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
         )
         oracle = exact_topk(
             index.vectors, index.attributes, query, k, add, remove, soft=True, allowed=mask,
-            cosine_power=power,
+            cosine_power=power, removal_scale=scale,
         )  # fmt: skip
         index.close()
     # the same scores (ties may resolve differently only through float rounding of two paths)
@@ -292,7 +322,7 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
     for w in add:
         true = true * p[top.rows, w]
     for w in remove:
-        true = true * (1 - p[top.rows, w])
+        true = true * np.maximum(1 - scale * p[top.rows, w], 0)
     if oracle.scores.size:
         assert np.all(true >= oracle.scores[-1] - 1e-5)
 

@@ -24,6 +24,15 @@ def test_soft_scores_by_hand():
     np.testing.assert_allclose(top.attribute_scores, [0.5, 0.5, 0.9, 0.05], rtol=1e-3)
 
 
+def test_removal_scale_by_hand():
+    # r = 2: striped's factor max(0, 1 - 2 p) = 0, 1, 0, 1 -> p = 0, 0.5, 0, 0.9
+    # scores 0, 0.4, 0, 0.09; the two zeros by row
+    top = exact_topk(VECTORS, ATTRS, QUERY, 4, [0], [1], soft=True, removal_scale=2.0)
+    assert top.rows.tolist() == [1, 3, 0, 2]
+    np.testing.assert_allclose(top.scores, [0.4, 0.09, 0.0, 0.0], rtol=1e-3)
+    np.testing.assert_allclose(top.attribute_scores, [0.5, 0.9, 0.0, 0.0], rtol=1e-3)
+
+
 def test_cosine_power_sharpens_the_cosine():
     # g = 2: 1, 0.64, 0.25, 0.01 times p -> 0.05, 0.32, 0.125, 0.009
     top = exact_topk(VECTORS, ATTRS, QUERY, 2, [0], [1], soft=True, cosine_power=2.0)

@@ -84,6 +84,7 @@ def survivors(
     power,
     s_k,
     scanned,
+    removal_scale,
     allowed,
     table,
     out_rows,
@@ -109,6 +110,8 @@ def survivors(
         u_cap: cap of every row's ``c~^g`` bound; ``power``: ``g``.
         s_k: the k-th best score so far (> 0).
         scanned: ``(C,)`` bool, clusters whose rows were all scored already (skipped).
+        removal_scale: float32 ``r`` of an unwanted word's factor ``max(0, 1 - r p_w)``
+            (``caps`` already hold it).
         allowed: ``(N,)`` bool hard-filter mask, or an empty array for none.
         table: :data:`FLOAT16_TABLE`.
         out_rows, out_p: ``(n,)`` outputs (int64, float32).
@@ -119,6 +122,7 @@ def survivors(
     eps_abs = BOUND_EPS * 1e-2
     thr = (s_k - eps_abs) / (1.0 + BOUND_EPS)
     one = np.float32(1.0)
+    zero = np.float32(0.0)
     # Each stage keeps its survivors by index without a branch per row (write, then advance
     # by the test's outcome), and the next stage reads its values for all of them before
     # testing any (a loop that tested each entry as it read it was slower than numpy:
@@ -162,7 +166,8 @@ def survivors(
             factors[j, t] = table[attributes[rows[idx[t]], w]]
         if not wanted[j]:
             for t in range(k):
-                factors[j, t] = one - factors[j, t]
+                f32 = one - factors[j, t] * removal_scale
+                factors[j, t] = f32 if f32 > zero else zero
         k2 = 0
         for t in range(k):
             c = clusters[idx[t]]
@@ -291,7 +296,7 @@ def warm_up() -> None:
     for lead in (-1, 0):
         survivors(
             i32, i16, f32, lead, u16, attributes, words, wanted, caps, f64, f64, f64, 1.0,
-            1.0, 0.5, flags, flags, FLOAT16_TABLE, np.empty(1, np.int64),
+            1.0, 0.5, flags, np.float32(1.0), flags, FLOAT16_TABLE, np.empty(1, np.int64),
             np.empty(1, np.float32),
         )  # fmt: skip
     list_bounds(f64, caps, f64, 1, f64, flags)

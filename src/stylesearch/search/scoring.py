@@ -5,7 +5,13 @@ Scores (PAPER.md "Three search methods"; ``cos`` is the cosine of the query and 
 * ``visual``, ``text``, ``arithmetic``, ``filter-hard``: ``score = cos``.
 * ``filter``, ``combined`` (the soft filter): ``score = c~ * p`` with the **rescaled cosine**
   ``c~ = (1 + cos) / 2`` in [0, 1] and the attribute score
-  ``p = prod_{w in w+} p_w * prod_{w in w-} (1 - p_w)`` in [0, 1].
+  ``p = prod_{w in w+} p_w * prod_{w in w-} max(0, 1 - r p_w)`` in [0, 1], where ``r`` is the
+  index's **removal scale** (:func:`removal_scale`): 1 for an index whose ``p`` is the attribute
+  head's alone (the paper's ``1 - p_w``), ``1 / (1 - b)`` for one that blended each item's text
+  into ``p`` at weight ``b`` (index/build.py ``fuse_metadata``). There, an unwanted word's factor
+  is the head's own ``1 - p_w`` for an item whose text lacks the word, and 0 (for ``b >= 0.5``)
+  for one whose text names it: the blend helps a wanted word without halving the evidence
+  against an unwanted one.
 
 Why rescale: the paper multiplies the raw cosine by ``p``. With a negative cosine that product
 rewards an *unlikely* item: ``-0.2 * 0.9 = -0.18`` ranks below ``-0.1 * 0.1 = -0.01``, although
@@ -31,8 +37,10 @@ __all__ = [
     "attribute_score",
     "attribute_score_upper_bound",
     "compose_query",
+    "removal_scale",
     "rescale_cosine",
     "soft_filter_score",
+    "unwanted_factor",
     "with_look",
 ]
 
@@ -150,19 +158,41 @@ def rescale_cosine(cos: np.ndarray | float, power: float = 1.0) -> np.ndarray:
     return c if power == 1.0 else (c**power).astype(np.float32)
 
 
-def attribute_score(p_add: np.ndarray, p_remove: np.ndarray) -> np.ndarray:
-    """Soft-filter attribute score ``prod p_w(w+) * prod (1 - p_w(w-))`` per item.
+def removal_scale(metadata_weight: float) -> float:
+    """``r`` of an unwanted word's factor ``max(0, 1 - r p_w)`` for an index that blended its
+    items' text into ``p`` at ``metadata_weight`` ``b``: ``1 / (1 - b)``, so 1 for ``b = 0``.
+    For ``b = 1`` ``p`` is the text alone, exactly 0 or 1, and every ``r >= 1`` gives the same
+    factors: 1."""
+    if not 0.0 <= metadata_weight <= 1.0:
+        raise ValueError(f"a metadata weight is in [0, 1], got {metadata_weight}")
+    return 1.0 if metadata_weight == 1.0 else 1.0 / (1.0 - metadata_weight)
+
+
+def unwanted_factor(p: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """An unwanted word's factor of ``p``: ``max(0, 1 - scale p_w)`` in float32 (``1 - p_w``
+    when ``scale`` is 1)."""
+    p = np.asarray(p, dtype=np.float32)
+    if scale == 1.0:
+        return np.float32(1.0) - p
+    return np.maximum(np.float32(1.0) - p * np.float32(scale), np.float32(0.0))
+
+
+def attribute_score(
+    p_add: np.ndarray, p_remove: np.ndarray, removal_scale: float = 1.0
+) -> np.ndarray:
+    """Soft-filter attribute score ``prod p_w(w+) * prod max(0, 1 - r p_w(w-))`` per item.
 
     Args:
         p_add: ``(n, A)`` probabilities of the wanted words (A may be 0).
         p_remove: ``(n, R)`` probabilities of the unwanted words.
+        removal_scale: ``r`` (:func:`removal_scale`).
 
     Returns:
         ``(n,)`` float32 in [0, 1]; 1 when there are no words.
     """
     p_add = np.asarray(p_add, dtype=np.float32)
-    p_remove = np.asarray(p_remove, dtype=np.float32)
-    return (np.prod(p_add, axis=1) * np.prod(1.0 - p_remove, axis=1)).astype(np.float32)
+    unwanted = unwanted_factor(p_remove, removal_scale)
+    return (np.prod(p_add, axis=1) * np.prod(unwanted, axis=1)).astype(np.float32)
 
 
 def soft_filter_score(cos: np.ndarray, p: np.ndarray, power: float = 1.0) -> np.ndarray:
@@ -170,11 +200,14 @@ def soft_filter_score(cos: np.ndarray, p: np.ndarray, power: float = 1.0) -> np.
     return (rescale_cosine(cos, power) * np.asarray(p, dtype=np.float32)).astype(np.float32)
 
 
-def attribute_score_upper_bound(add_max: np.ndarray, remove_min: np.ndarray) -> float:
+def attribute_score_upper_bound(
+    add_max: np.ndarray, remove_min: np.ndarray, removal_scale: float = 1.0
+) -> float:
     """An upper bound of ``p`` over the catalog from per-word column maxima / minima of p.
 
-    ``p = prod p_w(w+) prod (1 - p_w(w-)) <= prod max_r p_w * prod (1 - min_r p_w)``.
+    ``p = prod p_w(w+) prod max(0, 1 - r p_w(w-)) <= prod max_r p_w * prod max(0, 1 - r min_r
+    p_w)``: each factor is monotone in its ``p_w``.
     """
     add_max = np.asarray(add_max, dtype=np.float64)
     remove_min = np.asarray(remove_min, dtype=np.float64)
-    return float(np.prod(add_max) * np.prod(1.0 - remove_min))
+    return float(np.prod(add_max) * np.prod(np.maximum(1.0 - removal_scale * remove_min, 0.0)))

@@ -50,6 +50,7 @@ from stylesearch.search.topk import (
     attribute_probs,
     hard_filter_mask,
     hard_filter_topk,
+    index_removal_scale,
     soft_filter_topk,
 )
 
@@ -330,7 +331,9 @@ class Searcher:
             )  # fmt: skip
         else:
             cos, rows = hard_filter_topk(self.index, q, query.k, allowed, self.topk)
-            p = attribute_probs(self.index.attributes, rows, add, remove)
+            p = attribute_probs(
+                self.index.attributes, rows, add, remove, index_removal_scale(self.index)
+            )
             top = TopK(rows, cos, cos, p)
         t_end = time.perf_counter()
         results = []

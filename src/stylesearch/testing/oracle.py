@@ -4,7 +4,8 @@ Written from the formula in docs/search.md ("Methods and scores"), not from the 
 and never called by it:
 
 - ``cos = vectors @ query``;
-- ``p = prod_{w+} p_w * prod_{w-} (1 - p_w)`` (1 without words);
+- ``p = prod_{w+} p_w * prod_{w-} max(0, 1 - r p_w)`` (1 without words), ``r`` the index's
+  removal scale (1 for an index of the attribute head's ``p`` alone);
 - the soft filter's score is ``((1 + cos) / 2) ** g * p`` with the rescaled cosine clipped to
   [0, 1]; a plain ranking's score is ``cos``;
 - every allowed row is scored, and the best ``k`` come first by score (descending), ties by
@@ -45,11 +46,13 @@ def exact_topk(
     soft: bool,
     allowed: np.ndarray | None = None,
     cosine_power: float = 1.0,
+    removal_scale: float = 1.0,
 ) -> OracleTopK:
     """Score every row of ``vectors`` ``(N, D)`` (only those where ``allowed`` ``(N,)`` bool is
     true, if given) for ``query`` ``(D,)`` and return the best ``k``.
 
-    ``attributes`` ``(N, V)`` holds ``p_w``; ``add`` / ``remove`` are word ids. ``soft``: rank by
+    ``attributes`` ``(N, V)`` holds ``p_w``; ``add`` / ``remove`` are word ids; an unwanted word's
+    factor is ``max(0, 1 - removal_scale * p_w)``. ``soft``: rank by
     ``((1 + cos) / 2) ** cosine_power * p``; else by ``cos`` (``p`` is still reported).
     """
     n = vectors.shape[0]
@@ -61,8 +64,10 @@ def exact_topk(
     p = np.ones(len(rows), dtype=np.float32)
     for word in add:
         p *= np.asarray(attributes[rows, word], dtype=np.float32)
+    r = np.float32(removal_scale)
     for word in remove:
-        p *= np.float32(1.0) - np.asarray(attributes[rows, word], dtype=np.float32)
+        p_w = np.asarray(attributes[rows, word], dtype=np.float32)
+        p *= np.maximum(np.float32(1.0) - p_w * r, np.float32(0.0))
     if soft:
         rescaled = np.clip((np.float32(1.0) + cos) * np.float32(0.5), 0.0, 1.0)
         if cosine_power != 1.0:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from stylesearch.search.topk.config import TopKConfig
 from stylesearch.search.topk.hard import hard_filter_mask, hard_filter_topk
-from stylesearch.search.topk.probs import attribute_probs
+from stylesearch.search.topk.probs import attribute_probs, index_removal_scale
 from stylesearch.search.topk.results import TopK, TopKStats
 from stylesearch.search.topk.soft import soft_filter_topk
 
@@ -29,5 +29,6 @@ __all__ = [
     "attribute_probs",
     "hard_filter_mask",
     "hard_filter_topk",
+    "index_removal_scale",
     "soft_filter_topk",
 ]

@@ -34,7 +34,7 @@ from stylesearch.search.kernels import FLOAT16_TABLE, frozen, list_bounds, survi
 from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
 from stylesearch.search.topk.config import TopKConfig
 from stylesearch.search.topk.lists import ListReader
-from stylesearch.search.topk.probs import all_probs, attribute_probs
+from stylesearch.search.topk.probs import all_probs, attribute_probs, index_removal_scale
 from stylesearch.search.topk.results import (
     RunningTopK,
     TopK,
@@ -70,6 +70,7 @@ class CoarseTopK:
     ) -> None:
         self.index, self.coarse, self.q = index, coarse, q
         self.add, self.remove, self.allowed = add, remove, allowed
+        self.removal_scale = index_removal_scale(index)
         self.best, self.stats, self.cfg, self.n_allowed = best, stats, cfg, n_allowed
         self.angles = coarse.query_angles(q)
         #: (C,) bound of the rescaled cosine of each cluster's members
@@ -105,7 +106,7 @@ class CoarseTopK:
         cos, rows = index.backend.search(self.q[None, :], m, self.allowed)
         keep = rows[0] >= 0
         cos, rows = cos[0][keep], rows[0][keep]
-        self.best.add(rows, cos, attribute_probs(index.attributes, rows, self.add, self.remove))
+        self.best.add(rows, cos, self._probs(rows))
         self.stats.rounds, self.stats.depth = 1, m
         if rows.shape[0] >= self.n_allowed:
             return True
@@ -120,7 +121,8 @@ class CoarseTopK:
         coarse = self.coarse
         n_clusters = coarse.centroids.shape[0]
         caps = [np.asarray(coarse.pmax[:, w], dtype=np.float64) for w in self.add] + [
-            1.0 - np.asarray(coarse.pmin[:, w], dtype=np.float64) for w in self.remove
+            np.maximum(1.0 - self.removal_scale * np.asarray(coarse.pmin[:, w], np.float64), 0.0)
+            for w in self.remove
         ]
         factors = np.ones(n_clusters)
         for f in caps:
@@ -180,7 +182,7 @@ class CoarseTopK:
             if self.allowed is not None:
                 keep &= self.allowed_arr[rows]
             rows = np.asarray(rows[keep], dtype=np.int64)
-            p = attribute_probs(self.index.attributes, rows, self.add, self.remove)
+            p = self._probs(rows)
         else:
             out_rows = np.empty(rows.shape[0], np.int64)
             out_p = np.empty(rows.shape[0], np.float32)
@@ -189,6 +191,7 @@ class CoarseTopK:
                 frozen(rows), frozen(cl), frozen(ang), lead, frozen(bits), self.attr_bits,
                 self.words, self.wanted, self.word_caps, self.limits_view, self.u64,
                 self.angles64, self.u_cap, float(best.power), s_k, self.scanned_view,
+                np.float32(self.removal_scale),
                 self.allowed_arr, FLOAT16_TABLE, out_rows, out_p,
             )  # fmt: skip
             rows, p = out_rows[:n_out], out_p[:n_out]
@@ -313,7 +316,7 @@ class CoarseTopK:
                 self._scan(int(self.order[self.pos]))
             return
         stats.path = "coarse+columns"
-        p = all_probs(self.index.attributes, self.add, self.remove)
+        p = all_probs(self.index.attributes, self.add, self.remove, self.removal_scale)
         rows = np.flatnonzero(~self.scanned[self.coarse.assign])
         if self.allowed is not None:
             rows = rows[self.allowed[rows]]
@@ -323,6 +326,12 @@ class CoarseTopK:
         stats.rechecked += int(rows.shape[0])
         if rows.shape[0]:
             best.add(rows, self.index.backend.score_rows(self.q, rows), p)
+
+    def _probs(self, rows: np.ndarray) -> np.ndarray:
+        """``p`` of ``rows`` (:func:`~stylesearch.search.topk.probs.attribute_probs`)."""
+        return attribute_probs(
+            self.index.attributes, rows, self.add, self.remove, self.removal_scale
+        )
 
     def _row_bounds(self, rows: np.ndarray) -> np.ndarray:
         """Per-row bound of the rescaled cosine (the row's own cone, within the cluster's)."""

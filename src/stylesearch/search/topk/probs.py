@@ -1,25 +1,41 @@
 """The attribute score ``p`` of rows, computed in the oracle's order.
 
-``p = prod_{w in add} p_w * prod_{w in remove} (1 - p_w)`` in float32, one column gather per
+``p = prod_{w in add} p_w * prod_{w in remove} max(0, 1 - r p_w)`` in float32 (``r``: the
+index's removal scale, :func:`~stylesearch.search.scoring.removal_scale`), one column gather per
 word, ``add`` words first: the same arithmetic as :mod:`stylesearch.testing.oracle`, so both give
 bit-identical ``p``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["all_probs", "attribute_probs", "factor"]
+from stylesearch.search.scoring import removal_scale, unwanted_factor
+
+__all__ = ["all_probs", "attribute_probs", "factor", "index_removal_scale"]
 
 
-def factor(col: np.ndarray, wanted: bool) -> np.ndarray:
-    """A word's factor of ``p``: its column for a wanted word, one minus it for an unwanted one."""
+def index_removal_scale(index: Any) -> float:
+    """The removal scale ``r`` of an index, from the metadata weight its manifest records
+    (none: an index whose ``p`` is the attribute head's alone, ``r = 1``)."""
+    return removal_scale(float(index.manifest.get("metadata_weight", 0.0)))
+
+
+def factor(col: np.ndarray, wanted: bool, removal_scale: float = 1.0) -> np.ndarray:
+    """A word's factor of ``p``: its column for a wanted word, ``max(0, 1 - r col)`` for an
+    unwanted one."""
     col = np.asarray(col, dtype=np.float32)
-    return col if wanted else 1.0 - col
+    return col if wanted else unwanted_factor(col, removal_scale)
 
 
 def attribute_probs(
-    attributes: np.ndarray, rows: np.ndarray, add: list[int], remove: list[int]
+    attributes: np.ndarray,
+    rows: np.ndarray,
+    add: list[int],
+    remove: list[int],
+    removal_scale: float = 1.0,
 ) -> np.ndarray:
     """``p`` of ``rows`` for the word ids ``add`` / ``remove`` from an ``(N, V)`` matrix.
 
@@ -32,16 +48,18 @@ def attribute_probs(
     for w in add:
         p *= factor(attributes[:, w][rows], True)
     for w in remove:
-        p *= factor(attributes[:, w][rows], False)
+        p *= factor(attributes[:, w][rows], False, removal_scale)
     return p
 
 
-def all_probs(attributes: np.ndarray, add: list[int], remove: list[int]) -> np.ndarray:
+def all_probs(
+    attributes: np.ndarray, add: list[int], remove: list[int], removal_scale: float = 1.0
+) -> np.ndarray:
     """``p`` for every row, one contiguous column at a time (Fortran-ordered attributes)."""
     attributes = np.asarray(attributes)
     p = np.ones(attributes.shape[0], dtype=np.float32)
     for w in add:
         p *= factor(attributes[:, w], True)
     for w in remove:
-        p *= factor(attributes[:, w], False)
+        p *= factor(attributes[:, w], False, removal_scale)
     return p

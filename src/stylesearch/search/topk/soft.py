@@ -22,7 +22,7 @@ import numpy as np
 from stylesearch.index.store import Index
 from stylesearch.search.topk.coarse import CoarseTopK
 from stylesearch.search.topk.config import TopKConfig
-from stylesearch.search.topk.probs import attribute_probs
+from stylesearch.search.topk.probs import attribute_probs, index_removal_scale
 from stylesearch.search.topk.results import RunningTopK, TopK, TopKStats, may_reach
 
 __all__ = ["soft_filter_topk"]
@@ -92,7 +92,7 @@ def _score_allowed(
     """Score the allowed ``rows`` into ``best``: ``p`` first, the cosine only of rows whose
     ``p`` can still reach the k-th score (seeded with the k most likely rows). Returns the
     number of cosines computed."""
-    p = attribute_probs(index.attributes, rows, add, remove)
+    p = attribute_probs(index.attributes, rows, add, remove, index_removal_scale(index))
     scored = 0
     if rows.shape[0] > 4 * k and (add or remove):
         seed = np.argpartition(-p, k - 1)[:k]
