@@ -269,7 +269,7 @@ def tune_search(
         _file_digest(queries_path),
         WORD_WEIGHTS,
         COSINE_POWERS,
-        "objective: sqrt(MM x MM-shape)",
+        "objective: sqrt(MM x MM-shape), truth floor on every query kind",
     )
     cached = _read_cached(out_path, key)
     if cached is not None:

@@ -118,3 +118,23 @@ def test_tuning_objective_is_the_geometric_mean_of_both_mms() -> None:
 
     assert objective({"mm": 0.36, "mm_shape": 0.64}) == pytest.approx(0.48)
     assert objective({"mm": 0.36, "mm_shape": None}) == pytest.approx(0.36)  # no shape judge
+
+
+def test_tuning_keeps_the_words_obeyed_on_every_query_kind() -> None:
+    from stylesearch.evaluation.tuning import choose_setting
+
+    rows = [
+        {
+            "name": "best objective, a kind below",
+            "objective": 0.72,
+            "t_ndcg_truth_worst_kind": 0.94,
+        },
+        {"name": "kept", "objective": 0.71, "t_ndcg_truth_worst_kind": 0.95},
+        {"name": "kept, lower", "objective": 0.70, "t_ndcg_truth_worst_kind": 0.99},
+    ]
+    assert choose_setting(rows, 0.95)["name"] == "kept"
+    assert choose_setting(rows, 0.0)["name"] == "best objective, a kind below"
+    # none reaches the floor (or there is no truth): the best objective of all
+    assert choose_setting(rows, 0.999)["name"] == "best objective, a kind below"
+    no_truth = [{"objective": 0.5, "t_ndcg_truth_worst_kind": None}, {"objective": 0.6}]
+    assert choose_setting(no_truth, 0.95)["objective"] == 0.6

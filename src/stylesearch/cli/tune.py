@@ -54,7 +54,8 @@ def parse_floats(text: str, what: str) -> list[float]:
 @click.option("--min-truth-t", type=click.FloatRange(min=0, max=1), default=0.95,
               show_default=True,
               help="With --truth, choose among the settings whose T-nDCG (truth) is at least "
-              "this (all of them when none is).")  # fmt: skip
+              "this on every query kind: add, remove, replace (all of them when none "
+              "is).")  # fmt: skip
 @k_option("nDCG cut-off K.")
 @click.option("--dry-run", is_flag=True, help="Print the choice without recording it.")
 @json_option("Print the whole result as JSON.")
@@ -80,7 +81,8 @@ def tune_cmd(
     `filter` shares, and whose look weight every method shares), and every word weight for
     `arithmetic` at that look weight, judged as `stylesearch eval` judges. The objective is
     sqrt(MM x MM-shape), or MM when the truth names no source images; with the truth, only
-    settings that keep T-nDCG (truth) >= --min-truth-t are chosen (when any do). `search`,
+    settings that keep T-nDCG (truth) >= --min-truth-t on every query kind are chosen (when
+    any do). `search`,
     `serve` and `eval` then use the recorded settings unless a flag overrides them.
     """
     from stylesearch.evaluation.tuning import tune_index

@@ -14,10 +14,10 @@ The objective is the geometric mean of the MMs the judges give: the paper's MM (
 when the truth names each item's source image, MM-shape (looks by the shape judge x words by the
 clean truth). One judge alone would reward either the keyword match or the look alone. With the
 truth, a method's choice is made among the settings whose T-nDCG (truth) is at least
-``min_truth_t`` (the words stay obeyed while the looks gain), or among all of them when none
-is. The
-chosen settings are written into the index's manifest (:func:`stylesearch.search.settings.
-write_settings`), where ``search``, ``serve``, ``eval`` and :meth:`Searcher.load` find them.
+``min_truth_t`` on every query kind (add, remove, replace: the words stay obeyed while the looks
+gain), or among all of them when none is (:func:`choose_setting`). The chosen settings are
+written into the index's manifest (:func:`stylesearch.search.settings.write_settings`), where
+``search``, ``serve``, ``eval`` and :meth:`Searcher.load` find them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "COSINE_POWERS",
     "LOOK_WEIGHTS",
     "MIN_TRUTH_T",
+    "choose_setting",
     "WORD_WEIGHTS",
     "objective",
     "tune_index",
@@ -51,6 +52,21 @@ def objective(row: dict[str, Any]) -> float:
     if row.get("mm_shape") is None:
         return float(row["mm"])
     return math.sqrt(float(row["mm"]) * float(row["mm_shape"]))
+
+
+def _worst_kind(row: dict[str, Any]) -> float | None:
+    """The lowest T-nDCG (truth) of a summary row's query kinds (None without the truth)."""
+    values = [v.get("t_ndcg_truth") for v in row.get("by_type", {}).values()]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def choose_setting(rows: Sequence[dict[str, Any]], min_truth_t: float) -> dict[str, Any]:
+    """The row with the best ``objective`` among those whose T-nDCG (truth) reaches
+    ``min_truth_t`` on every query kind (``t_ndcg_truth_worst_kind``), or among all rows when
+    none does (or without the truth)."""
+    kept = [r for r in rows if (r.get("t_ndcg_truth_worst_kind") or 0.0) >= min_truth_t]
+    return max(kept or rows, key=lambda r: r["objective"])
 
 
 def tune_index(
@@ -141,12 +157,12 @@ def tune_index(
                     key: row[key]
                     for key in ("v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "v_shape", "mm_shape")
                 },
+                "t_ndcg_truth_worst_kind": _worst_kind(row),
             }
         )
 
     def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        kept = [r for r in rows if (r["t_ndcg_truth"] or 0.0) >= min_truth_t]
-        return max(kept or rows, key=lambda r: r["objective"])
+        return choose_setting(rows, min_truth_t)
 
     best_combined = choose([r for r in table if r["method"] == "combined"])
     look = best_combined["look_weight"]
