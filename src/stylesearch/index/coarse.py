@@ -50,11 +50,10 @@ COARSE_FILES = (
 )
 #: slack on cosines computed in float32 (member to centroid, query to centroid)
 COS_SLACK = 1e-5
-#: rows per cluster aimed at, and the largest number of clusters: past ~400k rows the exact
-#: top-k caps far rows' cosines with the graph, and a query's per-cluster work (the centroid
-#: product, the bound arrays it recomputes per list block) outweighs tighter cones (measured at
-#: 1.5M items, soft_filter_profile.py --warm: CPU p50 / p99 of filter 4.36 / 6.73 ms with 3906
-#: clusters, 4.06 / 6.30 with 2048, 3.53 / 5.91 with 1024, 3.70 / 6.51 with 512)
+#: rows per cluster aimed at, and the largest number of clusters: on a catalog large enough
+#: for the graph seed the exact top-k caps far rows' cosines with the graph, and a query's
+#: per-cluster work (the centroid product, the bound arrays it recomputes per list block) then
+#: outweighs tighter cones (docs/performance.md, "At most 1024 coarse clusters")
 ROWS_PER_CLUSTER = 384
 MAX_CLUSTERS = 1024
 

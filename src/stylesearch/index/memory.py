@@ -55,9 +55,8 @@ def mapped(path: Path, populate: bool = False) -> np.ndarray:
     """A read-only memory map of an ``.npy`` file, as a plain ndarray view.
 
     ``populate``: map every page now (the file's pages are read into the page cache and the
-    process's page table), so no query pays the first-touch page faults of a random access
-    (measured at 1.5M items: ~13.7k faults, 80 ms, spread over the first queries; populating the
-    858 MB attribute matrix took 0.06-0.2 s at load from the page cache, 1.1 s from disk).
+    process's page table), so no query pays the first-touch page faults of a random access: the
+    load pays them once instead of the first queries (docs/performance.md).
     Falls back to a read-ahead hint where the kernel lacks it; the pages stay reclaimable file
     cache either way.
     """

@@ -320,8 +320,8 @@ class Index:
         self.vocab_size = int(manifest["vocab_size"])
         raw_vectors = np.load(folder / "vectors.npy", mmap_mode="r")
         # plain ndarray views of the read-only memory maps: each slice of a np.memmap object
-        # costs ~2 us of Python-level bookkeeping (0.2 us for a plain view; topk_micro.py), and
-        # a query takes hundreds of slices
+        # costs Python-level bookkeeping that a plain view's does not (benchmarks/topk_micro.py,
+        # docs/performance.md), and a query takes hundreds of slices
         self.attributes = mapped(folder / "attributes.npy", populate=True)
         self.attr_post_offsets = np.load(folder / "attr_postings_offsets.npy")
         self.attr_post_rows = mapped(folder / "attr_postings_rows.npy", populate=True)

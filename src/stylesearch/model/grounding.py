@@ -14,9 +14,9 @@ Why not the AP lift ``(AP - base) / (1 - base)`` (``base``: the word's share of 
 AP of a ranking by chance), which is saved beside it as ``ap_lift``: AP rewards telling the
 word's items apart at the very top of the ranking. A synonym ("crimson") names a random part of
 the items of its colour, and no image can rank those above the other red items, so its AP lift
-stays low (0.07 on the demo model) although the word is plainly visual; its Gini is 0.89. On the
-demo model the Gini separates colour, pattern and category words from brand and filler words
-far better (docs/results.md "Visual grounding").
+stays low although the word is plainly visual, while its Gini is high. On the demo model the
+Gini separates colour, pattern and category words from brand and filler words far better
+(docs/results.md "Visual grounding per word").
 
 Words with fewer than ``min_positives`` held-out positives (or no negative) get ``None``: a
 handful of positives gives a score too noisy to rank a word by.

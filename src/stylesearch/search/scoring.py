@@ -152,8 +152,8 @@ def rescale_cosine(cos: np.ndarray | float, power: float = 1.0) -> np.ndarray:
     items that are about equally likely to carry the words, the one that looks more like the
     query wins. The map stays increasing in ``cos``, so every cosine bound stays a bound.
     """
-    # np.minimum / np.maximum rather than np.clip: the same values, without np.clip's ~10 us
-    # of argument handling (this runs several times per soft-filter query)
+    # np.minimum / np.maximum rather than np.clip: the same values, without np.clip's argument
+    # handling (this runs several times per soft-filter query; docs/performance.md)
     c = np.minimum(np.maximum((1.0 + np.asarray(cos, dtype=np.float32)) * 0.5, 0.0), 1.0)
     return c if power == 1.0 else (c**power).astype(np.float32)
 

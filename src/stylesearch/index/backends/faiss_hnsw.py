@@ -1,20 +1,19 @@
 """The faiss HNSW backend: faiss ``IndexHNSWFlat`` with the inner-product metric, the embedded
-default for large catalogs (ENVIRONMENT.md: 0.24 / 0.37 ms p50 / p99 at 1M, recall@10 0.999).
+default for large catalogs (latency and recall: docs/performance.md).
 
 Its parameters (:class:`~stylesearch.index.backends.base.HNSWParams`: ``M``,
 ``ef_construction``, ``ef_search``, ``exact_below``, ``ef_retry``: the adaptive efSearch for
 queries off the data manifold) are recorded in the index manifest. A graph index loses recall
-under a selective filter (ENVIRONMENT.md: 0.83 with 1 % of items allowed), so when ``allowed``
-keeps less than ``exact_below`` of the items the backend scores the allowed rows exactly (faiss
-``compute_distance_subset``: no copy of the rows); above it, faiss searches the graph with an
-``IDSelectorBitmap`` and an ``efSearch`` raised to ``2 k / fraction`` (capped at 4096).
+under a selective filter (docs/search.md), so when ``allowed`` keeps less than ``exact_below``
+of the items the backend scores the allowed rows exactly (faiss ``compute_distance_subset``: no
+copy of the rows); above it, faiss searches the graph with an ``IDSelectorBitmap`` and an
+``efSearch`` raised to ``2 k / fraction`` (capped at 4096).
 
 The flat storage inside the faiss index doubles as the vector matrix (:attr:`vectors`, a
 zero-copy view), so the vectors are held in memory once. On Linux the vectors and the graph's
 neighbour lists are moved onto 2 MB pages at load (:func:`~stylesearch.index.memory.huge_pages`):
-a query reads thousands of random rows, and with 4 KB pages nearly each one missed the TLB
-(measured at 1.5M items, ``benchmarks/memory_warmth.py pages``, CPU p50: a 600-deep graph
-search 1.48-1.61 -> 1.34 ms, 3000 exact rows 0.69-0.72 -> 0.59-0.61 ms).
+a query reads thousands of random rows, and with 4 KB pages nearly each one misses the TLB
+(``benchmarks/memory_warmth.py pages``; docs/performance.md).
 
 :meth:`FaissHNSWBackend.score_rows` is the same distance function the graph search uses, so a
 row scored both ways gets the same cosine.

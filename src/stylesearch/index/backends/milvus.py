@@ -66,9 +66,9 @@ MAX_WORDS = 4096
 #: rows per insert request (well under the 64 MB gRPC message limit for D <= 1024)
 INSERT_ROWS = 8192
 #: consistency level of searches. "Strong" makes every search wait for the next time tick
-#: (about 200 ms); instead :meth:`MilvusBackend.load` and every write here end with a "Strong"
-#: query, after which the query nodes serve at least that state, and searches use "Bounded"
-#: (no wait). Rows written later by another process are not in this process's index folder
+#: (docs/scaling.md); instead :meth:`MilvusBackend.load` and every write here end with a
+#: "Strong" query, after which the query nodes serve at least that state, and searches use
+#: "Bounded" (no wait). Rows written later by another process are not in this process's index folder
 #: anyway (they are filtered out until the index is loaded again).
 SEARCH_CONSISTENCY = "Bounded"
 #: seconds allowed for one request, and for an index build to finish
