@@ -17,18 +17,17 @@ cosine against the same attribute probabilities, by brute force over an exact in
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+import _common
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.search.query import Query
 from stylesearch.search.scoring import ArithmeticConfig, rescale_cosine
-from stylesearch.search.searcher import Result, Searcher, SearchResponse
+from stylesearch.search.searcher import Searcher, SearchResponse
 from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 
@@ -48,22 +47,12 @@ class PoweredSoftFilter(Searcher):
             self.index.attributes, rows, add, remove, index_removal_scale(self.index)
         )
         score = rescale_cosine(cos) ** self.power * p
-        top = np.argsort(-score, kind="stable")[: query.k]
-        results = [
-            Result(self.index.item(int(r)).id, float(score[r]), float(cos[r]), float(p[r]),
-                   self.index.item(int(r)).title, row=int(r))
-            for r in top
-        ]  # fmt: skip
-        return SearchResponse(query.method, {}, 0.0, results)
+        return _common.ranked(self.index, query, score, cos, p, titles=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--queries", type=Path, required=True)
-    parser.add_argument("--visual", type=Path, required=True)
-    parser.add_argument("--truth", type=Path, default=None)
-    parser.add_argument("-k", type=int, default=10)
+    parser = _common.parser(__doc__)
+    _common.add_eval_args(parser, truth_required=False)
     parser.add_argument(
         "--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0, 2.0],
         help="word weights b = c to try",
@@ -111,8 +100,7 @@ def main() -> None:
             f"{r['mm']:.3f} | {truth} |"
         )
     if args.json:
-        args.json.write_text(json.dumps([{k: v for k, v in r.items() if k != "by_type"}
-                                         for r in table], indent=1))  # fmt: skip
+        _common.write_rows(args.json, table)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ unloadable (a failure).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -39,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+import _common
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index, IndexFormatError
 from stylesearch.testing.index_arrays import write_index_arrays
@@ -149,7 +148,7 @@ def state(out: Path, op: str, step: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--kills", type=int, default=50, help="kills per writer")
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the synthetic index")
     parser.add_argument("--backend", default="exact", help="exact or faiss")
@@ -157,7 +156,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the writers' torch: one thread each
+    _common.limit_threads()  # the writers it starts: one thread each
     with tempfile.TemporaryDirectory() as tmp:
         ops = args.ops.split(",")
         if {"delete", "rebuild"} & set(ops):

@@ -8,8 +8,7 @@ Prints, per kind and per threshold, the share marked visual or not visual as it 
 
     PYTHONPATH=src .venv/bin/python -m stylesearch vocab --model runs/demo/model --json \\
         > /tmp/vocab.json
-    PYTHONPATH=src .venv/bin/python benchmarks/grounding_groups.py /tmp/vocab.json \\
-        --model runs/demo/model
+    .venv/bin/python benchmarks/grounding_groups.py /tmp/vocab.json --model runs/demo/model
 
 Materials are reported apart: in the demo catalog they depend on the category (leather and
 suede for footwear and bags), so an image does predict them somewhat.
@@ -17,10 +16,10 @@ suede for footwear and bags), so an image does predict them somewhat.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+import _common
 from stylesearch.catalog import demo_text
 from stylesearch.model.grounding import VISUAL_THRESHOLD
 from stylesearch.model.io import read_model_config
@@ -52,7 +51,7 @@ def kinds(pipeline: TextPipeline, words: set[str]) -> dict[str, set[str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("vocab_json", type=Path, help="`stylesearch vocab --json` output")
     parser.add_argument("--model", type=Path, required=True, help="the model folder")
     parser.add_argument(

@@ -1,8 +1,8 @@
 """Bounded load test of ``stylesearch serve`` on 127.0.0.1: requests/s, p50 / p99 latency, errors.
 
-    python benchmarks/load_bench.py --index runs/demo/index [--duration 60] [--clients 8]
-                                    [--upload-share 0.2] [--seed 0] [--out FILE.json]
-    python benchmarks/load_bench.py --url http://127.0.0.1:8000 ...   # a server already running
+    .venv/bin/python benchmarks/load_bench.py --index runs/demo/index --duration 60 --clients 8 \\
+        --upload-share 0.2 --out runs/bench/load.json
+    .venv/bin/python benchmarks/load_bench.py --url http://127.0.0.1:8000   # a running server
 
 Without ``--url`` the server is started as a subprocess (``stylesearch serve``) on a free port
 and stopped at the end. ``--clients`` concurrent clients (asyncio + httpx, keep-alive) send
@@ -23,7 +23,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,13 +32,9 @@ from typing import Any
 import httpx
 import numpy as np
 
+import _common
+
 METHODS = ("visual", "text", "arithmetic", "filter", "filter-hard", "combined")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(index: str, port: int, threads: int | None) -> subprocess.Popen[bytes]:
@@ -173,7 +168,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--index", help="start `stylesearch serve --index INDEX` on a free port")
     where.add_argument("--url", help="use a server already running at this URL")
@@ -190,7 +185,7 @@ def main() -> None:
     proc = None
     url = args.url
     if url is None:
-        port = free_port()
+        port = _common.free_port()
         proc = start_server(args.index, port, args.threads)
         url = f"http://127.0.0.1:{port}"
     try:

@@ -9,12 +9,12 @@ catalog (an epoch left early would make a persistent loader drain its workers fi
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 from torch.utils.data import DataLoader
 
+import _common
 from stylesearch.catalog.dataset import EpochSampler, PairDataset, collate_pairs
 from stylesearch.catalog.manifest import load_catalog
 from stylesearch.catalog.transforms import train_transform
@@ -34,7 +34,7 @@ def first_batches(loader: DataLoader, sampler: EpochSampler, epochs: int) -> lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--catalog", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--items", type=int, default=1280)

@@ -18,13 +18,12 @@ judge, MM-shape), beside the index's own ``combined`` under its settings. Use th
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import _common
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
@@ -32,24 +31,39 @@ from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.visual import embed_image_paths
 from stylesearch.model.look import LUMA
 from stylesearch.search.query import Query
-from stylesearch.search.scoring import ArithmeticConfig, compose_query, rescale_cosine
-from stylesearch.search.searcher import Result, Searcher, SearchResponse
+from stylesearch.search.scoring import (
+    ArithmeticConfig,
+    compose_query,
+    rescale_cosine,
+    with_look,
+)
+from stylesearch.search.searcher import Searcher, SearchResponse
 from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 
 class ProjectedWords(Searcher):
-    """``combined`` whose image part has the query words' directions taken out (brute force)."""
+    """``combined`` whose image part has the query words' directions taken out (brute force);
+    on a model with a look, the look part is added as the searcher adds it."""
 
-    def _query_vector(self, query, add, remove, image_vector=None, arithmetic=None):  # noqa: ANN001
-        image = super()._query_vector(
-            Query(image=query.image, item_id=query.item_id, method="visual"), [], [], image_vector
-        )
+    def _query_vector(  # noqa: ANN001
+        self, query, add, remove, image_vector=None, arithmetic=None, look_weight=None
+    ):
+        visual = Query(image=query.image, item_id=query.item_id, method="visual")
+        dim = self.model.config.embed_dim
+        # the image's joint part (look weight 0: the look part is left zero)
+        image = super()._query_vector(visual, [], [], image_vector, look_weight=0.0)[:dim]
         words = self.word_vectors(add + remove).astype(np.float64)
         if len(words):
             basis, _ = np.linalg.qr(words.T)  # (D, r) orthonormal span of the words
             image = image - basis @ (basis.T @ image)
         cfg = arithmetic or self.arithmetic_for(query.method)
-        return compose_query(image, self.word_vectors(add), self.word_vectors(remove), cfg)
+        q = compose_query(image, self.word_vectors(add), self.word_vectors(remove), cfg)
+        if self.model.look is None:
+            return q
+        # the image's look (look weight 1: the joint part is left zero)
+        look = super()._query_vector(visual, [], [], image_vector, look_weight=1.0)[dim:]
+        weight = self.settings.look_weight if look_weight is None else look_weight
+        return with_look(q, look, weight, self.model.look.dim)
 
 
 class GreyLook(Searcher):
@@ -67,13 +81,7 @@ class GreyLook(Searcher):
             index_removal_scale(self.index),
         )  # fmt: skip
         score = rescale_cosine(cos, self.cosine_power) * p
-        top = np.argsort(-score, kind="stable")[: query.k]
-        results = [
-            Result(self.index.item(int(r)).id, float(score[r]), float(cos[r]), float(p[r]), "",
-                   row=int(r))
-            for r in top
-        ]  # fmt: skip
-        return SearchResponse(query.method, {}, 0.0, results)
+        return _common.ranked(self.index, query, score, cos, p)
 
 
 def to_greyscale(images: torch.Tensor) -> torch.Tensor:
@@ -104,12 +112,8 @@ def stock_features(paths: list, image_size: int, grey: bool = True) -> np.ndarra
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--queries", type=Path, required=True)
-    parser.add_argument("--visual", type=Path, required=True)
-    parser.add_argument("--truth", type=Path, required=True)
-    parser.add_argument("-k", type=int, default=10)
+    parser = _common.parser(__doc__)
+    _common.add_eval_args(parser)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5])
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
@@ -142,8 +146,7 @@ def main() -> None:
             f"{r['category_at_k']:.3f} |"
         )
     if args.json:
-        args.json.write_text(json.dumps([{k: v for k, v in r.items() if k != "by_type"}
-                                         for r in table], indent=1))  # fmt: skip
+        _common.write_rows(args.json, table)
 
 
 if __name__ == "__main__":

@@ -17,23 +17,20 @@ another checkout on ``PYTHONPATH`` to compare code versions.
 
 from __future__ import annotations
 
-import os
+import _common
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+_common.limit_threads()
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from pathlib import Path
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from search_bench import K, replay_queries  # noqa: E402
-from stylesearch.index.memory import huge_pages  # noqa: E402
-from stylesearch.index.store import Index  # noqa: E402
-from stylesearch.search.topk import soft_filter_topk  # noqa: E402
+from search_bench import K, replay_queries
+from stylesearch.index.memory import huge_pages
+from stylesearch.index.store import Index
+from stylesearch.search.topk import soft_filter_topk
 
 
 def percentiles(times: list[float]) -> str:
@@ -88,13 +85,12 @@ def first(folder: Path, queries: list) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("what", choices=["pages", "first"])
-    parser.add_argument("--workdir", default="runs/bench/search")
-    parser.add_argument("--n", type=int, default=1_500_000)
+    _common.add_bench_index(parser, queries=None)
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
-    folder = Path(args.workdir) / f"n{args.n}-faiss" / "index"
+    folder = _common.bench_index(args)
     queries = replay_queries(args.n, 300 if args.what == "first" else 200)
     (pages if args.what == "pages" else first)(folder, queries)
 

@@ -17,18 +17,16 @@ queries:
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
+import _common
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.index.build import fuse_metadata
 from stylesearch.search.query import Query
 from stylesearch.search.scoring import removal_scale, rescale_cosine
-from stylesearch.search.searcher import Result, Searcher, SearchResponse
+from stylesearch.search.searcher import Searcher, SearchResponse
 from stylesearch.search.topk import attribute_probs
 
 
@@ -54,22 +52,12 @@ class Blended(Searcher):
         rows = np.arange(self.index.count)
         p = attribute_probs(self.attributes, rows, add, remove, self.scale)
         score = rescale_cosine(cos, self.settings.cosine_power) * p
-        top = np.argsort(-score, kind="stable")[: query.k]
-        results = [
-            Result(self.index.item(int(r)).id, float(score[r]), float(cos[r]), float(p[r]), "",
-                   row=int(r))
-            for r in top
-        ]  # fmt: skip
-        return SearchResponse(query.method, {}, 0.0, results)
+        return _common.ranked(self.index, query, score, cos, p)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True, help="built with weight 0")
-    parser.add_argument("--queries", type=Path, required=True)
-    parser.add_argument("--visual", type=Path, required=True)
-    parser.add_argument("--truth", type=Path, required=True)
-    parser.add_argument("-k", type=int, default=10)
+    parser = _common.parser(__doc__)
+    _common.add_eval_args(parser)
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
     parser.add_argument(
         "--removal",

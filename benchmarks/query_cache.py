@@ -16,13 +16,13 @@ Linux only (it reads ``/proc``).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import random
 import statistics
 import sys
 import time
 
+import _common
 from stylesearch.config import TextConfig
 from stylesearch.text import pipeline as text_pipeline
 from stylesearch.text.pipeline import TextPipeline
@@ -53,14 +53,6 @@ def pseudo_words(n: int, seed: int) -> list[str]:
     return list(words)
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 def spacy_sizes(pipeline: TextPipeline) -> tuple[int, int]:
     """(strings in spaCy's string store, entries of its lemmatizer's cache)."""
     if pipeline.config.backend != "spacy":
@@ -70,7 +62,7 @@ def spacy_sizes(pipeline: TextPipeline) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--words", type=int, default=10_000, help="distinct unknown words")
     parser.add_argument("--steps", type=int, default=5, help="report this many times")
     parser.add_argument("--backend", choices=("spacy", "simplemma"), default="spacy")
@@ -89,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.normalize_query_word(word, vocabulary=VOCABULARY)
     words = pseudo_words(args.words, args.seed)
     gc.collect()
-    base = rss_mb()
+    base = _common.rss_mb()
     print(f"backend {pipeline.name}; {args.words} distinct unknown words; RSS {base:.1f} MB")
     print(f"{'words':>7} {'ms/word p50':>11} {'p90':>6} {'max':>6} {'RSS MB':>8} {'+MB':>7} "
           f"{'query cache':>11} {'noun lemmas':>11} {'spaCy strings':>13} "
@@ -104,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if i % step == 0 or i == len(words):
             recent = sorted(times[-step:])
             gc.collect()
-            rss = rss_mb()
+            rss = _common.rss_mb()
             strings, lemmas = spacy_sizes(pipeline)
             print(
                 f"{i:>7} {statistics.median(recent):>11.2f} {recent[int(0.9 * len(recent))]:>6.2f}"

@@ -13,11 +13,11 @@ Then index, tune and evaluate ``--out`` as usual (docs/results.md gives the comm
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from pathlib import Path
 
+import _common
 from stylesearch.catalog.manifest import load_catalog
 from stylesearch.config import LOOK_KINDS
 from stylesearch.model import JointModel, load_model, save_model
@@ -26,7 +26,7 @@ from stylesearch.training.look import fit_look
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--model", type=Path, required=True, help="a trained model folder")
     parser.add_argument("--catalog", type=Path, required=True, help="the training manifest")
     parser.add_argument("--kind", choices=LOOK_KINDS, default=LOOK_KINDS[0])

@@ -34,45 +34,36 @@ counts how the exact soft-filter top-k finished (search.md).
 
 from __future__ import annotations
 
+import _common
+
+_common.limit_threads()  # single-thread query latency
+
+import argparse
+import gc
+import json
 import os
+import shutil
+import sys
+import time
+from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # single-thread query latency
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from stylesearch.index.coarse import COARSE_FILES, build_coarse  # noqa: E402
-from stylesearch.index.store import FORMAT_VERSION, Index  # noqa: E402
-from stylesearch.search.scoring import compose_query  # noqa: E402
-from stylesearch.search.topk import (  # noqa: E402
+from stylesearch.index.coarse import COARSE_FILES, build_coarse
+from stylesearch.index.store import FORMAT_VERSION, Index
+from stylesearch.search.scoring import compose_query
+from stylesearch.search.topk import (
     attribute_probs,
     hard_filter_mask,
     hard_filter_topk,
     soft_filter_topk,
 )
-from stylesearch.testing.index_arrays import write_index_arrays  # noqa: E402
-from stylesearch.testing.oracle import exact_topk  # noqa: E402
-from stylesearch.testing.synthetic import make_synthetic_catalog  # noqa: E402
+from stylesearch.testing.index_arrays import write_index_arrays
+from stylesearch.testing.oracle import exact_topk
+from stylesearch.testing.synthetic import make_synthetic_catalog
 
 DIM = 256
 K = 10
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def file_mb(folder: Path, *names: str) -> float:
@@ -162,24 +153,13 @@ def time_image_encoder(n: int = 30) -> dict[str, float]:
     }
 
 
-def proc_rss_mb(pid: int | None) -> float:
-    """Resident set of another process (the local Milvus server), MB; NaN when unknown."""
-    if pid is None:
-        return float("nan")
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run_size(
     n: int, args: argparse.Namespace, backend: str = "faiss", milvus: tuple | None = None
 ) -> dict:
     """One catalog size on one backend; ``milvus`` = ``(uri, server pid or None)``."""
     import faiss
 
-    work = Path(args.workdir) / f"n{n}-{backend}"
+    work = _common.bench_folder(args.workdir, n, backend)
     build_key = {
         "n": n,
         "vocab": args.vocab,
@@ -210,7 +190,7 @@ def run_size(
         assert milvus is not None
         params |= {"uri": milvus[0], "collection": f"bench_n{n}_{os.getpid()}"}
         server_pid = milvus[1]
-    server_rss0 = proc_rss_mb(server_pid)
+    server_rss0 = _common.rss_mb(server_pid)
     t0 = time.perf_counter()
     if reuse:
         print(f"  n={n}: reusing the index built earlier in {work}", file=sys.stderr)
@@ -233,7 +213,7 @@ def run_size(
     gc.collect()
 
     faiss.omp_set_num_threads(1)
-    rss0 = rss_mb()
+    rss0 = _common.rss_mb()
     t0 = time.perf_counter()
     index = Index.load(work / "index")
     load_s = time.perf_counter() - t0
@@ -290,10 +270,9 @@ def run_size(
         "filter-hard": filter_hard,
     }
     # every method's queries timed back to back, as a server's stream of queries, after
-    # `warmup` other queries (the first ~20 soft-filter queries of a process ran 2-3x slower:
-    # 1.5M, filter CPU p99 8-16 ms after 5 warm-up queries); the recall afterwards, for all
-    # methods at once (the oracle's passes over the whole catalog made the next method's first
-    # queries slower again)
+    # `warmup` other queries (a process's first soft-filter queries find cold caches); the
+    # recall afterwards, for all methods at once (an oracle pass over the whole catalog would
+    # make the next method's first queries cold again). docs/performance.md, "Protocol".
     timed: dict[str, tuple[list[float], list[float], list]] = {}
     for name, fn in methods.items():
         for qv in warmup:
@@ -328,7 +307,7 @@ def run_size(
         print(f"  n={n} {name:15s} {results[name]}", file=sys.stderr, flush=True)
     # the soft filter's attribute gather for the results (part of building a response)
     _ = attribute_probs(index.attributes, np.arange(K), [0], [])
-    rss = rss_mb() - rss0
+    rss = _common.rss_mb() - rss0
     folder = work / "index"
     raw_vectors_mb = n * DIM * 4 / 2**20
     index_mb = {
@@ -373,7 +352,7 @@ def run_size(
     summary = {
         "backend": backend,
         "load_s": round(load_s, 2),
-        "server_rss_growth_mb": round(proc_rss_mb(server_pid) - server_rss0, 1),
+        "server_rss_growth_mb": round(_common.rss_mb(server_pid) - server_rss0, 1),
         "n": n,
         "dim": DIM,
         "vocab": args.vocab,
@@ -404,7 +383,7 @@ def run_size(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--vocab", type=int, default=300)
     parser.add_argument("--queries", type=int, default=200)
@@ -418,7 +397,7 @@ def main() -> None:
         default=30,
         help="Untimed queries (other than the timed ones) before each method's timed run.",
     )
-    parser.add_argument("--workdir", default="runs/bench/search")
+    _common.add_workdir(parser)
     parser.add_argument("--keep", action="store_true", help="Keep the index folders.")
     parser.add_argument(
         "--reuse",
@@ -431,8 +410,8 @@ def main() -> None:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="Run each query's brute-force oracle right after it (the protocol before "
-        "2026-11-27): the oracle reads the whole catalog, so every timed query starts with "
+        help="Run each query's brute-force oracle right after it (the benchmark's earlier "
+        "protocol): the oracle reads the whole catalog, so every timed query starts with "
         "cold caches. Default: all queries timed back to back, recall computed afterwards.",
     )
     parser.add_argument(

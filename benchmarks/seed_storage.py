@@ -1,43 +1,37 @@
 """Would an 8-bit HNSW graph make the soft filter's graph seed cheaper? (issue 4)
 
-The exact soft-filter top-k on a faiss index of 500k+ items starts with a graph search of
-depth 600 (docs/search.md, "Graph seed"), about half of a `filter` / `combined` query at 1.5M
-items. This script builds a second HNSW graph over the same vectors with 8-bit scalar-quantised
-storage (faiss ``IndexHNSWSQ``, same M and efConstruction) and times, one thread, the seed
-search (k = 600, efSearch 600) and a plain top-10 (efSearch 128) on both graphs, for the
-benchmark's image queries and arithmetic queries, twice in alternation.
+The exact soft-filter top-k on a large faiss index starts with a graph search of depth
+``TopKConfig.graph_depth`` (docs/search.md, "Graph seed"), a large part of a `filter` /
+`combined` query (docs/performance.md). This script builds a second HNSW graph over the same
+vectors with 8-bit scalar-quantised storage (faiss ``IndexHNSWSQ``, same M and efConstruction)
+and times, one thread, the seed search (k = 600, efSearch 600) and a plain top-10 (efSearch 128)
+on both graphs, for the benchmark's image queries and arithmetic queries, twice in alternation.
 
 Needs the 1.5M index of ``search_bench.py`` (its ``--workdir``); the SQ8 graph is written beside
-it and reused on the next run (building it takes ~8 minutes on 2 cores).
+it and reused on the next run (it is built with 2 threads).
 
     .venv/bin/python benchmarks/seed_storage.py --workdir runs/bench/search
 """
 
 from __future__ import annotations
 
-import os
+import _common
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+_common.limit_threads()
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from search_bench import DIM, replay_queries  # noqa: E402
+from search_bench import DIM, replay_queries
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", default="runs/bench/search")
-    parser.add_argument("--n", type=int, default=1_500_000)
-    parser.add_argument("--queries", type=int, default=100)
+    parser = _common.parser(__doc__)
+    _common.add_bench_index(parser, queries=100)
     args = parser.parse_args()
-    folder = Path(args.workdir) / f"n{args.n}-faiss"
+    folder = _common.bench_folder(args.workdir, args.n)
     flat = faiss.read_index(str(folder / "index" / "hnsw.faiss"))
     sq_path = folder / "hnsw_sq8.faiss"
     if not sq_path.exists():

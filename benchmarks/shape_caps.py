@@ -27,7 +27,6 @@ garment carries), and the judge's own pixels. Use the **validation** queries.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import _common
 from look_sweep import stock_features, to_greyscale
 from stylesearch.catalog.demo_render import SHADE_FLOOR, silhouette, upscale
 from stylesearch.catalog.fashion_mnist import load_set
@@ -102,11 +102,8 @@ def grey_feature_maps(backbone: Any, paths: list[Path], size: int, blocks: int) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--queries", type=Path, required=True)
-    parser.add_argument("--truth", type=Path, required=True)
-    parser.add_argument("-k", type=int, default=10)
+    parser = _common.parser(__doc__)
+    _common.add_eval_args(parser, visual=False)
     parser.add_argument("--powers", type=float, nargs="+", default=[4.0, 8.0])
     parser.add_argument("--stock", action="store_true", help="add ImageNet feature rows")
     parser.add_argument("--maps", action="store_true", help="add feature-map rows")

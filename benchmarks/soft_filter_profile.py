@@ -19,35 +19,28 @@ finished, and the slowest queries with their list entries read and rows scored.
 
 from __future__ import annotations
 
-import os
+import _common
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+_common.limit_threads()
 
-import argparse  # noqa: E402
-import cProfile  # noqa: E402
-import json  # noqa: E402
-import pstats  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
-from pathlib import Path  # noqa: E402
+import cProfile
+import json
+import pstats
+import time
+from collections import Counter
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from search_bench import K, add_coarse_partition, replay_queries  # noqa: E402
-from stylesearch.index.store import Index  # noqa: E402
-from stylesearch.search.topk import TopKConfig, soft_filter_topk  # noqa: E402
-from stylesearch.testing.oracle import exact_topk  # noqa: E402
+from search_bench import K, add_coarse_partition, replay_queries
+from stylesearch.index.store import Index
+from stylesearch.search.topk import TopKConfig, soft_filter_topk
+from stylesearch.testing.oracle import exact_topk
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", default="runs/bench/search")
-    parser.add_argument("--n", type=int, default=1_500_000)
-    parser.add_argument("--queries", type=int, default=200)
+    parser = _common.parser(__doc__)
+    _common.add_bench_index(parser)
     parser.add_argument("--config", default="{}", help="TopKConfig fields as JSON.")
     parser.add_argument("--cosine-power", type=float, default=1.0)
     parser.add_argument("--warm", action="store_true", help="One untimed pass first.")
@@ -60,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     queries = replay_queries(args.n, args.queries)  # search_bench.py's default seeds
-    folder = Path(args.workdir) / f"n{args.n}-faiss" / "index"
+    folder = _common.bench_index(args)
     if args.clusters is not None:
         add_coarse_partition(folder, args.clusters)
     index = Index.load(folder)

@@ -1,77 +1,90 @@
-"""Interleaved A/B of the exact soft-filter top-k: a git revision's ``topk.py`` (and its
-``kernels.py``, when it has one) against the working tree's, in one process, on the index
-``search_bench.py`` built (issue 4).
+"""Interleaved A/B of the exact soft-filter top-k: a git revision's ``topk.py`` or ``topk/``
+package (and its ``kernels.py``, when it has one) against the working tree's, in one process, on
+the index ``search_bench.py`` built (issue 4).
 
     .venv/bin/python benchmarks/topk_ab.py --rev d7ebba0 --n 1500000 --workdir runs/bench/search
 
-This VM's timings move by 20-30 % between runs (and more between minutes), so a comparison of
-two separate benchmark runs says little; here each query runs with both versions in turn (the
-order alternating), after ``--warmup`` untimed queries, and the results must be the same rows.
+Timings on a shared or virtual machine move between runs (docs/performance.md says how much on
+the development machine), so a comparison of two separate benchmark runs says little; here each
+query runs with both versions in turn (the order alternating), after ``--warmup`` untimed
+queries, and the results must be the same rows.
 Prints CPU p50 / p90 / p99 / max (ms, the query thread) per version, method and round. The rest
 of the package (scoring, index, backends) is the working tree's for both.
 """
 
 from __future__ import annotations
 
-import os
+import _common
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+_common.limit_threads()
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import importlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-import stylesearch.search.topk as current  # noqa: E402
-from search_bench import K, replay_queries  # noqa: E402
-from stylesearch.index.store import Index  # noqa: E402
+import stylesearch.search.topk as current
+from search_bench import K, replay_queries
+from stylesearch.index.store import Index
 
 SEARCH = "src/stylesearch/search"
 
 
 def load_revision(rev: str, folder: Path):
-    """Import ``topk.py`` of ``rev`` (with its own ``kernels.py`` if it has one)."""
-    root = Path(__file__).resolve().parent.parent
+    """Import the top-k of ``rev``: its ``topk.py``, or its ``topk/`` package, with its own
+    ``kernels.py`` if it has one."""
 
-    def show(name: str) -> str | None:
-        out = subprocess.run(
-            ["git", "show", f"{rev}:{SEARCH}/{name}"], cwd=root, capture_output=True, text=True
-        )
+    def git(*cmd: str) -> str | None:
+        out = subprocess.run(["git", *cmd], cwd=_common.ROOT, capture_output=True, text=True)
         return out.stdout if out.returncode == 0 else None
 
+    def show(name: str) -> str | None:
+        return git("show", f"{rev}:{SEARCH}/{name}")
+
     tag = "".join(c for c in rev if c.isalnum())
-    topk = show("topk.py")
-    if topk is None:
-        raise SystemExit(f"no {SEARCH}/topk.py at {rev}")
     kernels = show("kernels.py")
     if kernels is not None:
         (folder / f"kernels_{tag}.py").write_text(kernels)
-        topk = topk.replace("from stylesearch.search.kernels import", f"from kernels_{tag} import")
-    (folder / f"topk_{tag}.py").write_text(topk)
+
+    def own(text: str) -> str:
+        """The revision's source, importing the revision's top-k modules and kernels."""
+        if kernels is not None:
+            text = text.replace(
+                "from stylesearch.search.kernels import", f"from kernels_{tag} import"
+            )
+        return text.replace("stylesearch.search.topk", f"topk_{tag}")
+
+    topk = show("topk.py")
+    if topk is not None:
+        (folder / f"topk_{tag}.py").write_text(own(topk))
+    else:
+        listing = git("ls-tree", "--name-only", rev, f"{SEARCH}/topk/") or ""
+        names = [Path(line).name for line in listing.splitlines() if line.endswith(".py")]
+        if not names:
+            raise SystemExit(f"no {SEARCH}/topk.py or topk/ at {rev}")
+        package = folder / f"topk_{tag}"
+        package.mkdir()
+        for name in names:
+            (package / name).write_text(own(show(f"topk/{name}") or ""))
     sys.path.insert(0, str(folder))
     return importlib.import_module(f"topk_{tag}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--rev", required=True, help="git revision to compare with")
-    parser.add_argument("--workdir", default="runs/bench/search")
-    parser.add_argument("--n", type=int, default=1_500_000)
-    parser.add_argument("--queries", type=int, default=200)
+    _common.add_bench_index(parser)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     queries = replay_queries(args.n, args.queries)
-    index = Index.load(Path(args.workdir) / f"n{args.n}-faiss" / "index")
+    index = Index.load(_common.bench_index(args))
     with tempfile.TemporaryDirectory() as tmp:
         versions = {args.rev: load_revision(args.rev, Path(tmp)), "working tree": current}
         names = list(versions)

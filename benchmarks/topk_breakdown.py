@@ -13,29 +13,27 @@ Python glue between the parts).
 
 from __future__ import annotations
 
-import os
+import _common
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+_common.limit_threads()
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
+import time
+from collections import defaultdict
 
-import faiss  # noqa: E402
-import numpy as np  # noqa: E402
+import faiss
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-import stylesearch.search.topk as topk  # noqa: E402
-from search_bench import K, replay_queries  # noqa: E402
-from stylesearch.index.store import Index  # noqa: E402
+import stylesearch.search.topk as topk
+from search_bench import K, replay_queries
+from stylesearch.index.store import Index
+from stylesearch.search.topk import coarse as topk_coarse
+from stylesearch.search.topk import results as topk_results
+from stylesearch.search.topk import soft as topk_soft
 
 
 def graph_stats(index: Index, queries: list) -> None:
     """Per method: p50 / p99 of the distance computations and hops of the graph seed (the
-    600 nearest rows, efSearch 600, as ``TopKConfig.graph_depth``)."""
+    ``TopKConfig.graph_depth`` nearest rows, efSearch as deep)."""
     depth = topk.TopKConfig().graph_depth
     stats = faiss.cvar.hnsw_stats
     params = faiss.SearchParametersHNSW(efSearch=depth)
@@ -55,10 +53,8 @@ def graph_stats(index: Index, queries: list) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", default="runs/bench/search")
-    parser.add_argument("--n", type=int, default=1_500_000)
-    parser.add_argument("--queries", type=int, default=200)
+    parser = _common.parser(__doc__)
+    _common.add_bench_index(parser)
     parser.add_argument("--top", type=int, default=10, help="Slowest queries to print.")
     parser.add_argument(
         "--graph-stats", action="store_true",
@@ -67,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)
     queries = replay_queries(args.n, args.queries)
-    index = Index.load(Path(args.workdir) / f"n{args.n}-faiss" / "index")
+    index = Index.load(_common.bench_index(args))
     if args.graph_stats:
         graph_stats(index, queries)
     spent: dict[str, int] = defaultdict(int)
@@ -88,10 +84,12 @@ def main() -> None:
 
     timed(index.backend, "search", "graph")
     timed(index.backend, "score_rows", "cosines")
-    timed(topk, "survivors", "rows")
-    timed(topk, "list_bounds", "list-bounds")
-    timed(topk, "merge_best", "top-k")
-    timed(topk, "attribute_probs", "p")
+    # the compiled loops and helpers, where the top-k modules look them up
+    timed(topk_coarse, "survivors", "rows")
+    timed(topk_coarse, "list_bounds", "list-bounds")
+    timed(topk_results, "merge_best", "top-k")
+    timed(topk_coarse, "attribute_probs", "p")
+    timed(topk_soft, "attribute_probs", "p")
     timed(index.coarse, "query_angles", "angles")
     runs = []
     for timed_pass in (False, True):

@@ -10,21 +10,19 @@ the same work costs inside a query).
 
 from __future__ import annotations
 
-import os
+import _common
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+_common.limit_threads()
 
-import argparse  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from stylesearch.index.store import Index  # noqa: E402
+from stylesearch.index.store import Index
 
 
 def per_call(fn, repeat: int = 50) -> float:
@@ -54,15 +52,14 @@ def faults_child(path: str, populate: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", default="runs/bench/search")
-    parser.add_argument("--n", type=int, default=1_500_000)
+    parser = _common.parser(__doc__)
+    _common.add_bench_index(parser, queries=None)
     parser.add_argument("--faults-child", nargs=2, metavar=("PATH", "POPULATE"), help="internal")
     args = parser.parse_args()
     if args.faults_child:
         faults_child(args.faults_child[0], args.faults_child[1] == "1")
         return
-    folder = Path(args.workdir) / f"n{args.n}-faiss" / "index"
+    folder = _common.bench_index(args)
     index = Index.load(folder)
     coarse = index.coarse
     assert coarse is not None and coarse.list_cluster is not None

@@ -17,7 +17,6 @@ the process (and of its DataLoader workers) is reported too.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
@@ -29,6 +28,7 @@ import torch
 import torchvision
 from torch.utils.data import DataLoader
 
+import _common
 from stylesearch.catalog.dataset import PairDataset, collate_pairs
 from stylesearch.catalog.manifest import load_catalog
 from stylesearch.catalog.synthetic import make_shapes_catalog
@@ -119,7 +119,7 @@ def bench_bare(*, size: int, batch: int, steps: int, warmup: int, device: torch.
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = _common.parser(__doc__)
     ap.add_argument("--size", type=int, default=64, help="image size in pixels")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             workers=args.workers,
             device=device,
+            backbone=args.backbone,
         )
     own, children = _peak_rss_mb()
     result = {

@@ -16,10 +16,7 @@ RSS growth over the warm server, and the time.
 
 from __future__ import annotations
 
-import argparse
 import io
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
+
+import _common
 
 #: (name, Pillow mode, width, height, format): each at or near what the default limits accept
 PROBES = [
@@ -88,12 +87,6 @@ def status_kb(pid: int, key: str) -> int:
     raise RuntimeError(f"no {key} for process {pid}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(index: Path, model: Path | None, port: int) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("stylesearch")
     cmd = [str(exe), "serve", "--index", str(index), "--port", str(port)]
@@ -114,7 +107,7 @@ def start_server(index: Path, model: Path | None, port: int) -> subprocess.Popen
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--index", type=Path, required=True, help="an index folder")
     parser.add_argument("--model", type=Path, help="its model folder (default: the recorded one)")
     parser.add_argument("--at-once", type=int, default=1, help="send each probe N times at once")
@@ -124,7 +117,7 @@ def main() -> None:
     print(f"{'probe':24s} {'bytes':>9s} {'status':>6s} {'error':16s} {'+RSS MB':>8s} {'s':>6s}")
     for name, mode, width, height, fmt in PROBES:
         data = encode(mode, width, height, fmt)
-        port = free_port()
+        port = _common.free_port()
         server = start_server(args.index, args.model, port)  # a fresh one: no reused arenas
         url = f"http://127.0.0.1:{port}/api/search"
         try:
@@ -148,5 +141,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _common.limit_threads()  # the servers it starts: one thread each
     main()
