@@ -14,8 +14,11 @@ from stylesearch.model.grounding import (
     METHOD,
     Grounding,
     ap_lift,
+    check_threshold,
     gini,
     grounding_scores,
+    not_visual_note,
+    visual_mask,
     vocabulary_rows,
     word_grounding,
 )
@@ -81,6 +84,34 @@ def test_grounding_visual_and_rows() -> None:
     assert [r["word"] for r in vocabulary_rows(WORDS, [3, 9, 4], None)] == [
         "dress", "nordwind", "red",
     ]  # fmt: skip
+
+
+def test_visual_mask_by_hand() -> None:
+    grounding = Grounding(scores={"red": 0.9, "dress": 0.75, "nordwind": None}, items=10)
+    assert visual_mask(grounding, WORDS).tolist() == [True, True, False]
+    assert visual_mask(grounding, WORDS, 0.8).tolist() == [True, False, False]
+    assert visual_mask(grounding, [*WORDS, "unscored"], -1.0).tolist() == [True, True, False, False]
+    # no grounding scores (an old model folder), or the grounding not acted on: every word
+    assert visual_mask(None, WORDS).tolist() == [True] * 3
+    assert visual_mask(grounding, WORDS, None).tolist() == [True] * 3
+    assert visual_mask(grounding, []).shape == (0,)
+
+
+def test_check_threshold() -> None:
+    assert check_threshold(0.5) == 0.5 and check_threshold(-1) == -1.0
+    assert check_threshold(None) is None
+    for bad in (1.01, -1.5, float("nan"), float("inf"), "0.5", True):
+        with pytest.raises(ValueError, match=r"number in \[-1, 1\]"):
+            check_threshold(bad)
+
+
+def test_not_visual_note_names_the_words_and_their_scores() -> None:
+    grounding = Grounding(scores={"nordwind": 0.0512, "sand": None}, items=10)
+    one = not_visual_note(grounding, ["nordwind"], 0.75)
+    assert one.startswith("not visual, not used to rank: nordwind (grounding 0.051); ")
+    assert "cannot show it" in one and "threshold is 0.75" in one and "on it still works" in one
+    two = not_visual_note(grounding, ["nordwind", "sand"], 0.6)
+    assert "sand (too few held-out items to score)" in two and "on them still works" in two
 
 
 def test_grounding_round_trip_and_bad_files() -> None:

@@ -326,12 +326,21 @@ def run_evaluation(
     queries = load_queries(queries_path)
     read_visual_config(visual_dir)  # a missing judge is an error before any model is loaded
     truth = load_truth(truth_path) if truth_path is not None else None
+    # the protocol ranks by every query word, visual or not (grounding_threshold=None): the
+    # methods are compared as the paper defines them, on the same words for every model
     main = Searcher.load(
-        index_dir, word_weight=word_weight, cosine_power=cosine_power, look_weight=look_weight
+        index_dir,
+        word_weight=word_weight,
+        cosine_power=cosine_power,
+        look_weight=look_weight,
+        grounding_threshold=None,
     )
     # every system is searched with the main index's settings, so only the models differ
     systems = [System(name, Path(index_dir), main, methods)] + [
-        System(n, Path(d), Searcher.load(d, settings=main.settings), methods) for n, d in compare
+        System(
+            n, Path(d), Searcher.load(d, settings=main.settings, grounding_threshold=None), methods
+        )
+        for n, d in compare
     ]
     shape = None
     if truth_path is not None:

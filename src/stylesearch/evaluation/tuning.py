@@ -108,7 +108,7 @@ def tune_index(
     if not look_weights or any(not 0 <= a <= 1 for a in look_weights):
         raise EvaluationError("give at least one look weight to try, each in [0, 1]")
     queries = load_queries(queries_path)
-    base = Searcher.load(index_dir)
+    base = Searcher.load(index_dir, grounding_threshold=None)  # every word, as eval ranks
     has_look = base.model.look is not None
     looks = [float(a) for a in look_weights] if has_look else [base.settings.look_weight]
     grid: dict[str, tuple[str, float, float | None, float]] = {}
@@ -128,6 +128,7 @@ def tune_index(
                 word_weight=w,
                 cosine_power=g or base.cosine_power,
                 look_weight=a,
+                grounding_threshold=None,
             ),
             (method,),
         )

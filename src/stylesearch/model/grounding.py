@@ -48,7 +48,10 @@ __all__ = [
     "VISUAL_THRESHOLD",
     "Grounding",
     "ap_lift",
+    "check_threshold",
     "grounding_scores",
+    "not_visual_note",
+    "visual_mask",
 ]
 
 METHOD = "auc-gini"
@@ -240,6 +243,40 @@ def word_grounding(
     if grounding is None:
         return None, True
     return _round(grounding.score(word)), grounding.visual(word, threshold)
+
+
+def check_threshold(value: float | None) -> float | None:
+    """``value`` as a visual threshold (a number in [-1, 1], or ``None``); ``ValueError`` else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1 <= value <= 1:
+        raise ValueError(f"the grounding threshold must be a number in [-1, 1], got {value!r}")
+    return float(value)
+
+
+def not_visual_note(grounding: Grounding | None, words: Sequence[str], threshold: float) -> str:
+    """What a search says of its query ``words`` that it left out as not visual."""
+    parts = []
+    for word in words:
+        score = None if grounding is None else grounding.score(word)
+        why = "too few held-out items to score" if score is None else f"grounding {score:.3f}"
+        parts.append(f"{word} ({why})")
+    them = "it" if len(words) == 1 else "them"
+    return (
+        f"not visual, not used to rank: {', '.join(parts)}; an image cannot show {them} "
+        f"(the visual threshold is {threshold:g}); a hard metadata filter (must, or method "
+        f"filter-hard) on {them} still works"
+    )
+
+
+def visual_mask(
+    grounding: Grounding | None, words: Sequence[str], threshold: float | None = VISUAL_THRESHOLD
+) -> np.ndarray:
+    """``(V,)`` bool: which of ``words`` are visual. All of them for a model without grounding
+    scores (as before they existed) or with ``threshold=None`` (the grounding not acted on)."""
+    if grounding is None or threshold is None:
+        return np.ones(len(words), dtype=bool)
+    return np.fromiter((grounding.visual(w, threshold) for w in words), bool, count=len(words))
 
 
 def vocabulary_rows(

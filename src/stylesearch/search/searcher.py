@@ -28,6 +28,14 @@ stored vector (the item itself is not excluded). Query words go through the mode
 ("Dresses" -> "dress"); a word outside the vocabulary raises :class:`UnknownWordError` listing the
 closest vocabulary words. A hard filter that matches nothing gives an empty result with a
 ``message``, not an error.
+
+Words that are not visual (their grounding, :mod:`stylesearch.model.grounding`, is below the
+searcher's ``grounding_threshold``: brands, "bestseller", "washable") are no evidence an image can
+give. Every method but ``filter-hard`` leaves such a wanted or unwanted word out: it adds no word
+vector to the query and no factor to ``p``. The response lists it in ``ignored_words`` and says
+so in its ``message``. ``filter-hard`` and the ``must`` / ``must_not`` filters match the
+metadata's text, so they use every word. A model folder without grounding scores, or
+``grounding_threshold=None``, uses every word, as before grounding existed.
 """
 
 from __future__ import annotations
@@ -40,6 +48,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stylesearch.index.store import Index, IndexMismatchError
+from stylesearch.model.grounding import (
+    VISUAL_THRESHOLD,
+    check_threshold,
+    not_visual_note,
+    visual_mask,
+)
 from stylesearch.search import kernels
 from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError, parse_query
 from stylesearch.search.scoring import ArithmeticConfig, compose_query, with_look
@@ -100,8 +114,10 @@ class Result:
 class SearchResponse:
     """The answer to one :class:`Query`.
 
-    ``query`` is the query as understood (words normalised to vocabulary tokens); ``message``
-    explains an empty or short result (``None`` otherwise); ``timings`` (ms: ``encode``,
+    ``query`` is the query as understood (words normalised to vocabulary tokens; ``add`` and
+    ``remove`` only the words used to rank); ``ignored_words``: the wanted and unwanted words
+    left out because they are not visual; ``message`` explains an empty or short result and any
+    ignored word (``None`` otherwise); ``timings`` (ms: ``encode``,
     ``search``) and ``stats`` (how the top-k was found) are for diagnostics.
     """
 
@@ -112,15 +128,18 @@ class SearchResponse:
     message: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    ignored_words: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``search --json`` object of ARCHITECTURE.md (plus ``message``)."""
+        """The ``search --json`` object of ARCHITECTURE.md (plus ``message`` and
+        ``ignored_words``)."""
         return {
             "method": self.method,
             "query": self.query,
             "took_ms": round(self.took_ms, 3),
             "results": [r.to_dict() for r in self.results],
             "message": self.message,
+            "ignored_words": list(self.ignored_words),
         }
 
 
@@ -140,6 +159,9 @@ class Searcher:
         arithmetic: the whole query-arithmetic config of every method (weights and
             normalisation); overrides ``word_weight`` and the settings' weights.
         topk: the exact top-k's knobs (speed only, never the result).
+        grounding_threshold: least visual grounding of a word used to rank (module docstring;
+            default: the measured :data:`~stylesearch.model.grounding.VISUAL_THRESHOLD`);
+            ``None`` uses every word.
         device: torch device for encoding query images.
     """
 
@@ -154,9 +176,20 @@ class Searcher:
         look_weight: float | None = None,
         arithmetic: ArithmeticConfig | None = None,
         topk: TopKConfig | None = None,
+        grounding_threshold: float | None = VISUAL_THRESHOLD,
         device: str = "cpu",
     ) -> None:
         check_model_matches(index, model)
+        try:
+            self.grounding_threshold = check_threshold(grounding_threshold)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        #: (V,) bool: the vocabulary words used to rank (all without grounding scores)
+        self.visual_words = visual_mask(
+            getattr(model, "grounding", None),
+            [] if model.vocab is None else model.vocab.words,
+            self.grounding_threshold,
+        )
         base = settings or SearchSettings.from_manifest(index.manifest)  # SettingsError if bad
         self.settings = base.overridden(
             word_weight=word_weight, cosine_power=cosine_power, look_weight=look_weight
@@ -224,6 +257,48 @@ class Searcher:
     def _ids(self, words: Any) -> list[int]:
         return list(dict.fromkeys(self.word_id(w) for w in words))
 
+    def _query_words(self, query: Query) -> _Words:
+        """The query's words as vocabulary ids: conflicts checked, ``filter-hard``'s words moved
+        to the metadata filters, and every other method's non-visual words set apart."""
+        parsed = parse_query(query.text) if query.text else ParsedQuery()
+        add = self._ids([*query.add, *parsed.add])
+        remove = self._ids([*query.remove, *parsed.remove])
+        must = self._ids(query.must)
+        must_not = self._ids(query.must_not)
+        vocab = self.model.vocab
+        assert vocab is not None
+        for a, b, what in (
+            (add, remove, "wanted and unwanted"),
+            (must, must_not, "must and must-not"),
+            (add, must_not, "wanted and must-not"),
+            (remove, must, "unwanted and must"),
+        ):
+            both = set(a) & set(b)
+            if both:
+                raise QueryError(f"{', '.join(vocab.decode(sorted(both)))}: both {what}")
+        if query.method == "filter-hard":  # metadata text: every word counts
+            must = list(dict.fromkeys([*must, *add]))
+            must_not = list(dict.fromkeys([*must_not, *remove]))
+            return _Words(add, remove, must, must_not)
+        visual = self.visual_words
+        ignored = [i for i in (*add, *remove) if not visual[i]]
+        words = _Words(
+            [i for i in add if visual[i]], [i for i in remove if visual[i]], must, must_not, ignored
+        )
+        if query.method == "text" and not words.add and not words.remove:
+            raise QueryError(
+                "method 'text' needs at least one word"
+                + (f"; {self.ignored_note(ignored)}" if ignored else "")
+            )
+        return words
+
+    def ignored_note(self, ids: list[int]) -> str:
+        """The message of a query whose words ``ids`` were left out as not visual."""
+        assert self.model.vocab is not None and self.grounding_threshold is not None
+        return not_visual_note(
+            self.model.grounding, self.model.vocab.decode(ids), self.grounding_threshold
+        )
+
     # ------------------------------------------------------------------ vectors
 
     def encode_image(self, image: Any) -> np.ndarray:
@@ -262,28 +337,13 @@ class Searcher:
         """
         t0 = time.perf_counter()
         query.validate()
-        parsed = parse_query(query.text) if query.text else ParsedQuery()
-        add = self._ids([*query.add, *parsed.add])
-        remove = self._ids([*query.remove, *parsed.remove])
-        must = self._ids(query.must)
-        must_not = self._ids(query.must_not)
+        words = self._query_words(query)
+        add, remove, must, must_not = words.add, words.remove, words.must, words.must_not
         vocab = self.model.vocab
         assert vocab is not None
-        for a, b, what in (
-            (add, remove, "wanted and unwanted"),
-            (must, must_not, "must and must-not"),
-            (add, must_not, "wanted and must-not"),
-            (remove, must, "unwanted and must"),
-        ):
-            both = set(a) & set(b)
-            if both:
-                raise QueryError(f"{', '.join(vocab.decode(sorted(both)))}: both {what}")
         method = query.method
-        if method == "text" and not add and not remove:
-            raise QueryError("method 'text' needs at least one word")
-        if method == "filter-hard":
-            must = list(dict.fromkeys([*must, *add]))
-            must_not = list(dict.fromkeys([*must_not, *remove]))
+        notes = [self.ignored_note(words.ignored)] if words.ignored else []
+        ignored = vocab.decode(words.ignored)
         understood = query.as_dict() | {
             "add": vocab.decode(add),
             "remove": vocab.decode(remove),
@@ -313,17 +373,15 @@ class Searcher:
         allowed = hard_filter_mask(self.index, must, must_not)
         if allowed is not None and not allowed.any():
             took = (time.perf_counter() - t0) * 1e3
-            return SearchResponse(
-                method,
-                understood,
-                took,
-                [],
-                message="no item matches the metadata filter"
+            empty = (
+                "no item matches the metadata filter"
                 f" (must: {', '.join(vocab.decode(must)) or '-'};"
                 f" must not: {', '.join(vocab.decode(must_not)) or '-'})"
                 if must or must_not
-                else "the index has no item left (every item was deleted)",
+                else "the index has no item left (every item was deleted)"
             )
+            message = "; ".join([empty, *notes])
+            return SearchResponse(method, understood, took, [], message, ignored_words=ignored)
         if method in SOFT_METHODS:
             top = soft_filter_topk(
                 self.index, q, query.k, add, remove, allowed=allowed, config=self.topk,
@@ -349,16 +407,16 @@ class Searcher:
                     row=row,
                 )
             )
-        message = None
         if (must or must_not) and len(results) < query.k:
-            message = f"only {len(results)} items match the metadata filter"
+            notes.insert(0, f"only {len(results)} items match the metadata filter")
         took = (time.perf_counter() - t0) * 1e3
         return SearchResponse(
             method,
             understood,
             took,
             results,
-            message=message,
+            message="; ".join(notes) or None,
+            ignored_words=ignored,
             timings={
                 "encode": (t_search - t_enc) * 1e3,
                 "search": (t_end - t_search) * 1e3,
@@ -411,6 +469,18 @@ class Searcher:
         look = None if joint is None or image is None else image[dim:]
         weight = self.settings.look_weight if look_weight is None else look_weight
         return with_look(q, look, weight, self.model.look.dim)
+
+
+@dataclass(frozen=True)
+class _Words:
+    """A query's words as vocabulary ids (:meth:`Searcher._query_words`)."""
+
+    add: list[int]
+    remove: list[int]
+    must: list[int]
+    must_not: list[int]
+    #: wanted or unwanted words left out as not visual
+    ignored: list[int] = field(default_factory=list)
 
 
 def check_model_matches(index: Index, model: JointModel) -> None:
