@@ -34,21 +34,37 @@ CHROMIUM_ARGS = [
 #: a colour the fixture model ranks reliably (checked over every query item: >= 75 % of the
 #: top 12 carry it; training is deterministic for a fixed seed)
 COLOUR = "yellow"
+#: brand names of the shapes catalog; the fixture's grounding.json marks one not visual
+BRANDS = ("acme", "nordwell", "kestrel", "lumen", "vanta", "orla", "brightside", "mosscot")
 WAIT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
-def server_url(tmp_path_factory, build_tiny_index):
+def page_model(tmp_path_factory, build_tiny_index) -> tuple[Path, str]:
+    """The small index's folder, and the brand its hand-made grounding.json marks not visual
+    (every other word scores 0.9)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("fastapi")
+    from stylesearch.model.grounding import Grounding
+    from stylesearch.model.io import load_model, save_grounding
+
+    root = tmp_path_factory.mktemp("page")
+    build_tiny_index(root, items=200, catalog_seed=1, train_seed=1, epochs=8)
+    words = load_model(root / "model").vocab.words
+    brand = next(w for w in BRANDS if w in words)
+    save_grounding(root / "model", Grounding(dict.fromkeys(words, 0.9) | {brand: 0.1}, items=50))
+    return root, brand
+
+
+@pytest.fixture(scope="module")
+def server_url(page_model):
     import uvicorn
 
     from stylesearch.server import SearchService, create_app
 
-    root = tmp_path_factory.mktemp("page")
-    build_tiny_index(root, items=200, catalog_seed=1, train_seed=1, epochs=8)
+    root, _ = page_model
     # this small model's attribute head is too flat for the demo-tuned defaults (the soft
     # filter then follows the looks, not the colour asked for): search it with the paper's
     # plain settings, as `serve --word-weight 1 --cosine-power 1` would
@@ -188,3 +204,31 @@ def test_unknown_word_shows_closest_and_narrow_screen(page, server_url):
     # narrow screen: one column, nothing wider than the viewport
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 380
+
+
+def test_a_non_visual_word_is_shown_as_ignored(page, server_url, page_model):
+    brand = page_model[1]
+    page.goto(server_url + "/")
+    first = page.locator("#random-items button.pick").first
+    first.wait_for()
+    start_id = first.get_attribute("data-id")
+    first.click()
+    ready_with(page, start_id, "")
+    word_input = page.locator("#word-input")
+    for word in (COLOUR, brand):  # typed in full: a non-visual word is never suggested
+        word_input.fill(word)
+        word_input.press("Escape")
+        word_input.press("Enter")
+    ready_with(page, start_id, f"+{COLOUR} +{brand}")
+    chip = page.locator(f'#chips .chip.ignored[data-word="{brand}"]')
+    chip.wait_for()
+    assert "ignored: not visual" in chip.inner_text()
+    assert page.locator(f'#chips .chip.ignored[data-word="{COLOUR}"]').count() == 0
+    assert f"not visual, not used to rank: {brand}" in page.locator("#status").inner_text()
+    assert page.locator(f'#facets .facet[data-word="{brand}"]').count() == 0
+    # filter-hard filters on it as text: the chip is no longer ignored
+    page.locator("#method").select_option("filter-hard")
+    page.wait_for_selector('#results[data-state="ready"]')
+    assert page.locator(f'#chips .chip[data-word="{brand}"]').count() == 1
+    assert page.locator("#chips .chip.ignored").count() == 0
+    assert "not visual" not in page.locator("#status").inner_text()

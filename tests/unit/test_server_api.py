@@ -154,24 +154,15 @@ def test_a_model_folder_with_grounding_serves_it(service, index_dir, tmp_path):
     save_grounding(model_dir, Grounding(scores=scores, items=7))
     grounded = SearchService.load(index_dir, model_dir=model_dir)
     client = TestClient(create_app(grounded), base_url=LOCAL)
-    words = client.get("/api/vocabulary", params={"limit": 100}).json()["words"]
+    # no word is visual: none is suggested; visual_only=false lists them all
+    assert client.get("/api/vocabulary", params={"limit": 100}).json()["words"] == []
+    params = {"limit": 100, "visual_only": "false"}
+    words = client.get("/api/vocabulary", params=params).json()["words"]
+    assert len(words) == len(service.words)
     by_word = {w["word"]: w for w in words}
     assert by_word[service.words[0]]["grounding"] is None
     assert not any(w["visual"] for w in words)  # 0.5 < 0.75; no score: not visual
     assert all(w["grounding"] == 0.5 for w in words if w["word"] != service.words[0])
-
-
-def test_vocabulary_with_grounding(client, service, monkeypatch):
-    from stylesearch.model.grounding import Grounding
-
-    scores = dict.fromkeys(service.words, 0.1) | {"red": 0.9}
-    monkeypatch.setattr(service, "grounding", Grounding(scores=scores, items=10))
-    words = client.get("/api/vocabulary", params={"prefix": "red"}).json()["words"]
-    assert words[0] == {"word": "red", "count": service.counts[service.words.index("red")],
-                        "grounding": 0.9, "visual": True}  # fmt: skip
-    other = next(w for w in service.words if not "red".startswith(w))
-    (entry,) = client.get("/api/vocabulary", params={"prefix": other, "limit": 1}).json()["words"]
-    assert entry["grounding"] == 0.1 and entry["visual"] is False
 
 
 # --------------------------------------------------------------------------- search

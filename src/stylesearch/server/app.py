@@ -301,7 +301,9 @@ def create_app(service: SearchService) -> FastAPI:
         `item_id`, wanted / unwanted words (`add` / `remove` lists and / or the one-line `query`
         "+red -striped"), a method (default `combined`), `k` and hard filters (`must`,
         `must_not`). Results are those of `stylesearch search --json`, each with its image URL
-        and most probable attributes; `facets` counts the attributes predicted among them."""
+        and most probable attributes; `facets` counts the attributes predicted among them.
+        Wanted or unwanted words that are not visual are left out of the ranking (except by
+        `filter-hard`) and listed in `ignored_words`."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         image_bytes: bytes | None = None
         if ctype == "application/json":
@@ -392,10 +394,14 @@ def create_app(service: SearchService) -> FastAPI:
     def vocabulary(
         prefix: Annotated[str, QueryParam(max_length=MAX_WORD_CHARS, description="typed")] = "",
         limit: Annotated[int, QueryParam(ge=1, le=limits.max_vocabulary)] = 10,
+        visual_only: Annotated[
+            bool, QueryParam(description="only the visual words (false: every word)")
+        ] = True,
     ) -> Response:
         """Vocabulary words for autocomplete: those starting with `prefix`, then those containing
-        it, most frequent first."""
-        words, total = service.vocabulary(prefix, limit)
+        it, most frequent first; only the visual words (those an image can show) unless
+        `visual_only=false`."""
+        words, total = service.vocabulary(prefix, limit, visual_only)
         return JSONResponse({"prefix": prefix.strip().lower(), "total": total, "words": words})
 
     @app.get("/api/health", response_model=HealthResponse, tags=["service"])

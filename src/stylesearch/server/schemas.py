@@ -99,7 +99,13 @@ class SearchResponseBody(BaseModel):
     query: dict[str, Any] = Field(description="the query as understood (vocabulary tokens)")
     took_ms: float
     results: list[SearchResult]
-    message: str | None
+    message: str | None = Field(
+        description="why the result is empty or short, and which words were ignored"
+    )
+    ignored_words: list[str] = Field(
+        description="wanted or unwanted words left out of the ranking because they are not "
+        "visual (grounding below the server's threshold; never with filter-hard)"
+    )
     facets: list[Facet]
 
 
@@ -127,8 +133,9 @@ class VocabularyWord(BaseModel):
         "grounding.json)"
     )
     visual: bool = Field(
-        description="grounding reaches the visual threshold (true for every word of a model "
-        "folder without grounding.json)"
+        description="grounding reaches the server's visual threshold (true for every word of a "
+        "model folder without grounding.json); only visual words are suggested, shown as "
+        "facets and used to rank"
     )
 
 
@@ -153,6 +160,14 @@ class HealthResponse(BaseModel):
     settings: dict[str, Any] = Field(
         description="the search settings in force: word_weight per method, cosine_power, "
         "look_weight, and source (tuned, default or given)"
+    )
+    grounding_threshold: float | None = Field(
+        description="least visual grounding of a word used to rank, suggested or shown as a "
+        "facet (null: every word is used)"
+    )
+    visual_words: int = Field(
+        description="vocabulary words at or above it (all of them for a model folder without "
+        "grounding.json)"
     )
 
 

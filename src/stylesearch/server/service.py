@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.errors import StylesearchError
-from stylesearch.model.grounding import VISUAL_THRESHOLD, word_grounding
+from stylesearch.model.grounding import word_grounding
 from stylesearch.search import Query, Searcher
 
 __all__ = [
@@ -135,7 +135,8 @@ class SearchService:
         self.words: list[str] = list(vocab.words)
         self.counts: list[int] = list(vocab.counts)
         self.grounding = getattr(searcher.model, "grounding", None)
-        self.visual_threshold = VISUAL_THRESHOLD
+        # words below the searcher's grounding threshold are never suggested nor facets
+        self.visual = searcher.visual_words
         # most frequent first, then alphabetical: the autocomplete order
         self._by_count = sorted(
             range(len(self.words)), key=lambda i: (-self.counts[i], self.words[i])
@@ -145,7 +146,9 @@ class SearchService:
         # share of (a sample of) the catalog for which the head predicts each word
         sample = np.unique(np.linspace(0, self.index.count - 1, num=20000).astype(np.int64))
         probs = np.asarray(self.index.attributes[sample], dtype=np.float32)
-        self._facet_words = (probs >= FACET_THRESHOLD).mean(axis=0) <= MAX_FACET_SHARE
+        self._facet_words = (
+            (probs >= FACET_THRESHOLD).mean(axis=0) <= MAX_FACET_SHARE
+        ) & self.visual
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self.index.row_of("")  # build the id -> row table now: later lookups only read it
@@ -161,7 +164,8 @@ class SearchService:
         **searcher: Any,
     ) -> SearchService:
         """Open the index and its model once (see :meth:`Searcher.load`; ``searcher``: its
-        scoring overrides, ``word_weight``, ``cosine_power`` and ``look_weight``)."""
+        scoring overrides, ``word_weight``, ``cosine_power`` and ``look_weight``, and its
+        ``grounding_threshold``)."""
         return cls(Searcher.load(index_dir, model_dir=model_dir, device=device, **searcher), limits)
 
     # ------------------------------------------------------------------ items
@@ -206,23 +210,28 @@ class SearchService:
         rows = np.random.default_rng(seed).choice(pool, size=n, replace=False)
         return [self.item_summary(int(r)) for r in rows]
 
-    def vocabulary(self, prefix: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+    def vocabulary(
+        self, prefix: str, limit: int, visual_only: bool = True
+    ) -> tuple[list[dict[str, Any]], int]:
         """Vocabulary words for autocomplete: words starting with ``prefix``, then words
-        containing it; each group most frequent first. Returns ``(words, total matches)``."""
+        containing it; each group most frequent first; only the visual words unless
+        ``visual_only`` is false. Returns ``(words, total matches)``."""
         prefix = prefix.strip().lower()
-        starts = [i for i in self._by_count if self.words[i].startswith(prefix)]
+        pool = [i for i in self._by_count if self.visual[i]] if visual_only else self._by_count
+        starts = [i for i in pool if self.words[i].startswith(prefix)]
         inside = []
         if prefix:
-            inside = [i for i in self._by_count if prefix in self.words[i][1:]]
+            inside = [i for i in pool if prefix in self.words[i][1:]]
             inside = [i for i in inside if not self.words[i].startswith(prefix)]
         hits = starts + inside
         return [self._word(i) for i in hits[:limit]], len(hits)
 
     def _word(self, i: int) -> dict[str, Any]:
-        """A vocabulary entry: word, catalog count, grounding and whether it is visual (null and
-        true for a model folder without grounding scores)."""
+        """A vocabulary entry: word, catalog count, grounding and whether it is visual at the
+        searcher's threshold (null and true for a model folder without grounding scores)."""
         word = self.words[i]
-        score, visual = word_grounding(self.grounding, word, self.visual_threshold)
+        score, _ = word_grounding(self.grounding, word)
+        visual = bool(self.visual[i])
         return {"word": word, "count": self.counts[i], "grounding": score, "visual": visual}
 
     # ------------------------------------------------------------------ search
@@ -253,8 +262,8 @@ class SearchService:
 
     def facets(self, rows: list[int]) -> list[dict[str, Any]]:
         """The attributes most often predicted (``p >= FACET_THRESHOLD``) among ``rows``, leaving
-        out words predicted for most of the catalog: ``[{"word", "count"}]`` (:func:`rank_facets`).
-        """
+        out words predicted for most of the catalog and words that are not visual:
+        ``[{"word", "count"}]`` (:func:`rank_facets`)."""
         if not rows:
             return []
         p = np.asarray(self.index.attributes[np.asarray(rows)], dtype=np.float32)  # (R, V)
@@ -276,6 +285,8 @@ class SearchService:
             "backend": manifest.get("backend", {}).get("name"),
             "model_fingerprint": str(manifest.get("model_fingerprint", ""))[:12],
             "settings": self.searcher.settings.to_dict(),
+            "grounding_threshold": self.searcher.grounding_threshold,
+            "visual_words": int(self.visual.sum()),
         }
 
 

@@ -259,6 +259,19 @@ function bar(cls, label, value, fraction) {
   ];
 }
 
+// words the server left out of the ranking as not visual: their chips say so
+function markIgnored(ignored) {
+  const skip = new Set(ignored || []);
+  for (const chip of document.querySelectorAll("#chips .chip")) {
+    const off = skip.has(chip.dataset.word);
+    chip.classList.toggle("ignored", off);
+    chip.title = off ? "not visual: an image cannot show it, so it does not rank the results (filter-hard still filters on it)" : "";
+    const note = chip.querySelector(".visually-hidden");
+    if (off && !note) chip.querySelector("span").after(el("span", { class: "visually-hidden", text: " (ignored: not visual)" }));
+    else if (!off && note) note.remove();
+  }
+}
+
 function renderResults(data) {
   const grid = $("#results");
   if (!data.results.length) {
@@ -326,6 +339,7 @@ async function search() {
     if (seq !== state.seq) return;  // a newer search is on its way
     $("#error").hidden = true;
     renderResults(data);
+    markIgnored(data.ignored_words);
     grid.dataset.query = step.query && step.query.kind === "item" ? step.query.id : "";
     grid.dataset.words = [...add.map((w) => "+" + w), ...remove.map((w) => "-" + w)].join(" ");
     grid.dataset.key = key;
