@@ -7,12 +7,15 @@ word is visual except ``striped`` (0.2) and a brand without a score.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from stylesearch.cli import cli
 from stylesearch.model.grounding import VISUAL_THRESHOLD, Grounding
 from stylesearch.model.io import load_model, save_grounding
 from stylesearch.search import Query, QueryError, Searcher
@@ -150,3 +153,27 @@ def test_the_note_joins_a_short_hard_filter_message(grounded, item):
     first, second = response.message.split("; ", 1)
     assert first.startswith("only ") and "match the metadata filter" in first
     assert second.startswith("not visual, not used to rank: striped")
+
+
+def test_cli_search_says_which_words_it_ignored(index_dir, grounded_dir, item):
+    base = ["search", "--index", str(index_dir), "--model", str(grounded_dir), "--item", item]
+    base += ["--query", f"+red -{NOT_VISUAL}", "-k", "3"]
+    runner = CliRunner()
+    table = runner.invoke(cli, base)
+    assert table.exit_code == 0, table.output
+    head = table.output.splitlines()
+    assert head[0].startswith("combined +red (")  # the words used to rank
+    assert head[1].startswith(f"not visual, not used to rank: {NOT_VISUAL} (grounding 0.200)")
+    as_json = runner.invoke(cli, [*base, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert data["ignored_words"] == [NOT_VISUAL] and data["query"]["remove"] == []
+    assert "not visual" in data["message"]
+    # a lower threshold uses the word; filter-hard always does
+    low = json.loads(runner.invoke(cli, [*base, "--json", "--grounding-threshold", "0.1"]).output)
+    assert low["ignored_words"] == [] and low["query"]["remove"] == [NOT_VISUAL]
+    assert low["message"] is None
+    hard = json.loads(runner.invoke(cli, [*base, "--json", "--method", "filter-hard"]).output)
+    assert hard["ignored_words"] == [] and hard["query"]["must_not"] == [NOT_VISUAL]
+    bad = runner.invoke(cli, [*base, "--grounding-threshold", "1.5"])
+    assert bad.exit_code == 2 and "--grounding-threshold" in bad.output

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from stylesearch.errors import StylesearchError
+from stylesearch.model.grounding import VISUAL_THRESHOLD
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,6 +176,20 @@ def scoring_options(func: F) -> F:
         help="Weight of each word vector in query arithmetic (b = c), for every method "
         "[default: the weights `stylesearch tune` recorded in the index, else 1 for "
         "arithmetic and 0.25 for combined].",
+    )(func)
+
+
+def grounding_option(func: F) -> F:
+    """``--grounding-threshold``: the least visual grounding of a word that ``search`` and
+    ``serve`` use to rank (and ``serve`` suggests and shows as a facet)."""
+    return click.option(
+        "--grounding-threshold",
+        type=click.FloatRange(min=-1, max=1),
+        default=VISUAL_THRESHOLD,
+        show_default=True,
+        help="Least visual grounding (2 * AUC - 1, `stylesearch vocab`) of a wanted or unwanted "
+        "word used to rank; a word below it is ignored with a message (a hard filter on it "
+        "still works). A model folder without grounding.json uses every word.",
     )(func)
 
 

@@ -11,6 +11,7 @@ import click
 from stylesearch.cli.options import (
     device_option,
     friendly_errors,
+    grounding_option,
     index_option,
     json_option,
     k_option,
@@ -54,6 +55,7 @@ MODEL_HELP = "Model folder [default: the one the index records]; must be the one
 @model_option(MODEL_HELP)
 @device_option()
 @scoring_options
+@grounding_option
 @json_option("Print the result as one JSON object.")
 @friendly_errors
 def search_cmd(
@@ -72,6 +74,7 @@ def search_cmd(
     word_weight: float | None,
     cosine_power: float,
     look_weight: float | None,
+    grounding_threshold: float,
     as_json: bool,
 ) -> None:
     """Search an index with an image (--image or --item) and wanted / unwanted words.
@@ -85,6 +88,10 @@ def search_cmd(
       filter-hard  the image, among items whose metadata has the wanted words and lacks the
                    unwanted ones
       combined     the arithmetic query with the soft filter (default)
+
+    Words that are not visual (grounding below --grounding-threshold: brands, "bestseller")
+    are left out of every method but filter-hard, with a message; --must / --must-not and
+    filter-hard match the metadata's text and use every word.
     """
     from stylesearch.search import Query, Searcher
 
@@ -105,6 +112,7 @@ def search_cmd(
         index_dir,
         model_dir=model_dir,
         device=device,
+        grounding_threshold=grounding_threshold,
         **searcher_settings(word_weight, cosine_power, look_weight),
     )
     response = searcher.search(query)

@@ -10,6 +10,7 @@ from stylesearch.cli.options import (
     as_user_error,
     device_option,
     friendly_errors,
+    grounding_option,
     index_option,
     model_option,
     scoring_options,
@@ -68,6 +69,7 @@ from stylesearch.cli.search import INDEX_HELP, MODEL_HELP
     help="Seconds a client may take to send a request's body after its headers (then 408).",
 )
 @scoring_options
+@grounding_option
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
@@ -90,6 +92,7 @@ def serve_cmd(
     word_weight: float | None,
     cosine_power: float,
     look_weight: float | None,
+    grounding_threshold: float,
     log_level: str,
 ) -> None:
     """Serve the search engine over HTTP: the JSON API under /api and the web page at /.
@@ -125,13 +128,15 @@ def serve_cmd(
             model_dir=model_dir,
             device=device,
             limits=limits,
+            grounding_threshold=grounding_threshold,
             **searcher_settings(word_weight, cosine_power, look_weight),
         ),
         (ServiceError,),
         prefix=f"{index_dir}: ",
     )
     click.echo(
-        f"stylesearch: {service.index.count} items, {len(service.words)} words; "
+        f"stylesearch: {service.index.count} items, {len(service.words)} words "
+        f"({int(service.visual.sum())} visual); "
         f"open http://{browse_host(host)}:{port}/ (API docs at /docs)",
         err=True,
     )
