@@ -28,7 +28,7 @@ from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
 from stylesearch.evaluation.queries import load_queries
-from stylesearch.evaluation.visual import embed_image_paths
+from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.look import LUMA
 from stylesearch.search.query import Query
 from stylesearch.search.scoring import (

@@ -44,7 +44,7 @@ from stylesearch.evaluation.metrics import dcg, ideal_dcg, mm, visual_relevance
 from stylesearch.evaluation.protocol import _Judge, load_shape
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.shape import _read_sources, source_folder
-from stylesearch.evaluation.visual import embed_image_paths
+from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.towers import build_image_backbone
 from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs, index_removal_scale

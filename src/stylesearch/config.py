@@ -35,6 +35,10 @@ from stylesearch.errors import StylesearchError
 
 #: how the model's look reads an image (model/look.py), the default first
 LOOK_KINDS = ("silhouette", "luminance")
+#: the image backbones (model/towers.py)
+BACKBONES = ("resnet18", "efficientnet_lite0")
+#: which in-batch negatives the triplet loss uses (losses/triplet.py)
+NEGATIVES = ("hardest", "semi-hard")
 #: how much an item's own text counts in its attribute probabilities at indexing
 #: (index/build.py ``fuse_metadata``), the best measured on the demo's validation queries
 DEFAULT_METADATA_WEIGHT = 0.5
@@ -238,11 +242,11 @@ def _choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> Non
 def validate(cfg: Config) -> Config:
     """Check values that types alone cannot; raise ConfigError with a fix."""
     _choice("text", "backend", cfg.text.backend, ("spacy", "simplemma"))
-    _choice("model", "backbone", cfg.model.backbone, ("resnet18", "efficientnet_lite0"))
+    _choice("model", "backbone", cfg.model.backbone, BACKBONES)
     _choice("model", "look_kind", cfg.model.look_kind, LOOK_KINDS)
     _choice("loss", "name", cfg.loss.name, ("mbmr", "triplet"))
     _choice("loss", "reduction", cfg.loss.reduction, ("mean", "sum"))
-    _choice("loss", "negatives", cfg.loss.negatives, ("hardest", "semi-hard"))
+    _choice("loss", "negatives", cfg.loss.negatives, NEGATIVES)
     _choice("loss", "attribute_weighting", cfg.loss.attribute_weighting, ("none", "pos_weight"))
     if cfg.text.min_count is not None and cfg.text.min_count < 1:
         raise ConfigError("[text] min_count must be >= 1 (or left out to scale with the catalog)")

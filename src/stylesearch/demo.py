@@ -37,10 +37,11 @@ from stylesearch.catalog.demo_text import VOCABULARY
 from stylesearch.catalog.manifest import load_catalog
 from stylesearch.config import DEFAULT_METADATA_WEIGHT, Config, load_config, to_dict
 from stylesearch.evaluation.attributes import attribute_ap_by_group, load_truth
-from stylesearch.evaluation.visual import VisualConfig, read_visual_config, train_visual
 from stylesearch.model.io import read_model_config
+from stylesearch.model.visual import VisualConfig, read_visual_config
 from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import train
+from stylesearch.training.visual import train_visual
 
 DEFAULT_WORKDIR = Path("runs/demo")
 STAGES = 7

@@ -12,8 +12,8 @@ from stylesearch.catalog.demo import DEFAULT_SOURCE, DemoConfig
 from stylesearch.config import DEFAULT_METADATA_WEIGHT
 from stylesearch.demo import demo_config, format_report, run_demo
 from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS
-from stylesearch.evaluation.visual import VisualConfig
 from stylesearch.index.store import MANIFEST
+from stylesearch.model.visual import VisualConfig
 from stylesearch.search.query import METHODS
 from stylesearch.search.searcher import Searcher
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from stylesearch.cli import cli
 from stylesearch.evaluation.metrics import ndcg
 from stylesearch.evaluation.queries import load_queries
-from stylesearch.evaluation.visual import VisualModelError, load_visual
+from stylesearch.model.visual import VisualModelError, load_visual
 from stylesearch.search.query import METHODS
 
 GROUPS = "colour=0.5,pattern=0.3,shape=0.2"

@@ -19,7 +19,7 @@ from stylesearch.errors import StylesearchError
 from stylesearch.evaluation.attributes import TruthFileError, load_truth
 from stylesearch.evaluation.protocol import EvaluationError
 from stylesearch.evaluation.queries import QueryBuildError, QueryFileError
-from stylesearch.evaluation.visual import VisualModelError
+from stylesearch.model.visual import VisualModelError
 from stylesearch.search.query import SearchError
 from stylesearch.search.settings import SettingsError
 from stylesearch.server.service import ServiceError

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from stylesearch.evaluation.retrieval import (
+from stylesearch.retrieval_metrics import (
     average_precision,
     mean_average_precision,
     recall_at_k,

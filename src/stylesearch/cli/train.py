@@ -19,8 +19,9 @@ from stylesearch.cli.options import (
     show_progress,
     stack,
 )
+from stylesearch.config import BACKBONES
 
-BACKBONES = click.Choice(["resnet18", "efficientnet_lite0"])
+BACKBONE_CHOICE = click.Choice(BACKBONES)
 
 #: The ``[train]`` keys ``train``'s options override.
 TRAIN_OVERRIDES = {"epochs", "batch_size", "device", "seed"}
@@ -77,7 +78,7 @@ def load_config_with_overrides(config_path: Path | None, **overrides: Any) -> An
     default=None,
     help="Override [loss] name: MBMR (the paper's) or the triplet-loss baseline.",
 )
-@click.option("--backbone", type=BACKBONES, default=None, help="Override [model] backbone.")
+@click.option("--backbone", type=BACKBONE_CHOICE, default=None, help="Override [model] backbone.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a model or unfinished run in --out.")
 @quiet_option
@@ -135,7 +136,7 @@ def train_cmd(
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="[default: 128]")
 @click.option(
     "--backbone",
-    type=BACKBONES,
+    type=BACKBONE_CHOICE,
     default=None,
     help="Image network [default: resnet18, from scratch].",
 )
@@ -169,7 +170,8 @@ def train_visual_cmd(
     An image-only network trained with the triplet loss: another image of the same item is the
     positive, images of other items are the negatives. Prints its held-out same-item R@1.
     """
-    from stylesearch.evaluation.visual import VisualConfig, train_visual
+    from stylesearch.model.visual import VisualConfig
+    from stylesearch.training.visual import train_visual
 
     overrides["pretrained"] = overrides["pretrained"] or None  # the flag only turns it on
     config = VisualConfig(**{k: v for k, v in overrides.items() if v is not None})

@@ -81,7 +81,7 @@ def vocab_cmd(
     assert model.vocab is not None  # load_model sets it
     grounding = model.grounding
     if catalog_path is not None:
-        from stylesearch.evaluation.grounding import grounding_items, measure_grounding
+        from stylesearch.training.grounding import grounding_items, measure_grounding
 
         progress = show_progress(quiet)
         items, bags, source = grounding_items(

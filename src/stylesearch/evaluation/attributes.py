@@ -20,44 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.manifest import CatalogItem
-from stylesearch.catalog.transforms import eval_transform
 from stylesearch.errors import StylesearchError
-from stylesearch.evaluation.retrieval import average_precision
+from stylesearch.model.inference import predict_attributes
 from stylesearch.model.joint import JointModel
+from stylesearch.retrieval_metrics import average_precision
 from stylesearch.text.pipeline import TextPipeline
 
 #: group -> canonical value -> synonyms
 AttributeGroups = Mapping[str, Mapping[str, Sequence[str]]]
-
-
-@torch.no_grad()
-def predict_attributes(
-    model: JointModel,
-    items: Sequence[CatalogItem],
-    *,
-    batch_size: int = 256,
-    num_workers: int = 2,
-    device: str | torch.device = "cpu",
-    progress: bool = False,
-) -> np.ndarray:
-    """Attribute probabilities of the items' main images: (N, |V|) float32 in [0, 1]."""
-    from tqdm import tqdm
-
-    model.eval().to(device)
-    size = model.config.image_size
-    ds = ImageDataset([it.image for it in items], eval_transform(size), shrink_to=size)
-    loader = DataLoader(
-        ds, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
-    )
-    out = []
-    for batch in tqdm(loader, desc="attributes", disable=not progress, leave=False):
-        feats = model.encode_images(batch["images"].to(device))
-        out.append(torch.sigmoid(model.attribute_logits(feats)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.vocab_size), np.float32)
 
 
 class TruthFileError(StylesearchError, ValueError):

@@ -53,12 +53,8 @@ from stylesearch.evaluation.metrics import (
 )
 from stylesearch.evaluation.queries import KINDS, BenchmarkQuery
 from stylesearch.evaluation.shape import ShapeVectors, load_shape_vectors
-from stylesearch.evaluation.visual import (
-    embed_image_paths,
-    load_visual,
-    progress_bar,
-    read_visual_config,
-)
+from stylesearch.model.inference import embed_image_paths, progress_bar
+from stylesearch.model.visual import load_visual, read_visual_config
 from stylesearch.search.query import METHODS, Query
 from stylesearch.search.searcher import Searcher
 

@@ -312,7 +312,7 @@ def run_evaluation(
         load_shape,
     )
     from stylesearch.evaluation.queries import load_queries
-    from stylesearch.evaluation.visual import read_visual_config
+    from stylesearch.model.visual import read_visual_config
     from stylesearch.search.query import METHODS
     from stylesearch.search.searcher import Searcher
 

@@ -23,9 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from stylesearch.config import NEGATIVES
 from stylesearch.losses.mbmr import cosine_similarity_matrix, reduce_loss
-
-NEGATIVES = ("hardest", "semi-hard")
 
 
 def _one_direction(sim: Tensor, margin: float, negatives: str) -> Tensor:

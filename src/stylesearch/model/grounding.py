@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from stylesearch.evaluation.retrieval import average_precision
+from stylesearch.retrieval_metrics import average_precision
 
 __all__ = [
     "DEFAULT_MIN_POSITIVES",

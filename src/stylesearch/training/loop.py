@@ -30,13 +30,12 @@ from stylesearch.catalog.dataset import EpochSampler, PairDataset, collate_pairs
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform, same_item_transform, train_transform
 from stylesearch.config import Config, to_dict
-from stylesearch.evaluation.grounding import ground_held_out
-from stylesearch.evaluation.retrieval import mean_average_precision, recall_at_k
 from stylesearch.folders import swap_into_place, writer_lock
 from stylesearch.losses import compute_losses
 from stylesearch.losses.attribute import attribute_pos_weight, multi_hot
 from stylesearch.model.io import save_model
 from stylesearch.model.joint import JointModel
+from stylesearch.retrieval_metrics import mean_average_precision, recall_at_k
 from stylesearch.text.pipeline import TextPipeline
 from stylesearch.text.vocabulary import Vocabulary, scaled_min_count
 from stylesearch.training import distributed as dist_utils
@@ -48,6 +47,7 @@ from stylesearch.training.checkpoint import (
     run_folder,
     save_checkpoint,
 )
+from stylesearch.training.grounding import ground_held_out
 from stylesearch.training.look import fit_look
 from stylesearch.training.setup import (
     lr_at,

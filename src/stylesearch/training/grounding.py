@@ -1,7 +1,7 @@
 """Measure each word's visual grounding (:mod:`stylesearch.model.grounding`) with a model.
 
 :func:`measure_grounding` scores the words on given items: the attribute head's probabilities
-of their images (:func:`~stylesearch.evaluation.attributes.predict_attributes`) against the
+of their images (:func:`~stylesearch.model.inference.predict_attributes`) against the
 vocabulary words of their metadata. :func:`grounding_items` picks those items for
 ``stylesearch vocab --catalog``: the held-out split of the training catalog, the same items as
 training's validation, when the manifest is the one the model was trained on; every item of any
@@ -19,8 +19,8 @@ import torch
 
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.errors import StylesearchError
-from stylesearch.evaluation.attributes import predict_attributes
 from stylesearch.model.grounding import DEFAULT_MIN_POSITIVES, Grounding
+from stylesearch.model.inference import predict_attributes
 from stylesearch.model.joint import JointModel
 from stylesearch.text.pipeline import TextPipeline
 
