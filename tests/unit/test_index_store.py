@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from stylesearch.index.postings import csr_from_bags, invert_csr
-from stylesearch.index.store import FORMAT_VERSION, Index, IndexFormatError, IndexWriter
+from stylesearch.index.store import (
+    FORMAT_VERSION,
+    Index,
+    IndexFormatError,
+    IndexMismatchError,
+    IndexWriter,
+)
 from stylesearch.testing.index_arrays import write_index_arrays
 
 
@@ -132,3 +139,22 @@ def test_an_index_without_its_coarse_partition_is_refused(tmp_path):
     manifest.write_text(json.dumps(data))
     with pytest.raises(IndexFormatError, match="rebuild the index with `stylesearch index`"):
         Index.load(tmp_path / "idx")
+
+
+def test_check_model_refuses_another_model_or_a_model_without_vocabulary(tmp_path):
+    vectors, attributes, meta = _arrays()
+    write_index_arrays(
+        tmp_path / "idx", vectors, attributes, metadata=meta,
+        manifest={"model_fingerprint": "abc", "vocab_fingerprint": "v1"},
+    )  # fmt: skip
+    index = Index.load(tmp_path / "idx")
+    vocab = SimpleNamespace(fingerprint=lambda: "v1")
+    same = SimpleNamespace(fingerprint=lambda: "abc", vocab=vocab, index_dim=4)
+    index.check_model(same)
+    with pytest.raises(IndexMismatchError, match="was built with model abc"):
+        index.check_model(SimpleNamespace(fingerprint=lambda: "xyz", vocab=vocab, index_dim=4))
+    with pytest.raises(IndexMismatchError, match="vocabulary v1 but the model's is None"):
+        index.check_model(SimpleNamespace(fingerprint=lambda: "abc", vocab=None, index_dim=4))
+    with pytest.raises(IndexMismatchError, match="dimension 4, the model 8"):
+        index.check_model(SimpleNamespace(fingerprint=lambda: "abc", vocab=vocab, index_dim=8))
+    index.close()

@@ -424,6 +424,31 @@ class Index:
             )
         return Path(recorded)
 
+    def check_model(self, model: Any) -> None:
+        """:class:`IndexMismatchError` unless ``model`` (a loaded ``JointModel``) is the one the
+        index was built with: its weights, its vocabulary and its dimension. A model without a
+        vocabulary is refused: it could not read a query word, nor show that the attribute
+        columns are its words."""
+        want, got = self.manifest.get("model_fingerprint"), model.fingerprint()
+        if want != got:
+            raise IndexMismatchError(
+                f"index {self.folder} was built with model {str(want)[:12]}... "
+                f"({self.manifest.get('model_dir')}) but the model given is {str(got)[:12]}...; "
+                "use the model it was built with, or rebuild the index with this one "
+                "(`stylesearch index --model MODEL_DIR ...`)"
+            )
+        vocab = model.vocab
+        if vocab is None or self.manifest.get("vocab_fingerprint") != vocab.fingerprint():
+            raise IndexMismatchError(
+                f"index {self.folder} was built with vocabulary "
+                f"{self.manifest.get('vocab_fingerprint')} but the model's is "
+                f"{None if vocab is None else vocab.fingerprint()}"
+            )
+        if int(self.dimension) != model.index_dim:
+            raise IndexMismatchError(
+                f"index {self.folder} has dimension {self.dimension}, the model {model.index_dim}"
+            )
+
     def row_of(self, item_id: str) -> int | None:
         """Row of a live item id, or ``None``. The id table is read on first use (one pass)."""
         if self._id_to_row is None:

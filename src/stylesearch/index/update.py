@@ -119,23 +119,6 @@ def _copy_rows(
         writer.attributes[at : at + n, cols] = block
 
 
-def _check_model(index: Index, model: Any) -> None:
-    """:class:`IndexMismatchError` unless ``model`` is the one the index was built with."""
-    want, got = index.manifest.get("model_fingerprint"), model.fingerprint()
-    if want != got:
-        raise IndexMismatchError(
-            f"index {index.folder} was built with model {str(want)[:12]}... but the model given "
-            f"is {str(got)[:12]}...; add items with the index's own model, or rebuild the index"
-        )
-    vocab = model.vocab
-    if vocab is None or index.manifest.get("vocab_fingerprint") != vocab.fingerprint():
-        raise IndexMismatchError(f"index {index.folder} was built with another vocabulary")
-    if model.index_dim != index.dimension:
-        raise IndexMismatchError(
-            f"index {index.folder} has dimension {index.dimension}, the model {model.index_dim}"
-        )
-
-
 def _extend_backend(
     index: Index, start: int, *, new_metadata: tuple[np.ndarray, np.ndarray]
 ) -> Any:
@@ -200,7 +183,7 @@ def _add_items(
     index = Index.load(index_dir)
     try:
         model = load_model(index.model_dir(model_dir), device=device)
-        _check_model(index, model)
+        index.check_model(model)
         catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
         items = catalog.items
         if not items:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stylesearch.index.store import Index, IndexMismatchError
+from stylesearch.index.store import Index
 from stylesearch.model.grounding import (
     VISUAL_THRESHOLD,
     check_threshold,
@@ -179,7 +179,7 @@ class Searcher:
         grounding_threshold: float | None = VISUAL_THRESHOLD,
         device: str = "cpu",
     ) -> None:
-        check_model_matches(index, model)
+        index.check_model(model)
         try:
             self.grounding_threshold = check_threshold(grounding_threshold)
         except ValueError as exc:
@@ -481,26 +481,3 @@ class _Words:
     must_not: list[int]
     #: wanted or unwanted words left out as not visual
     ignored: list[int] = field(default_factory=list)
-
-
-def check_model_matches(index: Index, model: JointModel) -> None:
-    """:class:`IndexMismatchError` unless ``model`` is the one ``index`` was built with."""
-    want = index.manifest.get("model_fingerprint")
-    got = model.fingerprint()
-    if want != got:
-        raise IndexMismatchError(
-            f"index {index.folder} was built with model {str(want)[:12]}... "
-            f"({index.manifest.get('model_dir')}) but the model given is {str(got)[:12]}...; "
-            "rebuild the index with this model (`stylesearch index --model MODEL_DIR ...`) "
-            "or search with the model it was built with"
-        )
-    vocab = model.vocab
-    if vocab is not None and index.manifest.get("vocab_fingerprint") != vocab.fingerprint():
-        raise IndexMismatchError(
-            f"index {index.folder} was built with vocabulary "
-            f"{index.manifest.get('vocab_fingerprint')} but the model's is {vocab.fingerprint()}"
-        )
-    if int(index.dimension) != model.index_dim:
-        raise IndexMismatchError(
-            f"index {index.folder} has dimension {index.dimension}, the model {model.index_dim}"
-        )
