@@ -39,6 +39,19 @@ LOOK_KINDS = ("silhouette", "luminance")
 BACKBONES = ("resnet18", "efficientnet_lite0")
 #: which in-batch negatives the triplet loss uses (losses/triplet.py)
 NEGATIVES = ("hardest", "semi-hard")
+#: the search methods (docs/search.md; PAPER.md "Three search methods" and its baselines), in
+#: the order reports and the page list them, each with a few words on what it uses (the page's
+#: labels, served by ``/api/health``). Declared here, not in :mod:`stylesearch.search`, so that
+#: the CLI can offer them without importing the search code.
+METHOD_LABELS = {
+    "visual": "image only",
+    "text": "words only",
+    "arithmetic": "image + words",
+    "filter": "image + soft filter",
+    "filter-hard": "metadata must match",
+    "combined": "arithmetic + soft filter",
+}
+DEFAULT_METHOD = "combined"
 #: how much an item's own text counts in its attribute probabilities at indexing
 #: (index/build.py ``fuse_metadata``), the best measured on the demo's validation queries
 DEFAULT_METADATA_WEIGHT = 0.5

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from stylesearch.cli import cli  # noqa: E402
-from stylesearch.search import Query  # noqa: E402
+from stylesearch.search import METHODS, Query  # noqa: E402
 from stylesearch.search.settings import DEFAULT_SETTINGS  # noqa: E402
 from stylesearch.server import SearchService, ServerLimits, create_app  # noqa: E402
 from stylesearch.server.app import STATIC_DIR  # noqa: E402
@@ -66,6 +66,14 @@ def test_health(client, service):
     # an untuned index: the measured defaults are in force, and say so
     assert body["settings"] == DEFAULT_SETTINGS.to_dict()
     assert body["settings"]["source"] == "default"
+
+
+def test_health_lists_the_search_methods_for_the_page(client):
+    body = client.get("/api/health").json()
+    assert [m["name"] for m in body["methods"]] == list(METHODS)
+    assert all(m["label"] for m in body["methods"]) and body["default_method"] == "combined"
+    page = client.get("/").text
+    assert "<option" not in page.split('id="method"')[1].split("</select>")[0]  # from the API
 
 
 def test_item(client, service, item_id):

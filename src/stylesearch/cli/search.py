@@ -20,6 +20,7 @@ from stylesearch.cli.options import (
     scoring_options,
     searcher_settings,
 )
+from stylesearch.config import DEFAULT_METHOD, METHOD_LABELS
 
 #: ``--index``'s and ``--model``'s help for the commands that search an index.
 INDEX_HELP = "Index folder written by `stylesearch index`."
@@ -47,8 +48,8 @@ MODEL_HELP = "Model folder [default: the one the index records]; must be the one
 )
 @click.option(
     "--method",
-    type=click.Choice(["visual", "text", "arithmetic", "filter", "filter-hard", "combined"]),
-    default="combined",
+    type=click.Choice(list(METHOD_LABELS)),
+    default=DEFAULT_METHOD,
     show_default=True,
 )
 @k_option(None)

@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image
 
+from stylesearch.config import DEFAULT_METHOD, METHOD_LABELS
 from stylesearch.errors import StylesearchError
 
 __all__ = [
@@ -42,9 +43,8 @@ __all__ = [
     "parse_query",
 ]
 
-#: the search methods (PAPER.md "Three search methods" and its baselines)
-METHODS: tuple[str, ...] = ("visual", "text", "arithmetic", "filter", "filter-hard", "combined")
-DEFAULT_METHOD = "combined"
+#: the search methods, declared in :data:`stylesearch.config.METHOD_LABELS`
+METHODS: tuple[str, ...] = tuple(METHOD_LABELS)
 MAX_QUERY_WORDS = 32
 MAX_QUERY_CHARS = 1000
 

@@ -34,7 +34,14 @@ from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from stylesearch.catalog.images import ImageError, load_image
-from stylesearch.search.query import Query, QuerySyntaxError, SearchError, parse_query
+from stylesearch.search.query import (
+    DEFAULT_METHOD,
+    METHODS,
+    Query,
+    QuerySyntaxError,
+    SearchError,
+    parse_query,
+)
 from stylesearch.search.searcher import UnknownWordError
 from stylesearch.server.guards import BodyDeadline, BodyTimeout, HostGuard
 from stylesearch.server.schemas import (
@@ -473,8 +480,8 @@ def _multipart_schema() -> dict[str, Any]:
         "query": {"type": "string", "description": 'words in the syntax "+red -striped"'},
         "method": {
             "type": "string",
-            "enum": ["visual", "text", "arithmetic", "filter", "filter-hard", "combined"],
-            "default": "combined",
+            "enum": list(METHODS),
+            "default": DEFAULT_METHOD,
         },
         "k": {"type": "integer", "minimum": 1, "default": 10},
     }

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from stylesearch.catalog.manifest import MAX_ID_CHARS
-from stylesearch.search.query import DEFAULT_METHOD, MAX_QUERY_CHARS, MAX_QUERY_WORDS
+from stylesearch.search.query import DEFAULT_METHOD, MAX_QUERY_CHARS, MAX_QUERY_WORDS, METHODS
 
 __all__ = [
     "Attribute",
@@ -17,6 +17,7 @@ __all__ = [
     "ItemDetail",
     "ItemSummary",
     "ItemsResponse",
+    "MethodInfo",
     "SearchRequest",
     "SearchResponseBody",
     "SearchResult",
@@ -24,7 +25,7 @@ __all__ = [
     "VocabularyWord",
 ]
 
-Method = Literal["visual", "text", "arithmetic", "filter", "filter-hard", "combined"]
+Method = Literal[METHODS]  # type: ignore[valid-type]
 MAX_WORD_CHARS = 64
 Words = list[str]
 
@@ -145,6 +146,11 @@ class VocabularyResponse(BaseModel):
     words: list[VocabularyWord]
 
 
+class MethodInfo(BaseModel):
+    name: Method
+    label: str = Field(description="what the method uses, in a few words")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     version: str
@@ -169,6 +175,8 @@ class HealthResponse(BaseModel):
         description="vocabulary words at or above it (all of them for a model folder without "
         "grounding.json)"
     )
+    methods: list[MethodInfo] = Field(description="the search methods, in the page's order")
+    default_method: Method
 
 
 class ErrorBody(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from stylesearch.config import DEFAULT_METHOD, METHOD_LABELS
 from stylesearch.errors import StylesearchError
 from stylesearch.model.grounding import word_grounding
 from stylesearch.search import Query, Searcher
@@ -287,6 +288,8 @@ class SearchService:
             "settings": self.searcher.settings.to_dict(),
             "grounding_threshold": self.searcher.grounding_threshold,
             "visual_words": int(self.visual.sum()),
+            "methods": [{"name": m, "label": label} for m, label in METHOD_LABELS.items()],
+            "default_method": DEFAULT_METHOD,
         }
 
 

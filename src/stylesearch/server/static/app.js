@@ -5,7 +5,8 @@ const $ = (sel) => document.querySelector(sel);
 
 // steps[i] = {query: {kind: "item", id, title, image_url} | {kind: "upload", file, url, name},
 //             add: [...], remove: [...]}; the last step is the current one.
-const state = { steps: [], method: "combined", k: 12, seq: 0, suggest: [], active: -1 };
+// method: null asks for the server's default until /api/health has named the methods
+const state = { steps: [], method: null, k: 12, seq: 0, suggest: [], active: -1 };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -326,11 +327,12 @@ async function search() {
     form.append("image", step.query.file, step.query.name);
     for (const w of add) form.append("add", w);
     for (const w of remove) form.append("remove", w);
-    form.append("method", state.method);
+    if (state.method) form.append("method", state.method);
     form.append("k", String(state.k));
     options = { method: "POST", body: form };
   } else {
-    const body = { add, remove, method: state.method, k: state.k };
+    const body = { add, remove, k: state.k };
+    if (state.method) body.method = state.method;
     if (step.query) body.item_id = step.query.id;
     options = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
   }
@@ -367,6 +369,13 @@ function refresh() {
 
 // ---------------------------------------------------------------- start
 
+function renderMethods(methods, chosen) {
+  // the server's list (GET /api/health), so that the page offers exactly the methods it has
+  state.method = chosen;
+  $("#method").replaceChildren(...methods.map((m) =>
+    el("option", { value: m.name, selected: m.name === chosen }, `${m.name} (${m.label})`)));
+}
+
 function start() {
   $("#word-input").addEventListener("keydown", onWordKey);
   $("#word-input").addEventListener("input", () => { clearTimeout(suggestTimer); suggestTimer = setTimeout(suggest, 120); });
@@ -381,9 +390,9 @@ function start() {
     pickQuery({ kind: "upload", file, url: URL.createObjectURL(file), name: file.name });
     ev.target.value = "";
   });
-  state.method = $("#method").value;
   state.k = Number($("#k").value);
   api("/api/health").then((h) => {
+    renderMethods(h.methods, h.default_method);
     const s = h.settings;
     $("#catalog-info").textContent = `${h.items.toLocaleString()} items · ${h.vocabulary} words · ${h.backend}`;
     const origin = s.source === "tuned" ? "tuned on validation queries" : s.source === "given" ? "set when the server started" : "defaults";
