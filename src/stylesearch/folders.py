@@ -16,21 +16,39 @@ A writer of the folder ``DIR/NAME`` (an index, the visual judge) works like this
 A kill between the two renames leaves no ``NAME``, a complete ``.NAME.new-*`` and the old
 ``.NAME.old-*``: :func:`recover` (run by the next writer, and by a reader that finds ``NAME``
 missing) finishes the swap. A kill before that leaves the old folder in place.
+
+:class:`FolderSwap` does steps 1 to 3 for a writer that fills a whole new folder (an index, the
+visual judge, the demo catalog); :func:`replace_files` replaces some files inside a folder
+(a model folder's files, a manifest). :func:`read_manifest_json` reads a folder's versioned JSON
+manifest (``{"format": ..., "format_version": ...}``), finishing a killed swap first.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["fsync_tree", "new_temp_folder", "recover", "swap_into_place", "writer_lock"]
+__all__ = [
+    "FolderSwap",
+    "ManifestFormat",
+    "fsync_tree",
+    "new_temp_folder",
+    "read_manifest_json",
+    "recover",
+    "replace_files",
+    "swap_into_place",
+    "writer_lock",
+]
 
 #: prefixes (after ``.NAME.``) of the folders a writer makes beside ``NAME``
 _TMP, _NEW, _OLD = "tmp-", "new-", "old-"
@@ -162,17 +180,22 @@ def new_temp_folder(target: str | Path) -> Path:
     return tmp
 
 
-def swap_into_place(tmp: Path, out_dir: Path) -> None:
+def swap_into_place(tmp: Path, out_dir: Path, *, durable: bool = True) -> None:
     """Make the complete folder ``tmp`` the folder ``out_dir``, replacing (then deleting) what
     is there; a kill at any moment leaves a folder that :func:`recover` makes whole. The caller
-    holds :func:`writer_lock` of ``out_dir`` (from before it made ``tmp``)."""
+    holds :func:`writer_lock` of ``out_dir`` (from before it made ``tmp``).
+
+    ``durable=False`` (a folder that can be built again, see :class:`FolderSwap`) needs no lock
+    and syncs nothing to disk: the renames alone."""
     out_dir = Path(out_dir)
-    if _lock_path(out_dir) not in _held():
+    if durable and _lock_path(out_dir) not in _held():
         raise RuntimeError(f"swap_into_place({out_dir}) without its writer_lock held")
-    fsync_tree(tmp)
+    if durable:
+        fsync_tree(tmp)
     ready = _sibling(out_dir, _NEW)
     os.rename(tmp, ready)
-    _fsync_path(out_dir.parent)
+    if durable:
+        _fsync_path(out_dir.parent)
     old = None
     if out_dir.exists():
         old = _sibling(out_dir, _OLD)
@@ -183,6 +206,129 @@ def swap_into_place(tmp: Path, out_dir: Path) -> None:
         if old is not None:
             os.rename(old, out_dir)
         raise
-    _fsync_path(out_dir.parent)
+    if durable:
+        _fsync_path(out_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class FolderSwap:
+    """Replace the folder ``target`` by a new one, written beside it and swapped in whole::
+
+        with FolderSwap(out) as folder:
+            write_everything_into(folder.tmp)
+            folder.commit()  # swap it in (the old folder goes only now)
+
+    From construction to :meth:`commit` it holds ``target``'s :func:`writer_lock` (its entry
+    finishes what a killed writer left). Leaving the block without :meth:`commit` (an exception,
+    or none) deletes the temporary folder and leaves ``target`` as it was.
+
+    ``durable=False`` is for a folder that can be built again (the demo catalog, millions of
+    small files): no lock (and no lock file beside it) and no sync to disk, only the renames,
+    so a kill still never leaves a half-written ``target``.
+    """
+
+    def __init__(self, target: str | Path, *, durable: bool = True, quiet: bool = False) -> None:
+        self.target = Path(target)
+        self.durable = durable
+        self.committed = False
+        self._lock = ExitStack()
+        if durable:
+            self._lock.enter_context(writer_lock(self.target, quiet=quiet))
+        try:
+            self.tmp = new_temp_folder(self.target)
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def __enter__(self) -> FolderSwap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def commit(self) -> Path:
+        """Swap the temporary folder in as ``target`` and release the lock; returns ``target``."""
+        try:
+            swap_into_place(self.tmp, self.target, durable=self.durable)
+            self.committed = True
+        finally:
+            self.close()
+        return self.target
+
+    def close(self) -> None:
+        """Without a commit, delete the temporary folder; release the lock (idempotent)."""
+        if not self.committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self._lock.close()
+
+
+def replace_files(folder: Path, writers: dict[str, Callable[[Path], None]]) -> None:
+    """Replace files of ``folder``: every ``write(tmp)`` of ``writers`` (name -> write) fills a
+    temporary path beside its final one and is synced to disk, and only then are they renamed
+    into place, in order, and the folder synced.
+
+    A kill while writing leaves the old files as they were; a kill during the renames (a few
+    microseconds) can leave files of two saves, which a reader must refuse (the model folder's
+    config, renamed last, records the checksums of the others).
+    """
+    token = uuid.uuid4().hex[:12]
+    temps = {name: folder / f".{name}.{token}.tmp" for name in writers}
+    try:
+        for name, write in writers.items():
+            write(temps[name])
+            _fsync_path(temps[name])
+        for name in writers:
+            os.replace(temps[name], folder / name)
+        _fsync_path(folder)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ManifestFormat:
+    """A folder's versioned JSON manifest: the file ``file`` of the folder holds a JSON object
+    with ``"format": name`` and a ``"format_version"`` from ``oldest`` to ``newest``."""
+
+    file: str
+    name: str
+    #: what the file is, for messages ("stylesearch index manifest")
+    title: str
+    newest: int
+    oldest: int
+    #: the error raised for a file that is not one (its message says what to do)
+    error: type[Exception]
+    #: what to do about a version outside oldest..newest
+    fix: str
+
+
+def read_manifest_json(folder: str | Path, fmt: ManifestFormat, missing: str) -> dict[str, Any]:
+    """The parsed manifest ``fmt.file`` of ``folder``, checked against ``fmt``.
+
+    A missing ``folder`` is first recovered (:func:`recover`: a writer killed between the two
+    renames of its swap). Raises ``fmt.error``: ``missing`` when there is no file, or the file
+    is not JSON, not a ``fmt.name`` manifest, or of a version outside ``oldest..newest``.
+    """
+    folder = Path(folder)
+    path = folder / fmt.file
+    if not folder.exists():
+        recover(folder)
+    if not path.is_file():
+        raise fmt.error(missing)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise fmt.error(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt.name:
+        raise fmt.error(f"{path}: not a {fmt.title}")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or not fmt.oldest <= version <= fmt.newest:
+        from stylesearch import __version__
+
+        reads = fmt.newest if fmt.oldest == fmt.newest else f"{fmt.oldest} to {fmt.newest}"
+        raise fmt.error(
+            f"{path}: format {version!r} is not one this stylesearch ({__version__}) reads "
+            f"({reads}); {fmt.fix}"
+        )
+    return meta

@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylesearch.folders import new_temp_folder, recover, swap_into_place, writer_lock
+from stylesearch.folders import (
+    FolderSwap,
+    ManifestFormat,
+    new_temp_folder,
+    read_manifest_json,
+    recover,
+    swap_into_place,
+    writer_lock,
+)
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index
 from stylesearch.index.update import delete_items
@@ -143,3 +151,42 @@ def test_a_writer_killed_at_any_step_of_the_swap_leaves_a_loadable_index(tmp_pat
     assert build == ("old" if step <= 2 else "new")
     _write(out, tag="next")  # the next writer cleans up whatever the killed one left
     assert sorted(p.name for p in tmp_path.iterdir()) == [".idx.lock", "idx"]
+
+
+def test_folder_swap_commits_whole_or_leaves_the_old_folder(tmp_path):
+    target = tmp_path / "x"
+    with FolderSwap(target) as folder:
+        (folder.tmp / "a").write_text("1")
+        folder.commit()
+    with pytest.raises(KeyboardInterrupt), FolderSwap(target) as folder:
+        (folder.tmp / "a").write_text("2")
+        raise KeyboardInterrupt
+    with FolderSwap(target) as folder:
+        (folder.tmp / "a").write_text("3")  # left without commit: nothing changes
+    assert (target / "a").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.lock", "x"]
+    with FolderSwap(tmp_path / "y", durable=False) as folder:  # no lock file beside it
+        (folder.tmp / "b").write_text("4")
+        folder.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.lock", "x", "y"]
+
+
+def test_read_manifest_json_says_what_is_wrong(tmp_path):
+    fmt = ManifestFormat(
+        file="m.json", name="thing", title="thing manifest", newest=3, oldest=2,
+        error=ValueError, fix="rebuild it",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="^no manifest$"):
+        read_manifest_json(tmp_path, fmt, "no manifest")
+    path = tmp_path / "m.json"
+    for body, message in [
+        ("{", "not valid JSON"),
+        ('{"format": "other", "format_version": 3}', "not a thing manifest"),
+        ('{"format": "thing", "format_version": 4}', r"format 4 is not one .* \(2 to 3\); rebuild"),
+        ('{"format": "thing"}', r"format 0 is not one"),
+    ]:
+        path.write_text(body)
+        with pytest.raises(ValueError, match=message):
+            read_manifest_json(tmp_path, fmt, "no manifest")
+    path.write_text('{"format": "thing", "format_version": 2, "x": 1}')
+    assert read_manifest_json(tmp_path, fmt, "no manifest")["x"] == 1

@@ -162,7 +162,7 @@ def test_a_save_killed_between_its_renames_is_never_taken_for_a_model(
 ):
     import os
 
-    from stylesearch.model import io as model_io
+    from stylesearch import folders  # model.io's files are replaced by folders.replace_files
     from stylesearch.model.io import model_is_complete
 
     model = _trained_ish_model()
@@ -181,7 +181,7 @@ def test_a_save_killed_between_its_renames_is_never_taken_for_a_model(
         renames[0] += 1
         real(src, dst)
 
-    monkeypatch.setattr(model_io.os, "replace", dying)
+    monkeypatch.setattr(folders.os, "replace", dying)
     with pytest.raises(KeyboardInterrupt):
         save_model(model, tmp_path / "m", vocab=make_vocab(WORDS[:4] + ["green"]), text_config=None)
     monkeypatch.undo()

@@ -33,10 +33,7 @@ import json
 import math
 import multiprocessing as mp
 import os
-import shutil
-import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -65,6 +62,7 @@ from stylesearch.catalog.fashion_mnist import (
     source_files,
 )
 from stylesearch.errors import StylesearchError
+from stylesearch.folders import FolderSwap
 
 __all__ = [
     "CATEGORIES",
@@ -440,21 +438,6 @@ def _count(plan: _SplitPlan) -> int:
     return len(plan.source_index)
 
 
-def _replace_dir(new: Path, out: Path) -> None:
-    """Put folder ``new`` at ``out``, removing an old ``out`` only once ``new`` is in place."""
-    if not out.exists():
-        os.rename(new, out)
-        return
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.rename(out, old)
-    try:
-        os.rename(new, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def build_demo_catalog(
     out_dir: str | Path,
     config: DemoConfig | None = None,
@@ -487,14 +470,10 @@ def build_demo_catalog(
             f"{out} exists and is not a demo catalog (no build.json); choose a new or empty "
             "folder, the builder never overwrites other files"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
-        counts = _build_into(tmp, cfg, fingerprint, progress, workers)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # a catalog can be built again: the swap needs no lock and no sync of its many files
+    with FolderSwap(out, durable=False) as folder:
+        counts = _build_into(folder.tmp, cfg, fingerprint, progress, workers)
+        folder.commit()
     return _catalog(out, counts, False, t0)
 
 

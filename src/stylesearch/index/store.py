@@ -43,17 +43,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stylesearch.folders import new_temp_folder, recover, swap_into_place, writer_lock
+from stylesearch.folders import FolderSwap, ManifestFormat, read_manifest_json, replace_files
 from stylesearch.index.backends import BACKENDS, VectorBackend
 from stylesearch.index.coarse import CoarseIndex, build_coarse
 from stylesearch.index.errors import IndexFormatError, IndexMismatchError
@@ -74,6 +72,7 @@ __all__ = [
     "IndexMismatchError",
     "IndexWriter",
     "read_manifest",
+    "write_manifest",
 ]
 
 FORMAT_NAME = "stylesearch-index"
@@ -83,10 +82,24 @@ MANIFEST = "manifest.json"
 DELETED = "deleted.npy"
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+MANIFEST_FORMAT = ManifestFormat(
+    file=MANIFEST,
+    name=FORMAT_NAME,
+    title="stylesearch index manifest",
+    newest=FORMAT_VERSION,
+    oldest=FORMAT_VERSION,
+    error=IndexFormatError,
+    fix="rebuild the index with `stylesearch index`",
+)
+
+
+def write_manifest(index_dir: str | Path, manifest: dict[str, Any]) -> None:
+    """Replace the folder's ``manifest.json`` by ``manifest`` (atomically, synced to disk)."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    replace_files(Path(index_dir), {MANIFEST: write})
 
 
 class IndexWriter:
@@ -121,9 +134,8 @@ class IndexWriter:
                     "(choose another --out or remove it)"
                 )
         self.n, self.dim, self.vocab_size = n, dim, vocab_size
-        self._lock = ExitStack()  # held from here to the swap (or the abort)
-        self._lock.enter_context(writer_lock(self.out_dir))
-        self.tmp = new_temp_folder(self.out_dir)
+        self._folder = FolderSwap(self.out_dir)  # holds the writer lock until swap or abort
+        self.tmp = self._folder.tmp
         fmt = np.lib.format
         self.vectors = fmt.open_memmap(self.tmp / "vectors.npy", "w+", np.float32, (n, dim))
         self.attributes = fmt.open_memmap(
@@ -144,8 +156,7 @@ class IndexWriter:
     def abort(self) -> None:
         """Delete the temporary folder (the target is untouched)."""
         self.vectors = self.attributes = None  # type: ignore[assignment]
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self._lock.close()
+        self._folder.close()
 
     def set_items(
         self,
@@ -253,39 +264,22 @@ class IndexWriter:
         }
         del built
         self.vectors = self.attributes = None  # type: ignore[assignment]
-        _atomic_json(self.tmp / MANIFEST, meta)
+        write_manifest(self.tmp, meta)
         self._swap()
         self._done = True
         return self.out_dir
 
     def _swap(self) -> None:
-        swap_into_place(self.tmp, self.out_dir)
-        self._lock.close()
+        self._folder.commit()
 
 
 def read_manifest(index_dir: str | Path) -> dict[str, Any]:
     """The parsed ``manifest.json``; :class:`IndexFormatError` when it is not an index."""
-    index_dir = Path(index_dir)
-    path = index_dir / MANIFEST
-    if not index_dir.exists():
-        recover(index_dir)  # a writer killed between its two renames: finish its swap
-    if not path.is_file():
-        raise IndexFormatError(
-            f"{index_dir} is not a stylesearch index (no {MANIFEST}); build one with "
-            "`stylesearch index --model MODEL_DIR --catalog MANIFEST --out INDEX_DIR`"
-        )
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise IndexFormatError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"{path}: not a stylesearch index manifest")
-    if int(meta.get("format_version", 0)) != FORMAT_VERSION:
-        raise IndexFormatError(
-            f"{path}: index format {meta.get('format_version')} is not the one this stylesearch "
-            f"reads ({FORMAT_VERSION}); rebuild the index with `stylesearch index`"
-        )
-    return meta
+    missing = (
+        f"{index_dir} is not a stylesearch index (no {MANIFEST}); build one with "
+        "`stylesearch index --model MODEL_DIR --catalog MANIFEST --out INDEX_DIR`"
+    )
+    return read_manifest_json(index_dir, MANIFEST_FORMAT, missing)
 
 
 @dataclass

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
+from stylesearch.folders import FolderSwap, writer_lock
 from stylesearch.index.backends import BACKENDS, VectorBackend, resolve_backend
 from stylesearch.index.errors import IndexFormatError, IndexMismatchError
-from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter
+from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter, write_manifest
 
 __all__ = [
     "AddResult",
@@ -318,22 +318,14 @@ def _delete_items(index_dir: Path, ids: Sequence[str]) -> DeleteResult:
         backend = index.manifest["backend"]
     finally:
         index.close()
-    tmp = new_temp_folder(index_dir)
-    try:
+    with FolderSwap(index_dir) as folder:  # the lock is held already: re-entered
         for path in index_dir.iterdir():  # files are never changed in place: share them
             if path.name not in (MANIFEST, DELETED) and path.is_file():
-                os.link(path, tmp / path.name)
-        np.save(tmp / DELETED, deleted)
-        (tmp / MANIFEST).write_text(
-            json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        Index.load(tmp).close()  # the new folder opens before it replaces the old one
-        swap_into_place(tmp, index_dir)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                os.link(path, folder.tmp / path.name)
+        np.save(folder.tmp / DELETED, deleted)
+        write_manifest(folder.tmp, manifest)
+        Index.load(folder.tmp).close()  # the new folder opens before it replaces the old one
+        folder.commit()
     warning = None
     if backend["name"] == "milvus":
         # after the swap: should this fail, the rows are still filtered out locally, and the

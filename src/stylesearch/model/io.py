@@ -15,19 +15,16 @@ without it (saved before grounding existed) loads as before, with ``model.ground
 and one that belongs to another save is ignored with a warning.
 
 Each file is written to a temporary name in the same folder and moved into place with
-``os.replace``; ``config.json`` goes last. A crash therefore never leaves a half-written file, and a
-folder whose files come from different saves is refused at load time by the sha256/fingerprint
-checks.
+``os.replace`` (:func:`stylesearch.folders.replace_files`); ``config.json`` goes last. A crash
+therefore never leaves a half-written file, and a folder whose files come from different saves
+is refused at load time by the sha256/fingerprint checks.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +32,7 @@ import torch
 
 from stylesearch.config import ConfigError, ModelConfig, TextConfig, from_dict, to_dict
 from stylesearch.errors import StylesearchError
-from stylesearch.folders import recover
+from stylesearch.folders import ManifestFormat, read_manifest_json, recover, replace_files
 from stylesearch.model.grounding import Grounding
 from stylesearch.model.joint import JointModel
 
@@ -54,6 +51,17 @@ class ModelFolderError(StylesearchError, ValueError):
     """A model folder that cannot be used (mismatched or corrupt files); says what to do."""
 
 
+MANIFEST_FORMAT = ManifestFormat(
+    file=CONFIG_FILE,
+    name=FORMAT_NAME,
+    title="stylesearch model config",
+    newest=FORMAT_VERSION,
+    oldest=0,  # every older folder loads (saved before format_version existed: 0)
+    error=ModelFolderError,
+    fix="upgrade stylesearch",
+)
+
+
 def _library_version() -> str:
     import stylesearch
 
@@ -67,34 +75,6 @@ def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
         while chunk := fh.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _replace_together(out_dir: Path, writers: dict[str, Callable[[Path], None]]) -> None:
-    """Write every file of ``writers`` (name -> ``write(tmp)``) to a temporary path beside its
-    final one and sync it to disk, and only then rename them into place, in order.
-
-    A kill while writing leaves the old files as they were; a kill during the renames (a few
-    microseconds) leaves files of two saves, which :func:`load_model` and
-    :func:`model_is_complete` refuse by their checksums (the config file, renamed last, records
-    the weights' sha256 and the vocabulary's fingerprint).
-    """
-    token = uuid.uuid4().hex[:12]
-    temps = {name: out_dir / f".{name}.{token}.tmp" for name in writers}
-    try:
-        for name, write in writers.items():
-            write(temps[name])
-            with open(temps[name], "rb") as fh:
-                os.fsync(fh.fileno())
-        for name in writers:
-            os.replace(temps[name], out_dir / name)
-        fd = os.open(out_dir, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
 
 
 def save_model(
@@ -156,7 +136,7 @@ def save_model(
         meta["weights_sha256"] = sha["weights"]
         tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    _replace_together(
+    replace_files(
         out_dir,
         {WEIGHTS_FILE: write_weights, VOCAB_FILE: vocab.save, CONFIG_FILE: write_config},
     )
@@ -186,7 +166,7 @@ def save_grounding(model_dir: str | Path, grounding: Grounding) -> Path:
     def write(tmp: Path) -> None:
         tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
 
-    _replace_together(model_dir, {GROUNDING_FILE: write})
+    replace_files(model_dir, {GROUNDING_FILE: write})
     return model_dir / GROUNDING_FILE
 
 
@@ -255,18 +235,7 @@ def read_model_config(model_dir: str | Path) -> dict[str, Any]:
             f"(a model folder holds {CONFIG_FILE}, {VOCAB_FILE} and {WEIGHTS_FILE}; "
             "train one with `stylesearch train`)"
         )
-    try:
-        meta = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFolderError(f"{model_dir / CONFIG_FILE}: not a stylesearch model config")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFolderError(
-            f"{model_dir}: model folder format {meta['format_version']} is newer than this "
-            f"stylesearch ({_library_version()}) reads ({FORMAT_VERSION}); upgrade stylesearch"
-        )
-    return meta
+    return read_manifest_json(model_dir, MANIFEST_FORMAT, missing=f"{model_dir}: no {CONFIG_FILE}")
 
 
 def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> JointModel:

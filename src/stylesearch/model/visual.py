@@ -14,7 +14,6 @@ previous model.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 
 from stylesearch.config import BACKBONES, NEGATIVES, ModelConfig
 from stylesearch.errors import StylesearchError
-from stylesearch.folders import new_temp_folder, swap_into_place, writer_lock
+from stylesearch.folders import FolderSwap, ManifestFormat, read_manifest_json
 from stylesearch.model.io import file_sha256
 from stylesearch.model.towers import build_image_backbone
 
@@ -45,6 +44,17 @@ CONFIG_FILE = "config.json"
 
 class VisualModelError(StylesearchError, ValueError):
     """A visual model folder that cannot be used, or a run that cannot start; says what to do."""
+
+
+MANIFEST_FORMAT = ManifestFormat(
+    file=CONFIG_FILE,
+    name=FORMAT_NAME,
+    title=f"{FORMAT_NAME} config",
+    newest=FORMAT_VERSION,
+    oldest=FORMAT_VERSION,
+    error=VisualModelError,
+    fix="train it again with `stylesearch train-visual`",
+)
 
 
 @dataclass
@@ -114,13 +124,10 @@ class VisualModel(nn.Module):
 def save_visual(
     out_dir: Path, state: dict[str, Tensor], config: VisualConfig, metrics: dict, catalog: str
 ) -> None:
-    with writer_lock(out_dir):
-        tmp = new_temp_folder(out_dir)
-        try:
-            _write_visual(tmp, state, config, metrics, catalog)
-            swap_into_place(tmp, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    """Write the visual model folder ``out_dir`` (a new folder swapped in whole)."""
+    with FolderSwap(out_dir) as folder:
+        _write_visual(folder.tmp, state, config, metrics, catalog)
+        folder.commit()
 
 
 def _write_visual(
@@ -142,20 +149,11 @@ def _write_visual(
 
 def read_visual_config(folder: str | Path) -> dict[str, Any]:
     """The ``config.json`` of a visual model folder (VisualModelError when it is not one)."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise VisualModelError(
-            f"{folder}: not a visual model folder (no {CONFIG_FILE}); train one with "
-            "`stylesearch train-visual --catalog MANIFEST --out DIR`"
-        )
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VisualModelError(f"{path}: not valid JSON ({exc}); train the model again") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise VisualModelError(f"{folder}: {CONFIG_FILE} is not a {FORMAT_NAME} config")
-    return meta
+    missing = (
+        f"{folder}: not a visual model folder (no {CONFIG_FILE}); train one with "
+        "`stylesearch train-visual --catalog MANIFEST --out DIR`"
+    )
+    return read_manifest_json(folder, MANIFEST_FORMAT, missing)
 
 
 def load_visual(folder: str | Path, *, device: str | torch.device = "cpu") -> VisualModel:

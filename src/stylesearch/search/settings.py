@@ -177,7 +177,7 @@ def write_settings(
     index_dir: str | Path, settings: SearchSettings, *, tuning: Mapping[str, Any] | None = None
 ) -> None:
     """Record ``settings`` (and how they were chosen) in the index's manifest, atomically."""
-    from stylesearch.index.store import MANIFEST, _atomic_json, read_manifest
+    from stylesearch.index.store import read_manifest, write_manifest
 
     manifest = read_manifest(index_dir)
     manifest[SETTINGS_KEY] = {
@@ -187,4 +187,4 @@ def write_settings(
         "tuned_on": settings.tuned_on,
         "tuning": dict(tuning or settings.tuning),
     }
-    _atomic_json(Path(index_dir) / MANIFEST, manifest)
+    write_manifest(index_dir, manifest)

@@ -19,9 +19,7 @@ saved, so the old model and its checkpoints stay as they were until then.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stylesearch.errors import StylesearchError
+from stylesearch.folders import FolderSwap
 from stylesearch.model.io import model_is_complete
 
 CHECKPOINT_DIR = "checkpoints"
@@ -95,8 +94,9 @@ def save_checkpoint(
     """Write the checkpoint of a finished epoch (1-based) and keep only the newest ``keep``."""
     final = checkpoint_path(model_dir, epoch)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".epoch-{epoch:04d}-", dir=final.parent))
-    try:
+    # the run holds its model folder's writer lock; a checkpoint can be written again
+    with FolderSwap(final, durable=False) as folder:
+        tmp = folder.tmp
         model_state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(model_state, str(tmp / "model.safetensors"))
         opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
@@ -110,16 +110,7 @@ def save_checkpoint(
             "config": config,
         }
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
-        if final.exists():  # set the old one aside first: never a half-deleted checkpoint
-            old = final.with_name(f".{final.name}-old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        folder.commit()  # the old one is set aside first: never a half-deleted checkpoint
     for old in list_checkpoints(model_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
