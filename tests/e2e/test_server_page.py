@@ -112,6 +112,17 @@ def ready_with(page, query_id: str, words: str) -> None:
     )
 
 
+def pick_first_item(page, server_url: str) -> str:
+    """Open the page, search from its first random item; return that item's id."""
+    page.goto(server_url + "/")
+    first = page.locator("#random-items button.pick").first
+    first.wait_for()
+    start_id = first.get_attribute("data-id")
+    first.click()
+    ready_with(page, start_id, "")
+    return start_id
+
+
 def test_refinement_loop(page, server_url, tmp_path):
     requests: list[str] = []
     errors: list[str] = []
@@ -186,12 +197,7 @@ def test_refinement_loop(page, server_url, tmp_path):
 
 def test_unknown_word_shows_closest_and_narrow_screen(page, server_url):
     page.set_viewport_size({"width": 380, "height": 800})
-    page.goto(server_url + "/")
-    first = page.locator("#random-items button.pick").first
-    first.wait_for()
-    start_id = first.get_attribute("data-id")
-    first.click()
-    ready_with(page, start_id, "")
+    start_id = pick_first_item(page, server_url)
     page.locator("#word-input").fill("yelow")
     page.locator("#word-input").press("Escape")
     page.locator("#word-input").press("Enter")
@@ -208,12 +214,7 @@ def test_unknown_word_shows_closest_and_narrow_screen(page, server_url):
 
 def test_a_non_visual_word_is_shown_as_ignored(page, server_url, page_model):
     brand = page_model[1]
-    page.goto(server_url + "/")
-    first = page.locator("#random-items button.pick").first
-    first.wait_for()
-    start_id = first.get_attribute("data-id")
-    first.click()
-    ready_with(page, start_id, "")
+    start_id = pick_first_item(page, server_url)
     word_input = page.locator("#word-input")
     for word in (COLOUR, brand):  # typed in full: a non-visual word is never suggested
         word_input.fill(word)
