@@ -77,6 +77,10 @@ class TextConfig:
     max_words: int | None = 5000
     #: shortest token kept, in characters.
     min_length: int = 2
+    #: map pattern nouns to the participle catalogs also use ("stripes" -> "striped", "dots"
+    #: -> "dotted"; :data:`stylesearch.text.pipeline.PATTERN_PARTICIPLES`). Model folders saved
+    #: before this existed load with ``False``: their vocabulary was built without it.
+    pattern_participles: bool = True
 
 
 @dataclass

@@ -375,3 +375,43 @@ def test_query_words_leave_spacy_strings_as_they_were(nlp: TextPipeline) -> None
         nlp.words("Navy striped cotton dress with puffed sleeves")
         == FIXED["Navy striped cotton dress with puffed sleeves"]
     )
+
+
+# --------------------------------------------------------------------------- pattern participles
+
+#: sentences whose pattern noun and participle gave two tokens before the participle mapping
+PATTERN_SENTENCES = [
+    ("Blue shirt with white stripes", "A striped shirt", "stripes", "striped"),
+    ("Red dress with polka dots", "Dotted red dress", "dots", "dotted"),
+    ("Navy checks shirt", "Checked shirt", "checks", "checked"),
+    ("Scarf with black spots", "Spotted scarf", "spots", "spotted"),
+    ("Pinstripe suit", "Pinstriped suit", "pinstripe", "pinstriped"),
+    ("Bag with a checker pattern", "Checkered bag", "checker", "checkered"),
+    ("Flower print dress", "Flowered dress", "flower", "flowered"),
+]
+
+
+@pytest.mark.parametrize("backend", ["nlp", "lemma"])
+@pytest.mark.parametrize(("noun", "participle", "word", "token"), PATTERN_SENTENCES)
+def test_pattern_nouns_and_participles_are_one_token(
+    request, backend, noun, participle, word, token
+):
+    pipe = request.getfixturevalue(backend)
+    assert token in pipe.words(noun) and token in pipe.words(participle)
+    # and a query word, in either form, reaches the same token
+    assert pipe.normalize_query_word(word) == token
+    assert pipe.normalize_query_word(token) == token
+
+
+@pytest.mark.parametrize("backend", ["spacy", "simplemma"])
+def test_pattern_participles_off_keeps_the_noun(backend):
+    """Model folders saved before the mapping load with it off: their vocabulary has the noun."""
+    pipe = TextPipeline(TextConfig(backend=backend, pattern_participles=False))
+    words = pipe.words("white stripes and polka dots")
+    assert "stripe" in words and "dot" in words and "striped" not in words
+
+
+def test_a_single_spot_is_not_a_pattern(nlp, lemma):
+    for pipe in (nlp, lemma):
+        assert "spotted" not in pipe.words("Spot clean only")
+        assert pipe.normalize_query_word("spots") == "spotted"

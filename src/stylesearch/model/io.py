@@ -271,6 +271,9 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
             saved = {"look_dim": 0, "look_kind": "luminance", **saved}
         model_config = from_dict(ModelConfig, saved, where="model")
         text_meta = meta.get("text")
+        # folders saved before pattern_participles existed built their vocabulary without it
+        if isinstance(text_meta, dict):
+            text_meta = {"pattern_participles": False, **text_meta}
         text_config = from_dict(TextConfig, text_meta, where="text") if text_meta else None
         vocab_size = int(meta["vocab_size"])
         vocab_fp = str(meta["vocab_fingerprint"])

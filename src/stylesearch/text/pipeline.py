@@ -33,6 +33,19 @@ Two backends, picked by :attr:`TextConfig.backend`:
     ("matching" -> "match", "slightly" -> "slightly") that the spaCy backend drops; the
     vocabulary's ``min_count`` removes the rare ones.
 
+Pattern nouns and participles
+-----------------------------
+Catalogs name a pattern by its participle ("striped", "dotted", "checked") or by its noun
+("stripes", "polka dots", "checks"), and the rules above keep the two apart ("striped" keeps its
+surface form, "stripes" becomes "stripe"). With :attr:`TextConfig.pattern_participles` (the
+default) both backends map the noun's lemma to the participle (:data:`PATTERN_PARTICIPLES`:
+"stripe" -> "striped", "dot" -> "dotted", "check" -> "checked", "pinstripe" -> "pinstriped",
+"checker" -> "checkered", "flower" -> "flowered"), in catalog text and query words alike. "spot"
+maps to "spotted" only in the plural ("black spots"): a single "spot" is a stain ("spot clean
+only"). The participle is the form kept because it is also the adjective a title uses and the
+form every model folder saved before this rule knows. Model folders saved before it existed load
+with the rule off.
+
 Hyphenated words are split at the hyphen by both backends (spaCy's tokenizer does so), and each part
 is judged on its own: "t-shirt" -> "shirt" ("t" is too short), "slim-fit" -> "slim", "fit",
 "long-sleeved" -> "sleeved" (spaCy tags "long" an adverb there). Digits, punctuation and mixed
@@ -77,6 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CARRIER_PHRASES",
+    "PATTERN_PARTICIPLES",
     "PLURALIA_TANTUM",
     "QUERY_CACHE_SIZE",
     "STOP_WORDS",
@@ -118,6 +132,19 @@ _PLURALIA_TANTUM_TEXT = """
     pajamas briefs boxers knickers panties glasses sunglasses
 """
 PLURALIA_TANTUM: frozenset[str] = frozenset(_PLURALIA_TANTUM_TEXT.split())
+
+#: Pattern nouns (lemmas) -> the participle that names the same pattern (module docstring).
+PATTERN_PARTICIPLES: dict[str, str] = {
+    "stripe": "striped",
+    "pinstripe": "pinstriped",
+    "dot": "dotted",
+    "check": "checked",
+    "checker": "checkered",
+    "flower": "flowered",
+    "spot": "spotted",
+}
+#: nouns of :data:`PATTERN_PARTICIPLES` mapped only when written in the plural
+_PLURAL_ONLY_PATTERNS: frozenset[str] = frozenset({"spot"})
 
 #: Contexts a single query word is tagged in (``{w}`` is the word); see the module docstring.
 CARRIER_PHRASES: tuple[str, ...] = (
@@ -274,7 +301,17 @@ class TextPipeline:
             form = self._noun_lemma(text, plural=tag == "NNPS")
         else:
             form = token.lemma_.lower()
+        form = self._participle(form, plural=text != form)
         return form if self._plausible(form) else None
+
+    def _participle(self, lemma: str, *, plural: bool) -> str:
+        """``lemma``'s pattern participle (:data:`PATTERN_PARTICIPLES`) when the config maps
+        them; ``plural``: the word was written in another form than its lemma."""
+        if not self.config.pattern_participles or lemma not in PATTERN_PARTICIPLES:
+            return lemma
+        if lemma in _PLURAL_ONLY_PATTERNS and not plural:
+            return lemma
+        return PATTERN_PARTICIPLES[lemma]
 
     def _noun_lemma(self, text: str, *, plural: bool) -> str:
         """``text`` lemmatized as a noun with the pipeline's lemma tables (cached).
@@ -328,6 +365,7 @@ class TextPipeline:
                 if lemma == text and not simplemma.is_known(text, lang="en"):
                     lemma = _guess_singular(text)
                 form = text if text.endswith("ed") and lemma != text else lemma
+                form = self._participle(form, plural=text != form)
                 if not self._plausible(form):
                     form = None
         self._simplemma_cache.put(text, form)
