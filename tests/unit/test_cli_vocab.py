@@ -57,7 +57,7 @@ def test_vocab_without_grounding_lists_words_by_count(model_dir: Path) -> None:
     assert result.exit_code == 0, (result.output, result.exc_info)
     assert "no grounding.json" in result.stderr and "--write" in result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["word", "count", "grounding", "visual"]
+    assert lines[0].split() == ["word", "count", "grounding", "visual", "synonyms"]
     counts = [int(line.split()[1]) for line in lines[1:]]
     assert counts == sorted(counts, reverse=True)
     assert all(line.split()[2:] == ["-", "yes"] for line in lines[1:])
@@ -101,9 +101,29 @@ def test_vocab_write_saves_grounding_that_later_runs_read(
     saved = json.loads((folder / "grounding.json").read_text())
     assert saved["method"] == "auc-gini" and saved["items"] == 24
     assert saved["min_positives"] == 5
+    learned = json.loads((folder / "synonyms.json").read_text())
+    assert learned["method"] == "head-logit-correlation+cooccurrence" and learned["items"] == 24
+    assert {"min_correlation", "max_cooccurrence", "grounding_threshold"} <= set(learned)
     again = run("vocab", "--model", folder, "--json")
     assert again.exit_code == 0 and "no grounding.json" not in again.stderr
     assert json.loads(again.stdout) == json.loads(result.stdout)
+
+
+def test_vocab_json_lists_the_learned_synonyms(model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from stylesearch.model.io import save_synonyms
+    from stylesearch.model.synonyms import Synonyms
+
+    folder = tmp_path / "m"
+    shutil.copytree(model_dir, folder)
+    a, b, c = Vocabulary.load(folder / "vocab.json").words[:3]
+    save_synonyms(folder, Synonyms(groups=[[a, b, c]]))
+    rows = {r["word"]: r for r in json.loads(run("vocab", "--model", folder, "--json").stdout)}
+    assert rows[a]["synonyms"] == [b, c] and rows[c]["synonyms"] == [a, b]
+    assert all(r["synonyms"] == [] for w, r in rows.items() if w not in (a, b, c))
+    table = run("vocab", "--model", folder).stdout.splitlines()
+    assert next(line for line in table if line.split()[0] == a).endswith(f"{b}, {c}")
 
 
 def test_vocab_usage_and_user_errors(model_dir: Path, tmp_path: Path) -> None:

@@ -186,3 +186,30 @@ def test_grounding_must_score_the_folders_words(model_dir) -> None:
 
     with pytest.raises(ModelFolderError, match="vocabulary has 3"):
         save_grounding(model_dir, Grounding(scores={"red": 1.0}, items=1))
+
+
+# --- synonyms.json in a model folder -----------------------------------------------------------
+
+
+def test_synonyms_load_with_the_model_and_resaving_drops_them(model_dir) -> None:
+    from stylesearch.model.io import SYNONYMS_FILE, save_synonyms
+    from stylesearch.model.synonyms import Synonyms
+
+    assert load_model(model_dir).synonyms is None  # a folder saved before synonyms existed
+    save_synonyms(model_dir, Synonyms(groups=[[WORDS[0], WORDS[1]]], items=40))
+    loaded = load_model(model_dir).synonyms
+    assert loaded is not None and loaded.groups == [[WORDS[0], WORDS[1]]]
+    vocab = Vocabulary(WORDS, [30, 20, 10], n_items=40, min_count=2)
+    fresh = JointModel(ModelConfig(embed_dim=8, image_size=32), vocab_size=len(WORDS))
+    save_model(fresh.eval(), model_dir, vocab=vocab, text_config=TextConfig())
+    assert not (model_dir / SYNONYMS_FILE).exists()  # it grouped the replaced weights
+
+
+def test_an_old_text_config_loads_without_pattern_participles(model_dir) -> None:
+    """A folder saved before ``pattern_participles`` existed built its vocabulary without it."""
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["text"]["pattern_participles"] is True
+    assert load_model(model_dir).text_config.pattern_participles is True
+    del config["text"]["pattern_participles"]
+    (model_dir / "config.json").write_text(json.dumps(config))
+    assert load_model(model_dir).text_config.pattern_participles is False

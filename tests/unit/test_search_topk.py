@@ -229,6 +229,25 @@ def test_hard_filter_mask(synthetic):
         assert m[:10].rows is None and (m & m).rows is None and m[m.rows].rows is None
 
 
+def test_hard_filter_mask_with_synonym_groups(synthetic):
+    """A must entry that is a group (a word and its synonyms) needs one of its words."""
+    cat, index = synthetic
+    offsets, words = cat.metadata
+    bags = [set(words[offsets[i] : offsets[i + 1]].tolist()) for i in range(len(offsets) - 1)]
+    a, a2 = int(cat.groups[0][0]), int(cat.groups[0][1])
+    b, c = int(cat.groups[1][0]), int(cat.groups[2][0])
+    mask = hard_filter_mask(index, [(a, a2), b], [c])
+    expected = [(a in bag or a2 in bag) and b in bag and c not in bag for bag in bags]
+    np.testing.assert_array_equal(mask, expected)
+    assert mask.must == (b,) and mask.must_any == ((a, a2),) and mask.must_not == (c,)
+    np.testing.assert_array_equal(mask.rows, np.flatnonzero(mask))
+    # a group of one word is that word
+    one = hard_filter_mask(index, [(a,)], [])
+    np.testing.assert_array_equal(one, hard_filter_mask(index, [a], []))
+    # the group covers more items than its first word alone
+    assert mask.sum() >= hard_filter_mask(index, [a, b], [c]).sum()
+
+
 def test_fewer_allowed_items_than_k(far_down):
     index, query = far_down
     allowed = hard_filter_mask(index, [0], [])

@@ -145,7 +145,7 @@ def test_vocabulary_of_a_model_folder_without_grounding(client, service):
     assert not (model_dir / "grounding.json").exists()
     body = client.get("/api/vocabulary", params={"limit": 100}).json()
     assert body["words"] and all(
-        set(w) == {"word", "count", "grounding", "visual"} for w in body["words"]
+        set(w) == {"word", "count", "grounding", "visual", "synonyms"} for w in body["words"]
     )
     assert all(w["grounding"] is None and w["visual"] is True for w in body["words"])
 
@@ -631,7 +631,34 @@ def test_facets_skip_words_predicted_everywhere_and_count_per_result():
     allowed = np.array([False, True, True, True])  # "size" is predicted for most of the catalog
     # red and striped both in 2 of 3 results; red has the higher mean -> first; blue in none
     assert rank_facets(p, words, allowed, limit=10) == [
-        {"word": "red", "count": 2},
-        {"word": "striped", "count": 2},
+        {"word": "red", "count": 2, "synonyms": [], "label": "red"},
+        {"word": "striped", "count": 2, "synonyms": [], "label": "striped"},
     ]
-    assert rank_facets(p, words, allowed, limit=1) == [{"word": "red", "count": 2}]
+    assert rank_facets(p, words, allowed, limit=1) == [
+        {"word": "red", "count": 2, "synonyms": [], "label": "red"}
+    ]
+
+
+def test_facets_merge_synonym_groups_under_their_head():
+    from stylesearch.server.service import rank_facets
+
+    words = ["red", "scarlet", "blue"]
+    p = np.array(
+        [
+            [0.8, 0.1, 0.1],
+            [0.2, 0.6, 0.1],  # a scarlet result counts for red's facet
+            [0.1, 0.1, 0.9],
+        ]
+    )
+    allowed = np.ones(3, dtype=bool)
+    # without groups: red, scarlet and blue one result each (ties: higher mean first)
+    assert [f["word"] for f in rank_facets(p, words, allowed, limit=10)] == [
+        "red",
+        "blue",
+        "scarlet",
+    ]
+    merged = rank_facets(p, words, allowed, limit=10, groups=[[0, 1]])
+    assert merged == [
+        {"word": "red", "count": 2, "synonyms": ["scarlet"], "label": "red (also: scarlet)"},
+        {"word": "blue", "count": 1, "synonyms": [], "label": "blue"},
+    ]

@@ -68,7 +68,13 @@ def test_a_non_visual_word_is_never_suggested(api, service, word):
     params = {"prefix": word, "limit": 100, "visual_only": "false"}
     listed = {w["word"]: w for w in api.get("/api/vocabulary", params=params).json()["words"]}
     count = service.counts[service.words.index(word)]
-    assert listed[word] == {"word": word, "count": count, "grounding": 0.3, "visual": False}
+    assert listed[word] == {
+        "word": word,
+        "count": count,
+        "grounding": 0.3,
+        "visual": False,
+        "synonyms": [],
+    }
     params = {"limit": 100, "visual_only": "false"}
     assert api.get("/api/vocabulary", params=params).json()["total"] == len(service.words)
 

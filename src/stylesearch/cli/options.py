@@ -198,3 +198,17 @@ def searcher_settings(
 ) -> dict[str, Any]:
     """``Searcher`` keyword arguments for the :func:`scoring_options` values."""
     return {"word_weight": word_weight, "cosine_power": cosine_power, "look_weight": look_weight}
+
+
+def synonyms_option(func: F) -> F:
+    """``--no-synonyms``: a metadata filter word (``filter-hard``, ``--must`` /
+    ``--must-not``) matches only itself, not its learned synonym group."""
+    return click.option(
+        "--synonyms/--no-synonyms",
+        "synonyms",
+        default=True,
+        show_default=True,
+        help="Let a metadata filter word (filter-hard, --must / --must-not) cover its synonym "
+        "group learned with the model (synonyms.json, `stylesearch vocab`): +red also keeps "
+        "items described as scarlet. No effect for a model folder without synonyms.json.",
+    )(func)

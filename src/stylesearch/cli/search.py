@@ -19,6 +19,7 @@ from stylesearch.cli.options import (
     path_option,
     scoring_options,
     searcher_settings,
+    synonyms_option,
 )
 from stylesearch.config import DEFAULT_METHOD, METHOD_LABELS
 
@@ -57,6 +58,7 @@ MODEL_HELP = "Model folder [default: the one the index records]; must be the one
 @device_option()
 @scoring_options
 @grounding_option
+@synonyms_option
 @json_option("Print the result as one JSON object.")
 @friendly_errors
 def search_cmd(
@@ -76,6 +78,7 @@ def search_cmd(
     cosine_power: float,
     look_weight: float | None,
     grounding_threshold: float,
+    synonyms: bool,
     as_json: bool,
 ) -> None:
     """Search an index with an image (--image or --item) and wanted / unwanted words.
@@ -114,6 +117,7 @@ def search_cmd(
         model_dir=model_dir,
         device=device,
         grounding_threshold=grounding_threshold,
+        synonyms=synonyms,
         **searcher_settings(word_weight, cosine_power, look_weight),
     )
     response = searcher.search(query)

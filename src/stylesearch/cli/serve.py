@@ -15,6 +15,7 @@ from stylesearch.cli.options import (
     model_option,
     scoring_options,
     searcher_settings,
+    synonyms_option,
 )
 from stylesearch.cli.search import INDEX_HELP, MODEL_HELP
 
@@ -70,6 +71,7 @@ from stylesearch.cli.search import INDEX_HELP, MODEL_HELP
 )
 @scoring_options
 @grounding_option
+@synonyms_option
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
@@ -93,6 +95,7 @@ def serve_cmd(
     cosine_power: float,
     look_weight: float | None,
     grounding_threshold: float,
+    synonyms: bool,
     log_level: str,
 ) -> None:
     """Serve the search engine over HTTP: the JSON API under /api and the web page at /.
@@ -129,6 +132,7 @@ def serve_cmd(
             device=device,
             limits=limits,
             grounding_threshold=grounding_threshold,
+            synonyms=synonyms,
             **searcher_settings(word_weight, cosine_power, look_weight),
         ),
         (ServiceError,),

@@ -32,7 +32,8 @@ from stylesearch.model.grounding import DEFAULT_MIN_POSITIVES, VISUAL_THRESHOLD
 @click.option(
     "--write",
     is_flag=True,
-    help="Save the grounding measured with --catalog in the model folder (grounding.json).",
+    help="Save the grounding measured with --catalog (grounding.json) and the synonym groups "
+    "learned from all its items (synonyms.json) in the model folder.",
 )
 @click.option(
     "--threshold",
@@ -73,15 +74,26 @@ def vocab_cmd(
     """
     import stylesearch
     from stylesearch.model.grounding import vocabulary_rows
-    from stylesearch.model.io import GROUNDING_FILE, read_model_config, save_grounding
+    from stylesearch.model.io import (
+        GROUNDING_FILE,
+        read_model_config,
+        save_grounding,
+        save_synonyms,
+    )
 
     if write and catalog_path is None:
         raise click.UsageError("--write saves a grounding measured with --catalog: give --catalog")
     model = stylesearch.load_model(model_dir, device=device)
     assert model.vocab is not None  # load_model sets it
     grounding = model.grounding
+    synonyms = model.synonyms
     if catalog_path is not None:
-        from stylesearch.training.grounding import grounding_items, measure_grounding
+        from stylesearch.training.grounding import (
+            grounding_items,
+            learn_synonyms,
+            measure_grounding,
+            synonym_items,
+        )
 
         progress = show_progress(quiet)
         items, bags, source = grounding_items(
@@ -95,9 +107,20 @@ def vocab_cmd(
             model, items, bags, source=source, min_positives=min_positives,
             device=device, progress=progress,
         )  # fmt: skip
+        model.grounding = grounding
+        items, bags, source = synonym_items(
+            model, catalog_path, image_roots=images_root, progress=progress
+        )
+        click.echo(
+            f"vocab: learning synonyms from the {len(items)} items of the {source}", err=True
+        )
+        synonyms = learn_synonyms(
+            model, items, bags, source=source, grounding_threshold=threshold, device=device,
+            progress=progress,
+        )  # fmt: skip
         if write:
-            path = save_grounding(model_dir, grounding)
-            click.echo(f"vocab: saved {path}", err=True)
+            for path in (save_grounding(model_dir, grounding), save_synonyms(model_dir, synonyms)):
+                click.echo(f"vocab: saved {path}", err=True)
     elif grounding is None:
         click.echo(
             f"vocab: {model_dir} has no {GROUNDING_FILE}; every word counts as visual. Measure "
@@ -106,15 +129,22 @@ def vocab_cmd(
         )
     rows = vocabulary_rows(model.vocab.words, model.vocab.counts, grounding, threshold)
     if as_json:
-        click.echo(json.dumps([row | {"synonyms": []} for row in rows]))
+        click.echo(
+            json.dumps(
+                [row | {"synonyms": [] if synonyms is None else synonyms.others(row["word"])}
+                 for row in rows]
+            )
+        )  # fmt: skip
     else:
-        _print_table(rows)
+        _print_table(rows, synonyms)
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
+def _print_table(rows: list[dict[str, Any]], synonyms: Any = None) -> None:
     width = max([4, *(len(r["word"]) for r in rows)])
-    click.echo(f"{'word':<{width}}  {'count':>7}  {'grounding':>9}  visual")
+    click.echo(f"{'word':<{width}}  {'count':>7}  {'grounding':>9}  visual  synonyms")
     for r in rows:
         score = "-" if r["grounding"] is None else f"{r['grounding']:.3f}"
-        visual = "yes" if r["visual"] else "no"
-        click.echo(f"{r['word']:<{width}}  {r['count']:>7}  {score:>9}  {visual}")
+        visual = "yes" if r["visual"] else "no "
+        others = "" if synonyms is None else ", ".join(synonyms.others(r["word"]))
+        line = f"{r['word']:<{width}}  {r['count']:>7}  {score:>9}  {visual}     {others}"
+        click.echo(line.rstrip())

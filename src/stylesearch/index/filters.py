@@ -3,7 +3,8 @@
 A hard filter reaches the vector backends as an ``(N,)`` bool mask of the allowed rows (the
 exact and faiss backends use the mask itself). A server-side backend (Milvus) cannot be sent a
 mask of millions of rows; it turns the words behind the mask into its own filter expression
-(``array_contains_all(words, [...]) and not array_contains_any(words, [...])``) and checks its
+(``array_contains_all(words, [...]) and array_contains_any(words, [group]) and not
+array_contains_any(words, [...])``) and checks its
 answers against the mask. :class:`WordMask` is that mask: a plain bool array for everyone else.
 """
 
@@ -23,6 +24,8 @@ class WordMask(np.ndarray):
 
     must: tuple[int, ...]
     must_not: tuple[int, ...]
+    #: groups of word ids (a word and its synonyms) of which a row needs at least one each
+    must_any: tuple[tuple[int, ...], ...]
     #: the allowed rows (sorted int64) when known without a pass over the mask (a ``must``
     #: filter reads them from the postings); backends may use them; ``None`` otherwise
     rows: np.ndarray | None
@@ -35,10 +38,12 @@ class WordMask(np.ndarray):
         must_not: list[int],
         *,
         rows: np.ndarray | None = None,
+        must_any: list[tuple[int, ...]] | None = None,
     ) -> WordMask:
         out = np.asarray(mask, dtype=bool).view(cls)
         out.must = tuple(int(w) for w in must)
         out.must_not = tuple(int(w) for w in must_not)
+        out.must_any = tuple(tuple(int(w) for w in g) for g in must_any or ())
         out.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         return out
 
@@ -46,4 +51,5 @@ class WordMask(np.ndarray):
         # views and results derived from a WordMask say nothing about words (nor rows)
         self.must = ()
         self.must_not = ()
+        self.must_any = ()
         self.rows = None

@@ -12,7 +12,9 @@ One optional file may follow: ``grounding.json``, each word's visual grounding
 (:mod:`stylesearch.model.grounding`), written after training or by ``stylesearch vocab --write``.
 It records the weights' sha256 and the vocabulary's fingerprint of the save it scored; a folder
 without it (saved before grounding existed) loads as before, with ``model.grounding = None``,
-and one that belongs to another save is ignored with a warning.
+and one that belongs to another save is ignored with a warning. ``synonyms.json``, the synonym
+groups learned from the model (:mod:`stylesearch.model.synonyms`), follows the same rules
+(``model.synonyms = None`` without it).
 
 Each file is written to a temporary name in the same folder and moved into place with
 ``os.replace`` (:func:`stylesearch.folders.replace_files`); ``config.json`` goes last. A crash
@@ -35,6 +37,7 @@ from stylesearch.errors import StylesearchError
 from stylesearch.folders import ManifestFormat, read_manifest_json, recover, replace_files
 from stylesearch.model.grounding import Grounding
 from stylesearch.model.joint import JointModel
+from stylesearch.model.synonyms import Synonyms
 
 if TYPE_CHECKING:
     from stylesearch.text.vocabulary import Vocabulary
@@ -43,6 +46,7 @@ CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 WEIGHTS_FILE = "model.safetensors"
 GROUNDING_FILE = "grounding.json"
+SYNONYMS_FILE = "synonyms.json"
 FORMAT_NAME = "stylesearch-model"
 FORMAT_VERSION = 1
 
@@ -140,7 +144,68 @@ def save_model(
         out_dir,
         {WEIGHTS_FILE: write_weights, VOCAB_FILE: vocab.save, CONFIG_FILE: write_config},
     )
-    (out_dir / GROUNDING_FILE).unlink(missing_ok=True)  # it scored the weights just replaced
+    for name in (GROUNDING_FILE, SYNONYMS_FILE):  # they scored the weights just replaced
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _save_stamped(model_dir: str | Path, name: str, body: dict[str, Any]) -> Path:
+    model_dir = Path(model_dir)
+    meta = read_model_config(model_dir)
+    body = body | {
+        "vocab_fingerprint": meta.get("vocab_fingerprint"),
+        "weights_sha256": meta.get("weights_sha256"),
+    }
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+
+    replace_files(model_dir, {name: write})
+    return model_dir / name
+
+
+def save_synonyms(model_dir: str | Path, synonyms: Synonyms) -> Path:
+    """Write ``synonyms`` as the model folder's ``synonyms.json`` (atomically), stamped like
+    ``grounding.json``; returns the file's path.
+
+    Raises:
+        ModelFolderError: a group has a word the folder's vocabulary does not have.
+    """
+    from stylesearch.text.vocabulary import Vocabulary
+
+    vocab = Vocabulary.load(Path(model_dir) / VOCAB_FILE)
+    unknown = [w for g in synonyms.groups for w in g if w not in vocab]
+    if unknown:
+        raise ModelFolderError(
+            f"{model_dir}: synonym words not in the model's vocabulary: {', '.join(unknown)}"
+        )
+    return _save_stamped(model_dir, SYNONYMS_FILE, synonyms.to_dict())
+
+
+def read_synonyms(
+    model_dir: str | Path, meta: dict[str, Any] | None = None, weights_sha256: str | None = None
+) -> Synonyms | None:
+    """The folder's ``synonyms.json``, or ``None`` when it has none (a folder saved before
+    synonyms existed); one that cannot be read or that belongs to another save is ``None`` with
+    a warning."""
+    model_dir = Path(model_dir)
+    path = model_dir / SYNONYMS_FILE
+    if not path.is_file():
+        return None
+    meta = meta if meta is not None else read_model_config(model_dir)
+    redo = f"; recompute it with `stylesearch vocab --model {model_dir} --catalog ... --write`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        synonyms = Synonyms.from_dict(data)
+    except (OSError, ValueError, TypeError) as exc:
+        warnings.warn(f"{path}: ignored, unreadable: {exc}{redo}", stacklevel=2)
+        return None
+    sha = weights_sha256 or meta.get("weights_sha256")
+    if data.get("weights_sha256") != sha or data.get("vocab_fingerprint") != meta.get(
+        "vocab_fingerprint"
+    ):
+        warnings.warn(f"{path}: ignored, it grouped another save of the model{redo}", stacklevel=2)
+        return None
+    return synonyms
 
 
 def save_grounding(model_dir: str | Path, grounding: Grounding) -> Path:
@@ -249,7 +314,8 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
 
     Returns:
         the model on ``device``, ``eval()``, with ``model.vocab``, ``model.text_config``,
-        ``model.grounding`` (``None`` without a valid ``grounding.json``) set and
+        ``model.grounding`` (``None`` without a valid ``grounding.json``), ``model.synonyms``
+        (``None`` without a valid ``synonyms.json``) set and
         ``model.fingerprint()`` = sha256 of ``model.safetensors``.
 
     Raises:
@@ -316,5 +382,6 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     model.text_config = text_config
     model._fingerprint = actual_sha
     model.grounding = read_grounding(model_dir, meta, actual_sha)
+    model.synonyms = read_synonyms(model_dir, meta, actual_sha)
     model.eval()
     return model

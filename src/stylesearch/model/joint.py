@@ -20,6 +20,7 @@ from stylesearch.model.towers import TextTower, build_image_backbone
 
 if TYPE_CHECKING:
     from stylesearch.model.grounding import Grounding
+    from stylesearch.model.synonyms import Synonyms
     from stylesearch.text.vocabulary import Vocabulary
 
 
@@ -36,12 +37,14 @@ class JointModel(nn.Module):
 
     Attributes set by :func:`~stylesearch.model.io.load_model` or the training loop (plain
     attributes, not saved in the state dict): ``vocab``, ``text_config``, ``grounding``
-    (:class:`~stylesearch.model.grounding.Grounding`, ``None`` when not measured).
+    (:class:`~stylesearch.model.grounding.Grounding`, ``None`` when not measured),
+    ``synonyms`` (:class:`~stylesearch.model.synonyms.Synonyms`, ``None`` when not learned).
     """
 
     vocab: Vocabulary | None
     text_config: TextConfig | None
     grounding: Grounding | None
+    synonyms: Synonyms | None
 
     def __init__(
         self, config: ModelConfig, vocab_size: int, *, load_backbone_weights: bool = True
@@ -54,6 +57,7 @@ class JointModel(nn.Module):
         self.vocab = None
         self.text_config = None
         self.grounding = None
+        self.synonyms = None
         self._fingerprint: str | None = None
 
         backbone, n_features = build_image_backbone(config, load_weights=load_backbone_weights)

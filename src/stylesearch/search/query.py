@@ -124,6 +124,8 @@ class Query:
         cosine_power: this query's ``g`` of the soft filter, instead of the searcher's.
         look_weight: this query's share ``a`` of the look in its query vector, instead of the
             searcher's.
+        synonyms: whether a metadata filter word covers its learned synonym group, instead of
+            the searcher's setting (``None``).
     """
 
     image: ImageInput | None = None
@@ -138,6 +140,7 @@ class Query:
     word_weight: float | None = None
     cosine_power: float | None = None
     look_weight: float | None = None
+    synonyms: bool | None = None
 
     def validate(self) -> None:
         """:class:`QueryError` for a query no method can answer (checked before any work)."""

@@ -36,6 +36,13 @@ vector to the query and no factor to ``p``. The response lists it in ``ignored_w
 so in its ``message``. ``filter-hard`` and the ``must`` / ``must_not`` filters match the
 metadata's text, so they use every word. A model folder without grounding scores, or
 ``grounding_threshold=None``, uses every word, as before grounding existed.
+
+Synonyms: with the model's learned synonym groups (:mod:`stylesearch.model.synonyms`) and
+``synonyms`` on (the default; off per searcher or per :class:`Query`), a metadata filter word
+(``filter-hard``'s words, ``must`` / ``must_not``) covers its group: ``+red`` keeps an item
+whose metadata says "red", "scarlet" or "crimson", ``-red`` drops all of them. The soft filter
+and the query arithmetic use the word as given (its own ``p_w`` and vector). The response's
+``synonyms`` maps each word expanded to the group it used.
 """
 
 from __future__ import annotations
@@ -129,10 +136,12 @@ class SearchResponse:
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     ignored_words: list[str] = field(default_factory=list)
+    #: word -> the synonym group (word first) a metadata filter on it used
+    synonyms: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``search --json`` object of ARCHITECTURE.md (plus ``message`` and
-        ``ignored_words``)."""
+        """The ``search --json`` object of ARCHITECTURE.md (plus ``message``, ``ignored_words``
+        and ``synonyms``)."""
         return {
             "method": self.method,
             "query": self.query,
@@ -140,6 +149,7 @@ class SearchResponse:
             "results": [r.to_dict() for r in self.results],
             "message": self.message,
             "ignored_words": list(self.ignored_words),
+            "synonyms": {w: list(g) for w, g in self.synonyms.items()},
         }
 
 
@@ -162,6 +172,8 @@ class Searcher:
         grounding_threshold: least visual grounding of a word used to rank (module docstring;
             default: the measured :data:`~stylesearch.model.grounding.VISUAL_THRESHOLD`);
             ``None`` uses every word.
+        synonyms: let a metadata filter word cover its learned synonym group (module
+            docstring); no effect for a model folder without ``synonyms.json``.
         device: torch device for encoding query images.
     """
 
@@ -177,6 +189,7 @@ class Searcher:
         arithmetic: ArithmeticConfig | None = None,
         topk: TopKConfig | None = None,
         grounding_threshold: float | None = VISUAL_THRESHOLD,
+        synonyms: bool = True,
         device: str = "cpu",
     ) -> None:
         index.check_model(model)
@@ -190,6 +203,8 @@ class Searcher:
             [] if model.vocab is None else model.vocab.words,
             self.grounding_threshold,
         )
+        #: expand metadata filter words to their synonym groups (by default)
+        self.synonyms = bool(synonyms)
         base = settings or SearchSettings.from_manifest(index.manifest)  # SettingsError if bad
         self.settings = base.overridden(
             word_weight=word_weight, cosine_power=cosine_power, look_weight=look_weight
@@ -292,6 +307,21 @@ class Searcher:
             )
         return words
 
+    def synonym_groups(self, ids: list[int], use: bool | None = None) -> list[list[int]]:
+        """Each word of ``ids`` with its synonyms (its own id first) when synonyms are on
+        (``use``, default the searcher's) and the model has groups; ``[[id]]`` each else."""
+        learned = getattr(self.model, "synonyms", None)
+        if not (self.synonyms if use is None else use) or learned is None:
+            return [[i] for i in ids]
+        vocab = self.model.vocab
+        assert vocab is not None
+        out = []
+        for i in ids:
+            word = vocab.decode([i])[0]
+            others = [w for w in learned.others(word) if w in vocab]
+            out.append([i, *(int(vocab.index(w)) for w in others)])
+        return out
+
     def ignored_note(self, ids: list[int]) -> str:
         """The message of a query whose words ``ids`` were left out as not visual."""
         assert self.model.vocab is not None and self.grounding_threshold is not None
@@ -370,7 +400,16 @@ class Searcher:
         t_enc = time.perf_counter()
         q = self._query_vector(query, add, remove, image_vector, arithmetic, settings.look_weight)
         t_search = time.perf_counter()
-        allowed = hard_filter_mask(self.index, must, must_not)
+        must_groups = self.synonym_groups(must, query.synonyms)
+        must_not_groups = self.synonym_groups(must_not, query.synonyms)
+        used = {
+            vocab.decode([g[0]])[0]: vocab.decode(g)
+            for g in (*must_groups, *must_not_groups)
+            if len(g) > 1
+        }
+        allowed = hard_filter_mask(
+            self.index, must_groups, list(dict.fromkeys(w for g in must_not_groups for w in g))
+        )
         if allowed is not None and not allowed.any():
             took = (time.perf_counter() - t0) * 1e3
             empty = (
@@ -381,7 +420,9 @@ class Searcher:
                 else "the index has no item left (every item was deleted)"
             )
             message = "; ".join([empty, *notes])
-            return SearchResponse(method, understood, took, [], message, ignored_words=ignored)
+            return SearchResponse(
+                method, understood, took, [], message, ignored_words=ignored, synonyms=used
+            )
         if method in SOFT_METHODS:
             top = soft_filter_topk(
                 self.index, q, query.k, add, remove, allowed=allowed, config=self.topk,
@@ -417,6 +458,7 @@ class Searcher:
             results,
             message="; ".join(notes) or None,
             ignored_words=ignored,
+            synonyms=used,
             timings={
                 "encode": (t_search - t_enc) * 1e3,
                 "search": (t_end - t_search) * 1e3,

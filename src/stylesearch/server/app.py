@@ -230,6 +230,7 @@ def _query_from(req: SearchRequest, image: Any, max_k: int) -> Query:
         word_weight=req.word_weight,
         cosine_power=req.cosine_power,
         look_weight=req.look_weight,
+        synonyms=req.synonyms,
     )
 
 

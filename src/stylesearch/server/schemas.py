@@ -73,6 +73,11 @@ class SearchRequest(BaseModel):
         description="this query's share of the look (the colour-blind shape vector) in its query "
         "vector, on an index whose model has one (default: the index's settings)",
     )  # fmt: skip
+    synonyms: bool | None = Field(
+        None,
+        description="let a metadata filter word (filter-hard, must, must_not) cover its synonym "
+        "group learned with the model (default: the server's setting, --no-synonyms)",
+    )
 
 
 class Attribute(BaseModel):
@@ -92,7 +97,13 @@ class SearchResult(BaseModel):
 
 class Facet(BaseModel):
     word: str
-    count: int = Field(description="how many results have p(word) >= 0.5")
+    count: int = Field(
+        description="how many results have p(word) >= 0.5 (or p of one of its synonyms)"
+    )
+    synonyms: list[str] = Field(
+        default_factory=list, description="the word's learned synonyms, merged into this facet"
+    )
+    label: str = Field("", description='e.g. "red (also: scarlet, crimson)"')
 
 
 class SearchResponseBody(BaseModel):
@@ -106,6 +117,11 @@ class SearchResponseBody(BaseModel):
     ignored_words: list[str] = Field(
         description="wanted or unwanted words left out of the ranking because they are not "
         "visual (grounding below the server's threshold; never with filter-hard)"
+    )
+    synonyms: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="each metadata filter word expanded to its learned synonym group: the "
+        "group used (the word first)",
     )
     facets: list[Facet]
 
@@ -137,6 +153,11 @@ class VocabularyWord(BaseModel):
         description="grounding reaches the server's visual threshold (true for every word of a "
         "model folder without grounding.json); only visual words are suggested, shown as "
         "facets and used to rank"
+    )
+    synonyms: list[str] = Field(
+        default_factory=list,
+        description="the word's learned synonyms (synonyms.json; empty when the server's "
+        "synonyms are off)",
     )
 
 

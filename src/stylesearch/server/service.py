@@ -42,7 +42,11 @@ MAX_FACET_SHARE = 0.5
 
 
 def rank_facets(
-    p: np.ndarray, words: list[str], allowed: np.ndarray, limit: int
+    p: np.ndarray,
+    words: list[str],
+    allowed: np.ndarray,
+    limit: int,
+    groups: list[list[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """Facets of a result list: the allowed words most often predicted among its rows.
 
@@ -51,15 +55,34 @@ def rank_facets(
         words: the V vocabulary words.
         allowed: (V,) bool, the words that may be facets.
         limit: at most this many facets.
+        groups: synonym groups as word ids, head first: a group is one facet under its head,
+            a result counting when it has any of the group's words (its largest ``p``); the
+            other words of a group are no facets of their own.
 
-    Returns ``[{"word", "count"}]``, most frequent first (ties: higher mean probability); words
-    predicted for no result are left out.
+    Returns ``[{"word", "count", "synonyms", "label"}]`` (``label``: ``"red (also: scarlet,
+    crimson)"``), most frequent first (ties: higher mean probability); words predicted for no
+    result are left out.
     """
+    p = np.asarray(p, dtype=np.float32)
+    allowed = np.asarray(allowed, dtype=bool).copy()
+    others: dict[int, list[int]] = {}
+    if groups:
+        p = p.copy()
+        for group in groups:
+            head, rest = group[0], group[1:]
+            p[:, head] = p[:, group].max(axis=1)
+            allowed[rest] = False
+            others[head] = rest
     counts = np.where(allowed, (p >= FACET_THRESHOLD).sum(axis=0), 0)
     order = np.lexsort((-p.mean(axis=0), -counts))
-    return [
-        {"word": words[i], "count": int(counts[i])} for i in order[:limit].tolist() if counts[i]
-    ]
+    out = []
+    for i in order[:limit].tolist():
+        if not counts[i]:
+            continue
+        also = [words[j] for j in others.get(i, [])]
+        label = f"{words[i]} (also: {', '.join(also)})" if also else words[i]
+        out.append({"word": words[i], "count": int(counts[i]), "synonyms": also, "label": label})
+    return out
 
 
 class ServiceError(StylesearchError, ValueError):
@@ -233,7 +256,15 @@ class SearchService:
         word = self.words[i]
         score, _ = word_grounding(self.grounding, word)
         visual = bool(self.visual[i])
-        return {"word": word, "count": self.counts[i], "grounding": score, "visual": visual}
+        learned = getattr(self.searcher.model, "synonyms", None)
+        others = learned.others(word) if learned is not None and self.searcher.synonyms else []
+        return {
+            "word": word,
+            "count": self.counts[i],
+            "grounding": score,
+            "visual": visual,
+            "synonyms": others,
+        }
 
     # ------------------------------------------------------------------ search
 
@@ -268,7 +299,17 @@ class SearchService:
         if not rows:
             return []
         p = np.asarray(self.index.attributes[np.asarray(rows)], dtype=np.float32)  # (R, V)
-        return rank_facets(p, self.words, self._facet_words, self.limits.facets)
+        return rank_facets(
+            p, self.words, self._facet_words, self.limits.facets, self._synonym_groups()
+        )
+
+    def _synonym_groups(self) -> list[list[int]] | None:
+        """The model's synonym groups as word ids (head first), or ``None`` when the searcher's
+        synonyms are off or the model has none."""
+        learned = getattr(self.searcher.model, "synonyms", None)
+        if not self.searcher.synonyms or learned is None:
+            return None
+        return [[self.vocab.index(w) for w in g if w in self.vocab] for g in learned.groups]
 
     def health(self) -> dict[str, Any]:
         from stylesearch import __version__

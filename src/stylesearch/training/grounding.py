@@ -5,7 +5,9 @@ of their images (:func:`~stylesearch.model.inference.predict_attributes`) agains
 vocabulary words of their metadata. :func:`grounding_items` picks those items for
 ``stylesearch vocab --catalog``: the held-out split of the training catalog, the same items as
 training's validation, when the manifest is the one the model was trained on; every item of any
-other manifest (a held-out catalog).
+other manifest (a held-out catalog). :func:`learn_synonyms` learns the synonym groups
+(:mod:`stylesearch.model.synonyms`) from the head's probabilities of a catalog's images and
+their text; :func:`synonyms_after_training` is the step training runs after the grounding.
 """
 
 from __future__ import annotations
@@ -19,12 +21,26 @@ import torch
 
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.errors import StylesearchError
-from stylesearch.model.grounding import DEFAULT_MIN_POSITIVES, Grounding
+from stylesearch.model.grounding import (
+    DEFAULT_MIN_POSITIVES,
+    VISUAL_THRESHOLD,
+    Grounding,
+    visual_mask,
+)
 from stylesearch.model.inference import predict_attributes
 from stylesearch.model.joint import JointModel
+from stylesearch.model.synonyms import DEFAULT_MAX_COOCCURRENCE, DEFAULT_MIN_CORRELATION, Synonyms
 from stylesearch.text.pipeline import TextPipeline
 
-__all__ = ["GroundingError", "ground_held_out", "grounding_items", "measure_grounding"]
+__all__ = [
+    "GroundingError",
+    "ground_held_out",
+    "grounding_items",
+    "learn_synonyms",
+    "measure_grounding",
+    "synonym_items",
+    "synonyms_after_training",
+]
 
 
 class GroundingError(StylesearchError, ValueError):
@@ -128,3 +144,100 @@ def grounding_items(
     if not keep:
         raise GroundingError(f"{catalog_path}: no item has a word of the model's vocabulary")
     return [items[i] for i in keep], [bags[i] for i in keep], source
+
+
+def learn_synonyms(
+    model: JointModel,
+    items: Sequence[CatalogItem],
+    bags: Sequence[Sequence[int]],
+    *,
+    source: str = "",
+    min_correlation: float = DEFAULT_MIN_CORRELATION,
+    max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
+    grounding_threshold: float = VISUAL_THRESHOLD,
+    device: str | torch.device = "cpu",
+    num_workers: int = 2,
+    progress: bool = False,
+) -> Synonyms:
+    """Synonym groups (:mod:`stylesearch.model.synonyms`) of the model's visual words, from the
+    attribute head's probabilities of ``items``' images and their metadata words ``bags``
+    (vocabulary ids). The candidates are the words visual at ``grounding_threshold`` in
+    ``model.grounding`` (none without one: no groups).
+
+    Raises:
+        GroundingError: no items, or a model without its vocabulary.
+    """
+    if model.vocab is None:
+        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
+    if not items:
+        raise GroundingError("no items with vocabulary words to learn synonyms from")
+    probs = predict_attributes(
+        model, items, device=device, num_workers=num_workers, progress=progress
+    )
+    labels = np.zeros((len(items), model.vocab_size), dtype=bool)
+    for row, bag in enumerate(bags):
+        labels[row, list(bag)] = True
+    grounding = getattr(model, "grounding", None)
+    if grounding is None:  # nothing shows which words an image can show: no candidates
+        candidates = np.zeros(model.vocab_size, dtype=bool)
+    else:
+        candidates = visual_mask(grounding, model.vocab.words, grounding_threshold)
+    return Synonyms.learn(
+        model.vocab.words, model.vocab.counts, probs, labels, candidates,
+        min_correlation=min_correlation, max_cooccurrence=max_cooccurrence,
+        grounding_threshold=grounding_threshold, source=source,
+    )  # fmt: skip
+
+
+def synonyms_after_training(
+    model: JointModel,
+    model_dir: str | Path,
+    items: Sequence[CatalogItem],
+    bags: Sequence[Sequence[int]],
+    *,
+    catalog: str | Path,
+    device: str | torch.device = "cpu",
+    num_workers: int = 2,
+    progress: bool = False,
+) -> Path | None:
+    """What training does after measuring the grounding: learn the synonym groups on the
+    training catalog's ``items`` (all of them: rare synonyms need many items) with the
+    grounding just saved, and save them in ``model_dir``; returns the file (``None`` without
+    an item with a vocabulary word, or without a grounding: a run with no held-out items)."""
+    from stylesearch.model.io import read_grounding, save_synonyms
+
+    keep = [i for i, bag in enumerate(bags) if bag]
+    model.grounding = read_grounding(model_dir)
+    if not keep or model.grounding is None:  # no held-out items: no grounding, no candidates
+        return None
+    synonyms = learn_synonyms(
+        model, [items[i] for i in keep], [bags[i] for i in keep],
+        source=f"training catalog {catalog}", device=device, num_workers=num_workers,
+        progress=progress,
+    )  # fmt: skip
+    return save_synonyms(model_dir, synonyms)
+
+
+def synonym_items(
+    model: JointModel,
+    catalog_path: str | Path,
+    *,
+    image_roots: Sequence[str | Path] = (),
+    progress: bool = False,
+) -> tuple[list[CatalogItem], list[list[int]], str]:
+    """Every item of the manifest with a vocabulary word, their vocabulary ids and a
+    description: what ``stylesearch vocab --catalog`` learns the synonyms from."""
+    if model.vocab is None or model.text_config is None:
+        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
+    catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
+    texts = TextPipeline(model.text_config).words_many([it.text for it in catalog.items])
+    bags = [model.vocab.encode(words) for words in texts]
+    keep = [i for i, bag in enumerate(bags) if bag]
+    if not keep:
+        raise GroundingError(f"{catalog_path}: no item has a word of the model's vocabulary")
+    items = list(catalog.items)
+    return (
+        [items[i] for i in keep],
+        [bags[i] for i in keep],
+        f"catalog {Path(catalog_path).resolve()}",
+    )

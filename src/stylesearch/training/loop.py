@@ -47,7 +47,7 @@ from stylesearch.training.checkpoint import (
     run_folder,
     save_checkpoint,
 )
-from stylesearch.training.grounding import ground_held_out
+from stylesearch.training.grounding import ground_held_out, synonyms_after_training
 from stylesearch.training.look import fit_look
 from stylesearch.training.setup import (
     lr_at,
@@ -457,6 +457,11 @@ def _train(
                 catalog=summary["catalog"], device=device, num_workers=workers, progress=progress,
             )  # fmt: skip
             log(f"grounding: measured on the {len(keep_val)} held-out items, in {path}")
+            groups_file = synonyms_after_training(  # every catalog item, that grounding
+                model, out_dir, items, bags, catalog=summary["catalog"], device=device,
+                num_workers=workers, progress=progress,
+            )  # fmt: skip
+            log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file}")
         if out_dir != target:
             swap_into_place(out_dir, target)  # the old folder goes only now
         log(f"model: saved to {target}")

@@ -122,10 +122,16 @@ def _connect(uri: str) -> str:
     return alias
 
 
-def _words_expr(must: tuple[int, ...], must_not: tuple[int, ...]) -> str:
+def _words_expr(
+    must: tuple[int, ...],
+    must_not: tuple[int, ...],
+    must_any: tuple[tuple[int, ...], ...] = (),
+) -> str:
     parts = []
     if must:
         parts.append(f"array_contains_all(words, {list(must)})")
+    for group in must_any:
+        parts.append(f"array_contains_any(words, {list(group)})")
     if must_not:
         parts.append(f"not array_contains_any(words, {list(must_not)})")
     return " and ".join(parts)
@@ -318,7 +324,11 @@ class MilvusBackend:
         # a WordMask is (metadata words) & (not deleted): Milvus applies the words as an
         # expression and holds no deleted row, so its answers need no deeper search
         covered = allowed is None or hasattr(allowed, "must")
-        expr = _words_expr(allowed.must, allowed.must_not) if hasattr(allowed, "must") else ""
+        expr = (
+            _words_expr(allowed.must, allowed.must_not, getattr(allowed, "must_any", ()))
+            if hasattr(allowed, "must")
+            else ""
+        )
         fraction = 1.0
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)

@@ -6,6 +6,8 @@ postings before any scoring; every search path then keeps only the allowed rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from stylesearch.index.filters import WordMask
@@ -17,13 +19,28 @@ from stylesearch.search.topk.results import rank_rows
 __all__ = ["hard_filter_mask", "hard_filter_topk"]
 
 
-def _intersect_postings(index: Index, must: list[int]) -> np.ndarray:
-    """Sorted rows that have every ``must`` word: the shortest posting, filtered by the others.
+MustWords = Sequence[int | Sequence[int]]
+
+
+def _group_rows(index: Index, group: Sequence[int]) -> np.ndarray:
+    """Sorted rows that have at least one word of ``group`` (the union of their postings)."""
+    if len(group) == 1:
+        return np.asarray(index.rows_with_word(group[0]))
+    return np.unique(np.concatenate([index.rows_with_word(w) for w in group]))
+
+
+def _groups(must: MustWords) -> list[tuple[int, ...]]:
+    return [(int(w),) if isinstance(w, int | np.integer) else tuple(map(int, w)) for w in must]
+
+
+def _intersect_postings(index: Index, must: list[tuple[int, ...]]) -> np.ndarray:
+    """Sorted rows that have a word of every ``must`` group: the shortest posting (a group's:
+    the union of its words'), filtered by the others.
 
     Both sides are sorted, so one side is marked in a bool array and the other's marked rows
     kept: linear in the postings (``np.intersect1d`` sorts their concatenation).
     """
-    postings = sorted((index.rows_with_word(w) for w in must), key=len)
+    postings = sorted((_group_rows(index, g) for g in must), key=len)
     rows = postings[0]
     for other in postings[1:]:
         mark = np.zeros(index.count, dtype=bool)
@@ -32,31 +49,35 @@ def _intersect_postings(index: Index, must: list[int]) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64)
 
 
-def hard_filter_mask(index: Index, must: list[int], must_not: list[int]) -> np.ndarray | None:
+def hard_filter_mask(index: Index, must: MustWords, must_not: list[int]) -> np.ndarray | None:
     """``(N,)`` bool: rows whose metadata has every ``must`` word and no ``must_not`` word, and
     that are not deleted (``index delete``); a :class:`~stylesearch.index.filters.WordMask`
-    that keeps the words for server-side backends.
+    that keeps the words for server-side backends. An entry of ``must`` may be a group of words
+    (a word and its synonyms): a row needs one of them (the mask's ``must_any``).
 
     ``None`` when there is no condition (every row allowed). With a ``must`` word the mask
     also carries its sorted allowed rows (``rows``, read from the postings: no pass over the
     catalog).
     """
     live = index.live_mask()
-    if not must and not must_not:
+    groups = _groups(must)
+    if not groups and not must_not:
         return None if live is None else WordMask.of(live, [], [])
-    if not must:
+    if not groups:
         mask = np.ones(index.count, dtype=bool) if live is None else live.copy()
         for w in must_not:
             mask[index.rows_with_word(w)] = False
-        return WordMask.of(mask, must, must_not)
-    rows = _intersect_postings(index, must)
+        return WordMask.of(mask, [], must_not)
+    rows = _intersect_postings(index, groups)
     mask = np.zeros(index.count, dtype=bool)
     mask[rows] = True
     for w in must_not:
         mask[index.rows_with_word(w)] = False
     if live is not None:
         mask &= live
-    return WordMask.of(mask, must, must_not, rows=rows[mask[rows]])
+    single = [g[0] for g in groups if len(g) == 1]
+    any_of = [g for g in groups if len(g) > 1]
+    return WordMask.of(mask, single, must_not, rows=rows[mask[rows]], must_any=any_of)
 
 
 def hard_filter_topk(
