@@ -228,7 +228,15 @@ def test_cli_index_and_search(setup, tmp_path):
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"method", "query", "took_ms", "results", "message", "ignored_words"}
+    assert set(data) == {
+        "method",
+        "query",
+        "took_ms",
+        "results",
+        "message",
+        "ignored_words",
+        "synonyms",
+    }
     assert data["method"] == "combined" and data["query"]["add"] == ["red"]
     assert len(data["results"]) == 3
     assert set(data["results"][0]) == {"id", "score", "cosine", "attribute_score", "title"}

@@ -316,7 +316,7 @@ def pair_scores(
     vocab = set(words)
 
     def pairs(gs: Sequence[Sequence[str]]) -> set[tuple[str, str]]:
-        out = set()
+        out: set[tuple[str, str]] = set()
         for g in gs:
             kept = sorted({w for w in g if w in vocab})
             out.update((a, b) for i, a in enumerate(kept) for b in kept[i + 1 :])
