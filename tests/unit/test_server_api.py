@@ -662,3 +662,35 @@ def test_facets_merge_synonym_groups_under_their_head():
         {"word": "red", "count": 2, "synonyms": ["scarlet"], "label": "red (also: scarlet)"},
         {"word": "blue", "count": 1, "synonyms": [], "label": "blue"},
     ]
+
+
+def test_search_synonyms_field_and_response(client, service, item_id, png):
+    """A model's synonym groups reach the API: the response's ``synonyms``, the request's
+    switch (JSON and multipart), merged facets and the vocabulary's ``synonyms``."""
+    from stylesearch.model.synonyms import Synonyms
+
+    model = service.searcher.model
+    saved = model.synonyms
+    model.synonyms = Synonyms(groups=[["red", "blue"]])
+    try:
+        body = {"item_id": item_id, "add": ["red"], "method": "filter-hard", "k": 5}
+        on = client.post("/api/search", json=body).json()
+        assert on["synonyms"] == {"red": ["red", "blue"]}
+        off = client.post("/api/search", json={**body, "synonyms": False}).json()
+        assert off["synonyms"] == {}
+        form = {"add": "red", "method": "filter-hard"}
+        upload = {"image": ("q.png", png, "image/png")}
+        form_on = client.post("/api/search", files=upload, data=form)
+        assert form_on.status_code == 200, form_on.text
+        assert form_on.json()["synonyms"] == {"red": ["red", "blue"]}
+        form_off = client.post("/api/search", files=upload, data={**form, "synonyms": "false"})
+        assert form_off.status_code == 200, form_off.text
+        assert form_off.json()["synonyms"] == {}
+        assert all(f["word"] != "blue" for f in on["facets"])  # merged under red
+        for facet in on["facets"]:
+            also = f" (also: {', '.join(facet['synonyms'])})" if facet["synonyms"] else ""
+            assert facet["label"] == facet["word"] + also
+        words = client.get("/api/vocabulary", params={"prefix": "red"}).json()["words"]
+        assert next(w for w in words if w["word"] == "red")["synonyms"] == ["blue"]
+    finally:
+        model.synonyms = saved
