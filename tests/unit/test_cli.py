@@ -334,6 +334,14 @@ def test_train_tiny_run_writes_the_model_folder(tiny_model: tuple[Path, Result])
     grounding = json.loads((out / "grounding.json").read_text())
     assert grounding["method"] == "auc-gini" and grounding["items"] == metrics["val_items"]
     assert "held-out split" in grounding["source"]
+    # and the synonym groups, learned from every catalog item with that grounding
+    synonyms = json.loads((out / "synonyms.json").read_text())
+    assert synonyms["method"] == "head-logit-correlation+cooccurrence"
+    assert synonyms["items"] >= metrics["val_items"] and "training catalog" in synonyms["source"]
+    assert (
+        synonyms["weights_sha256"]
+        == json.loads((out / "config.json").read_text())["weights_sha256"]
+    )
 
 
 def test_train_refuses_an_existing_model_without_overwrite(
