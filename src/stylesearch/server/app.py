@@ -68,6 +68,8 @@ MAX_FORM_BYTES = 64 * 1024
 INT_FIELDS = ("k",)
 _DIGITS = re.compile(r"[0-9]{1,6}")
 LIST_FIELDS = ("add", "remove", "must", "must_not")
+#: form fields that hold a list of item ids
+ID_LIST_FIELDS = ("like", "unlike")
 SCALAR_FIELDS = ("item_id", "query", "method", "k")
 #: the page loads nothing from elsewhere
 PAGE_CSP = (
@@ -159,7 +161,7 @@ async def _read_multipart(request: Request, max_upload: int) -> tuple[dict[str, 
         request.headers,
         _limited_stream(request, limit),
         max_files=1,
-        max_fields=4 * 32 + 8,
+        max_fields=6 * 32 + 8,
         max_part_size=MAX_FORM_BYTES,
     )
     try:
@@ -182,7 +184,7 @@ async def _read_multipart(request: Request, max_upload: int) -> tuple[dict[str, 
                     raise ApiError(
                         413, "too_large", f"image upload over the limit of {max_upload} bytes"
                     )
-            elif key in LIST_FIELDS:
+            elif key in LIST_FIELDS or key in ID_LIST_FIELDS:
                 data[key] = [v if isinstance(v, str) else None for v in values]
             elif len(values) != 1:
                 raise ApiError(400, "bad_request", f"field {key!r} given {len(values)} times")
@@ -230,6 +232,10 @@ def _query_from(req: SearchRequest, image: Any, max_k: int) -> Query:
         word_weight=req.word_weight,
         cosine_power=req.cosine_power,
         look_weight=req.look_weight,
+        like=req.like,
+        unlike=req.unlike,
+        like_weight=req.like_weight,
+        unlike_weight=req.unlike_weight,
     )
 
 
@@ -485,6 +491,6 @@ def _multipart_schema() -> dict[str, Any]:
         },
         "k": {"type": "integer", "minimum": 1, "default": 10},
     }
-    for name in LIST_FIELDS:
+    for name in (*LIST_FIELDS, *ID_LIST_FIELDS):
         props[name] = {"type": "array", "items": {"type": "string"}}
     return {"type": "object", "properties": props}

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from stylesearch.catalog.manifest import MAX_ID_CHARS
-from stylesearch.search.query import DEFAULT_METHOD, MAX_QUERY_CHARS, MAX_QUERY_WORDS, METHODS
+from stylesearch.search.query import (
+    DEFAULT_METHOD,
+    MAX_FEEDBACK_ITEMS,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_WORDS,
+    METHODS,
+)
 
 __all__ = [
     "Attribute",
@@ -28,6 +34,7 @@ __all__ = [
 Method = Literal[METHODS]  # type: ignore[valid-type]
 MAX_WORD_CHARS = 64
 Words = list[str]
+ItemIds = list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]]
 
 
 class SearchRequest(BaseModel):
@@ -73,6 +80,21 @@ class SearchRequest(BaseModel):
         description="this query's share of the look (the colour-blind shape vector) in its query "
         "vector, on an index whose model has one (default: the index's settings)",
     )  # fmt: skip
+    like: ItemIds = Field(
+        default_factory=list, max_length=MAX_FEEDBACK_ITEMS,
+        description="ids of catalog items to move the query towards: q + alpha mean(like)",
+    )  # fmt: skip
+    unlike: ItemIds = Field(
+        default_factory=list, max_length=MAX_FEEDBACK_ITEMS,
+        description="ids of catalog items to move the query away from (- beta mean(unlike)); "
+        "they are left out of the results",
+    )  # fmt: skip
+    like_weight: float | None = Field(
+        None, ge=0, le=4, allow_inf_nan=False, description="alpha (default 0.5)"
+    )
+    unlike_weight: float | None = Field(
+        None, ge=0, le=4, allow_inf_nan=False, description="beta (default 0.75)"
+    )
 
 
 class Attribute(BaseModel):
@@ -93,6 +115,9 @@ class SearchResult(BaseModel):
 class Facet(BaseModel):
     word: str
     count: int = Field(description="how many results have p(word) >= 0.5")
+    also: list[str] | None = Field(
+        None, description="synonyms merged into this facet (counted when any of them is predicted)"
+    )
 
 
 class SearchResponseBody(BaseModel):

@@ -12,6 +12,7 @@ so item, vocabulary and random-item requests never wait for a search.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,11 @@ MAX_FACET_SHARE = 0.5
 
 
 def rank_facets(
-    p: np.ndarray, words: list[str], allowed: np.ndarray, limit: int
+    p: np.ndarray,
+    words: list[str],
+    allowed: np.ndarray,
+    limit: int,
+    groups: Sequence[Sequence[int]] = (),
 ) -> list[dict[str, Any]]:
     """Facets of a result list: the allowed words most often predicted among its rows.
 
@@ -51,15 +56,36 @@ def rank_facets(
         words: the V vocabulary words.
         allowed: (V,) bool, the words that may be facets.
         limit: at most this many facets.
+        groups: word ids that name one thing (synonym groups, their head word first): a result
+            has the group when it has any of its allowed words, and the group is one facet
+            under its head word, with the others in ``also``. Empty: every word alone.
 
-    Returns ``[{"word", "count"}]``, most frequent first (ties: higher mean probability); words
-    predicted for no result are left out.
+    Returns ``[{"word", "count"}]`` (plus ``"also"`` for a merged group), most frequent first
+    (ties: higher mean probability); words predicted for no result are left out.
     """
+    p = np.asarray(p, dtype=np.float32)
+    allowed = np.asarray(allowed, dtype=bool).copy()
+    also: dict[int, list[str]] = {}
+    if groups:
+        p = p.copy()
+        for group in groups:
+            members = [int(i) for i in group if allowed[int(i)]]
+            if len(members) < 2:
+                continue
+            head, rest = members[0], members[1:]
+            p[:, head] = p[:, members].max(axis=1)
+            allowed[rest] = False
+            also[head] = [words[i] for i in rest]
     counts = np.where(allowed, (p >= FACET_THRESHOLD).sum(axis=0), 0)
     order = np.lexsort((-p.mean(axis=0), -counts))
-    return [
-        {"word": words[i], "count": int(counts[i])} for i in order[:limit].tolist() if counts[i]
-    ]
+    out = []
+    for i in order[:limit].tolist():
+        if counts[i]:
+            facet: dict[str, Any] = {"word": words[i], "count": int(counts[i])}
+            if i in also:
+                facet["also"] = also[i]
+            out.append(facet)
+    return out
 
 
 class ServiceError(StylesearchError, ValueError):
@@ -150,6 +176,9 @@ class SearchService:
         self._facet_words = (
             (probs >= FACET_THRESHOLD).mean(axis=0) <= MAX_FACET_SHARE
         ) & self.visual
+        #: synonym groups merged into one facet each (word ids, head first; rank_facets);
+        #: empty until the model folder provides groups
+        self.facet_groups: list[list[int]] = []
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self.index.row_of("")  # build the id -> row table now: later lookups only read it
@@ -245,8 +274,9 @@ class SearchService:
             UnknownItemError: ``query.item_id`` is not indexed.
             SearchError / ImageError: a query that cannot be answered (HTTP 400 / 413).
         """
-        if query.item_id is not None:
-            self.row(query.item_id)
+        for item_id in (query.item_id, *query.like, *query.unlike):
+            if item_id is not None:
+                self.row(item_id)  # UnknownItemError: 404
         vector = None
         if query.image is not None and query.item_id is None and query.method != "text":
             with self._encode_lock:  # the image tower; item queries do not wait for it
@@ -262,13 +292,16 @@ class SearchService:
         return out
 
     def facets(self, rows: list[int]) -> list[dict[str, Any]]:
-        """The attributes most often predicted (``p >= FACET_THRESHOLD``) among ``rows``, leaving
-        out words predicted for most of the catalog and words that are not visual:
+        """The attributes most often predicted (``p >= FACET_THRESHOLD``) among ``rows`` (the
+        current results, so the counts follow them), leaving out words predicted for most of the
+        catalog and words that are not visual, with :attr:`facet_groups` merged:
         ``[{"word", "count"}]`` (:func:`rank_facets`)."""
         if not rows:
             return []
         p = np.asarray(self.index.attributes[np.asarray(rows)], dtype=np.float32)  # (R, V)
-        return rank_facets(p, self.words, self._facet_words, self.limits.facets)
+        return rank_facets(
+            p, self.words, self._facet_words, self.limits.facets, groups=self.facet_groups
+        )
 
     def health(self) -> dict[str, Any]:
         from stylesearch import __version__
