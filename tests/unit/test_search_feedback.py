@@ -35,9 +35,7 @@ def test_moving_away_from_the_query_itself_cancels_it_out():
 
 
 def test_drop_rows_keeps_the_order_and_cuts_to_k():
-    top = TopK(
-        np.array([5, 3, 9, 1]), np.array([0.9, 0.8, 0.7, 0.6]), np.zeros(4), np.ones(4)
-    )
+    top = TopK(np.array([5, 3, 9, 1]), np.array([0.9, 0.8, 0.7, 0.6]), np.zeros(4), np.ones(4))
     out = drop_rows(top, [3], 2)
     assert out.rows.tolist() == [5, 9] and out.scores.tolist() == pytest.approx([0.9, 0.7])
 

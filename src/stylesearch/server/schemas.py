@@ -109,7 +109,9 @@ class SearchResult(BaseModel):
     attribute_score: float
     title: str
     image_url: str
-    attributes: list[Attribute] = Field(description="the item's most probable attributes")
+    attributes: list[Attribute] = Field(
+        description="the item's most probable visual attributes (words an image can show)"
+    )
 
 
 class Facet(BaseModel):

@@ -207,9 +207,13 @@ class SearchService:
             raise UnknownItemError(item_id)
         return row
 
-    def top_attributes(self, row: int, n: int) -> list[dict[str, Any]]:
-        """The ``n`` most probable attribute words of ``row``: ``[{"word", "p"}]``, best first."""
+    def top_attributes(self, row: int, n: int, visual_only: bool = False) -> list[dict[str, Any]]:
+        """The ``n`` most probable attribute words of ``row``: ``[{"word", "p"}]``, best first;
+        only the visual words when ``visual_only``."""
         p = np.asarray(self.index.attributes[row], dtype=np.float32)
+        if visual_only and self.visual.any():
+            p = np.where(self.visual, p, np.float32(-1.0))
+            n = min(n, int(self.visual.sum()))
         n = min(n, p.shape[0])
         top = np.argpartition(-p, n - 1)[:n]
         top = top[np.lexsort((top, -p[top]))]
@@ -287,7 +291,9 @@ class SearchService:
         rows = [r.row for r in response.results]
         for result, row in zip(out["results"], rows, strict=True):
             result["image_url"] = image_url(result["id"])
-            result["attributes"] = self.top_attributes(row, self.limits.result_attributes)
+            result["attributes"] = self.top_attributes(
+                row, self.limits.result_attributes, visual_only=True
+            )
         out["facets"] = self.facets(rows)
         return out
 
