@@ -233,3 +233,179 @@ def test_a_non_visual_word_is_shown_as_ignored(page, server_url, page_model):
     assert page.locator(f'#chips .chip[data-word="{brand}"]').count() == 1
     assert page.locator("#chips .chip.ignored").count() == 0
     assert "not visual" not in page.locator("#status").inner_text()
+
+
+# --------------------------------------------------------------------------- issue 17: the page
+
+
+def result_ids(page) -> list[str]:
+    return page.locator("#results .result").evaluate_all("els => els.map(e => e.dataset.itemId)")
+
+
+def api_search(server_url: str, **body) -> dict:
+    request = urllib.request.Request(
+        server_url + "/api/search", json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)
+
+
+def test_url_holds_the_whole_state_and_reproduces_the_search(page, server_url):
+    start_id = pick_first_item(page, server_url)
+    page.locator("#method").select_option("arithmetic")
+    page.wait_for_selector('#results[data-state="ready"]')
+    page.locator("#k").select_option("8")
+    word_input = page.locator("#word-input")
+    word_input.fill(COLOUR)
+    word_input.press("Escape")
+    word_input.press("Enter")
+    ready_with(page, start_id, f"+{COLOUR}")
+    page.wait_for_function("document.querySelectorAll('#results .result').length === 8")
+    ids = result_ids(page)
+    url = page.url
+    for part in (f"item={start_id}", f"add={COLOUR}", "method=arithmetic", "k=8"):
+        assert part in url, url
+    # the same link in a fresh page: same query, words, method, k and results
+    fresh = page.context.new_page()
+    fresh.goto(url)
+    ready_with(fresh, start_id, f"+{COLOUR}")
+    fresh.wait_for_selector(f'#current-query[data-id="{start_id}"]')
+    assert result_ids(fresh) == ids
+    assert fresh.locator("#method").input_value() == "arithmetic"
+    assert fresh.locator("#k").input_value() == "8"
+    assert fresh.locator(f'#chips .chip.add[data-word="{COLOUR}"]').count() == 1
+    # the title is fetched for an item known only by its id
+    fresh.wait_for_function(
+        f"document.querySelector('#current-query .title').textContent !== {json.dumps(start_id)}"
+    )
+    # reloading reproduces it too
+    page.reload()
+    ready_with(page, start_id, f"+{COLOUR}")
+    assert result_ids(page) == ids and page.url == url
+    # a link with a few settings and a rejected item
+    other = ids[-1]
+    fresh.goto(f"{server_url}/?item={start_id}&remove={COLOUR}&unlike={other}&k=5")
+    ready_with(fresh, start_id, f"-{COLOUR}")
+    expected = api_search(
+        server_url, item_id=start_id, remove=[COLOUR], unlike=[other], k=5, method="combined"
+    )
+    assert result_ids(fresh) == [r["id"] for r in expected["results"]]
+
+
+def test_back_and_forward_walk_the_refinements(page, server_url):
+    start_id = pick_first_item(page, server_url)
+    first_url = page.url
+    word_input = page.locator("#word-input")
+    word_input.fill(COLOUR)
+    word_input.press("Escape")
+    word_input.press("Enter")
+    ready_with(page, start_id, f"+{COLOUR}")
+    second_url = page.url
+    next_id = next(i for i in result_ids(page) if i != start_id)
+    page.locator(f'#results .result[data-item-id="{next_id}"] .more').click()
+    ready_with(page, next_id, f"+{COLOUR}")
+    assert page.locator("#steps .step").count() == 2
+
+    page.go_back()
+    ready_with(page, start_id, f"+{COLOUR}")
+    assert page.url == second_url and page.locator("#steps .step").count() == 1
+    page.go_back()
+    ready_with(page, start_id, "")
+    assert page.url == first_url
+    assert page.locator("#chips .chip").count() == 0
+    page.go_forward()
+    ready_with(page, start_id, f"+{COLOUR}")
+    page.go_forward()
+    ready_with(page, next_id, f"+{COLOUR}")
+    assert page.locator("#steps .step").count() == 2
+    # a reload keeps the trail of steps (history.state) and the history around it
+    page.reload()
+    ready_with(page, next_id, f"+{COLOUR}")
+    assert page.locator("#steps .step").count() == 2
+    # the page's own Back button walks the same history
+    page.locator("#back").click()
+    ready_with(page, start_id, f"+{COLOUR}")
+    assert page.url == second_url
+
+
+def test_less_like_this_changes_the_results(page, server_url):
+    start_id = pick_first_item(page, server_url)
+    before = result_ids(page)
+    rejected = next(i for i in before if i != start_id)
+    card = page.locator(f'#results .result[data-item-id="{rejected}"]')
+    assert card.locator(".more").count() == 1 and card.locator(".less").count() == 1
+    card.locator(".less").click()
+    page.wait_for_selector(f'#results[data-state="ready"][data-unlike="{rejected}"]')
+    after = result_ids(page)
+    assert rejected not in after and after != before and len(after) == len(before)
+    assert f"unlike={rejected}" in page.url
+    expected = api_search(server_url, item_id=start_id, unlike=[rejected], k=12, method="combined")
+    assert after == [r["id"] for r in expected["results"]]
+    # undo it from its chip: the first results come back
+    chip = page.locator(f'#unliked .chip[data-item-id="{rejected}"]')
+    chip.locator("button").click()
+    page.wait_for_selector('#results[data-state="ready"][data-unlike=""]')
+    assert result_ids(page) == before
+    # back brings the rejection back
+    page.go_back()
+    page.wait_for_selector(f'#results[data-state="ready"][data-unlike="{rejected}"]')
+    assert result_ids(page) == after
+
+
+def test_facets_follow_the_results_without_non_visual_words(page, server_url, page_model):
+    brand = page_model[1]
+    start_id = pick_first_item(page, server_url)
+    with urllib.request.urlopen(
+        server_url + "/api/vocabulary?visual_only=false&limit=100", timeout=30
+    ) as answer:
+        visual = {w["word"] for w in json.load(answer)["words"] if w["visual"]}
+    assert brand not in visual
+
+    def facets() -> list[tuple[str, int]]:
+        return [
+            (f.get_attribute("data-word"), int(f.locator(".count").inner_text()))
+            for f in page.locator("#facets .facet").all()
+        ]
+
+    shown = facets()
+    assert shown and all(word in visual for word, _ in shown), shown
+    expected = api_search(server_url, item_id=start_id, k=12, method="combined")["facets"]
+    assert shown == [(f["word"], f["count"]) for f in expected]
+    # they follow the results: after a rejection, the facets are those of the new results
+    rejected = next(i for i in result_ids(page) if i != start_id)
+    page.locator(f'#results .result[data-item-id="{rejected}"] .less').click()
+    page.wait_for_selector(f'#results[data-state="ready"][data-unlike="{rejected}"]')
+    again = api_search(server_url, item_id=start_id, k=12, unlike=[rejected], method="combined")
+    assert facets() == [(f["word"], f["count"]) for f in again["facets"]]
+    assert all(word in visual for word, _ in facets())
+    assert all(count <= 12 for _, count in facets())
+
+
+def test_keyboard_reaches_and_uses_every_control(page, server_url):
+    start_id = pick_first_item(page, server_url)
+    before = result_ids(page)
+    page.locator("#word-input").focus()
+    reached = set()
+    for _ in range(120):  # Tab from the word field to the first "less like this"
+        page.keyboard.press("Tab")
+        info = page.evaluate(
+            "() => { const a = document.activeElement; const s = getComputedStyle(a);"
+            " return [a.tagName, a.className, a.id, s.outlineStyle, s.outlineWidth]; }"
+        )
+        reached.add(info[2] or info[1])
+        assert info[3] != "none" and info[4] != "0px", info  # focus is visible
+        if info[1] == "less":
+            break
+    else:
+        pytest.fail(f"Tab never reached a 'less like this' button: {sorted(reached)}")
+    assert {"method", "k"} <= reached and "main" in reached and "more" in reached
+    page.keyboard.press("Enter")
+    page.wait_for_selector('#results[data-state="ready"]:not([data-unlike=""])')
+    assert result_ids(page) != before
+    # Space on a card's main button makes it the next query
+    target = page.locator("#results .result").nth(2)
+    next_id = target.get_attribute("data-item-id")
+    target.locator(".main").focus()
+    page.keyboard.press("Space")
+    page.wait_for_selector(f'#current-query[data-id="{next_id}"]')
+    assert next_id != start_id

@@ -32,6 +32,7 @@ from stylesearch.errors import StylesearchError
 
 __all__ = [
     "DEFAULT_METHOD",
+    "MAX_FEEDBACK_ITEMS",
     "MAX_QUERY_CHARS",
     "MAX_QUERY_WORDS",
     "METHODS",
@@ -47,6 +48,8 @@ __all__ = [
 METHODS: tuple[str, ...] = tuple(METHOD_LABELS)
 MAX_QUERY_WORDS = 32
 MAX_QUERY_CHARS = 1000
+#: at most this many item ids in each of ``Query.like`` and ``Query.unlike``
+MAX_FEEDBACK_ITEMS = 32
 
 _WORD = re.compile(r"[^\W_][\w'-]*")
 
@@ -126,6 +129,13 @@ class Query:
             searcher's.
         synonyms: whether a metadata filter word covers its learned synonym group, instead of
             the searcher's setting (``None``).
+        like: ids of catalog items to move the query towards ("more like this").
+        unlike: ids of catalog items to move it away from ("less like this"); they are left out
+            of the results (:mod:`stylesearch.search.feedback`).
+        like_weight: ``alpha`` of the move towards ``like`` (default
+            :data:`~stylesearch.search.feedback.LIKE_WEIGHT`).
+        unlike_weight: ``beta`` of the move away from ``unlike`` (default
+            :data:`~stylesearch.search.feedback.UNLIKE_WEIGHT`).
     """
 
     image: ImageInput | None = None
@@ -141,6 +151,10 @@ class Query:
     cosine_power: float | None = None
     look_weight: float | None = None
     synonyms: bool | None = None
+    like: tuple[str, ...] | list[str] = ()
+    unlike: tuple[str, ...] | list[str] = ()
+    like_weight: float | None = None
+    unlike_weight: float | None = None
 
     def validate(self) -> None:
         """:class:`QueryError` for a query no method can answer (checked before any work)."""
@@ -152,6 +166,15 @@ class Query:
             raise QueryError("give a query image or an item id, not both")
         if self.method != "text" and self.image is None and self.item_id is None:
             raise QueryError(f"method {self.method!r} needs a query image (or an item id)")
+        if len(self.like) > MAX_FEEDBACK_ITEMS or len(self.unlike) > MAX_FEEDBACK_ITEMS:
+            raise QueryError(
+                f"at most {MAX_FEEDBACK_ITEMS} liked and {MAX_FEEDBACK_ITEMS} unliked items"
+            )
+        both = sorted(set(self.like) & set(self.unlike))
+        if both:
+            raise QueryError(f"{', '.join(both)}: both liked and unliked")
+        if self.item_id is not None and self.item_id in self.unlike:
+            raise QueryError(f"the query item {self.item_id!r} cannot also be unliked")
 
     def describe_image(self) -> str | None:
         """A JSON-friendly description of the image part (the path, or the kind of input)."""
@@ -173,4 +196,6 @@ class Query:
             "must_not": list(self.must_not),
             "method": self.method,
             "k": self.k,
+            "like": list(dict.fromkeys(self.like)),
+            "unlike": list(dict.fromkeys(self.unlike)),
         }

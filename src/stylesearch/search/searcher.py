@@ -62,6 +62,7 @@ from stylesearch.model.grounding import (
     visual_mask,
 )
 from stylesearch.search import kernels
+from stylesearch.search.feedback import apply_feedback, drop_rows
 from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError, parse_query
 from stylesearch.search.scoring import ArithmeticConfig, compose_query, with_look
 from stylesearch.search.settings import ARITHMETIC_METHODS, SearchSettings, SettingsError
@@ -399,6 +400,8 @@ class Searcher:
 
         t_enc = time.perf_counter()
         q = self._query_vector(query, add, remove, image_vector, arithmetic, settings.look_weight)
+        q, unlike = apply_feedback(self.index, query, q)
+        k = query.k + len(unlike)  # the rejected items are dropped from these
         t_search = time.perf_counter()
         must_groups = self.synonym_groups(must, query.synonyms)
         must_not_groups = self.synonym_groups(must_not, query.synonyms)
@@ -425,15 +428,16 @@ class Searcher:
             )
         if method in SOFT_METHODS:
             top = soft_filter_topk(
-                self.index, q, query.k, add, remove, allowed=allowed, config=self.topk,
+                self.index, q, k, add, remove, allowed=allowed, config=self.topk,
                 cosine_power=settings.cosine_power,
             )  # fmt: skip
         else:
-            cos, rows = hard_filter_topk(self.index, q, query.k, allowed, self.topk)
+            cos, rows = hard_filter_topk(self.index, q, k, allowed, self.topk)
             p = attribute_probs(
                 self.index.attributes, rows, add, remove, index_removal_scale(self.index)
             )
             top = TopK(rows, cos, cos, p)
+        top = drop_rows(top, unlike, query.k)
         t_end = time.perf_counter()
         results = []
         for i, row in enumerate(top.rows.tolist()):
@@ -466,6 +470,12 @@ class Searcher:
             stats=top.stats.as_dict(),
         )
 
+    def _row(self, item_id: str) -> int:
+        row = self.index.row_of(item_id)
+        if row is None:
+            raise QueryError(f"no item with id {item_id!r} in the index")
+        return row
+
     def _query_vector(
         self,
         query: Query,
@@ -480,10 +490,7 @@ class Searcher:
         a look])``."""
         image: np.ndarray | None = None
         if query.item_id is not None:
-            row = self.index.row_of(query.item_id)
-            if row is None:
-                raise QueryError(f"no item with id {query.item_id!r} in the index")
-            image = np.array(self.index.vectors[row], dtype=np.float32)
+            image = np.array(self.index.vectors[self._row(query.item_id)], dtype=np.float32)
         elif image_vector is not None and query.method != "text":
             image = np.asarray(image_vector, dtype=np.float32)
         elif query.image is not None and query.method != "text":

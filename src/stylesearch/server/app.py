@@ -10,12 +10,9 @@ a bug: it is logged with its traceback and answered with a generic message. Host
 the body deadline are checked by the middlewares of :mod:`stylesearch.server.guards`.
 """
 
-import json
 import logging
 import mimetypes
-import re
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,24 +23,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartParser
 from starlette.requests import ClientDisconnect
 from starlette.staticfiles import StaticFiles
 
 from stylesearch.catalog.images import ImageError, load_image
-from stylesearch.search.query import (
-    DEFAULT_METHOD,
-    METHODS,
-    Query,
-    QuerySyntaxError,
-    SearchError,
-    parse_query,
-)
+from stylesearch.search.query import Query, SearchError
 from stylesearch.search.searcher import UnknownWordError
-from stylesearch.server.guards import BodyDeadline, BodyTimeout, HostGuard
+from stylesearch.server.guards import BodyDeadline, HostGuard
+from stylesearch.server.requests import (
+    ApiError,
+    bad_request,
+    error_response,
+    image_error,
+    multipart_schema,
+    query_from,
+    read_search,
+)
 from stylesearch.server.schemas import (
     MAX_ID_CHARS,
     MAX_WORD_CHARS,
@@ -62,13 +59,6 @@ __all__ = ["STATIC_DIR", "create_app"]
 log = logging.getLogger("stylesearch.server")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-#: the largest JSON search body; multipart bodies may be max_upload_bytes larger
-MAX_FORM_BYTES = 64 * 1024
-#: Form fields that hold an integer, and the digits that a form may send for one.
-INT_FIELDS = ("k",)
-_DIGITS = re.compile(r"[0-9]{1,6}")
-LIST_FIELDS = ("add", "remove", "must", "must_not")
-SCALAR_FIELDS = ("item_id", "query", "method", "k")
 #: the page loads nothing from elsewhere
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
@@ -80,168 +70,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ApiError(Exception):
-    """An error answer: HTTP status, a stable code, a message and optional extra fields."""
-
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.extra = status, code, detail, extra
-
-    def response(self) -> JSONResponse:
-        body = {"error": self.code, "detail": self.detail, **self.extra}
-        return JSONResponse(body, status_code=self.status)
-
-
-def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    return ApiError(status, code, detail, **extra).response()
-
-
-def _field_errors(exc: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
-    out = []
-    for err in exc.errors():
-        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
-        out.append({"field": ".".join(loc), "message": str(err.get("msg", "invalid"))})
-    return out
-
-
-def _bad_request(exc: ValidationError | RequestValidationError) -> ApiError:
-    errors = _field_errors(exc)
-    what = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
-    return ApiError(400, "bad_request", f"invalid request: {what}", errors=errors)
-
-
-# --------------------------------------------------------------------------- body reading
-
-
-async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
-    """The request body, chunk by chunk; :class:`ApiError` 413 as soon as it exceeds ``limit``."""
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise ApiError(413, "too_large", f"request body over the limit of {limit} bytes")
-        yield chunk
-
-
-def _check_length(request: Request, limit: int) -> None:
-    raw = request.headers.get("content-length")
-    if raw is None:
-        return
-    try:
-        length = int(raw)
-    except ValueError:
-        raise ApiError(400, "bad_request", "invalid Content-Length header") from None
-    if length > limit:
-        raise ApiError(
-            413, "too_large", f"request body of {length} bytes over the limit of {limit}"
-        )
-
-
-async def _read_json(request: Request) -> dict[str, Any]:
-    _check_length(request, MAX_FORM_BYTES)
-    body = b"".join([chunk async for chunk in _limited_stream(request, MAX_FORM_BYTES)])
-    try:
-        data = json.loads(body)
-    except RecursionError:
-        raise ApiError(400, "bad_request", "the body is not valid JSON: nested too deep") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an int over Python's limit
-        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object")
-    return data
-
-
-async def _read_multipart(request: Request, max_upload: int) -> tuple[dict[str, Any], bytes | None]:
-    """The form fields (lists for the word fields) and the uploaded image bytes, if any."""
-    limit = max_upload + MAX_FORM_BYTES
-    _check_length(request, limit)
-    parser = MultiPartParser(
-        request.headers,
-        _limited_stream(request, limit),
-        max_files=1,
-        max_fields=4 * 32 + 8,
-        max_part_size=MAX_FORM_BYTES,
-    )
-    try:
-        form = await parser.parse()
-    except (ApiError, BodyTimeout, ClientDisconnect):
-        raise
-    except Exception as exc:  # MultiPartException, a malformed boundary, bad encodings ...
-        raise ApiError(400, "bad_request", f"invalid multipart body: {exc}") from None
-    try:
-        data: dict[str, Any] = {}
-        image: bytes | None = None
-        for key in form:
-            values = form.getlist(key)
-            if key == "image":
-                upload = values[0]
-                if isinstance(upload, str) or len(values) != 1:
-                    raise ApiError(400, "bad_request", "'image' must be one uploaded file")
-                image = await upload.read(max_upload + 1)
-                if len(image) > max_upload:
-                    raise ApiError(
-                        413, "too_large", f"image upload over the limit of {max_upload} bytes"
-                    )
-            elif key in LIST_FIELDS:
-                data[key] = [v if isinstance(v, str) else None for v in values]
-            elif len(values) != 1:
-                raise ApiError(400, "bad_request", f"field {key!r} given {len(values)} times")
-            elif key in INT_FIELDS and isinstance(values[0], str) and _DIGITS.fullmatch(values[0]):
-                data[key] = int(values[0])  # a form has only strings; JSON's k must be an int
-            else:
-                data[key] = values[0] if isinstance(values[0], str) else None
-    finally:
-        await form.close()
-    return data, image
-
-
-def _is_word(word: str) -> bool:
-    """One word of the query syntax (no sign, no spaces), at most MAX_WORD_CHARS long."""
-    if not word or len(word) > MAX_WORD_CHARS or word[0] in "+-" or len(word.split()) != 1:
-        return False
-    try:
-        return len(parse_query(word).add) == 1
-    except QuerySyntaxError:
-        return False
-
-
-def _query_from(req: SearchRequest, image: Any, max_k: int) -> Query:
-    if req.k > max_k:
-        raise ApiError(400, "bad_request", f"k must be between 1 and {max_k}, got {req.k}")
-    for field in LIST_FIELDS:
-        for word in getattr(req, field):
-            if not _is_word(word):
-                raise ApiError(
-                    400,
-                    "bad_request",
-                    f"{field}: {word[:MAX_WORD_CHARS]!r} is not a word (letters and digits, with"
-                    f" - or ' inside, at most {MAX_WORD_CHARS} characters)",
-                )
-    return Query(
-        image=image,
-        item_id=req.item_id,
-        add=req.add,
-        remove=req.remove,
-        method=req.method,
-        k=req.k,
-        must=req.must,
-        must_not=req.must_not,
-        text=req.query or None,
-        word_weight=req.word_weight,
-        cosine_power=req.cosine_power,
-        look_weight=req.look_weight,
-        synonyms=req.synonyms,
-    )
-
-
 # --------------------------------------------------------------------------- the app
 
 
 def create_app(service: SearchService) -> FastAPI:
     """The app around a loaded :class:`SearchService` (one per process)."""
     limits = service.limits
-    image_size = service.searcher.model.config.image_size
-    decoding = threading.BoundedSemaphore(limits.max_decoding)  # memory of uploads at once
     # FastAPIOffline serves the /docs and /redoc assets from the installed package: no CDN
     app = FastAPIOffline(
         title="stylesearch",
@@ -255,6 +89,16 @@ def create_app(service: SearchService) -> FastAPI:
     # POST is answered before any of its body is read
     app.add_middleware(BodyDeadline, timeout=limits.body_timeout)
     app.add_middleware(HostGuard, allowed_hosts=limits.allowed_hosts)
+    _add_error_handlers(app)
+    _add_search_route(app, service)
+    _add_item_routes(app, service)
+    _add_page(app)
+    app.openapi = _openapi_builder(app)  # type: ignore[method-assign]
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers ``{"error", "detail"}``; a 500 is a logged bug."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -262,12 +106,14 @@ def create_app(service: SearchService) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _bad_request(exc).response()
+        return bad_request(exc).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        resp = _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        resp = error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+        )
         for key, value in (exc.headers or {}).items():
             resp.headers[key] = value
         return resp
@@ -275,20 +121,41 @@ def create_app(service: SearchService) -> FastAPI:
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         log.info("client left during %s %s", request.method, request.url.path)
-        return _error(400, "client_disconnected", "the client closed the connection")
+        return error_response(400, "client_disconnected", "the client closed the connection")
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return _error(500, "internal_error", "internal server error (a bug; see the server log)")
+        return error_response(
+            500, "internal_error", "internal server error (a bug; see the server log)"
+        )
 
-    # ------------------------------------------------------------------ search
 
+def _run_search(service: SearchService, query: Query) -> dict[str, Any]:
+    """:meth:`SearchService.search`, its errors as :class:`ApiError` (run in a thread)."""
+    try:
+        return service.search(query)
+    except UnknownItemError as exc:
+        raise ApiError(404, "unknown_item", str(exc)) from None
+    except UnknownWordError as exc:
+        raise ApiError(
+            400, "unknown_word", str(exc), word=exc.word, closest=list(exc.closest)
+        ) from None
+    except SearchError as exc:
+        raise ApiError(400, "bad_query", str(exc)) from None
+    except ImageError as exc:
+        raise image_error(exc) from None
+
+
+def _add_search_route(app: FastAPI, service: SearchService) -> None:
+    limits = service.limits
+    image_size = service.searcher.model.config.image_size
+    decoding = threading.BoundedSemaphore(limits.max_decoding)  # memory of uploads at once
     search_body = {
         "required": True,
         "content": {
             "application/json": {"schema": SearchRequest.model_json_schema()},
-            "multipart/form-data": {"schema": _multipart_schema()},
+            "multipart/form-data": {"schema": multipart_schema()},
         },
     }
 
@@ -297,7 +164,7 @@ def create_app(service: SearchService) -> FastAPI:
         response_model=SearchResponseBody,
         responses={
             **ERRORS,
-            404: {"model": ErrorBody, "description": "unknown item_id"},
+            404: {"model": ErrorBody, "description": "unknown item_id (or like / unlike id)"},
             413: {"model": ErrorBody, "description": "upload over the byte or pixel limit"},
             415: {"model": ErrorBody, "description": "neither JSON nor multipart"},
         },
@@ -308,51 +175,30 @@ def create_app(service: SearchService) -> FastAPI:
         """Search with a query image (a multipart upload in the field `image`) or a catalog
         `item_id`, wanted / unwanted words (`add` / `remove` lists and / or the one-line `query`
         "+red -striped"), a method (default `combined`), `k` and hard filters (`must`,
-        `must_not`). Results are those of `stylesearch search --json`, each with its image URL
-        and most probable attributes; `facets` counts the attributes predicted among them.
-        Wanted or unwanted words that are not visual are left out of the ranking (except by
-        `filter-hard`) and listed in `ignored_words`."""
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        image_bytes: bytes | None = None
-        if ctype == "application/json":
-            data = await _read_json(request)
-        elif ctype == "multipart/form-data":
-            data, image_bytes = await _read_multipart(request, limits.max_upload_bytes)
-        else:
-            raise ApiError(
-                415, "unsupported_media_type", "send application/json or multipart/form-data"
-            )
-        try:
-            req = SearchRequest.model_validate(data)
-        except ValidationError as exc:
-            raise _bad_request(exc) from None
+        `must_not`). `like` / `unlike` item ids move the query towards / away from those
+        items (rejected items are left out). Results are those of `stylesearch search --json`,
+        each with its image URL and most probable visual attributes; `facets` counts the
+        attributes predicted among them. Wanted or unwanted words that are not visual are left
+        out of the ranking (except by `filter-hard`) and listed in `ignored_words`."""
+        req, image_bytes = await read_search(request, limits.max_upload_bytes)
         image = None
         if image_bytes is not None:
             image = await run_in_threadpool(
                 _decode_upload, image_bytes, limits, image_size, decoding
             )
-        query = _query_from(req, image, limits.max_k)
-        try:
-            out = await run_in_threadpool(service.search, query)
-        except UnknownItemError as exc:
-            raise ApiError(404, "unknown_item", str(exc)) from None
-        except UnknownWordError as exc:
-            raise ApiError(
-                400, "unknown_word", str(exc), word=exc.word, closest=list(exc.closest)
-            ) from None
-        except SearchError as exc:
-            raise ApiError(400, "bad_query", str(exc)) from None
-        except ImageError as exc:
-            raise _image_error(exc) from None
+        query = query_from(req, image, limits.max_k)
+        out = await run_in_threadpool(_run_search, service, query)
         if image_bytes is not None:
             out["query"]["image"] = f"<upload, {len(image_bytes)} bytes>"
         return JSONResponse(out)
 
-    # ------------------------------------------------------------------ items
 
-    ItemId = Annotated[
-        str, PathParam(min_length=1, max_length=MAX_ID_CHARS, description="an item id")
-    ]
+ItemId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS, description="an item id")]
+
+
+def _add_item_routes(app: FastAPI, service: SearchService) -> None:
+    """Items, their images, random items, the vocabulary and health: read-only, no lock."""
+    limits = service.limits
 
     @app.get(
         "/api/items/{item_id}",
@@ -417,8 +263,8 @@ def create_app(service: SearchService) -> FastAPI:
         """Liveness and what is loaded."""
         return JSONResponse(service.health())
 
-    # ------------------------------------------------------------------ the page
 
+def _add_page(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> Response:
         return FileResponse(
@@ -428,6 +274,10 @@ def create_app(service: SearchService) -> FastAPI:
         )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _openapi_builder(app: FastAPI) -> Any:
+    """The app's OpenAPI schema, built once, without FastAPI's 422 (validation errors are 400)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -446,8 +296,7 @@ def create_app(service: SearchService) -> FastAPI:
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+    return openapi
 
 
 def _decode_upload(
@@ -462,30 +311,4 @@ def _decode_upload(
                 max_decode_bytes=limits.max_decode_bytes,
             )
     except ImageError as exc:
-        raise _image_error(exc) from None
-
-
-def _image_error(exc: ImageError) -> ApiError:
-    message = str(exc)
-    if message.startswith("image too large"):
-        return ApiError(413, "image_too_large", message)
-    if message.startswith("not an image"):
-        return ApiError(400, "not_an_image", message)
-    return ApiError(400, "bad_image", message)
-
-
-def _multipart_schema() -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "image": {"type": "string", "format": "binary", "description": "the query image file"},
-        "item_id": {"type": "string", "description": "or: use this item as the query image"},
-        "query": {"type": "string", "description": 'words in the syntax "+red -striped"'},
-        "method": {
-            "type": "string",
-            "enum": list(METHODS),
-            "default": DEFAULT_METHOD,
-        },
-        "k": {"type": "integer", "minimum": 1, "default": 10},
-    }
-    for name in LIST_FIELDS:
-        props[name] = {"type": "array", "items": {"type": "string"}}
-    return {"type": "object", "properties": props}
+        raise image_error(exc) from None

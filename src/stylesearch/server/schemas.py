@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from stylesearch.catalog.manifest import MAX_ID_CHARS
-from stylesearch.search.query import DEFAULT_METHOD, MAX_QUERY_CHARS, MAX_QUERY_WORDS, METHODS
+from stylesearch.search.query import (
+    DEFAULT_METHOD,
+    MAX_FEEDBACK_ITEMS,
+    MAX_QUERY_CHARS,
+    MAX_QUERY_WORDS,
+    METHODS,
+)
 
 __all__ = [
     "Attribute",
@@ -28,6 +34,7 @@ __all__ = [
 Method = Literal[METHODS]  # type: ignore[valid-type]
 MAX_WORD_CHARS = 64
 Words = list[str]
+ItemIds = list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]]
 
 
 class SearchRequest(BaseModel):
@@ -78,6 +85,21 @@ class SearchRequest(BaseModel):
         description="let a metadata filter word (filter-hard, must, must_not) cover its synonym "
         "group learned with the model (default: the server's setting, --no-synonyms)",
     )
+    like: ItemIds = Field(
+        default_factory=list, max_length=MAX_FEEDBACK_ITEMS,
+        description="ids of catalog items to move the query towards: q + alpha mean(like)",
+    )  # fmt: skip
+    unlike: ItemIds = Field(
+        default_factory=list, max_length=MAX_FEEDBACK_ITEMS,
+        description="ids of catalog items to move the query away from (- beta mean(unlike)); "
+        "they are left out of the results",
+    )  # fmt: skip
+    like_weight: float | None = Field(
+        None, ge=0, le=4, allow_inf_nan=False, description="alpha (default 0.5)"
+    )
+    unlike_weight: float | None = Field(
+        None, ge=0, le=4, allow_inf_nan=False, description="beta (default 0.75)"
+    )
 
 
 class Attribute(BaseModel):
@@ -92,7 +114,9 @@ class SearchResult(BaseModel):
     attribute_score: float
     title: str
     image_url: str
-    attributes: list[Attribute] = Field(description="the item's most probable attributes")
+    attributes: list[Attribute] = Field(
+        description="the item's most probable visual attributes (words an image can show)"
+    )
 
 
 class Facet(BaseModel):

@@ -12,6 +12,7 @@ so item, vocabulary and random-item requests never wait for a search.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ def rank_facets(
     words: list[str],
     allowed: np.ndarray,
     limit: int,
-    groups: list[list[int]] | None = None,
+    groups: Sequence[Sequence[int]] = (),
 ) -> list[dict[str, Any]]:
     """Facets of a result list: the allowed words most often predicted among its rows.
 
@@ -55,33 +56,38 @@ def rank_facets(
         words: the V vocabulary words.
         allowed: (V,) bool, the words that may be facets.
         limit: at most this many facets.
-        groups: synonym groups as word ids, head first: a group is one facet under its head,
-            a result counting when it has any of the group's words (its largest ``p``); the
-            other words of a group are no facets of their own.
+        groups: synonym groups as word ids, head first: a group is one facet under its head
+            word, a result counting when it has any of the group's allowed words (their largest
+            ``p``); the other words are no facets of their own. Empty: every word alone.
 
-    Returns ``[{"word", "count", "synonyms", "label"}]`` (``label``: ``"red (also: scarlet,
-    crimson)"``), most frequent first (ties: higher mean probability); words predicted for no
+    Returns ``[{"word", "count", "synonyms", "label"}]`` (``synonyms``: the other words merged
+    into the facet; ``label``: ``"red (also: scarlet, crimson)"``, the word alone without
+    synonyms), most frequent first (ties: higher mean probability); words predicted for no
     result are left out.
     """
     p = np.asarray(p, dtype=np.float32)
     allowed = np.asarray(allowed, dtype=bool).copy()
-    others: dict[int, list[int]] = {}
+    also: dict[int, list[str]] = {}
     if groups:
         p = p.copy()
         for group in groups:
-            head, rest = group[0], group[1:]
-            p[:, head] = p[:, group].max(axis=1)
+            members = [int(i) for i in group if allowed[int(i)]]
+            if len(members) < 2:
+                continue
+            head, rest = members[0], members[1:]
+            p[:, head] = p[:, members].max(axis=1)
             allowed[rest] = False
-            others[head] = rest
+            also[head] = [words[i] for i in rest]
     counts = np.where(allowed, (p >= FACET_THRESHOLD).sum(axis=0), 0)
     order = np.lexsort((-p.mean(axis=0), -counts))
     out = []
     for i in order[:limit].tolist():
-        if not counts[i]:
-            continue
-        also = [words[j] for j in others.get(i, [])]
-        label = f"{words[i]} (also: {', '.join(also)})" if also else words[i]
-        out.append({"word": words[i], "count": int(counts[i]), "synonyms": also, "label": label})
+        if counts[i]:
+            others = also.get(i, [])
+            label = f"{words[i]} (also: {', '.join(others)})" if others else words[i]
+            out.append(
+                {"word": words[i], "count": int(counts[i]), "synonyms": others, "label": label}
+            )
     return out
 
 
@@ -201,9 +207,13 @@ class SearchService:
             raise UnknownItemError(item_id)
         return row
 
-    def top_attributes(self, row: int, n: int) -> list[dict[str, Any]]:
-        """The ``n`` most probable attribute words of ``row``: ``[{"word", "p"}]``, best first."""
+    def top_attributes(self, row: int, n: int, visual_only: bool = False) -> list[dict[str, Any]]:
+        """The ``n`` most probable attribute words of ``row``: ``[{"word", "p"}]``, best first;
+        only the visual words when ``visual_only``."""
         p = np.asarray(self.index.attributes[row], dtype=np.float32)
+        if visual_only and self.visual.any():
+            p = np.where(self.visual, p, np.float32(-1.0))
+            n = min(n, int(self.visual.sum()))
         n = min(n, p.shape[0])
         top = np.argpartition(-p, n - 1)[:n]
         top = top[np.lexsort((top, -p[top]))]
@@ -276,8 +286,9 @@ class SearchService:
             UnknownItemError: ``query.item_id`` is not indexed.
             SearchError / ImageError: a query that cannot be answered (HTTP 400 / 413).
         """
-        if query.item_id is not None:
-            self.row(query.item_id)
+        for item_id in (query.item_id, *query.like, *query.unlike):
+            if item_id is not None:
+                self.row(item_id)  # UnknownItemError: 404
         vector = None
         if query.image is not None and query.item_id is None and query.method != "text":
             with self._encode_lock:  # the image tower; item queries do not wait for it
@@ -288,27 +299,31 @@ class SearchService:
         rows = [r.row for r in response.results]
         for result, row in zip(out["results"], rows, strict=True):
             result["image_url"] = image_url(result["id"])
-            result["attributes"] = self.top_attributes(row, self.limits.result_attributes)
+            result["attributes"] = self.top_attributes(
+                row, self.limits.result_attributes, visual_only=True
+            )
         out["facets"] = self.facets(rows)
         return out
 
     def facets(self, rows: list[int]) -> list[dict[str, Any]]:
-        """The attributes most often predicted (``p >= FACET_THRESHOLD``) among ``rows``, leaving
-        out words predicted for most of the catalog and words that are not visual:
-        ``[{"word", "count"}]`` (:func:`rank_facets`)."""
+        """The attributes most often predicted (``p >= FACET_THRESHOLD``) among ``rows`` (the
+        current results, so the counts follow them), leaving out words predicted for most of the
+        catalog and words that are not visual, with the model's synonym groups merged (when the
+        searcher's synonyms are on): ``[{"word", "count", "synonyms", "label"}]``
+        (:func:`rank_facets`)."""
         if not rows:
             return []
         p = np.asarray(self.index.attributes[np.asarray(rows)], dtype=np.float32)  # (R, V)
         return rank_facets(
-            p, self.words, self._facet_words, self.limits.facets, self._synonym_groups()
+            p, self.words, self._facet_words, self.limits.facets, groups=self._synonym_groups()
         )
 
-    def _synonym_groups(self) -> list[list[int]] | None:
-        """The model's synonym groups as word ids (head first), or ``None`` when the searcher's
+    def _synonym_groups(self) -> list[list[int]]:
+        """The model's synonym groups as word ids (head first); none when the searcher's
         synonyms are off or the model has none."""
         learned = getattr(self.searcher.model, "synonyms", None)
         if not self.searcher.synonyms or learned is None:
-            return None
+            return []
         return [[self.vocab.index(w) for w in g if w in self.vocab] for g in learned.groups]
 
     def health(self) -> dict[str, Any]:
