@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stylesearch.evaluation.protocol import BASELINE_NAME, summarize
+from stylesearch.evaluation.baselines import BASELINE_NAME
+from stylesearch.evaluation.protocol import summarize
 from stylesearch.evaluation.queries import BenchmarkQuery
 
 __all__ = ["format_table", "write_report"]
@@ -305,12 +306,8 @@ def run_evaluation(
             catalog's ``build.json`` beside the truth file).
     """
     from stylesearch.evaluation.attributes import load_truth
-    from stylesearch.evaluation.protocol import (
-        EvaluationError,
-        System,
-        evaluate_systems,
-        load_shape,
-    )
+    from stylesearch.evaluation.judges import load_shape
+    from stylesearch.evaluation.protocol import EvaluationError, System, evaluate_systems
     from stylesearch.evaluation.queries import load_queries
     from stylesearch.model.visual import read_visual_config
     from stylesearch.search.query import METHODS

@@ -91,11 +91,11 @@ def tune_index(
     and objective. On an index without a look, ``look_weights`` is not used.
     """
     from stylesearch.evaluation.attributes import load_truth
+    from stylesearch.evaluation.judges import load_shape
     from stylesearch.evaluation.protocol import (
         EvaluationError,
         System,
         evaluate_systems,
-        load_shape,
         summarize,
     )
     from stylesearch.evaluation.queries import load_queries
