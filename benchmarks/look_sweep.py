@@ -26,7 +26,8 @@ import torch
 import _common
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.evaluation.attributes import load_truth
-from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
+from stylesearch.evaluation.judges import load_shape
+from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.look import LUMA

@@ -21,7 +21,8 @@ import numpy as np
 
 import _common
 from stylesearch.evaluation.attributes import load_truth
-from stylesearch.evaluation.protocol import System, evaluate_systems, load_shape, summarize
+from stylesearch.evaluation.judges import load_shape
+from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.index.build import fuse_metadata
 from stylesearch.search.query import Query

@@ -40,8 +40,8 @@ from stylesearch.catalog.demo_render import SHADE_FLOOR, silhouette, upscale
 from stylesearch.catalog.fashion_mnist import load_set
 from stylesearch.config import ModelConfig
 from stylesearch.evaluation.attributes import load_truth
+from stylesearch.evaluation.judges import Judge, load_shape
 from stylesearch.evaluation.metrics import dcg, ideal_dcg, mm, visual_relevance
-from stylesearch.evaluation.protocol import _Judge, load_shape
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.shape import _read_sources, source_folder
 from stylesearch.model.inference import embed_image_paths
@@ -122,7 +122,7 @@ def main() -> None:
     qids = [q.item_id for q in queries]
     groups = sorted({g for i in ids for g in truth[i]})
     tg = {g: np.array([truth[i].get(g) for i in ids], dtype=object) for g in groups}
-    judge = _Judge(np.zeros((n, 0)), lambda w: np.zeros(0, np.int64), tg, n)
+    judge = Judge(np.zeros((n, 0)), lambda w: np.zeros(0, np.int64), tg, n)
 
     t_gain = np.array([judge.truth_gains(q) for q in queries])
     s_gain = visual_relevance(shape.queries @ shape.base.T)

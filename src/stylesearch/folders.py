@@ -18,9 +18,10 @@ A kill between the two renames leaves no ``NAME``, a complete ``.NAME.new-*`` an
 missing) finishes the swap. A kill before that leaves the old folder in place.
 
 :class:`FolderSwap` does steps 1 to 3 for a writer that fills a whole new folder (an index, the
-visual judge, the demo catalog); :func:`replace_files` replaces some files inside a folder
-(a model folder's files, a manifest). :func:`read_manifest_json` reads a folder's versioned JSON
-manifest (``{"format": ..., "format_version": ...}``), finishing a killed swap first.
+visual judge, the demo catalog, a ``train --overwrite`` run); :func:`replace_files` replaces some
+files inside a folder (a model folder's files, a manifest). :func:`read_manifest_json` reads a
+folder's versioned JSON manifest (``{"format": ..., "format_version": ...}``), finishing a killed
+swap first.
 """
 
 from __future__ import annotations
@@ -226,17 +227,29 @@ class FolderSwap:
     ``durable=False`` is for a folder that can be built again (the demo catalog, millions of
     small files): no lock (and no lock file beside it) and no sync to disk, only the renames,
     so a kill still never leaves a half-written ``target``.
+
+    ``tmp`` names the folder to fill instead of a new ``.NAME.tmp-XXXX`` (the caller makes it,
+    under the lock): a run that can be continued (``train --overwrite``, then ``--resume``).
+    Such a folder is kept when the block is left without :meth:`commit`.
     """
 
-    def __init__(self, target: str | Path, *, durable: bool = True, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        target: str | Path,
+        *,
+        durable: bool = True,
+        quiet: bool = False,
+        tmp: str | Path | None = None,
+    ) -> None:
         self.target = Path(target)
         self.durable = durable
         self.committed = False
+        self._keep = tmp is not None
         self._lock = ExitStack()
         if durable:
             self._lock.enter_context(writer_lock(self.target, quiet=quiet))
         try:
-            self.tmp = new_temp_folder(self.target)
+            self.tmp = new_temp_folder(self.target) if tmp is None else Path(tmp)
         except BaseException:
             self._lock.close()
             raise
@@ -257,8 +270,9 @@ class FolderSwap:
         return self.target
 
     def close(self) -> None:
-        """Without a commit, delete the temporary folder; release the lock (idempotent)."""
-        if not self.committed:
+        """Without a commit, delete the temporary folder (unless the caller named it); release
+        the lock (idempotent)."""
+        if not self.committed and not self._keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
         self._lock.close()
 

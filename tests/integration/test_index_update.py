@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from stylesearch.cli import cli
 from stylesearch.index import update as update_module
 from stylesearch.index.build import build_index
+from stylesearch.index.merge import merge_indexes
 from stylesearch.index.store import Index, IndexMismatchError
 from stylesearch.index.update import (
     IndexUpdateError,
     add_items,
     delete_items,
-    merge_indexes,
     read_ids_file,
 )
 from stylesearch.search import Query, Searcher

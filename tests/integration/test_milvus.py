@@ -14,8 +14,9 @@ from stylesearch.cli import cli
 from stylesearch.index.backends.milvus import MilvusBackend, MilvusError
 from stylesearch.index.build import build_index
 from stylesearch.index.filters import WordMask
+from stylesearch.index.merge import merge_indexes
 from stylesearch.index.store import Index, IndexFormatError
-from stylesearch.index.update import add_items, delete_items, merge_indexes
+from stylesearch.index.update import add_items, delete_items
 from stylesearch.search import Query, Searcher
 from stylesearch.search.topk import hard_filter_mask
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stylesearch.catalog.fashion_mnist import DemoSourceMissing, write_idx
-from stylesearch.evaluation.protocol import expected_category
+from stylesearch.evaluation.judges import expected_category
 from stylesearch.evaluation.queries import BenchmarkQuery
 from stylesearch.evaluation.shape import load_shape_vectors, source_folder
 

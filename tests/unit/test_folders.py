@@ -171,6 +171,26 @@ def test_folder_swap_commits_whole_or_leaves_the_old_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".x.lock", "x", "y"]
 
 
+def test_folder_swap_into_a_named_folder_keeps_it_until_the_commit(tmp_path):
+    """A named ``tmp`` (a training run beside its model) survives a block left without a
+    commit, so a later writer can continue it; the commit swaps it in."""
+    target, run = tmp_path / "m", tmp_path / ".m.run"
+    with FolderSwap(target) as folder:
+        (folder.tmp / "a").write_text("old")
+        folder.commit()
+    with pytest.raises(KeyboardInterrupt), FolderSwap(target, tmp=run):
+        run.mkdir()
+        (run / "a").write_text("new")
+        raise KeyboardInterrupt
+    assert (target / "a").read_text() == "old"
+    assert (run / "a").read_text() == "new"
+    with FolderSwap(target, tmp=run) as folder:
+        assert folder.tmp == run
+        folder.commit()
+    assert (target / "a").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.lock", "m"]
+
+
 def test_read_manifest_json_says_what_is_wrong(tmp_path):
     fmt = ManifestFormat(
         file="m.json", name="thing", title="thing manifest", newest=3, oldest=2,

@@ -47,6 +47,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from stylesearch.catalog import demo_render
+from stylesearch.catalog.demo_datasheet import SHARD, datasheet
 from stylesearch.catalog.demo_text import (
     CATEGORIES,
     COLOURS,
@@ -83,7 +84,6 @@ BUILDER_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "base", "query")
 _SPLIT_SOURCE = {"train": "train", "base": "train", "query": "t10k"}
 _SPLIT_CODE = {"train": 1, "base": 2, "query": 3}
-_SHARD = 1000  # images per sub-folder
 _GRID_ITEMS = 24
 _CHUNK = 250  # items per unit of work
 
@@ -170,7 +170,7 @@ class DemoCatalog:
 
 
 @dataclass
-class _SplitPlan:
+class SplitPlan:
     """Which source image and which colour/pattern each item of a split gets."""
 
     name: str
@@ -200,7 +200,7 @@ def _assign(pool: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndar
     return pool[pos].astype(np.int64), combo // n_pat, combo % n_pat
 
 
-def plan_splits(cfg: DemoConfig, n_train_source: int, n_test_source: int) -> list[_SplitPlan]:
+def plan_splits(cfg: DemoConfig, n_train_source: int, n_test_source: int) -> list[SplitPlan]:
     """Disjoint source images for the three splits (deterministic for ``cfg.seed``)."""
     if cfg.items >= n_train_source:
         raise DemoConfigError(
@@ -217,7 +217,7 @@ def plan_splits(cfg: DemoConfig, n_train_source: int, n_test_source: int) -> lis
         split_rng = np.random.default_rng([cfg.seed, _SPLIT_CODE[split], 0])
         idx, colour, pattern = _assign(pools[split], sizes[split], split_rng)
         distinct = min(sizes[split], len(pools[split]))
-        plans.append(_SplitPlan(split, _SPLIT_SOURCE[split], idx, colour, pattern, distinct))
+        plans.append(SplitPlan(split, _SPLIT_SOURCE[split], idx, colour, pattern, distinct))
     return plans
 
 
@@ -316,7 +316,7 @@ class _Chunk:
 
 
 def _shard(j: int, n: int) -> str:
-    return f"{j // _SHARD:0{max(3, len(str((n - 1) // _SHARD)))}d}"
+    return f"{j // SHARD:0{max(3, len(str((n - 1) // SHARD)))}d}"
 
 
 def _render_chunk(
@@ -361,7 +361,7 @@ def _render_chunk_in_worker(
     return _render_chunk(chunk, cfg, *_WORKER_SOURCES[chunk.source])
 
 
-def _chunks(plans: list[_SplitPlan], root: Path, size: int) -> Iterator[_Chunk]:
+def _chunks(plans: list[SplitPlan], root: Path, size: int) -> Iterator[_Chunk]:
     for plan in plans:
         n = len(plan.source_index)
         for start in range(0, n, size):
@@ -381,7 +381,7 @@ def _build_into(
     plans = plan_splits(cfg, len(sources["train"][1]), len(sources["t10k"][1]))
     for plan in plans:
         n = len(plan.source_index)
-        for j in range(0, n, _SHARD):
+        for j in range(0, n, SHARD):
             (root / plan.name / "images" / _shard(j, n)).mkdir(parents=True)
     stats = {p.name: {k: Counter[str]() for k in (*GROUPS, "noise")} for p in plans}
     grid_tiles: list[tuple[np.ndarray, str]] = []
@@ -427,14 +427,14 @@ def _build_into(
     counts["images_per_split"] = {p.name: _count(p) * (1 + cfg.views) for p in plans}
     counts["images"] = sum(counts["images_per_split"].values())
     counts["source_images"] = {p.name: p.distinct for p in plans}
-    (root / "README.md").write_text(_datasheet(cfg, plans, counts, stats), encoding="utf-8")
+    (root / "README.md").write_text(datasheet(cfg, plans, counts, stats), encoding="utf-8")
     meta = {"builder": "stylesearch.catalog.demo", "builder_version": BUILDER_VERSION,
             "fingerprint": fingerprint, "config": cfg.to_dict(), "counts": counts}  # fmt: skip
     (root / "build.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return counts
 
 
-def _count(plan: _SplitPlan) -> int:
+def _count(plan: SplitPlan) -> int:
     return len(plan.source_index)
 
 
@@ -475,94 +475,3 @@ def build_demo_catalog(
         counts = _build_into(folder.tmp, cfg, fingerprint, progress, workers)
         folder.commit()
     return _catalog(out, counts, False, t0)
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _datasheet(
-    cfg: DemoConfig, plans: list[_SplitPlan], counts: dict[str, Any],
-    stats: dict[str, dict[str, Counter[str]]],
-) -> str:  # fmt: skip
-    """The catalog's README.md: what is in it, how it was made, how noisy it is."""
-    n_img = 1 + cfg.views
-    split_rows = [
-        [p.name, counts[p.name], counts["images_per_split"][p.name],
-         f"Fashion-MNIST {p.source}", p.distinct]
-        for p in plans
-    ]  # fmt: skip
-    parts = [
-        "# Demo style catalog (Fashion-MNIST based)",
-        "",
-        "Built by `stylesearch catalog build-demo`. Each item is one real Fashion-MNIST garment "
-        "(Zalando, MIT licence; its category from the label), recoloured with a named colour and "
-        "a pattern, keeping the garment's silhouette and shading; RGB, "
-        f"{cfg.size} px. Every item has {n_img} images: the main image and {cfg.views} other "
-        "view(s) with a small random shift, scale, rotation, brightness and background change.",
-        "",
-        "![sample items with their titles](samples.png)",
-        "",
-        "## Splits",
-        "",
-        _table(["split", "items", "images", "source", "distinct source images"], split_rows),
-        "",
-        "No Fashion-MNIST image is used by two splits. Base items beyond the available source "
-        "images reuse shapes inside the base split, each time with a new colour/pattern "
-        "combination. `truth.jsonl` holds every item's clean attributes (and its source image "
-        "and noise); training never reads it.",
-        "",
-        "## Build",
-        "",
-        f"- seed: {cfg.seed}; source: `{cfg.source}`",
-        f"- config: `{json.dumps(cfg.to_dict(), sort_keys=True)}`",
-        "",
-        "## Attributes",
-        "",
-    ]
-    for group in GROUPS:
-        rows = [
-            [value, ", ".join(VOCABULARY[group][value]) or "-"]
-            + [stats[p.name][group][value] for p in plans]
-            for value in VOCABULARY[group]
-        ]
-        parts += [f"### {group}", "", _table(
-            [group, "synonyms in metadata"] + [p.name for p in plans], rows), ""]  # fmt: skip
-    noise_rows = []
-    for p in plans:
-        n = counts[p.name]
-        missing = stats[p.name]["noise"]["missing"]
-        wrong = stats[p.name]["noise"]["wrong"]
-        noise_rows.append([p.name, f"{missing} ({missing / n:.1%})", f"{wrong} ({wrong / n:.1%})"])
-    parts += [
-        "## Metadata and its noise",
-        "",
-        "Titles and descriptions come from varied templates and case styles, with words that "
-        "are not visual (brands, materials, sizes, fits, care and marketing phrases). Category "
-        "words are sometimes plural (sneakers, dresses). Per item, with fixed rates:",
-        "",
-        f"- synonym for an attribute word (crimson for red): {cfg.synonym_rate:.0%} per word",
-        f"- missing attribute (one of category/colour/pattern left out of all text): "
-        f"{cfg.missing_rate:.0%}",
-        f"- wrong attribute (another value of the group written instead): {cfg.wrong_rate:.0%}",
-        "- solid items name their pattern (solid, plain, monochrome) only half of the time, as "
-        "real catalogs do (not counted as noise); every other stated attribute is said at "
-        "least once in the title or the description.",
-        "",
-        _table(["split", "missing", "wrong"], noise_rows),
-        "",
-        "## Files",
-        "",
-        "- `{train,base,query}/manifest.jsonl`: catalog manifests "
-        '(`{"id", "image", "title", "description", "extra_images", "attributes"}`)',
-        f"- `{{train,base,query}}/images/`: PNG images, in sub-folders of {_SHARD}",
-        '- `truth.jsonl`: `{"id", "split", "category", "colour", "pattern", "source", '
-        '"source_index", "noise"}`',
-        "- `samples.png`: the first training items with their titles",
-        "- `build.json`: the config and its fingerprint (a rebuild with the same config is "
-        "skipped)",
-        "",
-    ]
-    return "\n".join(parts)

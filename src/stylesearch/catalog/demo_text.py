@@ -182,22 +182,7 @@ def make_metadata(
     Returns ``{"title", "description", "attributes", "noise"}``; ``noise`` is ``None`` or
     ``{"kind": "missing", "group": g}`` or ``{"kind": "wrong", "group": g, "value": v}``.
     """
-    stated: dict[str, str | None] = {g: truth[g] for g in GROUPS}
-    noise: dict[str, str] | None = None
-    u = rng.random()
-    if u < missing_rate + wrong_rate:
-        group = GROUPS[int(rng.integers(len(GROUPS)))]
-        if u < missing_rate:
-            stated[group] = None
-            noise = {"kind": "missing", "group": group}
-        else:
-            others = [v for v in VOCABULARY[group] if v != truth[group]]
-            wrong = others[int(rng.integers(len(others)))]
-            stated[group] = wrong
-            noise = {"kind": "wrong", "group": group, "value": wrong}
-    wrong_pattern = noise is not None and noise["group"] == "pattern"
-    if stated["pattern"] == "solid" and not wrong_pattern and rng.random() >= solid_said_rate:
-        stated["pattern"] = None
+    stated, noise = _stated_values(truth, rng, missing_rate, wrong_rate, solid_said_rate)
 
     kind = (
         "footwear" if truth["category"] in _FOOTWEAR
@@ -226,6 +211,56 @@ def make_metadata(
 
     # the description names the same product: only the attribute words are drawn again
     desc_words = {**title_words, **{g: words()[g] for g in GROUPS}}
+    description = _description(template, stated, desc_words, kind, rng)
+
+    attributes = [title_words["material"] or "", title_words["season"] or ""]
+    if title_words["fit"]:
+        attributes.append(f"{title_words['fit']} fit")
+    return {
+        "title": title,
+        "description": description,
+        "attributes": [a for a in attributes if a],
+        "noise": noise,
+    }
+
+
+def _stated_values(
+    truth: dict[str, str],
+    rng: np.random.Generator,
+    missing_rate: float,
+    wrong_rate: float,
+    solid_said_rate: float,
+) -> tuple[dict[str, str | None], dict[str, str] | None]:
+    """The value the metadata states for each group (``None``: left out) and the noise drawn:
+    one group missing or wrong at the given rates; a solid pattern often goes unsaid."""
+    stated: dict[str, str | None] = {g: truth[g] for g in GROUPS}
+    noise: dict[str, str] | None = None
+    u = rng.random()
+    if u < missing_rate + wrong_rate:
+        group = GROUPS[int(rng.integers(len(GROUPS)))]
+        if u < missing_rate:
+            stated[group] = None
+            noise = {"kind": "missing", "group": group}
+        else:
+            others = [v for v in VOCABULARY[group] if v != truth[group]]
+            wrong = others[int(rng.integers(len(others)))]
+            stated[group] = wrong
+            noise = {"kind": "wrong", "group": group, "value": wrong}
+    wrong_pattern = noise is not None and noise["group"] == "pattern"
+    if stated["pattern"] == "solid" and not wrong_pattern and rng.random() >= solid_said_rate:
+        stated["pattern"] = None
+    return stated, noise
+
+
+def _description(
+    template: tuple[str, ...],
+    stated: dict[str, str | None],
+    desc_words: dict[str, str | None],
+    kind: str,
+    rng: np.random.Generator,
+) -> str:
+    """The description: every stated attribute the title leaves out, a few more attribute
+    sentences, material or care, marketing and (for clothes) fit, in a random order."""
     sentences: list[str] = []
     for g in GROUPS:
         if stated[g] is not None and not any("{" + g + "}" in seg for seg in template):
@@ -241,14 +276,4 @@ def make_metadata(
         sentences.append("{fit} fit, model wears size {size}.")
     order = rng.permutation(len(sentences))
     rendered = [_segment(sentences[int(i)], desc_words) for i in order]
-    description = " ".join(_sentence_case(s) for s in rendered if s)
-
-    attributes = [title_words["material"] or "", title_words["season"] or ""]
-    if title_words["fit"]:
-        attributes.append(f"{title_words['fit']} fit")
-    return {
-        "title": title,
-        "description": description,
-        "attributes": [a for a in attributes if a],
-        "noise": noise,
-    }
+    return " ".join(_sentence_case(s) for s in rendered if s)

@@ -33,7 +33,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -411,16 +411,7 @@ def load_catalog(
     path = Path(path).absolute()
     base_dir = path.parent
     roots = tuple(dict.fromkeys(Path(r).resolve() for r in (base_dir, *image_roots)))
-    parsed: list[tuple[int, CatalogItem | RejectedRow]] = []
-    for row_number, raw in iter_manifest_rows(path):
-        if isinstance(raw, str):
-            parsed.append((row_number, RejectedRow(row_number, None, raw)))
-            continue
-        try:
-            parsed.append((row_number, _parse_row(raw, base_dir)))
-        except _RowError as exc:
-            parsed.append((row_number, RejectedRow(row_number, _raw_id(raw), str(exc))))
-
+    parsed = _parse_rows(path, base_dir)
     unique = list(
         dict.fromkeys(
             image
@@ -440,14 +431,7 @@ def load_catalog(
         if isinstance(entry, RejectedRow):
             rejected.append(entry)
             continue
-        reason = reasons[entry.image]
-        if reason is not None:
-            reason = f"image: {reason}"
-        else:
-            for k, extra in enumerate(entry.extra_images, start=1):
-                if reasons[extra] is not None:
-                    reason = f"extra image {k}: {reasons[extra]}"
-                    break
+        reason = _image_reason(entry, reasons)
         key = unicodedata.normalize("NFC", entry.id)
         if reason is None and key in first_row:
             first, first_id = first_row[key]
@@ -459,3 +443,28 @@ def load_catalog(
         first_row[key] = (row_number, entry.id)
         items.append(entry)
     return Catalog(path=path, items=items, rejected=rejected, rows_in=len(parsed))
+
+
+def _parse_rows(path: Path, base_dir: Path) -> list[tuple[int, CatalogItem | RejectedRow]]:
+    """Every row of the manifest, in file order: its item, or why it is rejected."""
+    parsed: list[tuple[int, CatalogItem | RejectedRow]] = []
+    for row_number, raw in iter_manifest_rows(path):
+        if isinstance(raw, str):
+            parsed.append((row_number, RejectedRow(row_number, None, raw)))
+            continue
+        try:
+            parsed.append((row_number, _parse_row(raw, base_dir)))
+        except _RowError as exc:
+            parsed.append((row_number, RejectedRow(row_number, _raw_id(raw), str(exc))))
+    return parsed
+
+
+def _image_reason(entry: CatalogItem, reasons: Mapping[Path, str | None]) -> str | None:
+    """Why an item's main or extra image is refused (the first refused), ``None`` if none."""
+    reason = reasons[entry.image]
+    if reason is not None:
+        return f"image: {reason}"
+    for k, extra in enumerate(entry.extra_images, start=1):
+        if reasons[extra] is not None:
+            return f"extra image {k}: {reasons[extra]}"
+    return None

@@ -283,7 +283,7 @@ def index_merge(
     The shards must come from the same model and hold different item ids; with I/N shards every
     one of the N must be given. Any backend: --backend milvus loads the shards into Milvus.
     """
-    from stylesearch.index.update import merge_indexes
+    from stylesearch.index.merge import merge_indexes
 
     params = backend_params(backend, hnsw_m, ef_construction, ef_search, milvus_uri, collection)
     result = merge_indexes(

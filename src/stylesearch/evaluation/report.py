@@ -14,10 +14,14 @@ import os
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stylesearch.evaluation.protocol import BASELINE_NAME, summarize
+from stylesearch.evaluation.baselines import BASELINE_NAME
+from stylesearch.evaluation.protocol import EvaluationError, System, summarize
 from stylesearch.evaluation.queries import BenchmarkQuery
+
+if TYPE_CHECKING:
+    from stylesearch.search.searcher import Searcher
 
 __all__ = ["format_table", "write_report"]
 
@@ -305,24 +309,13 @@ def run_evaluation(
             catalog's ``build.json`` beside the truth file).
     """
     from stylesearch.evaluation.attributes import load_truth
-    from stylesearch.evaluation.protocol import (
-        EvaluationError,
-        System,
-        evaluate_systems,
-        load_shape,
-    )
+    from stylesearch.evaluation.judges import load_shape
+    from stylesearch.evaluation.protocol import evaluate_systems
     from stylesearch.evaluation.queries import load_queries
     from stylesearch.model.visual import read_visual_config
-    from stylesearch.search.query import METHODS
     from stylesearch.search.searcher import Searcher
 
-    methods = list(methods or METHODS)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise EvaluationError(f"unknown method(s) {', '.join(unknown)}; choose from {METHODS}")
-    names = [name, *(n for n, _ in compare)]
-    if len(set(names)) != len(names) or BASELINE_NAME in names:
-        raise EvaluationError(f"system names must be distinct and not {BASELINE_NAME!r}: {names}")
+    methods = _checked_methods(methods, [name, *(n for n, _ in compare)])
     queries = load_queries(queries_path)
     read_visual_config(visual_dir)  # a missing judge is an error before any model is loaded
     truth = load_truth(truth_path) if truth_path is not None else None
@@ -335,13 +328,7 @@ def run_evaluation(
         look_weight=look_weight,
         grounding_threshold=None,
     )
-    # every system is searched with the main index's settings, so only the models differ
-    systems = [System(name, Path(index_dir), main, methods)] + [
-        System(
-            n, Path(d), Searcher.load(d, settings=main.settings, grounding_threshold=None), methods
-        )
-        for n, d in compare
-    ]
+    systems = _systems(main, name, index_dir, compare, methods)
     shape = None
     if truth_path is not None:
         shape = load_shape(
@@ -365,3 +352,36 @@ def run_evaluation(
         queries_path=queries_path,
         searcher_index=systems[0].searcher.index,
     )
+
+
+def _checked_methods(methods: Sequence[str] | None, names: list[str]) -> list[str]:
+    """The methods to run (default: all); raises EvaluationError for an unknown method or for
+    system ``names`` that repeat or take the baseline's name."""
+    from stylesearch.search.query import METHODS
+
+    methods = list(methods or METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise EvaluationError(f"unknown method(s) {', '.join(unknown)}; choose from {METHODS}")
+    if len(set(names)) != len(names) or BASELINE_NAME in names:
+        raise EvaluationError(f"system names must be distinct and not {BASELINE_NAME!r}: {names}")
+    return methods
+
+
+def _systems(
+    main: Searcher,
+    name: str,
+    index_dir: str | Path,
+    compare: Sequence[tuple[str, str | Path]],
+    methods: list[str],
+) -> list[System]:
+    """The main system, then each ``compare`` index, loaded to search with the main index's
+    settings (so that only the models differ)."""
+    from stylesearch.search.searcher import Searcher
+
+    return [System(name, Path(index_dir), main, methods)] + [
+        System(
+            n, Path(d), Searcher.load(d, settings=main.settings, grounding_threshold=None), methods
+        )
+        for n, d in compare
+    ]

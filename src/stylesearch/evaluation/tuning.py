@@ -25,9 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylesearch.search.settings import SearchSettings, write_settings
+
+if TYPE_CHECKING:
+    from stylesearch.evaluation.protocol import System
+    from stylesearch.search.searcher import Searcher
 
 __all__ = [
     "COSINE_POWERS",
@@ -91,49 +95,18 @@ def tune_index(
     and objective. On an index without a look, ``look_weights`` is not used.
     """
     from stylesearch.evaluation.attributes import load_truth
-    from stylesearch.evaluation.protocol import (
-        EvaluationError,
-        System,
-        evaluate_systems,
-        load_shape,
-        summarize,
-    )
+    from stylesearch.evaluation.judges import load_shape
+    from stylesearch.evaluation.protocol import evaluate_systems, summarize
     from stylesearch.evaluation.queries import load_queries
     from stylesearch.search.searcher import Searcher
 
-    if not word_weights or not cosine_powers:
-        raise EvaluationError("give at least one word weight and one cosine power to try")
-    if any(not w >= 0 for w in word_weights) or any(not g > 0 for g in cosine_powers):
-        raise EvaluationError("word weights must be >= 0 and cosine powers > 0")
-    if not look_weights or any(not 0 <= a <= 1 for a in look_weights):
-        raise EvaluationError("give at least one look weight to try, each in [0, 1]")
+    _check_grids(word_weights, cosine_powers, look_weights)
     queries = load_queries(queries_path)
     base = Searcher.load(index_dir, grounding_threshold=None)  # every word, as eval ranks
     has_look = base.model.look is not None
     looks = [float(a) for a in look_weights] if has_look else [base.settings.look_weight]
-    grid: dict[str, tuple[str, float, float | None, float]] = {}
-    for a in looks:
-        tag = f" a={a:g}" if has_look else ""
-        for w in word_weights:
-            grid[f"arithmetic w={w:g}{tag}"] = ("arithmetic", float(w), None, a)
-            for g in cosine_powers:
-                grid[f"combined w={w:g} g={g:g}{tag}"] = ("combined", float(w), float(g), a)
-    systems = [
-        System(
-            name,
-            Path(index_dir),
-            Searcher(
-                base.index,
-                base.model,
-                word_weight=w,
-                cosine_power=g or base.cosine_power,
-                look_weight=a,
-                grounding_threshold=None,
-            ),
-            (method,),
-        )
-        for name, (method, w, g, a) in grid.items()
-    ]
+    grid = _grid(word_weights, cosine_powers, looks, has_look)
+    systems = _grid_systems(base, index_dir, grid)
     truth = load_truth(truth_path) if truth_path is not None else None
     shape = None
     if truth_path is not None:
@@ -142,25 +115,7 @@ def tune_index(
         systems, queries, visual_dir, k=k, truth=truth, shape=shape, baseline=False,
         progress=progress, log=log,
     )  # fmt: skip
-    table = []
-    for row in summarize(result):
-        if row["system"] not in grid:  # the oracle row
-            continue
-        method, w, g, a = grid[row["system"]]
-        table.append(
-            {
-                "method": method,
-                "word_weight": w,
-                "cosine_power": g,
-                "look_weight": a,
-                "objective": objective(row),
-                **{
-                    key: row[key]
-                    for key in ("v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "v_shape", "mm_shape")
-                },
-                "t_ndcg_truth_worst_kind": _worst_kind(row),
-            }
-        )
+    table = _grid_table(summarize(result), grid)
 
     def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return choose_setting(rows, min_truth_t)
@@ -194,3 +149,87 @@ def tune_index(
     if write:
         write_settings(index_dir, settings)
     return {"settings": settings.to_dict(), **tuning, "table": table}
+
+
+#: a grid point: (method, word weight, cosine power or None, look weight)
+GridPoint = tuple[str, float, float | None, float]
+
+
+def _check_grids(
+    word_weights: Sequence[float], cosine_powers: Sequence[float], look_weights: Sequence[float]
+) -> None:
+    from stylesearch.evaluation.protocol import EvaluationError
+
+    if not word_weights or not cosine_powers:
+        raise EvaluationError("give at least one word weight and one cosine power to try")
+    if any(not w >= 0 for w in word_weights) or any(not g > 0 for g in cosine_powers):
+        raise EvaluationError("word weights must be >= 0 and cosine powers > 0")
+    if not look_weights or any(not 0 <= a <= 1 for a in look_weights):
+        raise EvaluationError("give at least one look weight to try, each in [0, 1]")
+
+
+def _grid(
+    word_weights: Sequence[float],
+    cosine_powers: Sequence[float],
+    looks: Sequence[float],
+    has_look: bool,
+) -> dict[str, GridPoint]:
+    """Every setting to try, by its system name: ``arithmetic`` per word weight and
+    ``combined`` per word weight and cosine power, for each look weight."""
+    grid: dict[str, GridPoint] = {}
+    for a in looks:
+        tag = f" a={a:g}" if has_look else ""
+        for w in word_weights:
+            grid[f"arithmetic w={w:g}{tag}"] = ("arithmetic", float(w), None, a)
+            for g in cosine_powers:
+                grid[f"combined w={w:g} g={g:g}{tag}"] = ("combined", float(w), float(g), a)
+    return grid
+
+
+def _grid_systems(
+    base: Searcher, index_dir: str | Path, grid: dict[str, GridPoint]
+) -> list[System]:
+    """One system per grid point, sharing ``base``'s index and model."""
+    from stylesearch.evaluation.protocol import System
+    from stylesearch.search.searcher import Searcher
+
+    return [
+        System(
+            name,
+            Path(index_dir),
+            Searcher(
+                base.index,
+                base.model,
+                word_weight=w,
+                cosine_power=g or base.cosine_power,
+                look_weight=a,
+                grounding_threshold=None,
+            ),
+            (method,),
+        )
+        for name, (method, w, g, a) in grid.items()
+    ]
+
+
+def _grid_table(summary: list[dict[str, Any]], grid: dict[str, GridPoint]) -> list[dict[str, Any]]:
+    """One row per grid point: its setting, metrics and objective (the oracle row left out)."""
+    table = []
+    for row in summary:
+        if row["system"] not in grid:  # the oracle row
+            continue
+        method, w, g, a = grid[row["system"]]
+        table.append(
+            {
+                "method": method,
+                "word_weight": w,
+                "cosine_power": g,
+                "look_weight": a,
+                "objective": objective(row),
+                **{
+                    key: row[key]
+                    for key in ("v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "v_shape", "mm_shape")
+                },
+                "t_ndcg_truth_worst_kind": _worst_kind(row),
+            }
+        )
+    return table

@@ -16,14 +16,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from stylesearch.catalog.dataset import ImageDataset, collate_images
-from stylesearch.catalog.manifest import CatalogError, CatalogItem, load_catalog
+from stylesearch.catalog.manifest import Catalog, CatalogError, CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform
 from stylesearch.config import DEFAULT_METADATA_WEIGHT, ConfigError
 from stylesearch.index.backends import resolve_backend
@@ -107,43 +107,15 @@ def build_index(
     model = load_model(model_dir, device=device)
     assert model.vocab is not None
     catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
-    items = catalog.items
-    if not items:
-        raise CatalogError(f"{catalog_path}: no usable item to index ({catalog.summary()})")
-    extra: dict = {}
-    if shard_info is not None:
-        part, parts = shard_info
-        start, stop = shard_slice(len(items), part, parts)
-        extra["shard"] = {"index": part, "count": parts, "catalog_items": len(items),
-                          "start": start, "stop": stop}  # fmt: skip
-        items = items[start:stop]
-        if not items:
-            raise CatalogError(
-                f"{catalog_path}: shard {part}/{parts} of {len(catalog.items)} items is empty; "
-                "use fewer shards"
-            )
+    items, extra = _items_to_index(catalog, catalog_path, shard_info)
     vocab = model.vocab
     offsets, words = metadata_csr(model, items, progress=progress)
     old_collection = _old_milvus_collection(out_dir)
-    writer = IndexWriter(out_dir, n=len(items), dim=model.index_dim, vocab_size=len(vocab))
-    with writer:
-        t0 = time.perf_counter()
-        embed_items(
-            model,
-            items,
-            writer.vectors,
-            writer.attributes,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            device=device,
-            progress=progress,
-        )
-        embed_seconds = time.perf_counter() - t0
-        fuse_metadata(writer.attributes, offsets, words, metadata_weight)
-        writer.set_items(
-            [it.id for it in items], [it.title for it in items], [str(it.image) for it in items]
-        )
-        writer.set_metadata(offsets, words)
+    with IndexWriter(out_dir, n=len(items), dim=model.index_dim, vocab_size=len(vocab)) as writer:
+        embed_seconds = _write_items(
+            writer, model, items, (offsets, words), metadata_weight, batch_size=batch_size,
+            num_workers=num_workers, device=device, progress=progress,
+        )  # fmt: skip
         writer.finish(
             backend=backend_name,
             backend_params=backend_params if backend_name != "exact" else None,
@@ -161,14 +133,66 @@ def build_index(
         )
     _drop_replaced_collection(old_collection, out_dir)
     return BuildResult(
-        out_dir=Path(out_dir),
-        count=len(items),
-        rejected=len(catalog.rejected),
-        backend=backend_name,
-        embed_seconds=embed_seconds,
+        out_dir=Path(out_dir), count=len(items), rejected=len(catalog.rejected),
+        backend=backend_name, embed_seconds=embed_seconds,
         images_per_second=len(items) / max(embed_seconds, 1e-9),
         total_seconds=time.perf_counter() - t_start,
+    )  # fmt: skip
+
+
+def _write_items(
+    writer: IndexWriter,
+    model: JointModel,
+    items: Sequence[CatalogItem],
+    metadata: tuple[np.ndarray, np.ndarray],
+    metadata_weight: float,
+    *,
+    batch_size: int,
+    num_workers: int,
+    device: str,
+    progress: bool,
+) -> float:
+    """Embed ``items`` into ``writer``, blend their ``metadata`` (CSR offsets, word ids) into
+    the attribute probabilities and set the items and the metadata; returns the seconds spent
+    embedding."""
+    offsets, words = metadata
+    t0 = time.perf_counter()
+    embed_items(
+        model, items, writer.vectors, writer.attributes, batch_size=batch_size,
+        num_workers=num_workers, device=device, progress=progress,
+    )  # fmt: skip
+    embed_seconds = time.perf_counter() - t0
+    fuse_metadata(writer.attributes, offsets, words, metadata_weight)
+    writer.set_items(
+        [it.id for it in items], [it.title for it in items], [str(it.image) for it in items]
     )
+    writer.set_metadata(offsets, words)
+    return embed_seconds
+
+
+def _items_to_index(
+    catalog: Catalog, catalog_path: str | Path, shard_info: tuple[int, int] | None
+) -> tuple[list[CatalogItem], dict[str, Any]]:
+    """The catalog's accepted items, or with ``shard_info`` (I, N) its I-th of N slices, and
+    the manifest entries that say which (``{"shard": ...}``, else none).
+
+    Raises CatalogError when there is no item to index."""
+    items = catalog.items
+    if not items:
+        raise CatalogError(f"{catalog_path}: no usable item to index ({catalog.summary()})")
+    extra: dict[str, Any] = {}
+    if shard_info is not None:
+        part, parts = shard_info
+        start, stop = shard_slice(len(items), part, parts)
+        extra["shard"] = {"index": part, "count": parts, "catalog_items": len(items),
+                          "start": start, "stop": stop}  # fmt: skip
+        items = items[start:stop]
+        if not items:
+            raise CatalogError(
+                f"{catalog_path}: shard {part}/{parts} of {len(catalog.items)} items is empty; "
+                "use fewer shards"
+            )
+    return items, extra
 
 
 def metadata_csr(

@@ -1,4 +1,4 @@
-"""Change an index without rebuilding it: ``index add``, ``index delete``, ``index merge``.
+"""Change an index without rebuilding it: ``index add``, ``index delete``.
 
 * :func:`add_items` embeds only the new catalog items (with the model the index records; another
   model is refused), appends them as new rows and **extends** the backend: the faiss graph gets
@@ -10,8 +10,8 @@
   them: every search path applies the live-row mask (:func:`~stylesearch.search.topk.
   hard_filter_mask`), so ``filter`` / ``combined`` stay exact. The other files are hard-linked
   into the new folder (nothing is copied); Milvus also deletes the rows from its collection.
-* :func:`merge_indexes` joins shard indexes (``stylesearch index --shard I/N``) or any indexes
-  of the same model into one, with any backend; deleted rows are left out.
+
+(``index merge``, which writes a new index from several, is :mod:`stylesearch.index.merge`.)
 
 Every change is written like a build: a temporary folder beside the index, swapped in only when
 complete. A failure at any point leaves the previous index as it was and usable. (With Milvus a
@@ -32,18 +32,16 @@ from typing import Any
 import numpy as np
 
 from stylesearch.folders import FolderSwap, writer_lock
-from stylesearch.index.backends import BACKENDS, VectorBackend, resolve_backend
-from stylesearch.index.errors import IndexFormatError, IndexMismatchError
+from stylesearch.index.backends import BACKENDS, VectorBackend
+from stylesearch.index.errors import IndexFormatError
 from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter, write_manifest
 
 __all__ = [
     "AddResult",
     "DeleteResult",
     "IndexUpdateError",
-    "MergeResult",
     "add_items",
     "delete_items",
-    "merge_indexes",
     "read_ids_file",
 ]
 
@@ -78,21 +76,12 @@ class DeleteResult:
     warning: str | None = None
 
 
-@dataclass(frozen=True)
-class MergeResult:
-    out_dir: Path
-    count: int
-    shards: int
-    backend: str
-    total_seconds: float
-
-
 def _history(manifest: dict[str, Any], entry: dict[str, Any]) -> list[dict[str, Any]]:
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry}
     return [*manifest.get("history", []), entry]
 
 
-def _read_items(index: Index) -> tuple[list[str], list[str], list[str]]:
+def read_items(index: Index) -> tuple[list[str], list[str], list[str]]:
     ids, titles, images = [], [], []
     with open(index.folder / "items.jsonl", encoding="utf-8") as fh:
         for line in fh:
@@ -103,7 +92,7 @@ def _read_items(index: Index) -> tuple[list[str], list[str], list[str]]:
     return ids, titles, images
 
 
-def _copy_rows(
+def copy_rows(
     writer: IndexWriter, at: int, vectors: np.ndarray, attributes: np.ndarray, rows: np.ndarray
 ) -> None:
     """Copy ``rows`` of a source's vectors / attributes into the writer from row ``at`` on."""
@@ -176,7 +165,6 @@ def _add_items(
     image_roots: Sequence[str | Path],
 ) -> AddResult:
     from stylesearch.catalog.manifest import load_catalog
-    from stylesearch.index.build import embed_items, fuse_metadata, metadata_csr
     from stylesearch.model.io import load_model
 
     t_start = time.perf_counter()
@@ -188,35 +176,11 @@ def _add_items(
         items = catalog.items
         if not items:
             raise IndexUpdateError(f"{catalog_path}: no usable item to add ({catalog.summary()})")
-        ids, titles, images = _read_items(index)
-        live = index.live_mask()
-        known = {i for r, i in enumerate(ids) if live is None or live[r]}
-        dup = [it.id for it in items if it.id in known]
-        if dup:
-            shown = ", ".join(dup[:5]) + (" ..." if len(dup) > 5 else "")
-            raise IndexUpdateError(
-                f"{len(dup)} item id(s) of {catalog_path} are already in the index {index_dir}: "
-                f"{shown}; delete them first (`stylesearch index delete`) to replace them"
-            )
+        ids, titles, images = read_items(index)
+        _refuse_known_ids(index, index_dir, ids, items, catalog_path)
         n_old, m = index.count, len(items)
-        new_vectors = np.zeros((m, index.dimension), np.float32)
-        new_attributes = np.zeros((m, index.vocab_size), np.float16)
-        t0 = time.perf_counter()
-        embed_items(
-            model,
-            items,
-            new_vectors,
-            new_attributes,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            device=device,
-            progress=progress,
-        )
-        embed_seconds = time.perf_counter() - t0
-        new_offsets, new_words = metadata_csr(model, items, progress=progress)
-        # blended as the index's own items were (indexes built before the blend have none)
-        fuse_metadata(
-            new_attributes, new_offsets, new_words, index.manifest.get("metadata_weight", 0.0)
+        new_vectors, new_attributes, new_offsets, new_words, embed_seconds = _embed_new_items(
+            index, model, items, batch_size, num_workers, device, progress
         )
         old_offsets = np.asarray(index.meta_offsets)
         offsets = np.concatenate([old_offsets, old_offsets[-1] + new_offsets[1:]])
@@ -238,7 +202,7 @@ def _add_items(
         with IndexWriter(
             index_dir, n=n_old + m, dim=index.dimension, vocab_size=index.vocab_size
         ) as writer:
-            _copy_rows(writer, 0, index.vectors, index.attributes, np.arange(n_old))
+            copy_rows(writer, 0, index.vectors, index.attributes, np.arange(n_old))
             writer.vectors[n_old:] = new_vectors
             writer.attributes[n_old:] = new_attributes
             writer.set_items(
@@ -265,6 +229,58 @@ def _add_items(
         embed_seconds=embed_seconds,
         total_seconds=time.perf_counter() - t_start,
     )
+
+
+def _refuse_known_ids(
+    index: Index, index_dir: Path, ids: list[str], items: Sequence[Any], catalog_path: str | Path
+) -> None:
+    """Raise IndexUpdateError when an item to add has the id of a live row of ``index``."""
+    live = index.live_mask()
+    known = {i for r, i in enumerate(ids) if live is None or live[r]}
+    dup = [it.id for it in items if it.id in known]
+    if dup:
+        shown = ", ".join(dup[:5]) + (" ..." if len(dup) > 5 else "")
+        raise IndexUpdateError(
+            f"{len(dup)} item id(s) of {catalog_path} are already in the index {index_dir}: "
+            f"{shown}; delete them first (`stylesearch index delete`) to replace them"
+        )
+
+
+def _embed_new_items(
+    index: Index,
+    model: Any,
+    items: Sequence[Any],
+    batch_size: int,
+    num_workers: int,
+    device: str,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The new items' vectors (M, D) float32, attributes (M, V) float16 (blended with their
+    metadata as the index's own items were), metadata CSR (offsets, word ids) and the seconds
+    spent embedding their images."""
+    from stylesearch.index.build import embed_items, fuse_metadata, metadata_csr
+
+    m = len(items)
+    new_vectors = np.zeros((m, index.dimension), np.float32)
+    new_attributes = np.zeros((m, index.vocab_size), np.float16)
+    t0 = time.perf_counter()
+    embed_items(
+        model,
+        items,
+        new_vectors,
+        new_attributes,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        progress=progress,
+    )
+    embed_seconds = time.perf_counter() - t0
+    new_offsets, new_words = metadata_csr(model, items, progress=progress)
+    # blended as the index's own items were (indexes built before the blend have none)
+    fuse_metadata(
+        new_attributes, new_offsets, new_words, index.manifest.get("metadata_weight", 0.0)
+    )
+    return new_vectors, new_attributes, new_offsets, new_words, embed_seconds
 
 
 def read_ids_file(path: str | Path) -> list[str]:
@@ -297,7 +313,7 @@ def delete_items(index_dir: str | Path, ids: Sequence[str]) -> DeleteResult:
 def _delete_items(index_dir: Path, ids: Sequence[str]) -> DeleteResult:
     index = Index.load(index_dir)
     try:
-        all_ids, _, _ = _read_items(index)
+        all_ids, _, _ = read_items(index)
         table = {}
         for row, item_id in enumerate(all_ids):
             if index.deleted is None or not index.deleted[row]:
@@ -340,128 +356,3 @@ def _delete_items(index_dir: Path, ids: Sequence[str]) -> DeleteResult:
                 f"not yet from the Milvus collection: {exc}"
             )
     return DeleteResult(index_dir, int(rows.shape[0]), unknown, manifest["live"], warning)
-
-
-def merge_indexes(
-    out_dir: str | Path,
-    shard_dirs: Sequence[str | Path],
-    *,
-    backend: str = "faiss",
-    backend_params: dict[str, Any] | None = None,
-    progress: bool = False,
-) -> MergeResult:
-    """Join indexes built with the same model (typically the shards of ``index --shard I/N``)
-    into ``out_dir`` with ``backend``. Deleted rows are left out.
-
-    Raises:
-        IndexMismatchError: the shards were built with different models or vocabularies.
-        IndexUpdateError: an item id is in two shards, a shard of an ``I/N`` series is missing
-            or given twice, or ``out_dir`` is one of the shards.
-    """
-    t_start = time.perf_counter()
-    backend_name = resolve_backend(backend)
-    if not shard_dirs:
-        raise IndexUpdateError("give at least one shard index folder to merge")
-    out_dir = Path(out_dir)
-    for d in shard_dirs:
-        if Path(d).resolve() == out_dir.resolve():
-            raise IndexUpdateError(f"--out {out_dir} is one of the shards; write elsewhere")
-    from stylesearch.index.build import _drop_replaced_collection, _old_milvus_collection
-
-    old_collection = _old_milvus_collection(out_dir)
-    shards = [Index.load(d) for d in shard_dirs]
-    try:
-        first = shards[0]
-        keys = ("model_fingerprint", "vocab_fingerprint")
-        for s in shards[1:]:
-            for key in keys:
-                if s.manifest.get(key) != first.manifest.get(key):
-                    raise IndexMismatchError(
-                        f"{s.folder} was built with another model than {first.folder} "
-                        f"({key} differs); every shard must use the same model"
-                    )
-            weights = [x.manifest.get("metadata_weight", 0.0) for x in (first, s)]
-            if weights[0] != weights[1]:
-                raise IndexUpdateError(
-                    f"{s.folder} blends its items' text with metadata weight {weights[1]}, "
-                    f"{first.folder} with {weights[0]}; index every shard with the same "
-                    "--metadata-weight"
-                )
-            if (s.dimension, s.vocab_size) != (first.dimension, first.vocab_size):
-                raise IndexMismatchError(f"{s.folder} and {first.folder} differ in shape")
-        series = [s.manifest.get("shard") for s in shards]
-        if all(series):
-            parts = {int(x["count"]) for x in series if x}
-            seen = sorted(int(x["index"]) for x in series if x)
-            if len(parts) == 1:
-                n_parts = parts.pop()
-                missing = sorted(set(range(n_parts)) - set(seen))
-                twice = sorted({i for i in seen if seen.count(i) > 1})
-                if missing or twice:
-                    raise IndexUpdateError(
-                        f"shards of a {n_parts}-way split: "
-                        + (
-                            f"missing {', '.join(f'{i}/{n_parts}' for i in missing)}"
-                            if missing
-                            else ""
-                        )
-                        + ("; " if missing and twice else "")
-                        + (
-                            f"given twice: {', '.join(f'{i}/{n_parts}' for i in twice)}"
-                            if twice
-                            else ""
-                        )
-                    )
-        parts_ids, parts_titles, parts_images, keep_rows = [], [], [], []
-        owner: dict[str, Path] = {}
-        for s in shards:
-            ids, titles, images = _read_items(s)
-            keep = np.arange(s.count) if s.deleted is None else np.flatnonzero(~s.deleted)
-            kept_ids = [ids[r] for r in keep]
-            for item_id in kept_ids:
-                if item_id in owner:
-                    raise IndexUpdateError(
-                        f"item id {item_id!r} is in both {owner[item_id]} and {s.folder}; "
-                        "shards must not overlap"
-                    )
-                owner[item_id] = s.folder
-            parts_ids += kept_ids
-            parts_titles += [titles[r] for r in keep]
-            parts_images += [images[r] for r in keep]
-            keep_rows.append(keep)
-        total = len(parts_ids)
-        if total == 0:
-            raise IndexUpdateError("the shards hold no item (every row is deleted)")
-        bags = []
-        for s, keep in zip(shards, keep_rows, strict=True):
-            bags += [s.metadata_word_ids(int(r)).tolist() for r in keep]
-        from stylesearch.index.postings import csr_from_bags
-
-        offsets, words = csr_from_bags(bags)
-        carried = (*keys, "model_dir", "metadata_weight")
-        manifest = {k: first.manifest[k] for k in carried if k in first.manifest}
-        manifest["rejected"] = int(first.manifest.get("rejected", 0))
-        manifest["catalog"] = first.manifest.get("catalog")
-        manifest["merged_from"] = [
-            {"folder": str(s.folder.resolve()), "items": int(k.shape[0]),
-             "shard": s.manifest.get("shard")}
-            for s, k in zip(shards, keep_rows, strict=True)
-        ]  # fmt: skip
-        with IndexWriter(out_dir, n=total, dim=first.dimension, vocab_size=first.vocab_size) as w:
-            at = 0
-            for s, keep in zip(shards, keep_rows, strict=True):
-                _copy_rows(w, at, s.vectors, s.attributes, keep)
-                at += keep.shape[0]
-            w.set_items(parts_ids, parts_titles, parts_images)
-            w.set_metadata(offsets, words)
-            w.finish(
-                backend=backend_name,
-                backend_params=backend_params if backend_name != "exact" else None,
-                manifest=manifest,
-                progress=progress,
-            )
-    finally:
-        for s in shards:
-            s.close()
-    _drop_replaced_collection(old_collection, out_dir)
-    return MergeResult(out_dir, total, len(shards), backend_name, time.perf_counter() - t_start)

@@ -381,15 +381,7 @@ class Searcher:
             "must": vocab.decode(must),
             "must_not": vocab.decode(must_not),
         }
-
-        try:
-            settings = self.settings.overridden(
-                word_weight=query.word_weight,
-                cosine_power=query.cosine_power,
-                look_weight=query.look_weight,
-            )
-        except SettingsError as exc:
-            raise QueryError(str(exc)) from None
+        settings = self._query_settings(query)
         arithmetic = self.arithmetic_for(method, None if settings is self.settings else settings)
         if method in ARITHMETIC_METHODS:
             understood["word_weight"] = arithmetic.add_weight
@@ -403,55 +395,17 @@ class Searcher:
         q, unlike = apply_feedback(self.index, query, q)
         k = query.k + len(unlike)  # the rejected items are dropped from these
         t_search = time.perf_counter()
-        must_groups = self.synonym_groups(must, query.synonyms)
-        must_not_groups = self.synonym_groups(must_not, query.synonyms)
-        used = {
-            vocab.decode([g[0]])[0]: vocab.decode(g)
-            for g in (*must_groups, *must_not_groups)
-            if len(g) > 1
-        }
-        allowed = hard_filter_mask(
-            self.index, must_groups, list(dict.fromkeys(w for g in must_not_groups for w in g))
-        )
+        allowed, used = self._metadata_filter(must, must_not, query.synonyms)
         if allowed is not None and not allowed.any():
             took = (time.perf_counter() - t0) * 1e3
-            empty = (
-                "no item matches the metadata filter"
-                f" (must: {', '.join(vocab.decode(must)) or '-'};"
-                f" must not: {', '.join(vocab.decode(must_not)) or '-'})"
-                if must or must_not
-                else "the index has no item left (every item was deleted)"
-            )
+            empty = self._no_item_message(understood["must"], understood["must_not"])
             message = "; ".join([empty, *notes])
             return SearchResponse(
                 method, understood, took, [], message, ignored_words=ignored, synonyms=used
             )
-        if method in SOFT_METHODS:
-            top = soft_filter_topk(
-                self.index, q, k, add, remove, allowed=allowed, config=self.topk,
-                cosine_power=settings.cosine_power,
-            )  # fmt: skip
-        else:
-            cos, rows = hard_filter_topk(self.index, q, k, allowed, self.topk)
-            p = attribute_probs(
-                self.index.attributes, rows, add, remove, index_removal_scale(self.index)
-            )
-            top = TopK(rows, cos, cos, p)
-        top = drop_rows(top, unlike, query.k)
+        top = drop_rows(self._top_k(query, q, k, add, remove, allowed, settings), unlike, query.k)
         t_end = time.perf_counter()
-        results = []
-        for i, row in enumerate(top.rows.tolist()):
-            rec = self.index.item(row)
-            results.append(
-                Result(
-                    id=rec.id,
-                    score=float(top.scores[i]),
-                    cosine=float(top.cosines[i]),
-                    attribute_score=float(top.attribute_scores[i]),
-                    title=rec.title,
-                    row=row,
-                )
-            )
+        results = self._results(top)
         if (must or must_not) and len(results) < query.k:
             notes.insert(0, f"only {len(results)} items match the metadata filter")
         took = (time.perf_counter() - t0) * 1e3
@@ -470,11 +424,80 @@ class Searcher:
             stats=top.stats.as_dict(),
         )
 
+    def _metadata_filter(
+        self, must: list[int], must_not: list[int], synonyms: bool | None
+    ) -> tuple[np.ndarray | None, dict[str, list[str]]]:
+        """The hard filter's allowed rows (:func:`hard_filter_mask`), each word covering its
+        synonym group, and the groups used (head word -> the group's words)."""
+        vocab = self.model.vocab
+        assert vocab is not None
+        must_groups = self.synonym_groups(must, synonyms)
+        must_not_groups = self.synonym_groups(must_not, synonyms)
+        used = {
+            vocab.decode([g[0]])[0]: vocab.decode(g)
+            for g in (*must_groups, *must_not_groups)
+            if len(g) > 1
+        }
+        allowed = hard_filter_mask(
+            self.index, must_groups, list(dict.fromkeys(w for g in must_not_groups for w in g))
+        )
+        return allowed, used
+
     def _row(self, item_id: str) -> int:
         row = self.index.row_of(item_id)
         if row is None:
             raise QueryError(f"no item with id {item_id!r} in the index")
         return row
+
+    def _query_settings(self, query: Query) -> SearchSettings:
+        """The index's settings with the query's own overrides (QueryError when invalid)."""
+        try:
+            return self.settings.overridden(
+                word_weight=query.word_weight,
+                cosine_power=query.cosine_power,
+                look_weight=query.look_weight,
+            )
+        except SettingsError as exc:
+            raise QueryError(str(exc)) from None
+
+    @staticmethod
+    def _no_item_message(must: list[str], must_not: list[str]) -> str:
+        """Why no item can be returned: the metadata filter (its words) matches none, or none
+        is left."""
+        return (
+            "no item matches the metadata filter"
+            f" (must: {', '.join(must) or '-'}; must not: {', '.join(must_not) or '-'})"
+            if must or must_not
+            else "the index has no item left (every item was deleted)"
+        )
+
+    def _top_k(
+        self, query: Query, q: np.ndarray, k: int, add: list[int], remove: list[int],
+        allowed: np.ndarray | None, settings: SearchSettings,
+    ) -> TopK:  # fmt: skip
+        """The query vector's top ``k`` among the ``allowed`` rows: by the soft filter's score
+        for the soft methods, else by cosine (with the attribute probabilities alongside)."""
+        if query.method in SOFT_METHODS:
+            return soft_filter_topk(
+                self.index, q, k, add, remove, allowed=allowed, config=self.topk,
+                cosine_power=settings.cosine_power,
+            )  # fmt: skip
+        cos, rows = hard_filter_topk(self.index, q, k, allowed, self.topk)
+        p = attribute_probs(
+            self.index.attributes, rows, add, remove, index_removal_scale(self.index)
+        )
+        return TopK(rows, cos, cos, p)
+
+    def _results(self, top: TopK) -> list[Result]:
+        """The ranked rows as results, with each item's id and title."""
+        results = []
+        for i, row in enumerate(top.rows.tolist()):
+            rec = self.index.item(row)
+            results.append(Result(
+                id=rec.id, score=float(top.scores[i]), cosine=float(top.cosines[i]),
+                attribute_score=float(top.attribute_scores[i]), title=rec.title, row=row,
+            ))  # fmt: skip
+        return results
 
     def _query_vector(
         self,

@@ -23,29 +23,36 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from stylesearch.catalog.dataset import EpochSampler, PairDataset, collate_pairs
-from stylesearch.catalog.manifest import CatalogItem, load_catalog
-from stylesearch.catalog.transforms import eval_transform, same_item_transform, train_transform
+from stylesearch.catalog.dataset import EpochSampler
+from stylesearch.catalog.manifest import CatalogItem
 from stylesearch.config import Config, to_dict
-from stylesearch.folders import swap_into_place, writer_lock
+from stylesearch.folders import FolderSwap
 from stylesearch.losses import compute_losses
 from stylesearch.losses.attribute import attribute_pos_weight, multi_hot
 from stylesearch.model.io import save_model
 from stylesearch.model.joint import JointModel
 from stylesearch.retrieval_metrics import mean_average_precision, recall_at_k
-from stylesearch.text.pipeline import TextPipeline
-from stylesearch.text.vocabulary import Vocabulary, scaled_min_count
+from stylesearch.text.vocabulary import Vocabulary
 from stylesearch.training import distributed as dist_utils
 from stylesearch.training.checkpoint import (
-    CHECKPOINT_DIR,
     TrainingError,
     list_checkpoints,
     load_checkpoint,
     run_folder,
     save_checkpoint,
+)
+from stylesearch.training.data import (
+    batch_size_for,
+    held_out_loader,
+    items_with_words,
+    load_training_catalog,
+    pair_dataset,
+    prepare_text,
+    run_vocabulary,
+    train_loader,
 )
 from stylesearch.training.grounding import ground_held_out, synonyms_after_training
 from stylesearch.training.look import fit_look
@@ -55,7 +62,6 @@ from stylesearch.training.setup import (
     param_groups,
     resolve_device,
     seed_everything,
-    seed_worker,
     split_indices,
 )
 
@@ -73,34 +79,6 @@ class TrainResult:
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def prepare_text(
-    items: list[CatalogItem], config: Config, *, progress: bool, log: Log
-) -> tuple[TextPipeline, list[list[str]]]:
-    pipeline = TextPipeline(config.text)
-    log(f"text: extracting words from {len(items)} items with {pipeline.name}")
-    bags = pipeline.words_many([it.text for it in items], progress=progress)
-    return pipeline, bags
-
-
-def validation_loader(
-    items: list[CatalogItem],
-    bags: list[list[int]],
-    *,
-    batch_size: int,
-    num_workers: int,
-    image_size: int,
-) -> DataLoader:
-    """The held-out items in a fixed order; its workers persist across the epochs' validations."""
-    return DataLoader(
-        PairDataset(items, bags, eval_transform(image_size)),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=collate_pairs,
-        persistent_workers=num_workers > 0,
-    )
 
 
 @torch.no_grad()
@@ -173,133 +151,172 @@ def _train(
     tcfg = config.train
     device = resolve_device(tcfg.device, local_rank)
     out_dir = run_folder(target, resume=resume, overwrite=overwrite)  # every rank: it only reads
-    if main:
-        if out_dir != target:
-            # one writer of target at a time, from the start of the run to its swap
-            stack.enter_context(writer_lock(target))
-            if not resume:  # a new run: what an interrupted --overwrite run left goes
-                shutil.rmtree(out_dir, ignore_errors=True)
-            log(f"train: running in {out_dir}; {target} is replaced once the model is saved")
-        out_dir.mkdir(parents=True, exist_ok=True)
+    swap = _open_run_folder(out_dir, target, resume=resume, main=main, log=log, stack=stack)
     dist_utils.barrier()
     seed_everything(tcfg.seed, tcfg.deterministic)
 
-    catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
-    log(f"catalog: {catalog.summary()}")
-    if main and catalog.rejected:
-        catalog.write_rejects(out_dir / "rejects.jsonl")
-        log(f"catalog: rejected rows with their reasons in {out_dir / 'rejects.jsonl'}")
+    catalog = load_training_catalog(
+        catalog_path, out_dir, main=main, progress=progress, image_roots=image_roots, log=log
+    )
     items = list(catalog.items)
-    if len(items) < 4:
-        raise TrainingError(f"{catalog_path}: only {len(items)} usable items; need at least 4")
-
     pipeline, word_bags = prepare_text(items, config, progress=progress, log=log)
     train_idx, val_idx = split_indices(len(items), tcfg.val_fraction, tcfg.seed)
-    # the run's vocabulary lives with its checkpoints until the final model folder is written
-    vocab_path = out_dir / CHECKPOINT_DIR / "vocab.json"
-    if resume and vocab_path.exists():
-        try:
-            vocab = Vocabulary.load(vocab_path)
-        except ValueError as exc:
-            raise TrainingError(f"--resume: {exc}; start again with --overwrite") from None
-    else:
-        min_count = config.text.min_count or scaled_min_count(len(train_idx))
-        vocab = Vocabulary.build(
-            (word_bags[i] for i in train_idx), min_count=min_count, max_words=config.text.max_words
-        )
-        if main:
-            vocab_path.parent.mkdir(parents=True, exist_ok=True)
-            vocab.save(vocab_path)
-    if len(vocab) == 0:
-        raise TrainingError(
-            "the vocabulary is empty: no word occurs in enough items. Lower [text] min_count "
-            "or check that titles contain nouns and adjectives"
-        )
-    bags = [vocab.encode(b) for b in word_bags]
-    empty = [i for i, b in enumerate(bags) if not b]
-    keep_train = [int(i) for i in train_idx if bags[i]]
-    keep_val = [int(i) for i in val_idx if bags[i]][: tcfg.val_max_items]
-    log(
-        f"text: vocabulary of {len(vocab)} words (min_count {vocab.min_count}); "
-        f"{len(empty)} items have no vocabulary word and are skipped"
-    )
-    if len(keep_train) < 2 * world:
-        raise TrainingError("too few training items with vocabulary words; lower min_count")
-    batch_size = min(tcfg.batch_size, max(2, len(keep_train) // world))
-    if batch_size != tcfg.batch_size:
-        log(f"train: batch size lowered to {batch_size} (only {len(keep_train)} items)")
+    vocab = run_vocabulary(out_dir, config, word_bags, train_idx, resume=resume, main=main)
+    bags, keep_train, keep_val = items_with_words(vocab, word_bags, train_idx, val_idx, tcfg, log)
+    batch_size = batch_size_for(len(keep_train), tcfg, world, log)
 
-    model = JointModel(config.model, len(vocab)).to(device)
-    model.vocab = vocab
-    model.text_config = config.text
-    if config.loss.name == "triplet":
-        # the triplet loss has no temperature: freeze it so DDP sees no unused parameter
-        model.log_temperature.requires_grad_(False)
-    ddp_model: torch.nn.Module = model
-    if distributed:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    optimizer = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr)
-    use_amp = tcfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    pos_weight = None
-    if config.loss.attribute_weighting == "pos_weight":
-        pos_weight = attribute_pos_weight(
-            vocab.counts,
-            vocab.n_items,
-            power=config.loss.pos_weight_power,
-            max_weight=config.loss.max_pos_weight,
-        ).to(device)
-
+    trainer = _Trainer(config, vocab, device, distributed, world, progress=progress)
     train_items = [items[i] for i in keep_train]
-    train_bags = [bags[i] for i in keep_train]
-    dataset = PairDataset(
-        train_items,
-        train_bags,
-        train_transform(config.model.image_size),
-        use_extra_images=True,
-        seed=tcfg.seed,
-        second_transform=same_item_transform(config.model.image_size)
-        if config.loss.same_item_weight > 0
-        else None,
-    )
-    distributed_sampler = (
-        DistributedSampler(dataset, num_replicas=world, rank=rank, seed=tcfg.seed, drop_last=True)
-        if distributed
-        else None
-    )
+    held_out = ([items[i] for i in keep_val], [bags[i] for i in keep_val])
+    dataset = pair_dataset(train_items, [bags[i] for i in keep_train], config)
     workers = num_workers(tcfg.num_workers)
     steps_per_epoch = len(dataset) // (batch_size * world)
-    total_steps = steps_per_epoch * tcfg.epochs
-    config_dict = to_dict(config)
-
-    start_epoch, step = 0, 0
+    trainer.total_steps = steps_per_epoch * tcfg.epochs
     metrics_path = out_dir / "metrics.jsonl"
-    history: list[dict[str, Any]] = []
-    if resume:
+    start_epoch, history = trainer.start(out_dir, metrics_path, resume=resume, main=main, log=log)
+
+    amp = str(trainer.amp_dtype).replace("torch.", "")
+    log(
+        f"train: {len(train_items)} items, {len(keep_val)} held out, {tcfg.epochs} epochs x "
+        f"{steps_per_epoch} steps, batch {batch_size} x {world} rank(s), device {device}"
+        + (f", mixed precision {amp}" if trainer.use_amp else "")
+    )
+    sampler, loader = train_loader(
+        dataset, batch_size, workers, device, tcfg.seed, rank, world, distributed
+    )
+    val_loader = (
+        held_out_loader(held_out, batch_size, workers, config.model.image_size) if main else None
+    )
+    for epoch in range(start_epoch, tcfg.epochs):
+        record = trainer.train_epoch(epoch, loader, sampler, steps_per_epoch)
+        if main:
+            trainer.end_epoch(record, out_dir, metrics_path, history, val_loader, log)
+        dist_utils.barrier()
+
+    if main:
+        summary = {
+            "catalog": str(Path(catalog_path).resolve()), "rows_in": catalog.rows_in,
+            "rejected": len(catalog.rejected), "train_items": len(train_items),
+            "val_items": len(keep_val), "text_pipeline": pipeline.name,
+            "final_metrics": history[-1] if history else {},
+        }  # fmt: skip
+        _save_run(trainer, out_dir, items, bags, held_out, summary, workers, log)
+        if swap is not None:
+            swap.commit()  # the old folder goes only now
+        log(f"model: saved to {target}")
+    dist_utils.barrier()
+    return TrainResult(target, history, len(train_items), len(keep_val), len(vocab))
+
+
+def _open_run_folder(
+    out_dir: Path, target: Path, *, resume: bool, main: bool, log: Log, stack: ExitStack
+) -> FolderSwap | None:
+    """Make the run's folder (on the main rank). A run beside ``target`` (``--overwrite``, or
+    ``--resume`` of such a run) holds ``target``'s writer lock from here to its swap: the
+    returned :class:`FolderSwap`, whose commit swaps the finished folder in."""
+    if not main:
+        return None
+    swap = None
+    if out_dir != target:
+        # one writer of target at a time, from the start of the run to its swap; a run left
+        # without a commit stays for --resume
+        swap = stack.enter_context(FolderSwap(target, tmp=out_dir))
+        if not resume:  # a new run: what an interrupted --overwrite run left goes
+            shutil.rmtree(out_dir, ignore_errors=True)
+        log(f"train: running in {out_dir}; {target} is replaced once the model is saved")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return swap
+
+
+class _Trainer:
+    """One run's model (and its DDP wrapper), optimiser, mixed precision and step counter: it
+    restores a checkpoint, trains epochs and saves their checkpoints."""
+
+    def __init__(
+        self,
+        config: Config,
+        vocab: Vocabulary,
+        device: torch.device,
+        distributed: bool,
+        world: int,
+        *,
+        progress: bool,
+    ) -> None:
+        tcfg = config.train
+        self.config, self.config_dict, self.vocab = config, to_dict(config), vocab
+        self.device, self.distributed, self.world, self.progress = (
+            device, distributed, world, progress,
+        )  # fmt: skip
+        self.model = model = JointModel(config.model, len(vocab)).to(device)
+        model.vocab = vocab
+        model.text_config = config.text
+        if config.loss.name == "triplet":
+            # the triplet loss has no temperature: freeze it so DDP sees no unused parameter
+            model.log_temperature.requires_grad_(False)
+        self.ddp_model: torch.nn.Module = model
+        if distributed:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.optimizer = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr)
+        self.use_amp = tcfg.amp and device.type == "cuda"
+        self.amp_dtype = (
+            torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        )
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.use_amp and self.amp_dtype == torch.float16
+        )
+        self.pos_weight = None
+        if config.loss.attribute_weighting == "pos_weight":
+            self.pos_weight = attribute_pos_weight(
+                vocab.counts,
+                vocab.n_items,
+                power=config.loss.pos_weight_power,
+                max_weight=config.loss.max_pos_weight,
+            ).to(device)
+        self.step = 0
+        self.total_steps = 0  # set once the loader's length is known
+
+    def start(
+        self, out_dir: Path, metrics_path: Path, *, resume: bool, main: bool, log: Log
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """The epoch to start from and the metrics so far: a new run starts at 0 with no
+        ``metrics_path`` (the main rank deletes one left there), ``resume`` from a checkpoint."""
+        if resume:
+            return self.resume(out_dir, metrics_path, main=main, log=log)
+        if main and metrics_path.exists():
+            metrics_path.unlink()
+        return 0, []
+
+    def resume(
+        self, out_dir: Path, metrics_path: Path, *, main: bool, log: Log
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Restore the newest checkpoint of ``out_dir``; returns its epoch and the metrics of
+        the epochs up to it (the main rank drops later lines from ``metrics_path``)."""
         ckpts = list_checkpoints(out_dir)
         if not ckpts:
             raise TrainingError(f"--resume: no checkpoint in {out_dir / 'checkpoints'}")
         try:
-            state = load_checkpoint(ckpts[-1], model=model, optimizer=optimizer, device=device)
+            state = load_checkpoint(
+                ckpts[-1], model=self.model, optimizer=self.optimizer, device=self.device
+            )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise TrainingError(
                 f"--resume: cannot restore {ckpts[-1]} ({exc}); remove that folder to resume "
                 "from an earlier checkpoint, or start again with --overwrite"
             ) from None
         if (
-            state.config["model"] != config_dict["model"]
-            or state.config["loss"] != config_dict["loss"]
+            state.config["model"] != self.config_dict["model"]
+            or state.config["loss"] != self.config_dict["loss"]
         ):
             raise TrainingError(
                 f"--resume: {ckpts[-1]} was trained with another [model] or [loss] config; "
                 "resume with the same config or start a new --out"
             )
-        if state.scaler and scaler.is_enabled():
-            scaler.load_state_dict(state.scaler)
-        start_epoch, step = state.epoch, state.step
+        if state.scaler and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state.scaler)
+        start_epoch, self.step = state.epoch, state.step
+        history: list[dict[str, Any]] = []
         if metrics_path.exists():
             history = [
                 json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()
@@ -308,93 +325,41 @@ def _train(
             if main:  # drop lines of epochs after the checkpoint (a crash between the two)
                 metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
         log(f"train: resuming after epoch {start_epoch} from {ckpts[-1]}")
-        if start_epoch >= tcfg.epochs:
-            log(f"train: already trained {start_epoch} of {tcfg.epochs} epochs")
-    elif main and metrics_path.exists():
-        metrics_path.unlink()
+        if start_epoch >= self.config.train.epochs:
+            log(f"train: already trained {start_epoch} of {self.config.train.epochs} epochs")
+        return start_epoch, history
 
-    log(
-        f"train: {len(train_items)} items, {len(keep_val)} held out, {tcfg.epochs} epochs x "
-        f"{steps_per_epoch} steps, batch {batch_size} x {world} rank(s), device {device}"
-        + (f", mixed precision {str(amp_dtype).replace('torch.', '')}" if use_amp else "")
-    )
-    # one loader for the whole run: the epoch reaches the workers with every index, so they
-    # persist instead of starting again (and re-importing their state) every epoch
-    sampler = EpochSampler(len(dataset), tcfg.seed, base=distributed_sampler)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=workers,
-        collate_fn=collate_pairs,
-        worker_init_fn=seed_worker,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-    )
-    val_loader = None
-    if main and keep_val:
-        val_loader = validation_loader(
-            [items[i] for i in keep_val],
-            [bags[i] for i in keep_val],
-            batch_size=max(batch_size, 64),
-            num_workers=workers,
-            image_size=config.model.image_size,
-        )
-    for epoch in range(start_epoch, tcfg.epochs):
+    def train_epoch(
+        self, epoch: int, loader: DataLoader, sampler: EpochSampler, steps_per_epoch: int
+    ) -> dict[str, Any]:
+        """One epoch over ``loader``; returns its record (mean loss terms over every rank)."""
+        tcfg = self.config.train
         torch.manual_seed(tcfg.seed + epoch)
         sampler.set_epoch(epoch)
-        ddp_model.train()
+        self.ddp_model.train()
         sums: dict[str, float] = {}
         n_batches, n_images, t0 = 0, 0, time.perf_counter()
         bar = tqdm(
             loader,
             total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{tcfg.epochs}",
-            disable=not progress,
+            disable=not self.progress,
             leave=False,
             unit="batch",
             file=sys.stderr,
         )
         for batch in bar:
-            lr = lr_at(step, total_steps, tcfg.lr, tcfg.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            images = batch["images"].to(device, non_blocking=True)
-            words = batch["words"].to(device, non_blocking=True)
-            second = batch.get("images2")
-            if second is not None:
-                second = second.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                outputs = ddp_model(images, words, second)
-            outputs = {k: v.float() for k, v in outputs.items()}
-            gathered = None
-            if distributed:
-                gathered = dist_utils.gather_features(
-                    outputs["image_features"], outputs["text_features"]
-                )
-            terms = compute_losses(
-                outputs, words, config.loss, pos_weight=pos_weight, gathered=gathered
-            )
-            # equals terms["total"] in one process; under DDP it makes DDP's gradient average
-            # equal the single-process gradient on the global batch (training/distributed.py)
-            objective = dist_utils.ddp_loss(terms, config.loss)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(objective).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            model.clamp_temperature_()
-            step += 1
+            terms = self._train_step(batch)
             n_batches += 1
-            n_images += images.shape[0] * world
+            n_images += batch["images"].shape[0] * self.world
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
-            if progress:
+            if self.progress:
                 rate = n_images / max(1e-9, time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}", img_s=f"{rate:.0f}")
         bar.close()
         elapsed = time.perf_counter() - t0
-        record: dict[str, Any] = {"epoch": epoch + 1, "step": step}
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": self.step}
         record.update(
             {
                 f"train_{k}": dist_utils.all_reduce_mean(v / max(1, n_batches))
@@ -403,76 +368,114 @@ def _train(
         )
         record.update(
             {
-                "temperature": float(model.temperature().detach()),
-                "lr": lr_at(max(0, step - 1), total_steps, tcfg.lr, tcfg.warmup_steps),
+                "temperature": float(self.model.temperature().detach()),
+                "lr": lr_at(max(0, self.step - 1), self.total_steps, tcfg.lr, tcfg.warmup_steps),
                 "epoch_seconds": round(elapsed, 2),
                 "images_per_second": round(n_images / max(elapsed, 1e-9), 1),
             }
         )
-        if main:
-            if val_loader is not None:
-                record.update(evaluate(model, val_loader, device=device))
-            history.append(record)
-            with metrics_path.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            save_checkpoint(
-                out_dir,
-                epoch=epoch + 1,
-                step=step,
-                model=model,
-                optimizer=optimizer,
-                config=config_dict,
-                scaler=scaler,
-                keep=tcfg.keep_checkpoints,
-            )
-            log(_format_epoch(record))
-        dist_utils.barrier()
+        return record
 
-    if main:
-        summary = {
-            "catalog": str(Path(catalog_path).resolve()),
-            "rows_in": catalog.rows_in,
-            "rejected": len(catalog.rejected),
-            "train_items": len(train_items),
-            "val_items": len(keep_val),
-            "text_pipeline": pipeline.name,
-            "final_metrics": history[-1] if history else {},
-        }
-        if model.look is not None:
-            log(f"look: fitting on the {len(items)} catalog images")
-            fit_look(
-                model, [it.image for it in items], device=device,
-                num_workers=workers, progress=progress,
-            )  # fmt: skip
-        save_model(
-            model,
-            out_dir,
-            vocab=vocab,
-            text_config=config.text,
-            extra={"train_config": config_dict, "training": summary},
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimiser step on ``batch``; returns the loss terms."""
+        tcfg, device = self.config.train, self.device
+        lr = lr_at(self.step, self.total_steps, tcfg.lr, tcfg.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images = batch["images"].to(device, non_blocking=True)
+        words = batch["words"].to(device, non_blocking=True)
+        second = batch.get("images2")
+        if second is not None:
+            second = second.to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+            outputs = self.ddp_model(images, words, second)
+        outputs = {k: v.float() for k, v in outputs.items()}
+        gathered = None
+        if self.distributed:
+            gathered = dist_utils.gather_features(
+                outputs["image_features"], outputs["text_features"]
+            )
+        terms = compute_losses(
+            outputs, words, self.config.loss, pos_weight=self.pos_weight, gathered=gathered
         )
-        if keep_val:  # each word's visual grounding, on the same held-out items
-            path = ground_held_out(
-                model, out_dir, [items[i] for i in keep_val], [bags[i] for i in keep_val],
-                catalog=summary["catalog"], device=device, num_workers=workers, progress=progress,
-            )  # fmt: skip
-            log(f"grounding: measured on the {len(keep_val)} held-out items, in {path}")
-            groups_file = synonyms_after_training(  # every catalog item, that grounding
-                model, out_dir, items, bags, catalog=summary["catalog"], device=device,
-                num_workers=workers, progress=progress,
-            )  # fmt: skip
-            log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file}")
-        if out_dir != target:
-            swap_into_place(out_dir, target)  # the old folder goes only now
-        log(f"model: saved to {target}")
-    dist_utils.barrier()
-    return TrainResult(
-        model_dir=target,
-        metrics=history,
-        n_train=len(train_items),
-        n_val=len(keep_val),
-        vocab_size=len(vocab),
+        # equals terms["total"] in one process; under DDP it makes DDP's gradient average
+        # equal the single-process gradient on the global batch (training/distributed.py)
+        objective = dist_utils.ddp_loss(terms, self.config.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(objective).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.model.clamp_temperature_()
+        self.step += 1
+        return terms
+
+    def end_epoch(
+        self,
+        record: dict[str, Any],
+        out_dir: Path,
+        metrics_path: Path,
+        history: list[dict[str, Any]],
+        val_loader: DataLoader | None,
+        log: Log,
+    ) -> None:
+        """On the main rank: validate, append the epoch's record to ``history`` and
+        ``metrics_path``, save its checkpoint and log it."""
+        if val_loader is not None:
+            record.update(evaluate(self.model, val_loader, device=self.device))
+        history.append(record)
+        with metrics_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        save_checkpoint(
+            out_dir,
+            epoch=record["epoch"],
+            step=self.step,
+            model=self.model,
+            optimizer=self.optimizer,
+            config=self.config_dict,
+            scaler=self.scaler,
+            keep=self.config.train.keep_checkpoints,
+        )
+        log(_format_epoch(record))
+
+
+def _save_run(
+    trainer: _Trainer,
+    out_dir: Path,
+    items: list[CatalogItem],
+    bags: list[list[int]],
+    held_out: tuple[list[CatalogItem], list[list[int]]],
+    summary: dict[str, Any],
+    workers: int,
+    log: Log,
+) -> None:
+    """Fit the look (if the model has one), save the model folder, then measure each word's
+    grounding on the ``held_out`` (items, word ids) and learn the synonym groups from every
+    catalog item (``items`` with their word ids ``bags``)."""
+    model, device, progress = trainer.model, trainer.device, trainer.progress
+    if model.look is not None:
+        log(f"look: fitting on the {len(items)} catalog images")
+        fit_look(
+            model, [it.image for it in items], device=device,
+            num_workers=workers, progress=progress,
+        )  # fmt: skip
+    save_model(
+        model,
+        out_dir,
+        vocab=trainer.vocab,
+        text_config=trainer.config.text,
+        extra={"train_config": trainer.config_dict, "training": summary},
     )
+    if held_out[0]:  # each word's visual grounding, on the same held-out items
+        path = ground_held_out(
+            model, out_dir, *held_out,
+            catalog=summary["catalog"], device=device, num_workers=workers, progress=progress,
+        )  # fmt: skip
+        log(f"grounding: measured on the {len(held_out[0])} held-out items, in {path}")
+        groups_file = synonyms_after_training(  # every catalog item, that grounding
+            model, out_dir, items, bags, catalog=summary["catalog"], device=device,
+            num_workers=workers, progress=progress,
+        )  # fmt: skip
+        log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file}")
 
 
 def _format_epoch(r: dict[str, Any]) -> str:
