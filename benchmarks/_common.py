@@ -125,12 +125,12 @@ def write_rows(path: Path, table: list[dict[str, Any]]) -> None:
 
 
 def ranked(index: Any, query: Any, score: Any, cos: Any, p: Any, *, titles: bool = False) -> Any:
-    """A :class:`~stylesearch.search.searcher.SearchResponse` of the ``query.k`` best rows by
+    """A :class:`~stylesearch.search.response.SearchResponse` of the ``query.k`` best rows by
     ``score`` (an array over all rows; ties by row), for the brute-force searchers of the
     sweep scripts."""
     import numpy as np
 
-    from stylesearch.search.searcher import Result, SearchResponse
+    from stylesearch.search.response import Result, SearchResponse
 
     results = []
     for r in np.argsort(-score, kind="stable")[: query.k]:

@@ -26,8 +26,9 @@ from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.search.query import Query
+from stylesearch.search.response import SearchResponse
 from stylesearch.search.scoring import ArithmeticConfig, rescale_cosine
-from stylesearch.search.searcher import Searcher, SearchResponse
+from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 

@@ -32,13 +32,14 @@ from stylesearch.evaluation.queries import load_queries
 from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.look import LUMA
 from stylesearch.search.query import Query
+from stylesearch.search.response import SearchResponse
 from stylesearch.search.scoring import (
     ArithmeticConfig,
     compose_query,
     rescale_cosine,
     with_look,
 )
-from stylesearch.search.searcher import Searcher, SearchResponse
+from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 

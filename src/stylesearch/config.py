@@ -78,7 +78,7 @@ class TextConfig:
     #: shortest token kept, in characters.
     min_length: int = 2
     #: map pattern nouns to the participle catalogs also use ("stripes" -> "striped", "dots"
-    #: -> "dotted"; :data:`stylesearch.text.pipeline.PATTERN_PARTICIPLES`). Model folders saved
+    #: -> "dotted"; :data:`stylesearch.text.lexicon.PATTERN_PARTICIPLES`). Model folders saved
     #: before this existed load with ``False``: their vocabulary was built without it.
     pattern_participles: bool = True
 

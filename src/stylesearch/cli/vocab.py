@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,11 @@ from stylesearch.cli.options import (
     show_progress,
 )
 from stylesearch.model.grounding import DEFAULT_MIN_POSITIVES, VISUAL_THRESHOLD
+
+if TYPE_CHECKING:
+    from stylesearch.model.grounding import Grounding
+    from stylesearch.model.joint import JointModel
+    from stylesearch.model.synonyms import Synonyms
 
 
 @click.command("vocab")
@@ -74,12 +79,7 @@ def vocab_cmd(
     """
     import stylesearch
     from stylesearch.model.grounding import vocabulary_rows
-    from stylesearch.model.io import (
-        GROUNDING_FILE,
-        read_model_config,
-        save_grounding,
-        save_synonyms,
-    )
+    from stylesearch.model.io import GROUNDING_FILE
 
     if write and catalog_path is None:
         raise click.UsageError("--write saves a grounding measured with --catalog: give --catalog")
@@ -88,39 +88,10 @@ def vocab_cmd(
     grounding = model.grounding
     synonyms = model.synonyms
     if catalog_path is not None:
-        from stylesearch.training.grounding import (
-            grounding_items,
-            learn_synonyms,
-            measure_grounding,
-            synonym_items,
-        )
-
-        progress = show_progress(quiet)
-        items, bags, source = grounding_items(
-            model, read_model_config(model_dir), catalog_path,
-            image_roots=images_root, progress=progress,
+        grounding, synonyms = _measure(
+            model, model_dir, catalog_path, write=write, threshold=threshold,
+            min_positives=min_positives, device=device, quiet=quiet, images_root=images_root,
         )  # fmt: skip
-        click.echo(
-            f"vocab: measuring grounding on the {len(items)} items of the {source}", err=True
-        )
-        grounding = measure_grounding(
-            model, items, bags, source=source, min_positives=min_positives,
-            device=device, progress=progress,
-        )  # fmt: skip
-        model.grounding = grounding
-        items, bags, source = synonym_items(
-            model, catalog_path, image_roots=images_root, progress=progress
-        )
-        click.echo(
-            f"vocab: learning synonyms from the {len(items)} items of the {source}", err=True
-        )
-        synonyms = learn_synonyms(
-            model, items, bags, source=source, grounding_threshold=threshold, device=device,
-            progress=progress,
-        )  # fmt: skip
-        if write:
-            for path in (save_grounding(model_dir, grounding), save_synonyms(model_dir, synonyms)):
-                click.echo(f"vocab: saved {path}", err=True)
     elif grounding is None:
         click.echo(
             f"vocab: {model_dir} has no {GROUNDING_FILE}; every word counts as visual. Measure "
@@ -137,6 +108,45 @@ def vocab_cmd(
         )  # fmt: skip
     else:
         _print_table(rows, synonyms)
+
+
+def _measure(
+    model: JointModel, model_dir: Path, catalog_path: Path, *, write: bool, threshold: float,
+    min_positives: int, device: str, quiet: bool, images_root: tuple[Path, ...],
+) -> tuple[Grounding, Synonyms]:  # fmt: skip
+    """The grounding measured on ``catalog_path`` (set on ``model``) and the synonym groups
+    learned from it, both saved in ``model_dir`` with ``write``."""
+    from stylesearch.model.io import read_model_config, save_grounding, save_synonyms
+    from stylesearch.training.grounding import (
+        grounding_items,
+        learn_synonyms,
+        measure_grounding,
+        synonym_items,
+    )
+
+    progress = show_progress(quiet)
+    items, bags, source = grounding_items(
+        model, read_model_config(model_dir), catalog_path,
+        image_roots=images_root, progress=progress,
+    )  # fmt: skip
+    click.echo(f"vocab: measuring grounding on the {len(items)} items of the {source}", err=True)
+    grounding = measure_grounding(
+        model, items, bags, source=source, min_positives=min_positives,
+        device=device, progress=progress,
+    )  # fmt: skip
+    model.grounding = grounding
+    items, bags, source = synonym_items(
+        model, catalog_path, image_roots=images_root, progress=progress
+    )
+    click.echo(f"vocab: learning synonyms from the {len(items)} items of the {source}", err=True)
+    synonyms = learn_synonyms(
+        model, items, bags, source=source, grounding_threshold=threshold, device=device,
+        progress=progress,
+    )  # fmt: skip
+    if write:
+        for path in (save_grounding(model_dir, grounding), save_synonyms(model_dir, synonyms)):
+            click.echo(f"vocab: saved {path}", err=True)
+    return grounding, synonyms
 
 
 def _print_table(rows: list[dict[str, Any]], synonyms: Any = None) -> None:

@@ -322,13 +322,35 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
         FileNotFoundError: not a model folder.
         ModelFolderError: mismatched or corrupt files.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from stylesearch.text.vocabulary import Vocabulary
-
     model_dir = Path(model_dir)
     meta = read_model_config(model_dir)
+    model_config, text_config, vocab_size, vocab_fp, weights_sha = _saved_configs(model_dir, meta)
+    vocab = _load_vocabulary(model_dir, vocab_size, vocab_fp)
+    weights_path = model_dir / WEIGHTS_FILE
+    actual_sha = file_sha256(weights_path)
+    if actual_sha != weights_sha:
+        raise ModelFolderError(
+            f"{weights_path}: sha256 {actual_sha} does not match config.json ({weights_sha}); "
+            "the weights file is corrupt or from another save"
+        )
+
+    model = JointModel(model_config, vocab_size, load_backbone_weights=False)
+    _load_weights(model, weights_path)
+    model.to(device)
+    model.vocab = vocab
+    model.text_config = text_config
+    model._fingerprint = actual_sha
+    model.grounding = read_grounding(model_dir, meta, actual_sha)
+    model.synonyms = read_synonyms(model_dir, meta, actual_sha)
+    model.eval()
+    return model
+
+
+def _saved_configs(
+    model_dir: Path, meta: dict[str, Any]
+) -> tuple[ModelConfig, TextConfig | None, int, str, str]:
+    """``config.json``'s model and text configs (filled in for older folders), vocabulary size
+    and fingerprint, and weights sha256; :class:`ModelFolderError` when incomplete."""
     try:
         # folders saved before the look existed have no look_dim: they have no look; those
         # saved before its kinds existed have no look_kind: their look reads the luminance
@@ -346,6 +368,12 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
         weights_sha = str(meta["weights_sha256"])
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise ModelFolderError(f"{model_dir / CONFIG_FILE}: incomplete or invalid: {exc}") from None
+    return model_config, text_config, vocab_size, vocab_fp, weights_sha
+
+
+def _load_vocabulary(model_dir: Path, vocab_size: int, vocab_fp: str) -> Vocabulary:
+    """The folder's vocabulary, checked against the size and fingerprint ``config.json`` gives."""
+    from stylesearch.text.vocabulary import Vocabulary
 
     try:
         vocab = Vocabulary.load(model_dir / VOCAB_FILE)
@@ -358,15 +386,14 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
             f"words with fingerprint {vocab.fingerprint()}. Restore the vocabulary the model "
             "was trained with (or retrain)."
         )
-    weights_path = model_dir / WEIGHTS_FILE
-    actual_sha = file_sha256(weights_path)
-    if actual_sha != weights_sha:
-        raise ModelFolderError(
-            f"{weights_path}: sha256 {actual_sha} does not match config.json ({weights_sha}); "
-            "the weights file is corrupt or from another save"
-        )
+    return vocab
 
-    model = JointModel(model_config, vocab_size, load_backbone_weights=False)
+
+def _load_weights(model: JointModel, weights_path: Path) -> None:
+    """Load the safetensors file into ``model`` (on the CPU), every key matching exactly."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights_path), device="cpu")
     except SafetensorError as exc:
@@ -377,11 +404,3 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
         raise ModelFolderError(
             f"{weights_path}: weights do not match the architecture in config.json: {exc}"
         ) from None
-    model.to(device)
-    model.vocab = vocab
-    model.text_config = text_config
-    model._fingerprint = actual_sha
-    model.grounding = read_grounding(model_dir, meta, actual_sha)
-    model.synonyms = read_synonyms(model_dir, meta, actual_sha)
-    model.eval()
-    return model

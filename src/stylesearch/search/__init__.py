@@ -13,6 +13,7 @@ from stylesearch.search.query import (
     SearchError,
     parse_query,
 )
+from stylesearch.search.response import Result, SearchResponse
 from stylesearch.search.scoring import (
     ArithmeticConfig,
     attribute_score,
@@ -20,13 +21,14 @@ from stylesearch.search.scoring import (
     rescale_cosine,
     soft_filter_score,
 )
-from stylesearch.search.searcher import Result, Searcher, SearchResponse, UnknownWordError
+from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import (
     TopK,
     TopKConfig,
     hard_filter_mask,
     soft_filter_topk,
 )
+from stylesearch.search.words import UnknownWordError
 
 __all__ = [
     "METHODS",

@@ -25,9 +25,10 @@ filters (``must`` / ``must_not``), applied before ranking in every method. Each 
 ``score`` (what ranked it), ``cosine`` (raw), ``attribute_score`` (``p`` of the query's words; 1.0
 without words, reported for every method) and the title. A query by ``item_id`` uses that item's
 stored vector (the item itself is not excluded). Query words go through the model's text pipeline
-("Dresses" -> "dress"); a word outside the vocabulary raises :class:`UnknownWordError` listing the
-closest vocabulary words. A hard filter that matches nothing gives an empty result with a
-``message``, not an error.
+("Dresses" -> "dress"); a word outside the vocabulary raises
+:class:`~stylesearch.search.words.UnknownWordError` listing the closest vocabulary words. A hard
+filter that matches nothing gives an empty result with a ``message``, not an error. The response
+and result classes live in :mod:`stylesearch.search.response`.
 
 Words that are not visual (their grounding, :mod:`stylesearch.model.grounding`, is below the
 searcher's ``grounding_threshold``: brands, "bestseller", "washable") are no evidence an image can
@@ -48,7 +49,6 @@ and the query arithmetic use the word as given (its own ``p_w`` and vector). The
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,8 @@ from stylesearch.model.grounding import (
 )
 from stylesearch.search import kernels
 from stylesearch.search.feedback import apply_feedback, drop_rows
-from stylesearch.search.query import ParsedQuery, Query, QueryError, SearchError, parse_query
+from stylesearch.search.query import Query, QueryError
+from stylesearch.search.response import Result, SearchResponse
 from stylesearch.search.scoring import ArithmeticConfig, compose_query, with_look
 from stylesearch.search.settings import ARITHMETIC_METHODS, SearchSettings, SettingsError
 from stylesearch.search.topk import (
@@ -75,83 +76,15 @@ from stylesearch.search.topk import (
     index_removal_scale,
     soft_filter_topk,
 )
+from stylesearch.search.words import QueryWords, UnknownWordError, query_words
 
 if TYPE_CHECKING:
     from stylesearch.model.joint import JointModel
     from stylesearch.text.pipeline import TextPipeline
 
-__all__ = ["Result", "SearchResponse", "Searcher", "UnknownWordError"]
+__all__ = ["Searcher"]
 
 SOFT_METHODS = ("filter", "combined")
-
-
-class UnknownWordError(SearchError):
-    """A query word the model's vocabulary does not contain (the message lists close words)."""
-
-    def __init__(self, word: str, closest: list[str], vocab_size: int) -> None:
-        self.word = word
-        self.closest = closest
-        hint = f"; closest: {', '.join(closest)}" if closest else "; no close vocabulary word"
-        super().__init__(
-            f"unknown word {word!r} (not in the model's {vocab_size}-word vocabulary){hint}"
-        )
-
-
-@dataclass(frozen=True)
-class Result:
-    """One ranked item."""
-
-    id: str
-    score: float
-    cosine: float
-    attribute_score: float
-    title: str
-    row: int = field(default=-1, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "score": self.score,
-            "cosine": self.cosine,
-            "attribute_score": self.attribute_score,
-            "title": self.title,
-        }
-
-
-@dataclass
-class SearchResponse:
-    """The answer to one :class:`Query`.
-
-    ``query`` is the query as understood (words normalised to vocabulary tokens; ``add`` and
-    ``remove`` only the words used to rank); ``ignored_words``: the wanted and unwanted words
-    left out because they are not visual; ``message`` explains an empty or short result and any
-    ignored word (``None`` otherwise); ``timings`` (ms: ``encode``,
-    ``search``) and ``stats`` (how the top-k was found) are for diagnostics.
-    """
-
-    method: str
-    query: dict[str, Any]
-    took_ms: float
-    results: list[Result]
-    message: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
-    ignored_words: list[str] = field(default_factory=list)
-    #: word -> the synonym group (word first) a metadata filter on it used
-    synonyms: dict[str, list[str]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``search --json`` object of ARCHITECTURE.md (plus ``message``, ``ignored_words``
-        and ``synonyms``)."""
-        return {
-            "method": self.method,
-            "query": self.query,
-            "took_ms": round(self.took_ms, 3),
-            "results": [r.to_dict() for r in self.results],
-            "message": self.message,
-            "ignored_words": list(self.ignored_words),
-            "synonyms": {w: list(g) for w, g in self.synonyms.items()},
-        }
 
 
 class Searcher:
@@ -273,40 +206,9 @@ class Searcher:
     def _ids(self, words: Any) -> list[int]:
         return list(dict.fromkeys(self.word_id(w) for w in words))
 
-    def _query_words(self, query: Query) -> _Words:
-        """The query's words as vocabulary ids: conflicts checked, ``filter-hard``'s words moved
-        to the metadata filters, and every other method's non-visual words set apart."""
-        parsed = parse_query(query.text) if query.text else ParsedQuery()
-        add = self._ids([*query.add, *parsed.add])
-        remove = self._ids([*query.remove, *parsed.remove])
-        must = self._ids(query.must)
-        must_not = self._ids(query.must_not)
-        vocab = self.model.vocab
-        assert vocab is not None
-        for a, b, what in (
-            (add, remove, "wanted and unwanted"),
-            (must, must_not, "must and must-not"),
-            (add, must_not, "wanted and must-not"),
-            (remove, must, "unwanted and must"),
-        ):
-            both = set(a) & set(b)
-            if both:
-                raise QueryError(f"{', '.join(vocab.decode(sorted(both)))}: both {what}")
-        if query.method == "filter-hard":  # metadata text: every word counts
-            must = list(dict.fromkeys([*must, *add]))
-            must_not = list(dict.fromkeys([*must_not, *remove]))
-            return _Words(add, remove, must, must_not)
-        visual = self.visual_words
-        ignored = [i for i in (*add, *remove) if not visual[i]]
-        words = _Words(
-            [i for i in add if visual[i]], [i for i in remove if visual[i]], must, must_not, ignored
-        )
-        if query.method == "text" and not words.add and not words.remove:
-            raise QueryError(
-                "method 'text' needs at least one word"
-                + (f"; {self.ignored_note(ignored)}" if ignored else "")
-            )
-        return words
+    def _query_words(self, query: Query) -> QueryWords:
+        """The query's words as vocabulary ids (:func:`~stylesearch.search.words.query_words`)."""
+        return query_words(query, self._ids, self.model.vocab, self.visual_words, self.ignored_note)
 
     def synonym_groups(self, ids: list[int], use: bool | None = None) -> list[list[int]]:
         """Each word of ``ids`` with its synonyms (its own id first) when synonyms are on
@@ -541,15 +443,3 @@ class Searcher:
         look = None if joint is None or image is None else image[dim:]
         weight = self.settings.look_weight if look_weight is None else look_weight
         return with_look(q, look, weight, self.model.look.dim)
-
-
-@dataclass(frozen=True)
-class _Words:
-    """A query's words as vocabulary ids (:meth:`Searcher._query_words`)."""
-
-    add: list[int]
-    remove: list[int]
-    must: list[int]
-    must_not: list[int]
-    #: wanted or unwanted words left out as not visual
-    ignored: list[int] = field(default_factory=list)

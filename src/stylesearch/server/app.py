@@ -30,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 from stylesearch.catalog.images import ImageError, load_image
 from stylesearch.search.query import Query, SearchError
-from stylesearch.search.searcher import UnknownWordError
+from stylesearch.search.words import UnknownWordError
 from stylesearch.server.guards import BodyDeadline, HostGuard
 from stylesearch.server.requests import (
     ApiError,

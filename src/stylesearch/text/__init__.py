@@ -7,12 +7,8 @@
 Importing this package does not import spaCy; the pipeline loads it on first use.
 """
 
-from stylesearch.text.pipeline import (
-    PLURALIA_TANTUM,
-    STOP_WORDS,
-    TextPipeline,
-    TextPipelineError,
-)
+from stylesearch.text.lexicon import PLURALIA_TANTUM, STOP_WORDS
+from stylesearch.text.pipeline import TextPipeline, TextPipelineError
 from stylesearch.text.vocabulary import Vocabulary, scaled_min_count
 
 __all__ = [

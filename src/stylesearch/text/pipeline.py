@@ -38,13 +38,14 @@ Pattern nouns and participles
 Catalogs name a pattern by its participle ("striped", "dotted", "checked") or by its noun
 ("stripes", "polka dots", "checks"), and the rules above keep the two apart ("striped" keeps its
 surface form, "stripes" becomes "stripe"). With :attr:`TextConfig.pattern_participles` (the
-default) both backends map the noun's lemma to the participle (:data:`PATTERN_PARTICIPLES`:
-"stripe" -> "striped", "dot" -> "dotted", "check" -> "checked", "pinstripe" -> "pinstriped",
-"checker" -> "checkered", "flower" -> "flowered"), in catalog text and query words alike. "spot"
-maps to "spotted" only in the plural ("black spots"): a single "spot" is a stain ("spot clean
-only"). The participle is the form kept because it is also the adjective a title uses and the
-form every model folder saved before this rule knows. Model folders saved before it existed load
-with the rule off.
+default) both backends map the noun's lemma to the participle
+(:data:`~stylesearch.text.lexicon.PATTERN_PARTICIPLES`: "stripe" -> "striped", "dot" -> "dotted",
+"check" -> "checked", "pinstripe" -> "pinstriped", "checker" -> "checkered", "flower" ->
+"flowered"), in catalog text and query words alike. "spot" maps to "spotted" only in the plural
+("black spots"): a single "spot" is a stain ("spot clean only"). The participle is the form kept
+because it is also the adjective a title uses and the form every model folder saved before this
+rule knows. Model folders saved before it existed load with the rule off. The word lists (stop
+words, pluralia tantum, pattern nouns) live in :mod:`stylesearch.text.lexicon`.
 
 Hyphenated words are split at the hyphen by both backends (spaCy's tokenizer does so), and each part
 is judged on its own: "t-shirt" -> "shirt" ("t" is too short), "slim-fit" -> "slim", "fit",
@@ -83,6 +84,12 @@ from typing import TYPE_CHECKING, Any
 from stylesearch.config import TextConfig
 from stylesearch.errors import StylesearchError
 from stylesearch.text.cache import LRUCache
+from stylesearch.text.lexicon import (
+    PLURALIA_TANTUM,
+    STOP_WORDS,
+    guess_singular,
+    pattern_participle,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from spacy.language import Language
@@ -90,61 +97,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CARRIER_PHRASES",
-    "PATTERN_PARTICIPLES",
-    "PLURALIA_TANTUM",
     "QUERY_CACHE_SIZE",
-    "STOP_WORDS",
     "TextPipeline",
     "TextPipelineError",
     "WORD_CACHE_SIZE",
 ]
-
-#: English stop words dropped by both backends: function words, pronouns, auxiliaries, number
-#: words and vague adverbs: spaCy 3.8's English list without its contractions and one-letter "i"
-#: (too short anyway) and minus the garment words "top", "bottom", "front", "back", "side", "full".
-_STOP_WORDS_TEXT = """
-    a about above across after afterwards again against all almost alone along already also
-    although always am among amongst amount an and another any anyhow anyone anything anyway
-    anywhere are around as at be became because become becomes becoming been before beforehand
-    behind being below beside besides between beyond both but by ca call can cannot could did do
-    does doing done down due during each eight either eleven else elsewhere empty enough even ever
-    every everyone everything everywhere except few fifteen fifty first five for former formerly
-    forty four from further get give go had has have he hence her here hereafter hereby herein
-    hereupon hers herself him himself his how however hundred if in indeed into is it its itself
-    just keep last latter latterly least less made make many may me meanwhile might mine more
-    moreover most mostly move much must my myself name namely neither never nevertheless next nine
-    no nobody none noone nor not nothing now nowhere of off often on once one only onto or other
-    others otherwise our ours ourselves out over own part per perhaps please put quite rather re
-    really regarding same say see seem seemed seeming seems serious several she should show since
-    six sixty so some somehow someone something sometime sometimes somewhere still such take ten
-    than that the their them themselves then thence there thereafter thereby therefore therein
-    thereupon these they third this those though three through throughout thru thus to together
-    too toward towards twelve twenty two under unless until up upon us used using various very via
-    was we well were what whatever when whence whenever where whereafter whereas whereby wherein
-    whereupon wherever whether which while whither who whoever whole whom whose why will with
-    within without would yet you your yours yourself yourselves
-"""
-STOP_WORDS: frozenset[str] = frozenset(_STOP_WORDS_TEXT.split())
-
-#: Nouns used only in the plural, kept as written by both backends ("shorts" is not "short").
-_PLURALIA_TANTUM_TEXT = """
-    jeans shorts trousers pants leggings tights jeggings chinos overalls dungarees pyjamas
-    pajamas briefs boxers knickers panties glasses sunglasses
-"""
-PLURALIA_TANTUM: frozenset[str] = frozenset(_PLURALIA_TANTUM_TEXT.split())
-
-#: Pattern nouns (lemmas) -> the participle that names the same pattern (module docstring).
-PATTERN_PARTICIPLES: dict[str, str] = {
-    "stripe": "striped",
-    "pinstripe": "pinstriped",
-    "dot": "dotted",
-    "check": "checked",
-    "checker": "checkered",
-    "flower": "flowered",
-    "spot": "spotted",
-}
-#: nouns of :data:`PATTERN_PARTICIPLES` mapped only when written in the plural
-_PLURAL_ONLY_PATTERNS: frozenset[str] = frozenset({"spot"})
 
 #: Contexts a single query word is tagged in (``{w}`` is the word); see the module docstring.
 CARRIER_PHRASES: tuple[str, ...] = (
@@ -305,13 +262,12 @@ class TextPipeline:
         return form if self._plausible(form) else None
 
     def _participle(self, lemma: str, *, plural: bool) -> str:
-        """``lemma``'s pattern participle (:data:`PATTERN_PARTICIPLES`) when the config maps
-        them; ``plural``: the word was written in another form than its lemma."""
-        if not self.config.pattern_participles or lemma not in PATTERN_PARTICIPLES:
+        """``lemma``'s pattern participle (:func:`~stylesearch.text.lexicon.pattern_participle`)
+        when the config maps them; ``plural``: the word was written in another form than its
+        lemma."""
+        if not self.config.pattern_participles:
             return lemma
-        if lemma in _PLURAL_ONLY_PATTERNS and not plural:
-            return lemma
-        return PATTERN_PARTICIPLES[lemma]
+        return pattern_participle(lemma, plural=plural)
 
     def _noun_lemma(self, text: str, *, plural: bool) -> str:
         """``text`` lemmatized as a noun with the pipeline's lemma tables (cached).
@@ -363,7 +319,7 @@ class TextPipeline:
                 simplemma = _import_simplemma()
                 lemma = simplemma.lemmatize(text, lang="en").lower()
                 if lemma == text and not simplemma.is_known(text, lang="en"):
-                    lemma = _guess_singular(text)
+                    lemma = guess_singular(text)
                 form = text if text.endswith("ed") and lemma != text else lemma
                 form = self._participle(form, plural=text != form)
                 if not self._plausible(form):
@@ -445,17 +401,6 @@ class TextPipeline:
         if not voted:  # dropped in every context: the surface form, then its noun lemma
             return [], list(dict.fromkeys([word, self._noun_lemma(word, plural=True)]))
         return voted, [word] if word not in voted else []
-
-
-def _guess_singular(word: str) -> str:
-    """Singular of a word no lexicon knows, by the suffix rules spaCy applies to unknown nouns."""
-    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
-        return word
-    if word.endswith(("ches", "shes", "xes", "zes")):
-        return word[:-2]
-    if word.endswith("s"):
-        return word[:-1]
-    return word
 
 
 def _import_simplemma() -> Any:
