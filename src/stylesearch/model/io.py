@@ -181,31 +181,43 @@ def save_synonyms(model_dir: str | Path, synonyms: Synonyms) -> Path:
     return _save_stamped(model_dir, SYNONYMS_FILE, synonyms.to_dict())
 
 
-def read_synonyms(
-    model_dir: str | Path, meta: dict[str, Any] | None = None, weights_sha256: str | None = None
-) -> Synonyms | None:
-    """The folder's ``synonyms.json``, or ``None`` when it has none (a folder saved before
-    synonyms existed); one that cannot be read or that belongs to another save is ``None`` with
-    a warning."""
-    model_dir = Path(model_dir)
-    path = model_dir / SYNONYMS_FILE
+def _read_stamped(
+    model_dir: Path, name: str, parse: Any, what: str, meta: dict[str, Any] | None,
+    weights_sha256: str | None,
+) -> Any:  # fmt: skip
+    """The folder's file ``name`` read by ``parse`` (a ``from_dict``), or ``None`` when there
+    is none. One that cannot be read, or whose stamps (weights, vocabulary) differ from
+    ``config.json`` because it ``what`` another save, is ``None`` too, with a warning saying
+    how to compute it again."""
+    path = model_dir / name
     if not path.is_file():
         return None
     meta = meta if meta is not None else read_model_config(model_dir)
     redo = f"; recompute it with `stylesearch vocab --model {model_dir} --catalog ... --write`"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        synonyms = Synonyms.from_dict(data)
+        value = parse(data)
     except (OSError, ValueError, TypeError) as exc:
-        warnings.warn(f"{path}: ignored, unreadable: {exc}{redo}", stacklevel=2)
+        warnings.warn(f"{path}: ignored, unreadable: {exc}{redo}", stacklevel=3)
         return None
     sha = weights_sha256 or meta.get("weights_sha256")
     if data.get("weights_sha256") != sha or data.get("vocab_fingerprint") != meta.get(
         "vocab_fingerprint"
     ):
-        warnings.warn(f"{path}: ignored, it grouped another save of the model{redo}", stacklevel=2)
+        warnings.warn(f"{path}: ignored, it {what} another save of the model{redo}", stacklevel=3)
         return None
-    return synonyms
+    return value
+
+
+def read_synonyms(
+    model_dir: str | Path, meta: dict[str, Any] | None = None, weights_sha256: str | None = None
+) -> Synonyms | None:
+    """The folder's ``synonyms.json``, or ``None`` when it has none (a folder saved before
+    synonyms existed); one that cannot be read or that belongs to another save is ``None`` with
+    a warning."""
+    return _read_stamped(
+        Path(model_dir), SYNONYMS_FILE, Synonyms.from_dict, "grouped", meta, weights_sha256
+    )
 
 
 def save_grounding(model_dir: str | Path, grounding: Grounding) -> Path:
@@ -241,25 +253,9 @@ def read_grounding(
     """The folder's ``grounding.json``, or ``None`` when it has none. One that cannot be read,
     or that scored another save (its stamps differ from ``config.json``), is ``None`` too, with
     a warning saying how to compute it again."""
-    model_dir = Path(model_dir)
-    path = model_dir / GROUNDING_FILE
-    if not path.is_file():
-        return None
-    meta = meta if meta is not None else read_model_config(model_dir)
-    redo = f"; recompute it with `stylesearch vocab --model {model_dir} --catalog ... --write`"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        grounding = Grounding.from_dict(data)
-    except (OSError, ValueError, TypeError) as exc:
-        warnings.warn(f"{path}: ignored, unreadable: {exc}{redo}", stacklevel=2)
-        return None
-    sha = weights_sha256 or meta.get("weights_sha256")
-    if data.get("weights_sha256") != sha or data.get("vocab_fingerprint") != meta.get(
-        "vocab_fingerprint"
-    ):
-        warnings.warn(f"{path}: ignored, it scored another save of the model{redo}", stacklevel=2)
-        return None
-    return grounding
+    return _read_stamped(
+        Path(model_dir), GROUNDING_FILE, Grounding.from_dict, "scored", meta, weights_sha256
+    )
 
 
 def model_is_complete(model_dir: str | Path) -> bool:

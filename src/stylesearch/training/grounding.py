@@ -47,6 +47,36 @@ class GroundingError(StylesearchError, ValueError):
     """Grounding cannot be measured (no items with vocabulary words, no vocabulary)."""
 
 
+def _probs_and_labels(
+    model: JointModel,
+    items: Sequence[CatalogItem],
+    bags: Sequence[Sequence[int]],
+    what: str,
+    *,
+    device: str | torch.device,
+    num_workers: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The attribute head's ``(N, V)`` probabilities of ``items``' images and the ``(N, V)``
+    bool labels of their metadata words ``bags``.
+
+    Raises:
+        GroundingError: no items (``what`` says which were wanted), or a model without its
+            vocabulary.
+    """
+    if model.vocab is None:
+        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
+    if not items:
+        raise GroundingError(f"no {what}")
+    probs = predict_attributes(
+        model, items, device=device, num_workers=num_workers, progress=progress
+    )
+    labels = np.zeros((len(items), model.vocab_size), dtype=bool)
+    for row, bag in enumerate(bags):
+        labels[row, list(bag)] = True
+    return probs, labels
+
+
 def measure_grounding(
     model: JointModel,
     items: Sequence[CatalogItem],
@@ -64,16 +94,10 @@ def measure_grounding(
     Raises:
         GroundingError: no items, or a model without its vocabulary.
     """
-    if model.vocab is None:
-        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
-    if not items:
-        raise GroundingError("no held-out items with vocabulary words to measure grounding on")
-    probs = predict_attributes(
-        model, items, device=device, num_workers=num_workers, progress=progress
-    )
-    labels = np.zeros((len(items), model.vocab_size), dtype=bool)
-    for row, bag in enumerate(bags):
-        labels[row, list(bag)] = True
+    probs, labels = _probs_and_labels(
+        model, items, bags, "held-out items with vocabulary words to measure grounding on",
+        device=device, num_workers=num_workers, progress=progress,
+    )  # fmt: skip
     return Grounding.from_arrays(
         model.vocab.words, probs, labels, source=source, min_positives=min_positives
     )
@@ -167,16 +191,10 @@ def learn_synonyms(
     Raises:
         GroundingError: no items, or a model without its vocabulary.
     """
-    if model.vocab is None:
-        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
-    if not items:
-        raise GroundingError("no items with vocabulary words to learn synonyms from")
-    probs = predict_attributes(
-        model, items, device=device, num_workers=num_workers, progress=progress
-    )
-    labels = np.zeros((len(items), model.vocab_size), dtype=bool)
-    for row, bag in enumerate(bags):
-        labels[row, list(bag)] = True
+    probs, labels = _probs_and_labels(
+        model, items, bags, "items with vocabulary words to learn synonyms from",
+        device=device, num_workers=num_workers, progress=progress,
+    )  # fmt: skip
     grounding = getattr(model, "grounding", None)
     if grounding is None:  # nothing shows which words an image can show: no candidates
         candidates = np.zeros(model.vocab_size, dtype=bool)
