@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from stylesearch.cli import cli
 from stylesearch.index.backends.milvus import MilvusBackend, MilvusError
 from stylesearch.index.build import build_index
-from stylesearch.index.filters import WordMask
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.merge import merge_indexes
 from stylesearch.index.store import Index, IndexFormatError
 from stylesearch.index.update import add_items, delete_items
@@ -107,23 +107,24 @@ def test_milvus_hard_filters_run_as_expressions(setup):
     for w in words:
         words[w] = searcher.word_id(w)
     mask = hard_filter_mask(index, [], [words["red"]])
-    assert isinstance(mask, WordMask) and mask.must_not == (words["red"],)
-    assert mask.mean() > backend.hnsw.exact_below  # answered by Milvus, not the local subset
+    assert isinstance(mask, RowFilter) and mask.must_not == (words["red"],)
+    assert mask.mask.mean() > backend.hnsw.exact_below  # answered by Milvus, not the local subset
     rows = backend._milvus_rows(np.asarray(index.vectors[3]), K, "not array_contains_any(words, "
                                 f"[{words['red']}])")  # fmt: skip
-    assert rows.shape[0] == K and mask[rows].all()
+    assert rows.shape[0] == K and mask.mask[rows].all()
     queries = np.asarray(index.vectors[:20])
     for allowed in (mask, hard_filter_mask(index, [words["circle"]], []), None):
         _, got = backend.search(queries, K, allowed)
         _, want = exact.backend.search(queries, K, allowed)
         assert recall(got.tolist(), want.tolist()) >= 0.99
         if allowed is not None:
-            assert np.asarray(allowed)[got[got >= 0]].all()
-    # a plain mask (no words): Milvus answers more rows and the mask keeps the allowed ones
+            assert allowed.mask[got[got >= 0]].all()
+    # a filter of a mask alone (no words): Milvus answers more rows and the mask keeps the
+    # allowed ones
     plain = np.zeros(index.count, bool)
     plain[::3] = True
-    _, got = backend.search(queries, K, plain)
-    _, want = exact.backend.search(queries, K, plain)
+    _, got = backend.search(queries, K, RowFilter.of_mask(plain))
+    _, want = exact.backend.search(queries, K, RowFilter.of_mask(plain))
     assert plain[got].all() and recall(got.tolist(), want.tolist()) >= 0.99
 
 

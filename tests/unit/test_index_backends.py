@@ -10,6 +10,7 @@ from stylesearch.index.backends import (
     FaissHNSWBackend,
     exact_search,
 )
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.memory import huge_pages
 from stylesearch.testing.synthetic import make_synthetic_catalog
 
@@ -24,7 +25,7 @@ def test_exact_search_by_hand():
 
 def test_exact_search_allowed_and_padding():
     vectors = np.eye(4, dtype=np.float32)
-    allowed = np.array([False, True, False, True])
+    allowed = RowFilter.of_mask(np.array([False, True, False, True]))
     scores, rows = exact_search(vectors, np.array([[0.1, 0.2, 0.3, 0.4]], np.float32), 3, allowed)
     assert rows.tolist() == [[3, 1, -1]]
     assert scores[0, 2] == -np.inf
@@ -84,7 +85,7 @@ def test_huge_pages_keep_the_contents():
 def test_faiss_selective_filter_is_exact(clustered):
     cat, backend = clustered
     rng = np.random.default_rng(1)
-    allowed = rng.random(len(cat.vectors)) < 0.01  # below exact_below
+    allowed = RowFilter.of_mask(rng.random(len(cat.vectors)) < 0.01)  # below exact_below
     q = _queries(cat, 20, seed=2)
     exact = exact_search(cat.vectors, q, 10, allowed)
     got = backend.search(q, 10, allowed)
@@ -93,11 +94,11 @@ def test_faiss_selective_filter_is_exact(clustered):
 
 def test_faiss_broad_filter_uses_the_graph_with_high_recall(clustered):
     cat, backend = clustered
-    allowed = np.random.default_rng(3).random(len(cat.vectors)) < 0.3
+    allowed = RowFilter.of_mask(np.random.default_rng(3).random(len(cat.vectors)) < 0.3)
     q = _queries(cat, 40, seed=4)
     _, exact_rows = exact_search(cat.vectors, q, 10, allowed)
     _, rows = backend.search(q, 10, allowed)
-    assert np.all(allowed[rows[rows >= 0]])
+    assert np.all(allowed.mask[rows[rows >= 0]])
     assert _recall(rows, exact_rows) >= 0.98
 
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stylesearch.index.coarse import CoarseIndex, build_coarse
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index
 from stylesearch.search.scoring import removal_scale
@@ -176,8 +177,8 @@ def test_soft_topk_with_a_hard_filter(synthetic):
             oracle = exact_topk(
                 index.vectors, index.attributes, q, 10, add, remove, soft=True, allowed=allowed
             )
-            assert np.all(allowed[top.rows])
-            if index.backend.name == "exact" or allowed.mean() < 0.05:
+            assert np.all(allowed.mask[top.rows])
+            if index.backend.name == "exact" or allowed.mask.mean() < 0.05:
                 np.testing.assert_array_equal(top.rows, oracle.rows)
 
 
@@ -208,7 +209,7 @@ def test_hard_filter_topk_equals_brute_force(synthetic, config):
                 np.testing.assert_allclose(cos, oracle.scores, rtol=1e-6)
             elif index.backend.name == "exact":
                 np.testing.assert_array_equal(rows, oracle.rows)
-            assert np.all(allowed[rows])
+            assert np.all(allowed.mask[rows])
     if config.scan_fraction == 1.0:
         assert pruned == len(masks[:-1]) * 8  # every must-word mask took the coarse path
 
@@ -220,13 +221,13 @@ def test_hard_filter_mask(synthetic):
     a, b, c = int(cat.groups[0][0]), int(cat.groups[1][0]), int(cat.groups[2][0])
     mask = hard_filter_mask(index, [a, b], [c])
     expected = [a in bag and b in bag and c not in bag for bag in bags]
-    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(mask.mask, expected)
     assert hard_filter_mask(index, [], []) is None
-    # the rows a must-filter mask carries are its true rows; derived arrays carry none
+    # the rows a must filter carries are its true rows; its mask is a plain array
     for must, must_not in (([a], []), ([a, b], [c]), ([a], [a])):
         m = hard_filter_mask(index, must, must_not)
-        np.testing.assert_array_equal(m.rows, np.flatnonzero(m))
-        assert m[:10].rows is None and (m & m).rows is None and m[m.rows].rows is None
+        np.testing.assert_array_equal(m.rows, np.flatnonzero(m.mask))
+        assert type(m.mask) is np.ndarray and m.count == np.count_nonzero(m.mask)
 
 
 def test_hard_filter_mask_with_synonym_groups(synthetic):
@@ -238,14 +239,14 @@ def test_hard_filter_mask_with_synonym_groups(synthetic):
     b, c = int(cat.groups[1][0]), int(cat.groups[2][0])
     mask = hard_filter_mask(index, [(a, a2), b], [c])
     expected = [(a in bag or a2 in bag) and b in bag and c not in bag for bag in bags]
-    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(mask.mask, expected)
     assert mask.must == (b,) and mask.must_any == ((a, a2),) and mask.must_not == (c,)
-    np.testing.assert_array_equal(mask.rows, np.flatnonzero(mask))
+    np.testing.assert_array_equal(mask.rows, np.flatnonzero(mask.mask))
     # a group of one word is that word
     one = hard_filter_mask(index, [(a,)], [])
-    np.testing.assert_array_equal(one, hard_filter_mask(index, [a], []))
+    np.testing.assert_array_equal(one.mask, hard_filter_mask(index, [a], []).mask)
     # the group covers more items than its first word alone
-    assert mask.sum() >= hard_filter_mask(index, [a, b], [c]).sum()
+    assert mask.count >= hard_filter_mask(index, [a, b], [c]).count
 
 
 def test_fewer_allowed_items_than_k(far_down):
@@ -321,7 +322,7 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
             manifest={"metadata_weight": weight},
         )
         index = Index.load(Path(tmp) / "idx")
-        mask = allowed if filtered else None
+        mask = RowFilter.of_mask(allowed) if filtered else None
         top = soft_filter_topk(
             index, query, k, add, remove, allowed=mask, config=config, cosine_power=power
         )
@@ -333,7 +334,7 @@ def test_soft_topk_is_exact_on_generated_catalogs(case):
     # the same scores (ties may resolve differently only through float rounding of two paths)
     np.testing.assert_allclose(top.scores, oracle.scores, rtol=1e-5, atol=1e-6)
     if mask is not None:
-        assert np.all(mask[top.rows])
+        assert np.all(mask.mask[top.rows])
     assert len(set(top.rows.tolist())) == len(top.rows)
     # every returned row's true score is at least the oracle's k-th
     p = attributes.astype(np.float32)

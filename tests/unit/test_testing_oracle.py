@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stylesearch.index.filters import RowFilter
 from stylesearch.testing.oracle import exact_topk
 
 # four items in 2-D; cosines with the query (1, 0) are 1, 0.6, 0, -0.8
@@ -43,7 +44,7 @@ def test_cosine_power_sharpens_the_cosine():
 def test_plain_ranking_allowed_rows_and_ties():
     top = exact_topk(VECTORS, ATTRS, QUERY, 3, [], [], soft=False)
     assert top.rows.tolist() == [0, 1, 2] and top.attribute_scores.tolist() == [1, 1, 1]
-    allowed = np.array([False, True, False, True])
+    allowed = RowFilter.of_mask(np.array([False, True, False, True]))
     top = exact_topk(VECTORS, ATTRS, QUERY, 5, [], [], soft=False, allowed=allowed)
     assert top.rows.tolist() == [1, 3]
     # rows 0 and 1 are the same vector: equal scores

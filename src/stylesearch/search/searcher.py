@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.store import Index
 from stylesearch.model.grounding import (
     VISUAL_THRESHOLD,
@@ -298,7 +299,7 @@ class Searcher:
         k = query.k + len(unlike)  # the rejected items are dropped from these
         t_search = time.perf_counter()
         allowed, used = self._metadata_filter(must, must_not, query.synonyms)
-        if allowed is not None and not allowed.any():
+        if allowed is not None and not allowed.mask.any():
             took = (time.perf_counter() - t0) * 1e3
             empty = self._no_item_message(understood["must"], understood["must_not"])
             message = "; ".join([empty, *notes])
@@ -328,7 +329,7 @@ class Searcher:
 
     def _metadata_filter(
         self, must: list[int], must_not: list[int], synonyms: bool | None
-    ) -> tuple[np.ndarray | None, dict[str, list[str]]]:
+    ) -> tuple[RowFilter | None, dict[str, list[str]]]:
         """The hard filter's allowed rows (:func:`hard_filter_mask`), each word covering its
         synonym group, and the groups used (head word -> the group's words)."""
         vocab = self.model.vocab
@@ -375,7 +376,7 @@ class Searcher:
 
     def _top_k(
         self, query: Query, q: np.ndarray, k: int, add: list[int], remove: list[int],
-        allowed: np.ndarray | None, settings: SearchSettings,
+        allowed: RowFilter | None, settings: SearchSettings,
     ) -> TopK:  # fmt: skip
         """The query vector's top ``k`` among the ``allowed`` rows: by the soft filter's score
         for the soft methods, else by cosine (with the attribute probabilities alongside)."""

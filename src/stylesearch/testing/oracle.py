@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stylesearch.index.filters import RowFilter
+
 __all__ = ["OracleTopK", "exact_topk"]
 
 
@@ -44,12 +46,12 @@ def exact_topk(
     remove: list[int],
     *,
     soft: bool,
-    allowed: np.ndarray | None = None,
+    allowed: RowFilter | None = None,
     cosine_power: float = 1.0,
     removal_scale: float = 1.0,
 ) -> OracleTopK:
-    """Score every row of ``vectors`` ``(N, D)`` (only those where ``allowed`` ``(N,)`` bool is
-    true, if given) for ``query`` ``(D,)`` and return the best ``k``.
+    """Score every row of ``vectors`` ``(N, D)`` (only those in ``allowed``'s ``mask``, if
+    given) for ``query`` ``(D,)`` and return the best ``k``.
 
     ``attributes`` ``(N, V)`` holds ``p_w``; ``add`` / ``remove`` are word ids; an unwanted word's
     factor is ``max(0, 1 - removal_scale * p_w)``. ``soft``: rank by
@@ -58,7 +60,7 @@ def exact_topk(
     n = vectors.shape[0]
     rows = np.arange(n, dtype=np.int64)
     if allowed is not None:
-        rows = rows[np.asarray(allowed, dtype=bool)]
+        rows = rows[allowed.mask]
     scored = vectors if allowed is None else vectors[rows]  # no copy of a whole catalog
     cos = np.asarray(scored @ np.asarray(query, dtype=np.float32), dtype=np.float32)
     p = np.ones(len(rows), dtype=np.float32)

@@ -3,7 +3,10 @@ the registry of backends by the name the manifest records.
 
 Every backend answers the same question, :meth:`VectorBackend.search`: for each query row, the
 ``k`` catalog rows with the largest inner product (= cosine, all vectors are L2-normalised),
-optionally restricted to an ``allowed`` boolean mask, best first.
+best first, among the rows of ``allowed``: ``None`` (every row) or a
+:class:`~stylesearch.index.filters.RowFilter`, the hard filter's rows (its ``mask``, its sorted
+``rows`` when known) and the metadata words behind them (a backend that filters on its server,
+Milvus, sends the words and checks the answers against the mask).
 
 :meth:`VectorBackend.score_rows` gives the exact inner products of one query with given rows
 (the exact soft-filter top-k scores its attribute candidates with it); each backend scores with
@@ -31,12 +34,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from stylesearch.index.filters import RowFilter
+
 __all__ = [
     "BACKENDS",
     "BACKEND_ALIASES",
     "HNSWParams",
     "VectorBackend",
-    "allowed_rows",
     "as_queries",
     "empty_results",
     "register_backend",
@@ -56,9 +60,10 @@ class VectorBackend(Protocol):
     vectors: np.ndarray
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed: RowFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` rows per query by inner product (see the module docstring)."""
+        """Top-``k`` rows per query by inner product among the ``allowed`` rows (``None``:
+        every row; see the module docstring)."""
         ...
 
     def score_rows(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -138,15 +143,6 @@ def top_k_of(scores: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, 
     out_s[:m] = scores[order]
     out_r[:m] = rows[order]
     return out_s, out_r
-
-
-def allowed_rows(allowed: np.ndarray) -> np.ndarray:
-    """Sorted int64 rows of a bool mask; its own ``rows`` when it carries them (a hard-filter
-    mask built from the postings: no pass over the whole catalog)."""
-    known = getattr(allowed, "rows", None)
-    if known is not None:
-        return np.asarray(known, dtype=np.int64)
-    return np.flatnonzero(allowed).astype(np.int64)
 
 
 def score_rows_exact(vectors: np.ndarray, query: np.ndarray, rows: np.ndarray) -> np.ndarray:

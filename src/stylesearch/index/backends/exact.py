@@ -17,23 +17,24 @@ from stylesearch.index.backends.base import (
     score_rows_exact,
     top_k_of,
 )
+from stylesearch.index.filters import RowFilter
 
 __all__ = ["ExactBackend", "exact_search"]
 
 
 def exact_search(
-    vectors: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    vectors: np.ndarray, queries: np.ndarray, k: int, allowed: RowFilter | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-``k`` inner product of ``queries`` ``(Q, D)`` against ``vectors`` ``(N, D)``.
 
-    ``allowed`` is ``None`` (every row) or an ``(N,)`` bool mask. Ties are broken by the lower
-    row. Returns ``(scores (Q, k) float32, rows (Q, k) int64)`` padded as
-    :mod:`stylesearch.index.backends.base` says.
+    ``allowed`` is ``None`` (every row) or a :class:`~stylesearch.index.filters.RowFilter`
+    (its ``mask`` is read). Ties are broken by the lower row. Returns ``(scores (Q, k) float32,
+    rows (Q, k) int64)`` padded as :mod:`stylesearch.index.backends.base` says.
     """
     n, dim = vectors.shape
     q = as_queries(queries, dim, k)
     if allowed is not None:
-        rows = np.flatnonzero(allowed)
+        rows = np.flatnonzero(allowed.mask)
         sub = vectors[rows]
     else:
         rows = np.arange(n, dtype=np.int64)
@@ -82,7 +83,7 @@ class ExactBackend:
         return cls(vectors)
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed: RowFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         return exact_search(self.vectors, queries, k, allowed)
 

@@ -30,13 +30,13 @@ import numpy as np
 
 from stylesearch.index.backends.base import (
     HNSWParams,
-    allowed_rows,
     as_queries,
     empty_results,
     register_backend,
     top_k_of,
 )
 from stylesearch.index.errors import IndexFormatError
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.memory import huge_pages
 
 __all__ = ["FAISS_FILE", "FaissHNSWBackend"]
@@ -186,16 +186,16 @@ class FaissHNSWBackend:
         return out
 
     def _exact_subset(
-        self, q: np.ndarray, k: int, allowed: np.ndarray
+        self, q: np.ndarray, k: int, allowed: RowFilter
     ) -> tuple[np.ndarray, np.ndarray]:
-        rows = allowed_rows(allowed)
+        rows = allowed.allowed_rows()
         out_s, out_r = empty_results(q.shape[0], k)
         for i in range(q.shape[0]):
             out_s[i], out_r[i] = top_k_of(self.score_rows(q[i], rows), rows, k)
         return out_s, out_r
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed: RowFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         faiss = self._faiss
         n, dim = self.vectors.shape
@@ -213,12 +213,11 @@ class FaissHNSWBackend:
                     s2, r2 = self.index.search(np.ascontiguousarray(q[retry]), k, params=params)
                     scores[retry], rows[retry] = s2, r2
         else:
-            known = getattr(allowed, "rows", None)
-            count = int(known.shape[0]) if known is not None else int(np.count_nonzero(allowed))
+            count = allowed.count
             fraction = count / n
             if count <= k or fraction < self.hnsw.exact_below:
                 return self._exact_subset(q, k, allowed)
-            bitmap = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
+            bitmap = np.packbits(allowed.mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             ef = max(self.hnsw.ef_search, k, math.ceil(2 * k / fraction))
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=min(ef, MAX_FILTERED_EF))

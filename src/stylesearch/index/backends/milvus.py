@@ -10,7 +10,7 @@ Collection schema (one entity per index row)::
 
 Hard filters run inside Milvus as expressions on ``words``: ``array_contains_all(words, [..])``
 for the must words and ``not array_contains_any(words, [..])`` for the must-not words (the
-:class:`~stylesearch.index.filters.WordMask` the search layer passes carries them). The attribute
+:class:`~stylesearch.index.filters.RowFilter` the search layer passes carries them). The attribute
 probabilities, sorted attribute lists, metadata postings and a copy of the vectors stay in the
 index folder as for every backend: the exact soft-filter top-k of :mod:`stylesearch.search.topk`
 reads them (candidate deepening + exact re-scoring), so ``filter`` and ``combined`` keep their
@@ -48,6 +48,7 @@ from stylesearch.index.backends.base import (
     score_rows_exact,
     top_k_of,
 )
+from stylesearch.index.filters import RowFilter
 
 __all__ = [
     "MILVUS_URI_ENV",
@@ -317,29 +318,25 @@ class MilvusBackend:
         return np.asarray(list(res[0].ids), dtype=np.int64)
 
     def _one(
-        self, q: np.ndarray, k: int, allowed: np.ndarray | None
+        self, q: np.ndarray, k: int, allowed: RowFilter | None
     ) -> tuple[np.ndarray, np.ndarray]:
         n = self.vectors.shape[0]
         keep = None if self.deleted is None else ~self.deleted
-        # a WordMask is (metadata words) & (not deleted): Milvus applies the words as an
-        # expression and holds no deleted row, so its answers need no deeper search
-        covered = allowed is None or hasattr(allowed, "must")
-        expr = (
-            _words_expr(allowed.must, allowed.must_not, getattr(allowed, "must_any", ()))
-            if hasattr(allowed, "must")
-            else ""
-        )
+        # a filter by words is (metadata words) & (not deleted): Milvus applies the words as
+        # an expression and holds no deleted row, so its answers need no deeper search
+        by_words = allowed is not None and allowed.by_words
+        covered = allowed is None or by_words
+        expr = _words_expr(allowed.must, allowed.must_not, allowed.must_any) if by_words else ""
         fraction = 1.0
         if allowed is not None:
-            allowed = np.asarray(allowed, dtype=bool)
-            keep = allowed if keep is None else keep & allowed
+            keep = allowed.mask if keep is None else keep & allowed.mask
         if keep is not None:
             count = int(np.count_nonzero(keep))
             fraction = count / max(n, 1)
             if count <= k or fraction < self.hnsw.exact_below:
                 rows = np.flatnonzero(keep).astype(np.int64)
                 return top_k_of(self.score_rows(q, rows), rows, k)
-        # a plain mask: Milvus returns rows the mask drops, so ask for more
+        # a filter not by words: Milvus returns rows the mask drops, so ask for more
         limit = min(MAX_TOPK, k if covered else math.ceil(1.2 * k / max(fraction, 1e-9)) + 8)
         while True:
             got = self._milvus_rows(q, limit, expr)
@@ -354,7 +351,7 @@ class MilvusBackend:
             limit = min(MAX_TOPK, 4 * limit)
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed: RowFilter | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows per query (see
         :class:`~stylesearch.index.backends.base.VectorBackend`)."""

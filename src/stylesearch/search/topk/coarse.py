@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.store import Index
 from stylesearch.search.kernels import FLOAT16_TABLE, frozen, list_bounds, survivors
 from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
@@ -62,7 +63,7 @@ class CoarseTopK:
         q: np.ndarray,
         add: list[int],
         remove: list[int],
-        allowed: np.ndarray | None,
+        allowed: RowFilter | None,
         best: RunningTopK,
         stats: TopKStats,
         cfg: TopKConfig,
@@ -158,9 +159,7 @@ class CoarseTopK:
         self.limits_view, self.scanned_view = frozen(self.limits), frozen(self.scanned)
         self.attr_bits = frozen(np.asarray(self.index.attributes).view(np.uint16))
         allowed = self.allowed
-        self.allowed_arr = frozen(
-            np.zeros(0, bool) if allowed is None else np.asarray(allowed, bool)
-        )
+        self.allowed_arr = frozen(np.zeros(0, bool) if allowed is None else allowed.mask)
         self.u64 = frozen(np.asarray(self.u, dtype=np.float64))
         self.angles64 = frozen(self.angles)
 
@@ -319,7 +318,7 @@ class CoarseTopK:
         p = all_probs(self.index.attributes, self.add, self.remove, self.removal_scale)
         rows = np.flatnonzero(~self.scanned[self.coarse.assign])
         if self.allowed is not None:
-            rows = rows[self.allowed[rows]]
+            rows = rows[self.allowed.mask[rows]]
         p = p[rows]
         cand = may_reach(p, best.kth, self._row_bounds(rows))
         rows, p = rows[cand], p[cand]

@@ -1,7 +1,8 @@
-"""Hard metadata filters: the allowed-row mask, and the exact cosine top-k among those rows.
+"""Hard metadata filters: the allowed rows, and the exact cosine top-k among them.
 
-Hard filters (``must`` / ``must_not`` metadata words) become a boolean mask from the inverted
-postings before any scoring; every search path then keeps only the allowed rows.
+Hard filters (``must`` / ``must_not`` metadata words) become a
+:class:`~stylesearch.index.filters.RowFilter` (a bool mask of the allowed rows, and the words)
+from the inverted postings before any scoring; every search path then keeps only those rows.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stylesearch.index.filters import WordMask
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.store import Index
 from stylesearch.search.scoring import BOUND_EPS
 from stylesearch.search.topk.config import TopKConfig
@@ -49,25 +50,25 @@ def _intersect_postings(index: Index, must: list[tuple[int, ...]]) -> np.ndarray
     return np.asarray(rows, dtype=np.int64)
 
 
-def hard_filter_mask(index: Index, must: MustWords, must_not: list[int]) -> np.ndarray | None:
-    """``(N,)`` bool: rows whose metadata has every ``must`` word and no ``must_not`` word, and
-    that are not deleted (``index delete``); a :class:`~stylesearch.index.filters.WordMask`
-    that keeps the words for server-side backends. An entry of ``must`` may be a group of words
-    (a word and its synonyms): a row needs one of them (the mask's ``must_any``).
+def hard_filter_mask(index: Index, must: MustWords, must_not: list[int]) -> RowFilter | None:
+    """The rows whose metadata has every ``must`` word and no ``must_not`` word, and that are
+    not deleted (``index delete``): a :class:`~stylesearch.index.filters.RowFilter` that keeps
+    the words for server-side backends. An entry of ``must`` may be a group of words (a word
+    and its synonyms): a row needs one of them (the filter's ``must_any``).
 
-    ``None`` when there is no condition (every row allowed). With a ``must`` word the mask
+    ``None`` when there is no condition (every row allowed). With a ``must`` word the filter
     also carries its sorted allowed rows (``rows``, read from the postings: no pass over the
     catalog).
     """
     live = index.live_mask()
     groups = _groups(must)
     if not groups and not must_not:
-        return None if live is None else WordMask.of(live, [], [])
+        return None if live is None else RowFilter.of_words(live, [], [])
     if not groups:
         mask = np.ones(index.count, dtype=bool) if live is None else live.copy()
         for w in must_not:
             mask[index.rows_with_word(w)] = False
-        return WordMask.of(mask, [], must_not)
+        return RowFilter.of_words(mask, [], must_not)
     rows = _intersect_postings(index, groups)
     mask = np.zeros(index.count, dtype=bool)
     mask[rows] = True
@@ -77,17 +78,18 @@ def hard_filter_mask(index: Index, must: MustWords, must_not: list[int]) -> np.n
         mask &= live
     single = [g[0] for g in groups if len(g) == 1]
     any_of = [g for g in groups if len(g) > 1]
-    return WordMask.of(mask, single, must_not, rows=rows[mask[rows]], must_any=any_of)
+    return RowFilter.of_words(mask, single, must_not, must_any=any_of, rows=rows[mask[rows]])
 
 
 def hard_filter_topk(
     index: Index,
     query: np.ndarray,
     k: int,
-    allowed: np.ndarray | None,
+    allowed: RowFilter | None,
     config: TopKConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` by cosine among the ``allowed`` rows: ``(cosines, rows)``, best first.
+    """Top-``k`` by cosine among the ``allowed`` rows (``None``: every row): ``(cosines,
+    rows)``, best first.
 
     A selective filter (its rows known, at most ``scan_fraction`` of the catalog) is answered
     exactly without scoring every allowed row: the rows of the best-bounded clusters of the
@@ -97,13 +99,13 @@ def hard_filter_topk(
     """
     cfg = config or TopKConfig()
     q = np.asarray(query, dtype=np.float32).reshape(-1)
-    known = getattr(allowed, "rows", None)
+    known = None if allowed is None else allowed.rows
     coarse = index.coarse
     if known is None or known.shape[0] > cfg.scan_fraction * index.count:
         cos, rows = index.backend.search(q[None, :], k, allowed)
         keep = rows[0] >= 0
         return cos[0][keep], rows[0][keep]
-    rows = np.asarray(known, dtype=np.int64)
+    rows = known
     k = min(k, rows.shape[0])
     if k <= 0:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stylesearch.index.filters import RowFilter
 from stylesearch.index.store import Index
 from stylesearch.search.topk.coarse import CoarseTopK
 from stylesearch.search.topk.config import TopKConfig
@@ -35,7 +36,7 @@ def soft_filter_topk(
     add: list[int],
     remove: list[int],
     *,
-    allowed: np.ndarray | None = None,
+    allowed: RowFilter | None = None,
     config: TopKConfig | None = None,
     cosine_power: float = 1.0,
 ) -> TopK:
@@ -47,7 +48,7 @@ def soft_filter_topk(
         query: ``(D,)`` float32 unit query vector.
         k: results wanted (fewer when fewer rows are allowed).
         add, remove: vocabulary ids of the wanted / unwanted words.
-        allowed: optional ``(N,)`` bool hard-filter mask.
+        allowed: the hard filter's rows (``None``: every row).
         config: the knobs of the search (speed only).
         cosine_power: ``g`` > 0; above 1 the cosine weighs more against ``p``.
 
@@ -57,11 +58,7 @@ def soft_filter_topk(
     """
     cfg = config or TopKConfig()
     n = index.count
-    known = getattr(allowed, "rows", None)
-    if allowed is None:
-        n_allowed = n
-    else:
-        n_allowed = int(known.shape[0]) if known is not None else int(np.count_nonzero(allowed))
+    n_allowed = n if allowed is None else allowed.count
     k = min(k, n_allowed)
     empty = np.zeros(0, np.float32)
     stats = TopKStats()
@@ -73,8 +70,7 @@ def soft_filter_topk(
     best = RunningTopK(k, cosine_power)
     if allowed is not None and n_allowed <= max(cfg.scan_fraction * n, cfg.scan_rows):
         stats.path = "allowed"
-        rows = known if known is not None else np.flatnonzero(allowed)
-        stats.rechecked = _score_allowed(index, q, k, rows, add, remove, best)
+        stats.rechecked = _score_allowed(index, q, k, allowed.allowed_rows(), add, remove, best)
         return best.result(stats)
     search = CoarseTopK(index, index.coarse, q, add, remove, allowed, best, stats, cfg, n_allowed)
     return search.run()
