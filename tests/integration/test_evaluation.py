@@ -291,6 +291,12 @@ def test_tune_records_settings_that_search_then_uses(evaluated: dict) -> None:
     assert len(result["table"]) == 2 * (2 + 4)
     for r in result["table"]:
         assert r["objective"] == pytest.approx(np.sqrt(r["mm"] * r["mm_shape"]))
+        # each setting's metrics per query kind; the worst kind's T (truth) is the floor's
+        assert set(r["by_kind"]) <= {"add", "remove", "replace"} and r["by_kind"]
+        kinds_t = [v["t_ndcg_truth"] for v in r["by_kind"].values()]
+        assert r["t_ndcg_truth_worst_kind"] == min(kinds_t)
+        for v in r["by_kind"].values():
+            assert v["mm_shape"] == pytest.approx(np.sqrt(v["v_shape"] * v["t_ndcg_truth"]))
 
     def pick(rows):  # the best objective among the rows that keep T (truth) >= 0.9, if any
         kept = [r for r in rows if r["t_ndcg_truth"] >= 0.9]

@@ -211,8 +211,13 @@ def _grid_systems(
     ]
 
 
+#: what ``tune --json`` gives per query kind for each setting tried
+_BY_KIND_KEYS = ("mm", "t_ndcg_truth", "v_shape", "mm_shape")
+
+
 def _grid_table(summary: list[dict[str, Any]], grid: dict[str, GridPoint]) -> list[dict[str, Any]]:
-    """One row per grid point: its setting, metrics and objective (the oracle row left out)."""
+    """One row per grid point: its setting, metrics (overall and by query kind) and objective
+    (the oracle row left out)."""
     table = []
     for row in summary:
         if row["system"] not in grid:  # the oracle row
@@ -230,6 +235,10 @@ def _grid_table(summary: list[dict[str, Any]], grid: dict[str, GridPoint]) -> li
                     for key in ("v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "v_shape", "mm_shape")
                 },
                 "t_ndcg_truth_worst_kind": _worst_kind(row),
+                "by_kind": {
+                    kind: {key: values[key] for key in _BY_KIND_KEYS}
+                    for kind, values in row.get("by_type", {}).items()
+                },
             }
         )
     return table
