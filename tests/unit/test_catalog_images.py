@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, check_image, load_image
+from stylesearch.catalog.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    ImageTooLargeError,
+    NotAnImageError,
+    check_image,
+    load_image,
+)
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -334,3 +341,36 @@ def test_max_decode_bytes_counts_a_jpeg_at_its_drafted_scale() -> None:
     with pytest.raises(ImageError, match="2000 x 1800 in mode RGB"):
         load_image(data, max_decode_bytes=1_000_000)
     assert load_image(data, shrink_to=224, max_decode_bytes=250 * 225 * 4).size == (250, 225)
+
+
+def test_each_kind_of_unusable_image_has_its_type(tmp_path: Path) -> None:
+    """Callers (the server's status codes) tell the kinds apart by type, never by message: the
+    message's opening phrase and the class always agree."""
+    data = encoded(noise_image((64, 64)))
+    (tmp_path / "bomb.png").write_bytes(bomb_png(20000, 20000))
+    cases = [
+        (lambda: load_image(b""), NotAnImageError, "not an image"),
+        (lambda: load_image(b"hello"), NotAnImageError, "not an image"),
+        (lambda: check_image(tmp_path / "bomb.png"), ImageTooLargeError, "image too large"),
+        (lambda: load_image(Image.new("RGB", (10, 10)), max_pixels=99), ImageTooLargeError,
+         "image too large"),
+        (lambda: load_image(data, max_decode_bytes=100), ImageTooLargeError, "image too large"),
+        (lambda: load_image(data[: len(data) // 2]), ImageError, "truncated or corrupt image"),
+        (lambda: load_image(Image.new("L", (420, 20))), ImageError, "image too elongated"),
+        (lambda: check_image(tmp_path / "nope.png"), ImageError, "image not found"),
+        (lambda: check_image(tmp_path), ImageError, "cannot read image"),
+    ]  # fmt: skip
+    for call, kind, phrase in cases:
+        with pytest.raises(ImageError) as info:
+            call()
+        assert type(info.value) is kind and str(info.value).startswith(phrase), info.value
+
+
+def test_a_dataset_reason_keeps_its_kind(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from stylesearch.catalog.dataset import _load
+
+    path = tmp_path / "fake.png"
+    path.write_bytes(b"hello")
+    with pytest.raises(NotAnImageError, match="^item 3: not an image"):
+        _load(path, lambda image: image, DEFAULT_MAX_PIXELS, "item 3")

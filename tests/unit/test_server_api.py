@@ -378,6 +378,21 @@ def test_not_an_image_and_truncated_image_are_400(client, png):
     assert "10000000000 pixels" in body["detail"]  # refused from the header, never decoded
 
 
+def test_an_image_error_answers_by_its_type_not_its_message():
+    from stylesearch.catalog.images import ImageError, ImageTooLargeError, NotAnImageError
+    from stylesearch.server.requests import image_error
+
+    def answer(exc: ImageError) -> tuple[int, str, str]:
+        error = image_error(exc)
+        return error.status, error.code, error.detail
+
+    assert answer(ImageTooLargeError("too big")) == (413, "image_too_large", "too big")
+    assert answer(NotAnImageError("junk")) == (400, "not_an_image", "junk")
+    # a base ImageError is a bad image, whatever its message says
+    assert answer(ImageError("image too large: x")) == (400, "bad_image", "image too large: x")
+    assert answer(ImageError("not an image: x"))[:2] == (400, "bad_image")
+
+
 def test_limits_bytes_and_pixels(service, png):
     limits = ServerLimits(max_upload_bytes=2000, max_pixels=32 * 32)
     client = TestClient(create_app(SearchService(service.searcher, limits)), base_url=LOCAL)

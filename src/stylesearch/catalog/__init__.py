@@ -10,7 +10,14 @@ The dataset and transform modules import torch; import them from their modules
 (``from stylesearch.catalog.dataset import PairDataset``) so that this package stays light.
 """
 
-from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, check_image, load_image
+from stylesearch.catalog.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    ImageTooLargeError,
+    NotAnImageError,
+    check_image,
+    load_image,
+)
 from stylesearch.catalog.manifest import (
     Catalog,
     CatalogError,
@@ -26,6 +33,8 @@ __all__ = [
     "CatalogError",
     "CatalogItem",
     "ImageError",
+    "ImageTooLargeError",
+    "NotAnImageError",
     "RejectedRow",
     "check_image",
     "iter_manifest_rows",

@@ -39,7 +39,7 @@ def _load(
     try:
         image = load_image(path, max_pixels=max_pixels, shrink_to=shrink_to)
     except ImageError as exc:
-        raise ImageError(f"{what}: {exc}") from None
+        raise type(exc)(f"{what}: {exc}") from None  # same kind
     return transform(image)
 
 

@@ -29,7 +29,15 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from stylesearch.errors import StylesearchError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "MAX_ASPECT_RATIO", "ImageError", "check_image", "load_image"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "MAX_ASPECT_RATIO",
+    "ImageError",
+    "ImageTooLargeError",
+    "NotAnImageError",
+    "check_image",
+    "load_image",
+]
 
 #: Default refusal threshold in pixels (width * height); 50 Mpx is an 8660 x 5774 photo.
 DEFAULT_MAX_PIXELS: int = 50_000_000
@@ -54,13 +62,24 @@ class ImageError(StylesearchError, ValueError):
 
     Reasons start with a fixed phrase (``image not found``, ``not an image (unrecognised
     format)``, ``truncated or corrupt image``, ``image too large``, ``image too elongated``,
-    ``cannot read image``)
-    followed by ``": "`` and the details, so callers can group them by kind.
+    ``cannot read image``) followed by ``": "`` and the details. Two kinds have their own
+    subclass, so that callers tell them apart by type (the server answers them with their own
+    status and code): :class:`NotAnImageError` and :class:`ImageTooLargeError`; the others are
+    this class itself.
     """
 
 
-def _too_large(width: int, height: int, max_pixels: int) -> ImageError:
-    return ImageError(
+class NotAnImageError(ImageError):
+    """Data that no image format recognises (or none at all): ``not an image ...``."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image over a pixel or memory limit, refused before or while decoding:
+    ``image too large ...``."""
+
+
+def _too_large(width: int, height: int, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
         f"image too large: {width} x {height} = {width * height} pixels > limit {max_pixels}"
     )
 
@@ -95,7 +114,7 @@ def _identify(fp: IO[bytes], label: str) -> ImageFile.ImageFile:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(fp)
     except UnidentifiedImageError:
-        raise ImageError(f"not an image (unrecognised format): {label}") from None
+        raise NotAnImageError(f"not an image (unrecognised format): {label}") from None
     except Image.DecompressionBombError as exc:
         bomb = exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -110,7 +129,7 @@ def _identify(fp: IO[bytes], label: str) -> ImageFile.ImageFile:
     if image is None:
         match = re.search(r"\((\d+) pixels\)", str(bomb))
         pixels = match.group(1) if match else "too many"
-        raise ImageError(
+        raise ImageTooLargeError(
             f"image too large: {label}: {pixels} pixels "
             f"(refused by Pillow's MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})"
         )
@@ -171,9 +190,11 @@ def _decode(image: ImageFile.ImageFile, label: str) -> None:
     try:
         image.load()
     except _BOMB_EXCEPTIONS as exc:
-        raise ImageError(f"image too large: {label} ({exc})") from None
+        raise ImageTooLargeError(f"image too large: {label} ({exc})") from None
     except MemoryError:
-        raise ImageError(f"image too large: {label} (out of memory while decoding)") from None
+        raise ImageTooLargeError(
+            f"image too large: {label} (out of memory while decoding)"
+        ) from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error, ...
         detail = str(exc) or type(exc).__name__
         raise ImageError(f"truncated or corrupt image: {label} ({detail})") from None
@@ -294,7 +315,7 @@ def load_image(
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = f"<{len(source)} bytes>"
         if len(source) == 0:
-            raise ImageError(f"not an image (unrecognised format): {label} (empty)")
+            raise NotAnImageError(f"not an image (unrecognised format): {label} (empty)")
         handle: IO[bytes] = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
         label = str(source)
@@ -308,7 +329,7 @@ def load_image(
                 _draft(image, shrink_to)
             if max_decode_bytes is not None and decode_cost(image) > max_decode_bytes:
                 width, height = image.size
-                raise ImageError(
+                raise ImageTooLargeError(
                     f"image too large: {label}: decoding {width} x {height} in mode {image.mode}"
                     f" needs {decode_cost(image)} bytes > limit {max_decode_bytes}"
                 )

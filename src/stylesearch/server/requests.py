@@ -6,7 +6,7 @@ Every bad input raises :class:`ApiError` with a 4xx status; no body is read past
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import Request
@@ -16,12 +16,13 @@ from pydantic import ValidationError
 from starlette.formparsers import MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from stylesearch.catalog.images import ImageError
+from stylesearch.catalog.images import ImageError, ImageTooLargeError, NotAnImageError
 from stylesearch.search.query import DEFAULT_METHOD, METHODS, Query, QuerySyntaxError, parse_query
 from stylesearch.server.guards import BodyTimeout
 from stylesearch.server.schemas import MAX_WORD_CHARS, SearchRequest
 
 __all__ = [
+    "IMAGE_ERRORS",
     "MAX_FORM_BYTES",
     "ApiError",
     "bad_request",
@@ -76,7 +77,7 @@ def bad_request(exc: ValidationError | RequestValidationError) -> ApiError:
 # --------------------------------------------------------------------------- body reading
 
 
-async def _limited_stream(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """The request body, chunk by chunk; :class:`ApiError` 413 as soon as it exceeds ``limit``."""
     seen = 0
     async for chunk in request.stream():
@@ -219,13 +220,18 @@ async def read_search(request: Request, max_upload: int) -> tuple[SearchRequest,
         raise bad_request(exc) from None
 
 
+#: The answer to each kind of unusable image, most specific first: (kind, status, code).
+IMAGE_ERRORS: tuple[tuple[type[ImageError], int, str], ...] = (
+    (ImageTooLargeError, 413, "image_too_large"),
+    (NotAnImageError, 400, "not_an_image"),
+    (ImageError, 400, "bad_image"),
+)
+
+
 def image_error(exc: ImageError) -> ApiError:
-    message = str(exc)
-    if message.startswith("image too large"):
-        return ApiError(413, "image_too_large", message)
-    if message.startswith("not an image"):
-        return ApiError(400, "not_an_image", message)
-    return ApiError(400, "bad_image", message)
+    """The answer to an image that cannot be used, by its type (its message is the detail)."""
+    status, code = next((s, c) for kind, s, c in IMAGE_ERRORS if isinstance(exc, kind))
+    return ApiError(status, code, str(exc))
 
 
 def multipart_schema() -> dict[str, Any]:

@@ -74,7 +74,7 @@ class _ViewPairs(Dataset[dict[str, Any]]):
             try:
                 image = load_image(views[int(v)], max_pixels=DEFAULT_MAX_PIXELS)
             except ImageError as exc:
-                raise ImageError(f"item {item.id!r}: {exc}") from None
+                raise type(exc)(f"item {item.id!r}: {exc}") from None  # same kind
             out.append(self.transform(image))
         return {"a": out[0], "b": out[1]}
 
