@@ -8,6 +8,10 @@ item or route; 405; 408 a body that did not arrive in time; 413 an upload over t
 its header, before decoding); 415 a search body that is neither JSON nor multipart. A 500 means
 a bug: it is logged with its traceback and answered with a generic message. Hosts, origins and
 the body deadline are checked by the middlewares of :mod:`stylesearch.server.guards`.
+
+Each JSON route returns its body as a dict and FastAPI validates it by the route's
+``response_model`` (:mod:`stylesearch.server.schemas`) before sending it: a body that does not
+match its model is a bug, a logged 500.
 """
 
 import logging
@@ -162,6 +166,8 @@ def _add_search_route(app: FastAPI, service: SearchService) -> None:
     @app.post(
         "/api/search",
         response_model=SearchResponseBody,
+        # the settings of the understood query are absent where the method does not use them
+        response_model_exclude_unset=True,
         responses={
             **ERRORS,
             404: {"model": ErrorBody, "description": "unknown item_id (or like / unlike id)"},
@@ -171,7 +177,7 @@ def _add_search_route(app: FastAPI, service: SearchService) -> None:
         openapi_extra={"requestBody": search_body},
         tags=["search"],
     )
-    async def search(request: Request) -> Response:
+    async def search(request: Request) -> dict[str, Any]:
         """Search with a query image (a multipart upload in the field `image`) or a catalog
         `item_id`, wanted / unwanted words (`add` / `remove` lists and / or the one-line `query`
         "+red -striped"), a method (default `combined`), `k` and hard filters (`must`,
@@ -190,7 +196,7 @@ def _add_search_route(app: FastAPI, service: SearchService) -> None:
         out = await run_in_threadpool(_run_search, service, query)
         if image_bytes is not None:
             out["query"]["image"] = f"<upload, {len(image_bytes)} bytes>"
-        return JSONResponse(out)
+        return out
 
 
 ItemId = Annotated[str, PathParam(min_length=1, max_length=MAX_ID_CHARS, description="an item id")]
@@ -206,10 +212,10 @@ def _add_item_routes(app: FastAPI, service: SearchService) -> None:
         responses={**ERRORS, 404: {"model": ErrorBody, "description": "unknown item"}},
         tags=["items"],
     )
-    def item(item_id: ItemId) -> Response:
+    def item(item_id: ItemId) -> dict[str, Any]:
         """One catalog item: id, title, image URL, most probable attributes, metadata words."""
         try:
-            return JSONResponse(service.item(item_id))
+            return service.item(item_id)
         except UnknownItemError as exc:
             raise ApiError(404, "unknown_item", str(exc)) from None
 
@@ -240,9 +246,9 @@ def _add_item_routes(app: FastAPI, service: SearchService) -> None:
         seed: Annotated[
             int | None, QueryParam(ge=0, le=2**63 - 1, description="draw reproducibly")
         ] = None,
-    ) -> Response:
+    ) -> dict[str, Any]:
         """`n` distinct catalog items drawn at random (for picking a query)."""
-        return JSONResponse({"items": service.random_items(n, seed)})
+        return {"items": service.random_items(n, seed)}
 
     @app.get("/api/vocabulary", response_model=VocabularyResponse, responses=ERRORS, tags=["words"])
     def vocabulary(
@@ -251,17 +257,17 @@ def _add_item_routes(app: FastAPI, service: SearchService) -> None:
         visual_only: Annotated[
             bool, QueryParam(description="only the visual words (false: every word)")
         ] = True,
-    ) -> Response:
+    ) -> dict[str, Any]:
         """Vocabulary words for autocomplete: those starting with `prefix`, then those containing
         it, most frequent first; only the visual words (those an image can show) unless
         `visual_only=false`."""
         words, total = service.vocabulary(prefix, limit, visual_only)
-        return JSONResponse({"prefix": prefix.strip().lower(), "total": total, "words": words})
+        return {"prefix": prefix.strip().lower(), "total": total, "words": words}
 
     @app.get("/api/health", response_model=HealthResponse, tags=["service"])
-    def health() -> Response:
+    def health() -> dict[str, Any]:
         """Liveness and what is loaded."""
-        return JSONResponse(service.health())
+        return service.health()
 
 
 def _add_page(app: FastAPI) -> None:

@@ -30,6 +30,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stylesearch.server.schemas import error_body
 from stylesearch.server.service import LOOPBACK_HOSTS
 
 __all__ = [
@@ -118,7 +119,7 @@ class BodyTimeout(Exception):
 
 
 def _error(status: int, code: str, detail: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
 
 
 class HostGuard:

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from stylesearch.catalog.images import ImageError, ImageTooLargeError, NotAnImageError
 from stylesearch.search.query import DEFAULT_METHOD, METHODS, Query, QuerySyntaxError, parse_query
 from stylesearch.server.guards import BodyTimeout
-from stylesearch.server.schemas import MAX_WORD_CHARS, SearchRequest
+from stylesearch.server.schemas import MAX_WORD_CHARS, SearchRequest, error_body
 
 __all__ = [
     "IMAGE_ERRORS",
@@ -52,8 +52,8 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
     def response(self) -> JSONResponse:
-        body = {"error": self.code, "detail": self.detail, **self.extra}
-        return JSONResponse(body, status_code=self.status)
+        """The answer: :class:`~stylesearch.server.schemas.ErrorBody`'s JSON, validated."""
+        return JSONResponse(error_body(self.code, self.detail, **self.extra), self.status)
 
 
 def error_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:

@@ -1,4 +1,9 @@
-"""Request and response models of the HTTP API (they document the OpenAPI schema at ``/docs``)."""
+"""Request and response models of the HTTP API (they document the OpenAPI schema at ``/docs``).
+
+Every answer is validated by its response model before it is sent (:class:`ResponseModel`): a
+field the code sends but the model does not declare, a missing one, a value of another type or
+a number that is not finite is a bug, answered 500 (``internal_error``) and logged.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +24,21 @@ __all__ = [
     "Attribute",
     "ErrorBody",
     "Facet",
+    "FieldError",
     "HealthResponse",
     "ItemDetail",
     "ItemSummary",
     "ItemsResponse",
     "MethodInfo",
+    "ResponseModel",
     "SearchRequest",
     "SearchResponseBody",
     "SearchResult",
+    "SettingsInfo",
+    "UnderstoodQuery",
     "VocabularyResponse",
     "VocabularyWord",
+    "error_body",
 ]
 
 Method = Literal[METHODS]  # type: ignore[valid-type]
@@ -102,12 +112,20 @@ class SearchRequest(BaseModel):
     )
 
 
-class Attribute(BaseModel):
+class ResponseModel(BaseModel):
+    """A response body exactly as sent: every field declared (an undeclared one is an error),
+    each value of its declared type (strict: nothing is coerced, a float is not an int) and
+    every number finite."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class Attribute(ResponseModel):
     word: str
     p: float = Field(description="predicted probability of the attribute word")
 
 
-class SearchResult(BaseModel):
+class SearchResult(ResponseModel):
     id: str
     score: float
     cosine: float
@@ -119,20 +137,47 @@ class SearchResult(BaseModel):
     )
 
 
-class Facet(BaseModel):
+class Facet(ResponseModel):
     word: str
     count: int = Field(
         description="how many results have p(word) >= 0.5 (or p of one of its synonyms)"
     )
     synonyms: list[str] = Field(
-        default_factory=list, description="the word's learned synonyms, merged into this facet"
+        description="the word's learned synonyms, merged into this facet (may be empty)"
     )
-    label: str = Field("", description='e.g. "red (also: scarlet, crimson)"')
+    label: str = Field(description='e.g. "red (also: scarlet, crimson)"; the word alone')
 
 
-class SearchResponseBody(BaseModel):
-    method: str
-    query: dict[str, Any] = Field(description="the query as understood (vocabulary tokens)")
+class UnderstoodQuery(ResponseModel):
+    """The query as the searcher understood it: words as vocabulary tokens, and the settings it
+    used (each only where its method uses it; absent otherwise)."""
+
+    image: str | None = Field(
+        description='"<upload, N bytes>" for an uploaded image; null without one'
+    )
+    item_id: str | None
+    add: list[str] = Field(description="the wanted words used to rank (vocabulary tokens)")
+    remove: list[str] = Field(description="the unwanted words used to rank")
+    must: list[str]
+    must_not: list[str]
+    method: Method
+    k: int
+    like: list[str]
+    unlike: list[str]
+    word_weight: float | None = Field(
+        None, description="the word weight of query arithmetic (arithmetic and combined only)"
+    )
+    cosine_power: float | None = Field(
+        None, description="the soft filter's cosine power (filter and combined only)"
+    )
+    look_weight: float | None = Field(
+        None, description="the look's share of the query vector (a model with a look; not text)"
+    )
+
+
+class SearchResponseBody(ResponseModel):
+    method: Method
+    query: UnderstoodQuery = Field(description="the query as understood (vocabulary tokens)")
     took_ms: float
     results: list[SearchResult]
     message: str | None = Field(
@@ -143,14 +188,13 @@ class SearchResponseBody(BaseModel):
         "visual (grounding below the server's threshold; never with filter-hard)"
     )
     synonyms: dict[str, list[str]] = Field(
-        default_factory=dict,
         description="each metadata filter word expanded to its learned synonym group: the "
         "group used (the word first)",
     )
     facets: list[Facet]
 
 
-class ItemSummary(BaseModel):
+class ItemSummary(ResponseModel):
     id: str
     title: str
     image_url: str
@@ -161,11 +205,11 @@ class ItemDetail(ItemSummary):
     metadata: list[str] = Field(description="the item's metadata words (vocabulary tokens)")
 
 
-class ItemsResponse(BaseModel):
+class ItemsResponse(ResponseModel):
     items: list[ItemSummary]
 
 
-class VocabularyWord(BaseModel):
+class VocabularyWord(ResponseModel):
     word: str
     count: int = Field(description="number of catalog items whose text has the word")
     grounding: float | None = Field(
@@ -179,24 +223,33 @@ class VocabularyWord(BaseModel):
         "facets and used to rank"
     )
     synonyms: list[str] = Field(
-        default_factory=list,
         description="the word's learned synonyms (synonyms.json; empty when the server's "
         "synonyms are off)",
     )
 
 
-class VocabularyResponse(BaseModel):
+class VocabularyResponse(ResponseModel):
     prefix: str
     total: int = Field(description="number of matching words (before the limit)")
     words: list[VocabularyWord]
 
 
-class MethodInfo(BaseModel):
+class MethodInfo(ResponseModel):
     name: Method
     label: str = Field(description="what the method uses, in a few words")
 
 
-class HealthResponse(BaseModel):
+class SettingsInfo(ResponseModel):
+    """The search settings in force (docs/search.md "Search settings")."""
+
+    word_weight: dict[str, float] = Field(description="word weight of each arithmetic method")
+    cosine_power: float
+    look_weight: float
+    source: Literal["tuned", "default", "given"]
+    tuned_on: str | None = Field(description="the queries they were tuned on (source tuned)")
+
+
+class HealthResponse(ResponseModel):
     status: Literal["ok"]
     version: str
     items: int
@@ -208,7 +261,7 @@ class HealthResponse(BaseModel):
     )
     backend: str | None
     model_fingerprint: str
-    settings: dict[str, Any] = Field(
+    settings: SettingsInfo = Field(
         description="the search settings in force: word_weight per method, cosine_power, "
         "look_weight, and source (tuned, default or given)"
     )
@@ -224,11 +277,22 @@ class HealthResponse(BaseModel):
     default_method: Method
 
 
-class ErrorBody(BaseModel):
-    """Every 4xx (and the rare 500) answer."""
+class FieldError(ResponseModel):
+    field: str = Field(description='the field, dotted ("add.0"); empty for the whole body')
+    message: str
+
+
+class ErrorBody(ResponseModel):
+    """Every 4xx (and the rare 500) answer; the optional fields only where they apply."""
 
     error: str = Field(description="a stable code: bad_request, unknown_word, unknown_item, ...")
     detail: str = Field(description="a message a user can act on")
     word: str | None = Field(None, description="unknown_word: the word")
     closest: list[str] | None = Field(None, description="unknown_word: the closest known words")
-    errors: list[dict[str, Any]] | None = Field(None, description="bad_request: field errors")
+    errors: list[FieldError] | None = Field(None, description="bad_request: field errors")
+
+
+def error_body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The JSON of an error answer, validated by :class:`ErrorBody` (only the fields given)."""
+    body = ErrorBody.model_validate({"error": code, "detail": detail, **extra})
+    return body.model_dump(mode="json", exclude_unset=True)
