@@ -277,10 +277,11 @@ class FolderSwap:
         self._lock.close()
 
 
-def replace_files(folder: Path, writers: dict[str, Callable[[Path], None]]) -> None:
-    """Replace files of ``folder``: every ``write(tmp)`` of ``writers`` (name -> write) fills a
-    temporary path beside its final one and is synced to disk, and only then are they renamed
-    into place, in order, and the folder synced.
+def replace_files(folder: Path, writers: dict[str, Callable[[Path], object]]) -> None:
+    """Replace files of ``folder``: every ``write(tmp)`` of ``writers`` (name -> write; what it
+    returns is ignored, e.g. ``Vocabulary.save``'s path) fills a temporary path beside its final
+    one and is synced to disk, and only then are they renamed into place, in order, and the
+    folder synced.
 
     A kill while writing leaves the old files as they were; a kill during the renames (a few
     microseconds) can leave files of two saves, which a reader must refuse (the model folder's
