@@ -48,12 +48,22 @@ class ProjectedWords(Searcher):
     on a model with a look, the look part is added as the searcher adds it."""
 
     def _query_vector(  # noqa: ANN001
-        self, query, add, remove, image_vector=None, arithmetic=None, look_weight=None
+        self,
+        query,
+        add,
+        remove,
+        image_vector=None,
+        arithmetic=None,
+        look_weight=None,
+        *,
+        item_row=None,
     ):
         visual = Query(image=query.image, item_id=query.item_id, method="visual")
         dim = self.model.config.embed_dim
         # the image's joint part (look weight 0: the look part is left zero)
-        image = super()._query_vector(visual, [], [], image_vector, look_weight=0.0)[:dim]
+        image = super()._query_vector(
+            visual, [], [], image_vector, look_weight=0.0, item_row=item_row
+        )[:dim]
         words = self.word_vectors(add + remove).astype(np.float64)
         if len(words):
             basis, _ = np.linalg.qr(words.T)  # (D, r) orthonormal span of the words
@@ -63,7 +73,9 @@ class ProjectedWords(Searcher):
         if self.model.look is None:
             return q
         # the image's look (look weight 1: the joint part is left zero)
-        look = super()._query_vector(visual, [], [], image_vector, look_weight=1.0)[dim:]
+        look = super()._query_vector(
+            visual, [], [], image_vector, look_weight=1.0, item_row=item_row
+        )[dim:]
         weight = self.settings.look_weight if look_weight is None else look_weight
         return with_look(q, look, weight, self.model.look.dim)
 

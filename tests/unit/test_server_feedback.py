@@ -97,6 +97,44 @@ def test_bad_feedback_is_4xx(client, service, item_id, body, status, code):
     assert answer.json()["error"] == code
 
 
+def test_a_search_looks_each_item_up_once_and_reads_its_results_attributes_once(
+    service, item_id, monkeypatch
+):
+    liked, rejected = service.index.item(1).id, service.index.item(2).id
+    looked: list[str] = []
+    row_of = service.index.row_of
+    monkeypatch.setattr(service.index, "row_of", lambda i: looked.append(i) or row_of(i))
+    reads: list[int] = []
+    attributes = service.searcher.attributes
+    monkeypatch.setattr(
+        service.searcher, "attributes", lambda rows: reads.append(len(rows)) or attributes(rows)
+    )
+    query = Query(item_id=item_id, like=[liked, liked], unlike=[rejected], add=["red"], k=5)
+    out = service.search(query)
+    assert sorted(looked) == sorted([item_id, liked, rejected])  # the service's and searcher's
+    assert reads == [len(out["results"])] == [5]  # attributes and facets from one read
+    assert [r["attributes"] for r in out["results"]] == [
+        service.top_attributes(attributes([service.index.row_of(r["id"])])[0], 5, True)
+        for r in out["results"]
+    ]
+
+
+def test_an_unknown_id_is_a_404_before_an_upload_is_encoded(client, service, png, monkeypatch):
+    from stylesearch.search import QueryError, UnknownItemError
+
+    encoded: list[object] = []
+    monkeypatch.setattr(service.searcher, "encode_image", encoded.append)
+    files = {"image": ("q.png", png, "image/png")}
+    answer = client.post("/api/search", files=files, data={"like": ["no-such-item"]})
+    assert answer.status_code == 404 and answer.json()["error"] == "unknown_item"
+    assert answer.json()["detail"] == "no item with id 'no-such-item' in the index"
+    assert encoded == []
+    # the searcher alone raises the same error, a QueryError as before
+    with pytest.raises(UnknownItemError, match="^no item with id 'nope' in the index$") as info:
+        service.searcher.search(Query(item_id="nope"))
+    assert isinstance(info.value, QueryError) and info.value.item_id == "nope"
+
+
 def test_facets_merge_synonym_groups():
     words = ["red", "scarlet", "blue", "brand"]
     p = np.array([[0.9, 0.1, 0.8, 0.9], [0.2, 0.7, 0.1, 0.9], [0.1, 0.2, 0.9, 0.9]])

@@ -6,11 +6,13 @@
 from stylesearch.index.store import IndexMismatchError
 from stylesearch.search.query import (
     METHODS,
+    ItemRows,
     ParsedQuery,
     Query,
     QueryError,
     QuerySyntaxError,
     SearchError,
+    UnknownItemError,
     parse_query,
 )
 from stylesearch.search.response import Result, SearchResponse
@@ -35,6 +37,7 @@ __all__ = [
     "ArithmeticConfig",
     "TopKConfig",
     "IndexMismatchError",
+    "ItemRows",
     "ParsedQuery",
     "Query",
     "QueryError",
@@ -44,6 +47,7 @@ __all__ = [
     "SearchResponse",
     "Searcher",
     "TopK",
+    "UnknownItemError",
     "UnknownWordError",
     "attribute_score",
     "compose_query",

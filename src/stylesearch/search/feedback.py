@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stylesearch.search.query import MAX_FEEDBACK_ITEMS, Query, QueryError
+from stylesearch.search.query import MAX_FEEDBACK_ITEMS, ItemRows, Query, QueryError
 from stylesearch.search.topk import TopK
 
 if TYPE_CHECKING:
@@ -100,30 +100,23 @@ def drop_rows(top: TopK, rows: list[int], k: int) -> TopK:
     )
 
 
-def apply_feedback(index: Index, query: Query, q: np.ndarray) -> tuple[np.ndarray, list[int]]:
+def apply_feedback(index: Index, query: Query, q: np.ndarray, rows: ItemRows) -> np.ndarray:
     """``q`` moved towards ``query.like`` and away from ``query.unlike`` (:func:`move_query`
-    on the index's stored vectors), and the rejected rows to drop from the results.
+    on the index's stored vectors of their ``rows``, looked up by the searcher), with the
+    query's weights; ``q`` itself without either.
 
     Raises:
-        QueryError: an id the index does not hold, or a move that cancels the query out.
+        QueryError: a move that cancels the query out.
     """
-    rows: dict[str, list[int]] = {"like": [], "unlike": []}
-    for kind, ids in (("like", query.like), ("unlike", query.unlike)):
-        for item_id in dict.fromkeys(ids):
-            row = index.row_of(item_id)
-            if row is None:
-                raise QueryError(f"no item with id {item_id!r} in the index")
-            rows[kind].append(row)
-    if not rows["like"] and not rows["unlike"]:
-        return q, []
+    if not rows.like and not rows.unlike:
+        return q
     try:
-        moved = move_query(
+        return move_query(
             q,
-            index.vectors[rows["like"]],
-            index.vectors[rows["unlike"]],
+            index.vectors[rows.like],
+            index.vectors[rows.unlike],
             LIKE_WEIGHT if query.like_weight is None else query.like_weight,
             UNLIKE_WEIGHT if query.unlike_weight is None else query.unlike_weight,
         )
     except ValueError as exc:
         raise QueryError(str(exc)) from None
-    return moved, rows["unlike"]

@@ -36,11 +36,13 @@ __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_QUERY_WORDS",
     "METHODS",
+    "ItemRows",
     "ParsedQuery",
     "Query",
     "QueryError",
     "QuerySyntaxError",
     "SearchError",
+    "UnknownItemError",
     "parse_query",
 ]
 
@@ -64,6 +66,15 @@ class QueryError(SearchError):
 
 class QuerySyntaxError(SearchError):
     """A query string that does not follow the query syntax (module docstring)."""
+
+
+class UnknownItemError(QueryError, LookupError):
+    """No live item of the index has this id (a query's ``item_id``, ``like`` or ``unlike``;
+    the server answers 404)."""
+
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(f"no item with id {item_id!r} in the index")
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,18 @@ def parse_query(text: str) -> ParsedQuery:
 
 
 ImageInput = str | os.PathLike[str] | bytes | Image.Image
+
+
+@dataclass(frozen=True)
+class ItemRows:
+    """The index rows of a query's items, looked up once
+    (:meth:`~stylesearch.search.searcher.Searcher.item_rows`)."""
+
+    #: the row of ``item_id`` (``None`` without one)
+    item: int | None = None
+    #: the rows of ``like`` and of ``unlike``, each id once, in order
+    like: list[int] = field(default_factory=list)
+    unlike: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -64,7 +64,7 @@ from stylesearch.model.grounding import (
 )
 from stylesearch.search import kernels
 from stylesearch.search.feedback import apply_feedback, drop_rows
-from stylesearch.search.query import Query, QueryError
+from stylesearch.search.query import ItemRows, Query, QueryError, UnknownItemError
 from stylesearch.search.response import Result, SearchResponse
 from stylesearch.search.scoring import ArithmeticConfig, compose_query, with_look
 from stylesearch.search.settings import ARITHMETIC_METHODS, SearchSettings, SettingsError
@@ -233,6 +233,28 @@ class Searcher:
             self.model.grounding, self.model.vocab.decode(ids), self.grounding_threshold
         )
 
+    # ------------------------------------------------------------------ items
+
+    def row(self, item_id: str) -> int:
+        """The index row of the live item ``item_id``; :class:`UnknownItemError` if none."""
+        row = self.index.row_of(item_id)
+        if row is None:
+            raise UnknownItemError(item_id)
+        return row
+
+    def item_rows(self, query: Query) -> ItemRows:
+        """The rows of the query's items, each id looked up once: its ``item_id``, then its
+        ``like`` and ``unlike`` ids (:class:`UnknownItemError` for the first one unknown)."""
+        return ItemRows(
+            None if query.item_id is None else self.row(query.item_id),
+            [self.row(item_id) for item_id in dict.fromkeys(query.like)],
+            [self.row(item_id) for item_id in dict.fromkeys(query.unlike)],
+        )
+
+    def attributes(self, rows: Any) -> np.ndarray:
+        """``(R, V)`` float32: the attribute probabilities ``p_w`` the index holds for ``rows``."""
+        return np.asarray(self.index.attributes[np.asarray(rows, dtype=np.int64)], np.float32)
+
     # ------------------------------------------------------------------ vectors
 
     def encode_image(self, image: Any) -> np.ndarray:
@@ -263,11 +285,18 @@ class Searcher:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, query: Query, *, image_vector: np.ndarray | None = None) -> SearchResponse:
+    def search(
+        self,
+        query: Query,
+        *,
+        image_vector: np.ndarray | None = None,
+        rows: ItemRows | None = None,
+    ) -> SearchResponse:
         """Answer one query (see the module docstring).
 
         ``image_vector``: ``query.image`` already encoded by :meth:`encode_image` ``(D,)``, used
         instead of encoding it again (the server encodes uploads outside its search lock).
+        ``rows``: the query's :meth:`item_rows`, when the caller has looked them up already.
         """
         t0 = time.perf_counter()
         query.validate()
@@ -294,9 +323,12 @@ class Searcher:
             understood["look_weight"] = settings.look_weight
 
         t_enc = time.perf_counter()
-        q = self._query_vector(query, add, remove, image_vector, arithmetic, settings.look_weight)
-        q, unlike = apply_feedback(self.index, query, q)
-        k = query.k + len(unlike)  # the rejected items are dropped from these
+        rows = self.item_rows(query) if rows is None else rows
+        q = self._query_vector(
+            query, add, remove, image_vector, arithmetic, settings.look_weight, item_row=rows.item
+        )
+        q = apply_feedback(self.index, query, q, rows)
+        k = query.k + len(rows.unlike)  # the rejected items are dropped from these
         t_search = time.perf_counter()
         allowed, used = self._metadata_filter(must, must_not, query.synonyms)
         if allowed is not None and not allowed.mask.any():
@@ -306,7 +338,8 @@ class Searcher:
             return SearchResponse(
                 method, understood, took, [], message, ignored_words=ignored, synonyms=used
             )
-        top = drop_rows(self._top_k(query, q, k, add, remove, allowed, settings), unlike, query.k)
+        top = self._top_k(query, q, k, add, remove, allowed, settings)
+        top = drop_rows(top, rows.unlike, query.k)
         t_end = time.perf_counter()
         results = self._results(top)
         if (must or must_not) and len(results) < query.k:
@@ -345,12 +378,6 @@ class Searcher:
             self.index, must_groups, list(dict.fromkeys(w for g in must_not_groups for w in g))
         )
         return allowed, used
-
-    def _row(self, item_id: str) -> int:
-        row = self.index.row_of(item_id)
-        if row is None:
-            raise QueryError(f"no item with id {item_id!r} in the index")
-        return row
 
     def _query_settings(self, query: Query) -> SearchSettings:
         """The index's settings with the query's own overrides (QueryError when invalid)."""
@@ -410,13 +437,16 @@ class Searcher:
         image_vector: np.ndarray | None = None,
         arithmetic: ArithmeticConfig | None = None,
         look_weight: float | None = None,
+        *,
+        item_row: int | None = None,
     ) -> np.ndarray:
         """The unit query vector in the index's space (docs/search.md): the joint part
         composed from the image's ``f_I`` and the words, and with a look, ``n([(1 - a) q;
-        a look])``."""
+        a look])``. ``item_row``: the row of ``query.item_id`` (looked up here if not given)."""
         image: np.ndarray | None = None
         if query.item_id is not None:
-            image = np.array(self.index.vectors[self._row(query.item_id)], dtype=np.float32)
+            row = self.row(query.item_id) if item_row is None else item_row
+            image = np.array(self.index.vectors[row], dtype=np.float32)
         elif image_vector is not None and query.method != "text":
             image = np.asarray(image_vector, dtype=np.float32)
         elif query.image is not None and query.method != "text":

@@ -7,6 +7,10 @@ one lock; encoding an uploaded image (the image tower, the slow part) runs under
 item-id queries never wait behind an upload's encoding. Everything else reads immutable data (the
 vocabulary, the id -> row table built at start-up, memory-mapped arrays, ``os.pread`` of titles),
 so item, vocabulary and random-item requests never wait for a search.
+
+Item ids and attribute probabilities are read through the searcher (:meth:`Searcher.row`,
+:meth:`Searcher.item_rows`, :meth:`Searcher.attributes`): a search looks each of its item ids up
+once, and reads its results' attribute rows once for their attributes and the facets.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 from stylesearch.config import DEFAULT_METHOD, METHOD_LABELS
 from stylesearch.errors import StylesearchError
 from stylesearch.model.grounding import word_grounding
-from stylesearch.search import Query, Searcher
+from stylesearch.search import Query, Searcher, UnknownItemError
 
 __all__ = [
     "FACET_THRESHOLD",
@@ -93,14 +97,6 @@ def rank_facets(
 
 class ServiceError(StylesearchError, ValueError):
     """An index and model that cannot be served (an empty index, a model without a vocabulary)."""
-
-
-class UnknownItemError(LookupError):
-    """No indexed item has this id (HTTP 404)."""
-
-    def __init__(self, item_id: str) -> None:
-        self.item_id = item_id
-        super().__init__(f"no item with id {item_id!r} in the index")
 
 
 @dataclass(frozen=True)
@@ -175,7 +171,7 @@ class SearchService:
             raise ServiceError("the index is empty")
         # share of (a sample of) the catalog for which the head predicts each word
         sample = np.unique(np.linspace(0, self.index.count - 1, num=20000).astype(np.int64))
-        probs = np.asarray(self.index.attributes[sample], dtype=np.float32)
+        probs = searcher.attributes(sample)
         self._facet_words = (
             (probs >= FACET_THRESHOLD).mean(axis=0) <= MAX_FACET_SHARE
         ) & self.visual
@@ -200,17 +196,12 @@ class SearchService:
 
     # ------------------------------------------------------------------ items
 
-    def row(self, item_id: str) -> int:
-        """The row of ``item_id``; :class:`UnknownItemError` when there is none."""
-        row = self.index.row_of(item_id)
-        if row is None:
-            raise UnknownItemError(item_id)
-        return row
-
-    def top_attributes(self, row: int, n: int, visual_only: bool = False) -> list[dict[str, Any]]:
-        """The ``n`` most probable attribute words of ``row``: ``[{"word", "p"}]``, best first;
-        only the visual words when ``visual_only``."""
-        p = np.asarray(self.index.attributes[row], dtype=np.float32)
+    def top_attributes(
+        self, p: np.ndarray, n: int, visual_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """The ``n`` most probable attribute words of an item whose probabilities are ``p``
+        (``(V,)``, a row of :meth:`Searcher.attributes`): ``[{"word", "p"}]``, best first; only
+        the visual words when ``visual_only``."""
         if visual_only and self.visual.any():
             p = np.where(self.visual, p, np.float32(-1.0))
             n = min(n, int(self.visual.sum()))
@@ -225,16 +216,16 @@ class SearchService:
 
     def item(self, item_id: str) -> dict[str, Any]:
         """One item: id, title, image URL, its 8 most probable attributes, metadata words."""
-        row = self.row(item_id)
+        row = self.searcher.row(item_id)
         words = self.vocab.decode(self.index.metadata_word_ids(row).tolist())
         return self.item_summary(row) | {
-            "attributes": self.top_attributes(row, 8),
+            "attributes": self.top_attributes(self.searcher.attributes([row])[0], 8),
             "metadata": words,
         }
 
     def image_path(self, item_id: str) -> str:
         """The stored image path of an item (from the index, never from a client)."""
-        return self.index.item(self.row(item_id)).image
+        return self.index.item(self.searcher.row(item_id)).image
 
     def random_items(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
         """``n`` distinct items drawn at random (reproducibly with ``seed``)."""
@@ -283,37 +274,35 @@ class SearchService:
         most probable attributes, plus ``facets``.
 
         Raises:
-            UnknownItemError: ``query.item_id`` is not indexed.
+            UnknownItemError: ``query.item_id`` (or a ``like`` / ``unlike`` id) is not indexed,
+                found before any other work, an upload's encoding included.
             SearchError / ImageError: a query that cannot be answered (HTTP 400 / 413).
         """
-        for item_id in (query.item_id, *query.like, *query.unlike):
-            if item_id is not None:
-                self.row(item_id)  # UnknownItemError: 404
+        rows = self.searcher.item_rows(query)  # UnknownItemError: 404
         vector = None
         if query.image is not None and query.item_id is None and query.method != "text":
             with self._encode_lock:  # the image tower; item queries do not wait for it
                 vector = self.searcher.encode_image(query.image)
         with self._lock:
-            response = self.searcher.search(query, image_vector=vector)
+            response = self.searcher.search(query, image_vector=vector, rows=rows)
         out = response.to_dict()
-        rows = [r.row for r in response.results]
-        for result, row in zip(out["results"], rows, strict=True):
+        p = self.searcher.attributes([r.row for r in response.results])  # (R, V)
+        for result, p_row in zip(out["results"], p, strict=True):
             result["image_url"] = image_url(result["id"])
             result["attributes"] = self.top_attributes(
-                row, self.limits.result_attributes, visual_only=True
+                p_row, self.limits.result_attributes, visual_only=True
             )
-        out["facets"] = self.facets(rows)
+        out["facets"] = self.facets(p)
         return out
 
-    def facets(self, rows: list[int]) -> list[dict[str, Any]]:
-        """The attributes most often predicted (``p >= FACET_THRESHOLD``) among ``rows`` (the
-        current results, so the counts follow them), leaving out words predicted for most of the
-        catalog and words that are not visual, with the model's synonym groups merged (when the
-        searcher's synonyms are on): ``[{"word", "count", "synonyms", "label"}]``
-        (:func:`rank_facets`)."""
-        if not rows:
+    def facets(self, p: np.ndarray) -> list[dict[str, Any]]:
+        """The attributes most often predicted (``p >= FACET_THRESHOLD``) among the current
+        results, whose probabilities are ``p`` (``(R, V)``, so the counts follow them), leaving
+        out words predicted for most of the catalog and words that are not visual, with the
+        model's synonym groups merged (when the searcher's synonyms are on): ``[{"word",
+        "count", "synonyms", "label"}]`` (:func:`rank_facets`)."""
+        if not len(p):
             return []
-        p = np.asarray(self.index.attributes[np.asarray(rows)], dtype=np.float32)  # (R, V)
         return rank_facets(
             p, self.words, self._facet_words, self.limits.facets, groups=self._synonym_groups()
         )
