@@ -7,7 +7,8 @@ vocabulary words of their metadata. :func:`grounding_items` picks those items fo
 training's validation, when the manifest is the one the model was trained on; every item of any
 other manifest (a held-out catalog). :func:`learn_synonyms` learns the synonym groups
 (:mod:`stylesearch.model.synonyms`) from the head's probabilities of a catalog's images and
-their text; :func:`synonyms_after_training` is the step training runs after the grounding.
+their text. :func:`ground_and_group` is the step training runs after saving the model: both, from
+one pass of the head over the training catalog.
 """
 
 from __future__ import annotations
@@ -34,12 +35,11 @@ from stylesearch.text.pipeline import TextPipeline
 
 __all__ = [
     "GroundingError",
-    "ground_held_out",
+    "ground_and_group",
     "grounding_items",
     "learn_synonyms",
     "measure_grounding",
     "synonym_items",
-    "synonyms_after_training",
 ]
 
 
@@ -101,28 +101,6 @@ def measure_grounding(
     return Grounding.from_arrays(
         model.vocab.words, probs, labels, source=source, min_positives=min_positives
     )
-
-
-def ground_held_out(
-    model: JointModel,
-    model_dir: str | Path,
-    items: Sequence[CatalogItem],
-    bags: Sequence[Sequence[int]],
-    *,
-    catalog: str | Path,
-    device: str | torch.device = "cpu",
-    num_workers: int = 2,
-    progress: bool = False,
-) -> Path:
-    """What training does after saving the model: measure the grounding on its held-out
-    ``items`` (of the training ``catalog``) and save it in ``model_dir``; returns the file."""
-    from stylesearch.model.io import save_grounding
-
-    grounding = measure_grounding(
-        model, items, bags, source=f"held-out split of the training catalog {catalog}",
-        device=device, num_workers=num_workers, progress=progress,
-    )  # fmt: skip
-    return save_grounding(model_dir, grounding)
 
 
 def grounding_items(
@@ -195,6 +173,24 @@ def learn_synonyms(
         model, items, bags, "items with vocabulary words to learn synonyms from",
         device=device, num_workers=num_workers, progress=progress,
     )  # fmt: skip
+    return _synonyms_of(
+        model, probs, labels, source=source, min_correlation=min_correlation,
+        max_cooccurrence=max_cooccurrence, grounding_threshold=grounding_threshold,
+    )  # fmt: skip
+
+
+def _synonyms_of(
+    model: JointModel,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    source: str,
+    min_correlation: float = DEFAULT_MIN_CORRELATION,
+    max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
+    grounding_threshold: float = VISUAL_THRESHOLD,
+) -> Synonyms:
+    """:meth:`Synonyms.learn` on the head's ``probs`` and the metadata ``labels``, among the
+    words ``model.grounding`` marks visual (none without a grounding: no groups)."""
     grounding = getattr(model, "grounding", None)
     if grounding is None:  # nothing shows which words an image can show: no candidates
         candidates = np.zeros(model.vocab_size, dtype=bool)
@@ -207,33 +203,47 @@ def learn_synonyms(
     )  # fmt: skip
 
 
-def synonyms_after_training(
+def ground_and_group(
     model: JointModel,
     model_dir: str | Path,
     items: Sequence[CatalogItem],
     bags: Sequence[Sequence[int]],
+    held_out: Sequence[int],
     *,
     catalog: str | Path,
     device: str | torch.device = "cpu",
     num_workers: int = 2,
     progress: bool = False,
-) -> Path | None:
-    """What training does after measuring the grounding: learn the synonym groups on the
-    training catalog's ``items`` (all of them: rare synonyms need many items) with the
-    grounding just saved, and save them in ``model_dir``; returns the file (``None`` without
-    an item with a vocabulary word, or without a grounding: a run with no held-out items)."""
-    from stylesearch.model.io import read_grounding, save_synonyms
+) -> tuple[Path, Path]:
+    """What training does after saving the model, from one pass of the attribute head over the
+    training catalog's ``items`` that have vocabulary words (``bags``): measure each word's
+    grounding on the ``held_out`` rows (indices into ``items``, the run's validation split) and
+    save it in ``model_dir``, then learn the synonym groups of the words it marks visual from
+    all of those items (rare synonyms need many) and save them. Returns the two files.
+
+    Raises:
+        GroundingError: no held-out row has a vocabulary word.
+    """
+    from stylesearch.model.io import read_grounding, save_grounding, save_synonyms
 
     keep = [i for i, bag in enumerate(bags) if bag]
-    model.grounding = read_grounding(model_dir)
-    if not keep or model.grounding is None:  # no held-out items: no grounding, no candidates
-        return None
-    synonyms = learn_synonyms(
+    at = {row: i for i, row in enumerate(keep)}
+    held = [at[row] for row in held_out if row in at]
+    if not held:
+        raise GroundingError("no held-out items with vocabulary words to measure grounding on")
+    probs, labels = _probs_and_labels(
         model, [items[i] for i in keep], [bags[i] for i in keep],
-        source=f"training catalog {catalog}", device=device, num_workers=num_workers,
+        "catalog items with vocabulary words", device=device, num_workers=num_workers,
         progress=progress,
     )  # fmt: skip
-    return save_synonyms(model_dir, synonyms)
+    grounding = Grounding.from_arrays(
+        model.vocab.words, probs[held], labels[held],
+        source=f"held-out split of the training catalog {catalog}",
+    )  # fmt: skip
+    grounding_file = save_grounding(model_dir, grounding)
+    model.grounding = read_grounding(model_dir)  # the scores as saved, which searches read
+    synonyms = _synonyms_of(model, probs, labels, source=f"training catalog {catalog}")
+    return grounding_file, save_synonyms(model_dir, synonyms)
 
 
 def synonym_items(

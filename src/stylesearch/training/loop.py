@@ -54,7 +54,7 @@ from stylesearch.training.data import (
     run_vocabulary,
     train_loader,
 )
-from stylesearch.training.grounding import ground_held_out, synonyms_after_training
+from stylesearch.training.grounding import ground_and_group
 from stylesearch.training.look import fit_look
 from stylesearch.training.setup import (
     lr_at,
@@ -200,7 +200,7 @@ def _train(
             "val_items": len(keep_val), "text_pipeline": pipeline.name,
             "final_metrics": history[-1] if history else {},
         }  # fmt: skip
-        _save_run(trainer, out_dir, items, bags, held_out, summary, workers, log)
+        _save_run(trainer, out_dir, items, bags, keep_val, summary, workers, log)
         if swap is not None:
             swap.commit()  # the old folder goes only now
         log(f"model: saved to {target}")
@@ -443,13 +443,13 @@ def _save_run(
     out_dir: Path,
     items: list[CatalogItem],
     bags: list[list[int]],
-    held_out: tuple[list[CatalogItem], list[list[int]]],
+    held_out: list[int],
     summary: dict[str, Any],
     workers: int,
     log: Log,
 ) -> None:
     """Fit the look (if the model has one), save the model folder, then measure each word's
-    grounding on the ``held_out`` (items, word ids) and learn the synonym groups from every
+    grounding on the ``held_out`` rows of ``items`` and learn the synonym groups from every
     catalog item (``items`` with their word ids ``bags``)."""
     model, device, progress = trainer.model, trainer.device, trainer.progress
     if model.look is not None:
@@ -465,16 +465,12 @@ def _save_run(
         text_config=trainer.config.text,
         extra={"train_config": trainer.config_dict, "training": summary},
     )
-    if held_out[0]:  # each word's visual grounding, on the same held-out items
-        path = ground_held_out(
-            model, out_dir, *held_out,
+    if held_out:  # each word's visual grounding, on the same held-out items; then synonyms
+        path, groups_file = ground_and_group(
+            model, out_dir, items, bags, held_out,
             catalog=summary["catalog"], device=device, num_workers=workers, progress=progress,
         )  # fmt: skip
-        log(f"grounding: measured on the {len(held_out[0])} held-out items, in {path}")
-        groups_file = synonyms_after_training(  # every catalog item, that grounding
-            model, out_dir, items, bags, catalog=summary["catalog"], device=device,
-            num_workers=workers, progress=progress,
-        )  # fmt: skip
+        log(f"grounding: measured on the {len(held_out)} held-out items, in {path}")
         log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file}")
 
 
