@@ -1,10 +1,16 @@
-"""Relevance feedback's pure parts: the Rocchio move and dropping the rejected rows."""
+"""Relevance feedback: the Rocchio move, dropping the rejected rows, and ``stylesearch search
+--like / --unlike`` on a tiny index."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from click.testing import CliRunner, Result
 
+from stylesearch.cli import cli
 from stylesearch.search import Query, QueryError
 from stylesearch.search.feedback import MAX_FEEDBACK_ITEMS, drop_rows, move_query
 from stylesearch.search.topk import TopK
@@ -49,3 +55,58 @@ def test_query_validates_its_feedback():
     ):
         with pytest.raises(QueryError):
             bad.validate()
+
+
+# --- stylesearch search --like / --unlike ---------------------------------------------------
+
+
+#: the query item: an id of the tiny index's shapes catalog
+ITEM = "shape-00007"
+
+
+def search(index_dir: Path, *args: str | int) -> Result:
+    """``stylesearch search`` of the tiny index by ``visual`` similarity."""
+    base = ["search", "--index", index_dir, "--method", "visual", *args]
+    return CliRunner().invoke(cli, [str(a) for a in base])
+
+
+def ids_of(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [r["id"] for r in json.loads(result.output)["results"]]
+
+
+def test_cli_like_moves_the_query_towards_the_item(index_dir):
+    every = ids_of(search(index_dir, "--item", ITEM, "-k", 60, "--json"))
+    far = every[-1]
+    liked = search(index_dir, "--item", ITEM, "-k", 60, "--like", far, "--json")
+    body = json.loads(liked.output)
+    assert body["query"]["like"] == [far] and body["query"]["unlike"] == []
+    assert ids_of(liked).index(far) < every.index(far)
+    table = search(index_dir, "--item", ITEM, "-k", 3, "--like", far).output.splitlines()
+    assert table[0].startswith(f"visual like:{far} (")
+
+
+def test_cli_unlike_leaves_the_item_out(index_dir):
+    plain = ids_of(search(index_dir, "--item", ITEM, "-k", 5, "--json"))
+    rejected = plain[1]
+    answer = search(index_dir, "--item", ITEM, "-k", 5, "--unlike", rejected, "--json")
+    got = ids_of(answer)
+    assert rejected not in got and len(got) == 5
+    assert json.loads(answer.output)["query"]["unlike"] == [rejected]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--like", "no-such-item"], "no item with id 'no-such-item' in the index"),
+        (["--unlike", "no-such-item"], "no item with id 'no-such-item' in the index"),
+        (["--like", "shape-00001", "--unlike", "shape-00001"], "both liked and unliked"),
+        (["--unlike", ITEM], "cannot also be unliked"),
+        ([a for i in range(33) for a in ("--like", f"x{i}")], "at most 32 liked"),
+    ],
+)
+def test_cli_feedback_errors_are_one_line(index_dir, args, message):
+    result = search(index_dir, "--item", ITEM, *args)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert message in result.output

@@ -48,6 +48,21 @@ MODEL_HELP = "Model folder [default: the one the index records]; must be the one
     help="Hard filter: the item's metadata lacks this word.",
 )
 @click.option(
+    "--like",
+    "like",
+    multiple=True,
+    metavar="ID",
+    help="More like this: move the query towards this indexed item (repeatable).",
+)
+@click.option(
+    "--unlike",
+    "unlike",
+    multiple=True,
+    metavar="ID",
+    help="Less like this: move the query away from this indexed item and leave it out of the "
+    "results (repeatable).",
+)
+@click.option(
     "--method",
     type=click.Choice(list(METHOD_LABELS)),
     default=DEFAULT_METHOD,
@@ -70,6 +85,8 @@ def search_cmd(
     query_text: str | None,
     must: tuple[str, ...],
     must_not: tuple[str, ...],
+    like: tuple[str, ...],
+    unlike: tuple[str, ...],
     method: str,
     k: int,
     model_dir: Path | None,
@@ -111,6 +128,8 @@ def search_cmd(
         must=must,
         must_not=must_not,
         text=query_text,
+        like=like,
+        unlike=unlike,
     )
     searcher = Searcher.load(
         index_dir,
@@ -128,9 +147,17 @@ def search_cmd(
 
 
 def echo_response(response: Any) -> None:
-    """A search ``Response`` as ``search`` prints it: the query, then one line per result."""
+    """A search ``Response`` as ``search`` prints it: the query (its words, then its liked and
+    unliked items), then one line per result."""
     q = response.query
-    words = " ".join([*(f"+{w}" for w in q["add"]), *(f"-{w}" for w in q["remove"])])
+    words = " ".join(
+        [
+            *(f"+{w}" for w in q["add"]),
+            *(f"-{w}" for w in q["remove"]),
+            *(f"like:{i}" for i in q["like"]),
+            *(f"unlike:{i}" for i in q["unlike"]),
+        ]
+    )
     click.echo(f"{response.method} {words} ({response.took_ms:.1f} ms)".replace("  ", " "))
     if response.message:
         click.echo(response.message)
