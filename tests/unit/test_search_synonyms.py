@@ -1,4 +1,5 @@
-"""A metadata filter word covers its learned synonym group, and the switch that turns it off.
+"""A metadata filter word covers its learned synonym group, and the switches that turn it off
+(``search --no-synonyms``, ``eval --no-synonyms``).
 
 The groups are made by hand (``synonyms.json`` in a copy of the tiny model's folder): ``red`` and
 ``blue`` are declared synonyms, so ``+red`` with ``filter-hard`` keeps the blue items too.
@@ -15,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from stylesearch.cli import cli
+from stylesearch.evaluation.queries import BenchmarkQuery, write_queries
+from stylesearch.index.store import read_manifest, write_manifest
 from stylesearch.model.io import SYNONYMS_FILE, load_model, read_synonyms, save_synonyms
 from stylesearch.model.synonyms import Synonyms
 from stylesearch.search import Query, Searcher
@@ -114,3 +117,59 @@ def test_synonyms_of_another_save_are_ignored(synonyms_dir, tmp_path):
     assert any("another save" in str(w.message) for w in caught)
     with pytest.raises(Exception, match="not in the model's vocabulary"):
         save_synonyms(other, Synonyms(groups=[["red", "zzzz"]]))
+
+
+@pytest.fixture(scope="module")
+def eval_inputs(plain, synonyms_dir, index_dir, tmp_path_factory) -> dict[str, Path]:
+    """``eval``'s inputs: a copy of the index recording the model with synonym groups, an
+    untrained visual judge and three queries adding ``red`` (query items outside the index)."""
+    from stylesearch.model.visual import VisualConfig, VisualModel, save_visual
+
+    root = tmp_path_factory.mktemp("eval")
+    index = root / "index"
+    shutil.copytree(index_dir, index)
+    write_manifest(index, read_manifest(index) | {"model_dir": str(synonyms_dir)})
+    config = VisualConfig(embed_dim=8, image_size=32)
+    save_visual(root / "visual", VisualModel(config).state_dict(), config, {}, "none")
+    images = [Path(plain.index.item(row).image) for row in (3, 7, 11)]
+    queries = [
+        BenchmarkQuery(f"q{i}", image, f"query-{i}", ("red",), (), "add", "colour")
+        for i, image in enumerate(images)
+    ]
+    return {"root": root, "index": index, "queries": write_queries(queries, root / "q.jsonl")}
+
+
+def test_eval_no_synonyms_filters_on_the_words_as_given(eval_inputs, grouped):
+    """Every system (the --compare one too) of ``eval --no-synonyms`` runs filter-hard on the
+    words as given; report.json and report.md say which."""
+    index = eval_inputs["index"]
+    for switch, words in (("--synonyms", {"red", "blue"}), ("--no-synonyms", {"red"})):
+        out = eval_inputs["root"] / switch
+        args = ["eval", "--index", index, "--queries", eval_inputs["queries"],
+                "--visual", eval_inputs["root"] / "visual", "--out", out, "-k", 20,
+                "--compare", f"again={index}", "--methods", "filter-hard", "--no-baseline",
+                "--quiet", switch]  # fmt: skip
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "report.json").read_text())
+        on = switch == "--synonyms"
+        assert report["synonyms"] is on
+        assert [s["model"]["synonym_groups"] for s in report["systems"]] == [1, 1]
+        for system in ("main", "again"):
+            found = [
+                _words(grouped, grouped.index.row_of(i))
+                for line in (out / "per_query.jsonl").open()
+                if (r := json.loads(line))["system"] == system
+                for i in r["ids"]
+            ]
+            assert found and all(w & words for w in found)
+            assert any("red" not in w for w in found) is on  # blue-only items: the group's
+        line = (
+            "- synonyms: on (groups learned with each model: main 1, again 1)"
+            if on
+            else "- synonyms: off (`--no-synonyms`): `filter-hard` matches the words as given"
+        )
+        head = (out / "report.md").read_text().split("\n## ")[0].splitlines()
+        assert any(x.startswith(line) for x in head)
+    # off, the filter reads the words the metadata judge reads: T-nDCG 1 by construction
+    assert all(r["t_ndcg"] == pytest.approx(1.0) for r in report["table"])

@@ -22,6 +22,7 @@ from stylesearch.cli.options import (
     require_options,
     scoring_options,
     show_progress,
+    synonyms_option,
 )
 
 #: ``--visual``'s help, the same for ``eval`` and ``tune``.
@@ -103,6 +104,11 @@ def parse_group_shares(groups: str) -> dict[str, float]:
     help="Comma-separated methods to run (default: all six).",
 )
 @scoring_options
+@synonyms_option(
+    "Let a filter-hard word cover its synonym group learned with each system's model "
+    "(synonyms.json); off, it matches the word as given, as the metadata T-nDCG judge reads "
+    "it. No effect for a model folder without synonyms.json."
+)
 @click.option(
     "--no-baseline",
     is_flag=True,
@@ -126,6 +132,7 @@ def eval_group(
     word_weight: float | None,
     cosine_power: float,
     look_weight: float | None,
+    synonyms: bool,
     no_baseline: bool,
     quiet: bool,
 ) -> None:
@@ -161,6 +168,7 @@ def eval_group(
         word_weight=word_weight,
         cosine_power=cosine_power,
         look_weight=look_weight,
+        synonyms=synonyms,
         shape_source=shape_source,
         progress=show_progress(quiet),
     )

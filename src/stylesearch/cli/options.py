@@ -200,15 +200,18 @@ def searcher_settings(
     return {"word_weight": word_weight, "cosine_power": cosine_power, "look_weight": look_weight}
 
 
-def synonyms_option(func: F) -> F:
-    """``--no-synonyms``: a metadata filter word (``filter-hard``, ``--must`` /
-    ``--must-not``) matches only itself, not its learned synonym group."""
+#: ``--synonyms/--no-synonyms``' help for ``search`` and ``serve``.
+SYNONYMS_HELP = (
+    "Let a metadata filter word (filter-hard, --must / --must-not) cover its synonym group "
+    "learned with the model (synonyms.json, `stylesearch vocab`): +red also keeps items "
+    "described as scarlet. No effect for a model folder without synonyms.json."
+)
+
+
+def synonyms_option(help: str = SYNONYMS_HELP) -> Callable[[F], F]:
+    """``--synonyms/--no-synonyms`` (on by default): with ``--no-synonyms`` a metadata filter
+    word (``filter-hard``, ``--must`` / ``--must-not``) matches only itself, not its learned
+    synonym group."""
     return click.option(
-        "--synonyms/--no-synonyms",
-        "synonyms",
-        default=True,
-        show_default=True,
-        help="Let a metadata filter word (filter-hard, --must / --must-not) cover its synonym "
-        "group learned with the model (synonyms.json, `stylesearch vocab`): +red also keeps "
-        "items described as scarlet. No effect for a model folder without synonyms.json.",
-    )(func)
+        "--synonyms/--no-synonyms", "synonyms", default=True, show_default=True, help=help
+    )

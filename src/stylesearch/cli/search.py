@@ -73,7 +73,7 @@ MODEL_HELP = "Model folder [default: the one the index records]; must be the one
 @device_option()
 @scoring_options
 @grounding_option
-@synonyms_option
+@synonyms_option()
 @json_option("Print the result as one JSON object.")
 @friendly_errors
 def search_cmd(

@@ -71,7 +71,7 @@ from stylesearch.cli.search import INDEX_HELP, MODEL_HELP
 )
 @scoring_options
 @grounding_option
-@synonyms_option
+@synonyms_option()
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),

@@ -180,6 +180,9 @@ def evaluate_systems(
         },
         "truth": truth is not None,
         "shape": shape is not None,
+        # whether filter-hard's words covered their learned synonym groups (the main system's
+        # switch; `stylesearch eval` gives every system the same)
+        "synonyms": main.synonyms,
         "judge_seconds": round(judge_seconds, 2),
         "systems": described,
         "per_query": judged.per_query,
@@ -274,11 +277,13 @@ def _model_summary(searcher: Searcher) -> dict[str, Any]:
     from stylesearch.model.io import read_model_config
 
     model_dir = searcher.index.manifest.get("model_dir")
+    learned = searcher.model.synonyms
     summary: dict[str, Any] = {
         "dir": model_dir,
         "backbone": searcher.model.config.backbone,
         "pretrained": searcher.model.config.pretrained,
         "image_size": searcher.model.config.image_size,
+        "synonym_groups": 0 if learned is None else len(learned.groups),
     }
     try:
         extra = read_model_config(model_dir).get("extra", {}) if model_dir else {}

@@ -1,10 +1,11 @@
 """Write an evaluation's results: ``report.json``, ``report.md``, ``methods.png``, ``examples.png``.
 
-``report.json`` holds the inputs (queries, index, visual model, systems) and one row per
-(system, method) with V-nDCG, T-nDCG, MM (and the truth-based T-nDCG / MM), overall and per
-query kind; ``per_query.jsonl`` every query's nDCGs and returned ids. ``report.md`` is the same
-as tables; ``methods.png`` a bar chart of the methods; ``examples.png`` a sheet of example
-queries (query image and words, top-5 results with titles) for a few methods.
+``report.json`` holds the inputs (queries, index, visual model, systems, ``synonyms``: whether
+``filter-hard`` covered the learned synonym groups) and one row per (system, method) with
+V-nDCG, T-nDCG, MM (and the truth-based T-nDCG / MM), overall and per query kind;
+``per_query.jsonl`` every query's nDCGs and returned ids. ``report.md`` is the same as tables;
+``methods.png`` a bar chart of the methods; ``examples.png`` a sheet of example queries (query
+image and words, top-5 results with titles) for a few methods.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- base catalog: {report['base_items']} items (index `{report['index']}`)",
         f"- visual judge: `{vis['folder']}` ({vis['config']['backbone']}, triplet loss; "
         f"held-out same-item R@1 {_f(vis['metrics'].get('val_r1'))})",
+        _synonyms_line(report),
         "- V-nDCG: relevance = the visual judge's cosine (clipped at 0); T-nDCG: fraction of the "
         "requirements the item's metadata words satisfy"
         + ("; T-nDCG (truth): the same against the clean attributes" if truth else "")
@@ -124,6 +126,22 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"- **{s['name']}**: {s['description'] or _describe(s)}")
         lines += ["", format_table(table, truth=truth), ""]
     return "\n".join(lines)
+
+
+def _synonyms_line(report: dict[str, Any]) -> str:
+    """report.md's line saying whether ``filter-hard`` covered the learned synonym groups."""
+    if not report["synonyms"]:
+        return "- synonyms: off (`--no-synonyms`): `filter-hard` matches the words as given"
+    groups = ", ".join(  # the searched systems (the baseline and the oracle use no groups)
+        f"{s['name']} {s['model']['synonym_groups']}"
+        for s in report["systems"]
+        if "synonym_groups" in s["model"]
+    )
+    return (
+        f"- synonyms: on (groups learned with each model: {groups}): a `filter-hard` word also "
+        "keeps the items of its group, which the metadata T-nDCG counts as lacking the word; "
+        "`--no-synonyms` turns it off"
+    )
 
 
 def _describe(system: dict[str, Any]) -> str:
@@ -290,6 +308,7 @@ def run_evaluation(
     word_weight: float | None = None,
     cosine_power: float | None = None,
     look_weight: float | None = None,
+    synonyms: bool = True,
     shape_source: str | Path | None = None,
     progress: bool = True,
     log: Any = None,
@@ -305,6 +324,8 @@ def run_evaluation(
         cosine_power: ``g`` of the soft filter's score ``c~^g * p`` (default: likewise).
         look_weight: the look's share of the query (default: likewise).
             Every system is searched with the main index's settings.
+        synonyms: let a ``filter-hard`` word cover its synonym group learned with the model
+            (every system alike); off, it matches the word as given, as the judge reads it.
         shape_source: the Fashion-MNIST folder of the shape judge (default: the one in the
             catalog's ``build.json`` beside the truth file).
     """
@@ -327,6 +348,7 @@ def run_evaluation(
         cosine_power=cosine_power,
         look_weight=look_weight,
         grounding_threshold=None,
+        synonyms=synonyms,
     )
     systems = _systems(main, name, index_dir, compare, methods)
     shape = None
@@ -335,16 +357,9 @@ def run_evaluation(
             systems[0].searcher, queries, truth_path, source_dir=shape_source, log=log
         )
     result = evaluate_systems(
-        systems,
-        queries,
-        visual_dir,
-        k=k,
-        truth=truth,
-        shape=shape,
-        baseline=baseline,
-        progress=progress,
-        log=log,
-    )
+        systems, queries, visual_dir, k=k, truth=truth, shape=shape, baseline=baseline,
+        progress=progress, log=log,
+    )  # fmt: skip
     return write_report(
         result,
         queries,
@@ -376,12 +391,17 @@ def _systems(
     methods: list[str],
 ) -> list[System]:
     """The main system, then each ``compare`` index, loaded to search with the main index's
-    settings (so that only the models differ)."""
+    settings and synonym switch (so that only the models differ)."""
     from stylesearch.search.searcher import Searcher
 
     return [System(name, Path(index_dir), main, methods)] + [
         System(
-            n, Path(d), Searcher.load(d, settings=main.settings, grounding_threshold=None), methods
+            n,
+            Path(d),
+            Searcher.load(
+                d, settings=main.settings, grounding_threshold=None, synonyms=main.synonyms
+            ),
+            methods,
         )
         for n, d in compare
     ]
