@@ -9,12 +9,14 @@ from numba import njit
 from stylesearch.index.coarse import COS_SLACK
 from stylesearch.search.kernels import (
     FLOAT16_TABLE,
+    _may_reach,
+    _needed_factor,
     compiled,
     list_bounds,
     merge_best,
     survivors,
 )
-from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
+from stylesearch.search.scoring import may_reach, needed_factor, rescale_cosine
 from stylesearch.search.topk import attribute_probs
 
 
@@ -93,7 +95,7 @@ def _case(seed: int, m_add: int, m_remove: int, lead: int, power: float, filtere
     remove = [int(w) for w in words[m_add:]]
     p = attribute_probs(attributes, rows, add, remove, scale)
     s_k = float(np.quantile(p * u_row, 0.7))
-    keep = (p * (u_row * (1.0 + BOUND_EPS)) + BOUND_EPS * 1e-2 >= s_k) & ~scanned[clusters]
+    keep = may_reach(p, s_k, u_row) & ~scanned[clusters]
     if filtered:
         keep &= allowed[rows]
     args = (
@@ -118,6 +120,22 @@ def test_survivors_equal_numpy(m_add, m_remove, lead, power, filtered, scale):
         count = survivors(*args, out_rows, out_p)
         np.testing.assert_array_equal(out_rows[:count], want_rows)
         np.testing.assert_array_equal(out_p[:count], want_p)  # the oracle's p, bit for bit
+
+
+def test_compiled_bound_tests_are_scorings():
+    """The kernel's bound tests are scoring.py's own, compiled: the same answers, bit for bit,
+    at and around the slack's edge."""
+    rng = np.random.default_rng(5)
+    s_k = rng.uniform(1e-4, 1.0, 200)
+    scale = rng.uniform(0.0, 1.0, 200)
+    rest = np.concatenate([rng.uniform(0.0, 1.0, 199), [0.0]])
+    edge = needed_factor(s_k[0], 1.0)
+    for bound in (np.nextafter(edge, 0.0), edge, np.nextafter(edge, 2.0)):
+        assert _may_reach(bound, s_k[0], 1.0) == may_reach(bound, s_k[0])
+    for i in range(200):
+        assert _needed_factor(s_k[i], rest[i]) == needed_factor(s_k[i], rest[i])
+        bound = s_k[i] / max(scale[i], 1e-3) * rng.uniform(0.99, 1.01)
+        assert _may_reach(bound, s_k[i], scale[i]) == may_reach(bound, s_k[i], scale[i])
 
 
 def test_survivors_use_the_caps():

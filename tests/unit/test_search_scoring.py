@@ -15,6 +15,7 @@ from stylesearch.search.scoring import (
     soft_filter_score,
     unwanted_factor,
 )
+from stylesearch.search.topk import attribute_probs
 
 
 def test_rescale_cosine():
@@ -35,6 +36,25 @@ def test_attribute_score_by_hand():
     p = attribute_score(np.array([[0.9, 0.5], [0.2, 1.0]]), np.array([[0.1], [0.5]]))
     np.testing.assert_allclose(p, [0.9 * 0.5 * 0.9, 0.2 * 1.0 * 0.5], rtol=1e-6)
     np.testing.assert_array_equal(attribute_score(np.zeros((3, 0)), np.zeros((3, 0))), [1, 1, 1])
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0, 1.5])
+def test_attribute_probs_is_attribute_score(scale):
+    """The exact top-k's ``p`` (a column gather per word from the float16 matrix) is
+    scoring.py's ``attribute_score`` of the same values, bit for bit."""
+    rng = np.random.default_rng(int(scale * 10))
+    attributes = np.asfortranarray(rng.random((300, 8)).astype(np.float16))
+    attributes[:5] = [0.0, 1.0, 0.5, 0.25, 0.75, 1.0, 0.0, 0.5]  # the ends and exact halves
+    rows = rng.choice(300, 120, replace=False)
+    for n_add, n_remove in [(0, 0), (2, 0), (0, 3), (2, 2), (3, 4)]:
+        words = rng.choice(8, n_add + n_remove, replace=False).tolist()
+        add, remove = words[:n_add], words[n_add:]
+        p_add = attributes[rows][:, add].astype(np.float32)
+        p_remove = attributes[rows][:, remove].astype(np.float32)
+        want = attribute_score(p_add, p_remove, scale)
+        got = attribute_probs(attributes, rows, add, remove, scale)
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
 def test_attribute_upper_bound():

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from stylesearch.index.coarse import COS_SLACK
-from stylesearch.search.scoring import BOUND_EPS
+from stylesearch.search.scoring import may_reach, needed_factor
 
 __all__ = [
     "FLOAT16_TABLE",
@@ -64,6 +64,12 @@ def compiled(function):
         return njit(cache=True, nogil=True)(function)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
         return njit(nogil=True)(function)
+
+
+#: the bound tests of :mod:`stylesearch.search.scoring`, compiled from their one definition
+#: (numba's cache of a function here does not see edits to scoring.py: clear it after one)
+_may_reach = compiled(may_reach)
+_needed_factor = compiled(needed_factor)
 
 
 @compiled
@@ -119,8 +125,7 @@ def survivors(
     n = rows.shape[0]
     m = words.shape[0]
     has_allowed = allowed.shape[0] > 0
-    eps_abs = BOUND_EPS * 1e-2
-    thr = (s_k - eps_abs) / (1.0 + BOUND_EPS)
+    thr = _needed_factor(s_k, 1.0)  # b >= thr: a bound b may reach s_k
     one = np.float32(1.0)
     zero = np.float32(0.0)
     # Each stage keeps its survivors by index without a branch per row (write, then advance
@@ -164,7 +169,7 @@ def survivors(
         w = words[j]
         for t in range(k):
             factors[j, t] = table[attributes[rows[idx[t]], w]]
-        if not wanted[j]:
+        if not wanted[j]:  # scoring.unwanted_factor's arithmetic (tests: bit for bit)
             for t in range(k):
                 f32 = one - factors[j, t] * removal_scale
                 factors[j, t] = f32 if f32 > zero else zero
@@ -198,7 +203,7 @@ def survivors(
         p = one
         for j in range(m):
             p = np.float32(p * factors[j, t])
-        if np.float64(p) * (ub * (1.0 + BOUND_EPS)) + eps_abs >= s_k:
+        if _may_reach(np.float64(p), s_k, ub):
             out_rows[n_out] = rows[e]
             out_p[n_out] = p
             n_out += 1

@@ -28,7 +28,9 @@ part drown the other). The image part is always the unit ``f_I`` the index store
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,16 +39,22 @@ __all__ = [
     "attribute_score",
     "attribute_score_upper_bound",
     "compose_query",
+    "may_reach",
+    "needed_factor",
+    "product_of_factors",
     "removal_scale",
     "rescale_cosine",
     "soft_filter_score",
     "unwanted_factor",
+    "unwanted_factor_bound",
     "with_look",
 ]
 
 #: relative slack on the exact top-k's upper bounds: a bound must be below the k-th score by
 #: more than float32 rounding (cosines computed by two code paths, products of factors) can move it
 BOUND_EPS = 1e-5
+#: absolute slack added to every bound (on top of the relative :data:`BOUND_EPS`)
+BOUND_ABS_EPS = BOUND_EPS * 1e-2
 
 
 @dataclass(frozen=True)
@@ -177,6 +185,28 @@ def unwanted_factor(p: np.ndarray, scale: float = 1.0) -> np.ndarray:
     return np.maximum(np.float32(1.0) - p * np.float32(scale), np.float32(0.0))
 
 
+def unwanted_factor_bound(p_min: Any, scale: float = 1.0) -> np.ndarray:
+    """An upper bound of an unwanted word's factor from a lower bound ``p_min`` of ``p_w``:
+    ``max(0, 1 - scale p_min)`` in float64 (the factor is decreasing in ``p_w``)."""
+    return np.maximum(1.0 - scale * np.asarray(p_min, dtype=np.float64), 0.0)
+
+
+def product_of_factors(
+    n: int, add: Iterable[Any], remove: Iterable[Any], removal_scale: float = 1.0
+) -> np.ndarray:
+    """``p`` of ``n`` items from one ``(n,)`` column of ``p_w`` per word: the wanted words'
+    columns, then the unwanted words' factors (:func:`unwanted_factor`), multiplied into a
+    running float32 product in that order (the oracle's arithmetic, so ``p`` is bit-identical
+    to :mod:`stylesearch.testing.oracle`'s). ``add`` / ``remove`` may be lazy: one column is
+    held at a time."""
+    p = np.ones(n, dtype=np.float32)
+    for col in add:
+        p *= np.asarray(col, dtype=np.float32)
+    for col in remove:
+        p *= unwanted_factor(col, removal_scale)
+    return p
+
+
 def attribute_score(
     p_add: np.ndarray, p_remove: np.ndarray, removal_scale: float = 1.0
 ) -> np.ndarray:
@@ -188,11 +218,10 @@ def attribute_score(
         removal_scale: ``r`` (:func:`removal_scale`).
 
     Returns:
-        ``(n,)`` float32 in [0, 1]; 1 when there are no words.
+        ``(n,)`` float32 in [0, 1]; 1 when there are no words (:func:`product_of_factors`).
     """
-    p_add = np.asarray(p_add, dtype=np.float32)
-    unwanted = unwanted_factor(p_remove, removal_scale)
-    return (np.prod(p_add, axis=1) * np.prod(unwanted, axis=1)).astype(np.float32)
+    p_add, p_remove = np.asarray(p_add), np.asarray(p_remove)
+    return product_of_factors(p_add.shape[0], p_add.T, p_remove.T, removal_scale)
 
 
 def soft_filter_score(cos: np.ndarray, p: np.ndarray, power: float = 1.0) -> np.ndarray:
@@ -209,5 +238,20 @@ def attribute_score_upper_bound(
     p_w)``: each factor is monotone in its ``p_w``.
     """
     add_max = np.asarray(add_max, dtype=np.float64)
-    remove_min = np.asarray(remove_min, dtype=np.float64)
-    return float(np.prod(add_max) * np.prod(np.maximum(1.0 - removal_scale * remove_min, 0.0)))
+    return float(np.prod(add_max) * np.prod(unwanted_factor_bound(remove_min, removal_scale)))
+
+
+def may_reach(bound: Any, s_k: Any, scale: Any = 1.0) -> Any:
+    """Whether the score upper bound ``bound * scale`` may reach ``s_k`` once the rounding
+    slack is added (element-wise for arrays). ``scale`` is applied with the slack first, as
+    ``bound * (scale * (1 + BOUND_EPS))``: a ``p`` times a cosine bound is ``may_reach(p, s_k,
+    ub)``. Plain arithmetic, so that :mod:`stylesearch.search.kernels` compiles this same
+    definition for its per-row test."""
+    return bound * (scale * (1.0 + BOUND_EPS)) + BOUND_ABS_EPS >= s_k
+
+
+def needed_factor(s_k: float, rest: float) -> float:
+    """The smallest factor ``x`` for which ``x * rest`` may reach ``s_k`` (:func:`may_reach`);
+    infinite when ``rest`` is 0. Compiled as well by :mod:`stylesearch.search.kernels`."""
+    denom = rest * (1.0 + BOUND_EPS)
+    return (s_k - BOUND_ABS_EPS) / denom if denom > 0 else np.inf

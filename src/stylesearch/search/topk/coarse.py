@@ -32,7 +32,7 @@ import numpy as np
 from stylesearch.index.filters import RowFilter
 from stylesearch.index.store import Index
 from stylesearch.search.kernels import FLOAT16_TABLE, frozen, list_bounds, survivors
-from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
+from stylesearch.search.scoring import BOUND_EPS, rescale_cosine, unwanted_factor_bound
 from stylesearch.search.topk.config import TopKConfig
 from stylesearch.search.topk.lists import ListReader
 from stylesearch.search.topk.probs import all_probs, attribute_probs, index_removal_scale
@@ -122,8 +122,7 @@ class CoarseTopK:
         coarse = self.coarse
         n_clusters = coarse.centroids.shape[0]
         caps = [np.asarray(coarse.pmax[:, w], dtype=np.float64) for w in self.add] + [
-            np.maximum(1.0 - self.removal_scale * np.asarray(coarse.pmin[:, w], np.float64), 0.0)
-            for w in self.remove
+            unwanted_factor_bound(coarse.pmin[:, w], self.removal_scale) for w in self.remove
         ]
         factors = np.ones(n_clusters)
         for f in caps:

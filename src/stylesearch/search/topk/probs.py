@@ -2,8 +2,8 @@
 
 ``p = prod_{w in add} p_w * prod_{w in remove} max(0, 1 - r p_w)`` in float32 (``r``: the
 index's removal scale, :func:`~stylesearch.search.scoring.removal_scale`), one column gather per
-word, ``add`` words first: the same arithmetic as :mod:`stylesearch.testing.oracle`, so both give
-bit-identical ``p``.
+word, ``add`` words first: :func:`~stylesearch.search.scoring.product_of_factors`, the one
+definition of ``p`` (the oracle's arithmetic, so both give bit-identical ``p``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from stylesearch.search.scoring import removal_scale, unwanted_factor
+from stylesearch.search.scoring import product_of_factors, removal_scale, unwanted_factor
 
 __all__ = ["all_probs", "attribute_probs", "factor", "index_removal_scale"]
 
@@ -39,17 +39,13 @@ def attribute_probs(
 ) -> np.ndarray:
     """``p`` of ``rows`` for the word ids ``add`` / ``remove`` from an ``(N, V)`` matrix.
 
-    One column gather per word, multiplied in the order ``add`` then ``remove`` in float32: the
-    same arithmetic as the oracle's, so both give bit-identical ``p``.
+    One column gather per word (held one at a time), multiplied in the order ``add`` then
+    ``remove`` in float32 by :func:`~stylesearch.search.scoring.product_of_factors`.
     """
     rows = np.asarray(rows, dtype=np.int64)
     attributes = np.asarray(attributes)  # a plain view of a memmap: no memmap per slice
-    p = np.ones(rows.shape[0], dtype=np.float32)
-    for w in add:
-        p *= factor(attributes[:, w][rows], True)
-    for w in remove:
-        p *= factor(attributes[:, w][rows], False, removal_scale)
-    return p
+    columns = [(attributes[:, w][rows] for w in words) for words in (add, remove)]
+    return product_of_factors(rows.shape[0], *columns, removal_scale)
 
 
 def all_probs(
@@ -57,9 +53,5 @@ def all_probs(
 ) -> np.ndarray:
     """``p`` for every row, one contiguous column at a time (Fortran-ordered attributes)."""
     attributes = np.asarray(attributes)
-    p = np.ones(attributes.shape[0], dtype=np.float32)
-    for w in add:
-        p *= factor(attributes[:, w], True)
-    for w in remove:
-        p *= factor(attributes[:, w], False, removal_scale)
-    return p
+    columns = [(attributes[:, w] for w in words) for words in (add, remove)]
+    return product_of_factors(attributes.shape[0], *columns, removal_scale)

@@ -6,7 +6,9 @@ score found so far, ``s_k``. Bounds carry a relative slack (``BOUND_EPS`` of
 :mod:`stylesearch.search.scoring`, plus a tiny absolute one) so float rounding of two code paths
 cannot drop a tied row: :func:`may_reach` is that test, :func:`certainly_below` its negation
 for a bound that must prove the answer, and :func:`needed_factor` its inverse (the smallest
-factor that can still reach ``s_k``).
+factor that can still reach ``s_k``). ``may_reach`` and ``needed_factor`` are defined in
+:mod:`stylesearch.search.scoring` (the compiled loops use the same definitions) and
+re-exported here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.search.kernels import merge_best
-from stylesearch.search.scoring import BOUND_EPS, rescale_cosine
+from stylesearch.search.scoring import may_reach, needed_factor, soft_filter_score
 
 __all__ = [
     "RunningTopK",
@@ -29,29 +31,11 @@ __all__ = [
     "rank_rows",
 ]
 
-#: absolute slack added to every bound (on top of the relative :data:`BOUND_EPS`)
-_ABS_EPS = BOUND_EPS * 1e-2
-
-
-def may_reach(bound: Any, s_k: float, scale: Any = 1.0) -> Any:
-    """Whether the score upper bound ``bound * scale`` may reach ``s_k`` once the rounding
-    slack is added (element-wise for arrays). ``scale`` is applied with the slack first, as
-    ``bound * (scale * (1 + BOUND_EPS))``: a ``p`` times a cosine bound is ``may_reach(p, s_k,
-    ub)``."""
-    return bound * (scale * (1.0 + BOUND_EPS)) + _ABS_EPS >= s_k
-
 
 def certainly_below(bound: float, s_k: float) -> bool:
     """True when a score upper bound is below ``s_k`` by more than the rounding slack, so that
     no row under it can enter the top-k (never while there is no k-th score, ``s_k <= 0``)."""
     return s_k > 0 and not may_reach(bound, s_k)
-
-
-def needed_factor(s_k: float, rest: float) -> float:
-    """The smallest factor ``x`` for which ``x * rest`` may reach ``s_k`` (:func:`may_reach`);
-    infinite when ``rest`` is 0."""
-    denom = rest * (1.0 + BOUND_EPS)
-    return (s_k - _ABS_EPS) / denom if denom > 0 else np.inf
 
 
 @dataclass
@@ -135,7 +119,7 @@ class RunningTopK:
         rows = np.asarray(rows, dtype=np.int64)
         cos = np.asarray(cos, dtype=np.float32)
         p = np.asarray(p, dtype=np.float32)
-        scores = np.asarray(rescale_cosine(cos, self.power) * p, dtype=np.float32)
+        scores = soft_filter_score(cos, p, self.power)
         self.rows, self.cos, self.p, self.scores = merge_best(
             self.rows, self.cos, self.p, self.scores, self.k, rows, cos, p, scores
         )
