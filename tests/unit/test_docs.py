@@ -178,3 +178,57 @@ def test_relative_links_point_to_existing_files(path: Path) -> None:
             if anchor not in slugs:
                 broken.append(f"{target} (no heading #{anchor} in {dest.name})")
     assert not broken, f"{path.relative_to(ROOT)}: broken links: {broken}"
+
+
+# --- README.md "Layout" -----------------------------------------------------------------------
+
+PACKAGE = ROOT / "src" / "stylesearch"
+#: modules the Layout need not name: package markers and the entry point (no generated modules)
+UNLISTED = {"__init__.py", "__main__.py"}
+
+
+def layout_entries() -> list[tuple[str, str]]:
+    """(path, text) of each entry of the README's Layout code blocks: a line that starts at the
+    left margin names a path, its text runs on over the indented lines below it."""
+    text = read(ROOT / "README.md")
+    start = text.index("\n## Layout\n")
+    end = text.find("\n## ", start + 1)
+    entries: list[tuple[str, str]] = []
+    fenced = False
+    for line in text[start : end if end > 0 else len(text)].splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced and line.strip():
+            if line[0].isspace():
+                entries[-1] = (entries[-1][0], f"{entries[-1][1]} {line.strip()}")
+            else:
+                path, _, rest = line.partition(" ")
+                entries.append((path, rest))
+    return entries
+
+
+def layout_paths() -> set[Path]:
+    """Every path the Layout names: each entry's path, and the modules (``name.py``) and
+    folders (``name/``) its text names, relative to the entry's folder."""
+    paths = set()
+    for path, text in layout_entries():
+        paths.add(ROOT / path)
+        folder = ROOT / path if path.endswith("/") else (ROOT / path).parent
+        names = re.findall(r"(?<![\w/.])(\w+\.py|\w+/)(?![\w.])", text)
+        paths.update(folder / name for name in names)
+    return paths
+
+
+def test_layout_names_every_module() -> None:
+    named = {p.resolve() for p in layout_paths()}
+    modules = [p for p in PACKAGE.rglob("*.py") if p.name not in UNLISTED]
+    assert len(modules) > 50
+    missing = sorted(str(p.relative_to(ROOT)) for p in modules if p.resolve() not in named)
+    assert not missing, f"README.md's Layout does not name {missing}"
+
+
+def test_layout_names_only_paths_that_exist() -> None:
+    paths = layout_paths()
+    assert len(paths) > 50
+    gone = sorted(str(p.relative_to(ROOT)) for p in paths if not p.exists())
+    assert not gone, f"README.md's Layout names paths that do not exist: {gone}"
