@@ -4,7 +4,9 @@ Reads ``stylesearch vocab --json`` (words with their grounding) and sorts the wo
 the demo catalog's generator (``stylesearch.catalog.demo_text``) knows: colour, pattern and
 category words (canonical values, and all with their synonyms), brand names, materials, and
 filler (every other word: fits, seasons, sizes, care and marketing phrases, template words).
-Prints, per kind and per threshold, the share marked visual or not visual as it should be:
+Prints, per kind and per threshold, the share marked visual or not visual as it should be (by
+the engine's rule: a word too rare to score counts as visual when a synonym of it reaches the
+threshold; ``--by-score-only`` leaves such words out):
 
     PYTHONPATH=src .venv/bin/python -m stylesearch vocab --model runs/demo/model --json \\
         > /tmp/vocab.json
@@ -58,9 +60,25 @@ def main() -> None:
         "--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, VISUAL_THRESHOLD, 0.8, 0.9]
     )
     parser.add_argument("--list", action="store_true", help="also list each kind's words")
+    parser.add_argument(
+        "--by-score-only",
+        action="store_true",
+        help="a word without a score is not visual, even when its synonyms are",
+    )
     args = parser.parse_args()
     rows = json.loads(args.vocab_json.read_text())
     score = {r["word"]: r["grounding"] for r in rows}
+    synonyms = {r["word"]: set(r.get("synonyms", [])) for r in rows}
+
+    def visual(word: str, t: float) -> bool:
+        """The engine's rule (``model.grounding.visual_mask``): a score of at least ``t``, or no
+        score and a synonym with one; without ``--by-score-only``."""
+        if score[word] is not None:
+            return score[word] >= t
+        return not args.by_score_only and any(
+            score[o] is not None and score[o] >= t for o in synonyms[word]
+        )
+
     from stylesearch.config import TextConfig, from_dict
 
     text = from_dict(TextConfig, read_model_config(args.model)["text"], where="text")
@@ -71,7 +89,7 @@ def main() -> None:
         want_visual = kind.startswith("colour")
         cells = []
         for t in args.thresholds:
-            right = sum(((score[w] is not None and score[w] >= t) == want_visual) for w in words)
+            right = sum(visual(w, t) == want_visual for w in words)
             cells.append(f"{right / max(1, len(words)):.0%}")
         goal = "visual" if want_visual else "not visual"
         print(f"| {kind}, {goal} | {len(words)} | " + " | ".join(cells) + " |")

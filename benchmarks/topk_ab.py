@@ -37,7 +37,7 @@ SEARCH = "src/stylesearch/search"
 
 def load_revision(rev: str, folder: Path):
     """Import the top-k of ``rev``: its ``topk.py``, or its ``topk/`` package, with its own
-    ``kernels.py`` if it has one."""
+    ``kernels.py`` and ``index/filters.py`` if it has them."""
 
     def git(*cmd: str) -> str | None:
         out = subprocess.run(["git", *cmd], cwd=_common.ROOT, capture_output=True, text=True)
@@ -50,12 +50,21 @@ def load_revision(rev: str, folder: Path):
     kernels = show("kernels.py")
     if kernels is not None:
         (folder / f"kernels_{tag}.py").write_text(kernels)
+    # the hard-filter value the revision's top-k imports (its type changed since)
+    filters = git("show", f"{rev}:src/stylesearch/index/filters.py")
+    if filters is not None:
+        (folder / f"filters_{tag}.py").write_text(filters)
 
     def own(text: str) -> str:
-        """The revision's source, importing the revision's top-k modules and kernels."""
+        """The revision's source, importing the revision's top-k modules, kernels and filter
+        value."""
         if kernels is not None:
             text = text.replace(
                 "from stylesearch.search.kernels import", f"from kernels_{tag} import"
+            )
+        if filters is not None:
+            text = text.replace(
+                "from stylesearch.index.filters import", f"from filters_{tag} import"
             )
         return text.replace("stylesearch.search.topk", f"topk_{tag}")
 

@@ -23,6 +23,7 @@ from stylesearch.model.grounding import (
     word_grounding,
 )
 from stylesearch.model.io import GROUNDING_FILE, read_grounding, save_grounding
+from stylesearch.model.synonyms import Synonyms
 from stylesearch.text.vocabulary import Vocabulary
 
 WORDS = ["red", "dress", "nordwind"]
@@ -95,6 +96,25 @@ def test_visual_mask_by_hand() -> None:
     assert visual_mask(None, WORDS).tolist() == [True] * 3
     assert visual_mask(grounding, WORDS, None).tolist() == [True] * 3
     assert visual_mask(grounding, []).shape == (0,)
+
+
+def test_visual_mask_judges_a_word_too_rare_to_score_by_its_synonyms() -> None:
+    words = ["red", "azure", "dress", "sand", "frock"]
+    grounding = Grounding(
+        scores={"red": 0.9, "azure": None, "dress": 0.6, "sand": None, "frock": 0.7}, items=10
+    )
+    # azure (no score) is grouped with red (0.9): visual; sand (no score) only with dress
+    # (0.6): not; frock has its own score (0.7), which stands whatever its group
+    synonyms = Synonyms(groups=[["red", "azure"], ["dress", "sand"], ["red2", "frock"]])
+    assert visual_mask(grounding, words, 0.75).tolist() == [True, False, False, False, False]
+    with_groups = visual_mask(grounding, words, 0.75, synonyms)
+    assert with_groups.tolist() == [True, True, False, False, False]
+    # at a lower threshold dress is visual, and sand with it
+    assert visual_mask(grounding, words, 0.5, synonyms).tolist() == [True] * 5
+    assert visual_mask(None, words, 0.75, synonyms).tolist() == [True] * 5
+    rows = {r["word"]: r for r in vocabulary_rows(words, [5] * 5, grounding, 0.75, synonyms)}
+    assert rows["azure"]["visual"] and rows["azure"]["grounding"] is None
+    assert not rows["sand"]["visual"]
 
 
 def test_check_threshold() -> None:

@@ -69,6 +69,11 @@ def test_group_words_complete_linkage():
     # 0 is not a candidate (not visual): 1 and 2 group instead
     only = np.array([False, True, True, True, True])
     assert group_words(corr, ratio, only, min_correlation=0.8, max_cooccurrence=0.95) == [[1, 2]]
+    # with anchors, only the groups holding one are kept: 3-4 (phrase allowed) has none
+    anchors = np.array([False, True, False, False, False])
+    assert group_words(
+        corr, ratio, everyone, min_correlation=0.8, max_cooccurrence=5, anchors=anchors
+    ) == [[0, 1]]  # fmt: skip
     # a stricter correlation leaves nothing
     assert group_words(corr, ratio, everyone, min_correlation=0.95, max_cooccurrence=1) == []
 
@@ -90,6 +95,15 @@ def test_synonyms_learn_orders_by_count_and_round_trips():
     assert syn.group("blue") == ["blue"] and syn.others("blue") == []
     again = Synonyms.from_dict(syn.to_dict())
     assert again.groups == syn.groups and again.items == 200
+    assert not again.rare_words  # learned without anchors
+    anchored = Synonyms.learn(
+        ["red", "scarlet", "blue"], [70, 30, 100], probs, labels, np.ones(3, dtype=bool),
+        anchors=np.array([False, True, False]),
+    )  # fmt: skip
+    assert anchored.groups == [["red", "scarlet"]] and anchored.rare_words
+    assert Synonyms.from_dict(anchored.to_dict()).rare_words
+    old = {k: v for k, v in anchored.to_dict().items() if k != "rare_words"}  # an older file
+    assert not Synonyms.from_dict(old).rare_words
     with pytest.raises(ValueError, match="two groups"):
         Synonyms(groups=[["a", "b"], ["b", "c"]])
     with pytest.raises(ValueError, match="newer"):

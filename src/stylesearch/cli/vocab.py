@@ -98,7 +98,7 @@ def vocab_cmd(
             f"it with `stylesearch vocab --model {model_dir} --catalog TRAIN_MANIFEST --write`",
             err=True,
         )
-    rows = vocabulary_rows(model.vocab.words, model.vocab.counts, grounding, threshold)
+    rows = vocabulary_rows(model.vocab.words, model.vocab.counts, grounding, threshold, synonyms)
     if as_json:
         click.echo(
             json.dumps(

@@ -34,11 +34,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stylesearch.retrieval_metrics import average_precision
+
+if TYPE_CHECKING:
+    from stylesearch.model.synonyms import Synonyms
 
 __all__ = [
     "DEFAULT_MIN_POSITIVES",
@@ -270,13 +273,24 @@ def not_visual_note(grounding: Grounding | None, words: Sequence[str], threshold
 
 
 def visual_mask(
-    grounding: Grounding | None, words: Sequence[str], threshold: float | None = VISUAL_THRESHOLD
+    grounding: Grounding | None,
+    words: Sequence[str],
+    threshold: float | None = VISUAL_THRESHOLD,
+    synonyms: Synonyms | None = None,
 ) -> np.ndarray:
-    """``(V,)`` bool: which of ``words`` are visual. All of them for a model without grounding
-    scores (as before they existed) or with ``threshold=None`` (the grounding not acted on)."""
+    """``(V,)`` bool: which of ``words`` are visual: those scoring at least ``threshold``, and
+    with the model's ``synonyms``, the words too rare to score (no held-out score) whose
+    synonym group has a word that does. All of them for a model without grounding scores (as
+    before they existed) or with ``threshold=None`` (the grounding not acted on)."""
     if grounding is None or threshold is None:
         return np.ones(len(words), dtype=bool)
-    return np.fromiter((grounding.visual(w, threshold) for w in words), bool, count=len(words))
+    mask = np.fromiter((grounding.visual(w, threshold) for w in words), bool, count=len(words))
+    if synonyms is not None:
+        by_score = {w for w, visual in zip(words, mask, strict=True) if visual}
+        for i, word in enumerate(words):
+            if grounding.score(word) is None and by_score.intersection(synonyms.others(word)):
+                mask[i] = True
+    return mask
 
 
 def vocabulary_rows(
@@ -284,13 +298,16 @@ def vocabulary_rows(
     counts: Sequence[int],
     grounding: Grounding | None,
     threshold: float = VISUAL_THRESHOLD,
+    synonyms: Synonyms | None = None,
 ) -> list[dict[str, Any]]:
-    """``[{"word", "count", "grounding", "visual"}]`` of every word, best grounded first (words
-    without a score last), then most frequent first, then alphabetical."""
+    """``[{"word", "count", "grounding", "visual"}]`` of every word (visual as
+    :func:`visual_mask` says), best grounded first (words without a score last), then most
+    frequent first, then alphabetical."""
+    visual = visual_mask(grounding, words, threshold, synonyms)
     rows = []
-    for word, count in zip(words, counts, strict=True):
-        score, visual = word_grounding(grounding, word, threshold)
-        rows.append({"word": word, "count": int(count), "grounding": score, "visual": visual})
+    for word, count, seen in zip(words, counts, visual, strict=True):
+        score, _ = word_grounding(grounding, word, threshold)
+        rows.append({"word": word, "count": int(count), "grounding": score, "visual": bool(seen)})
     rows.sort(
         key=lambda r: (r["grounding"] is None, -(r["grounding"] or 0.0), -r["count"], r["word"])
     )

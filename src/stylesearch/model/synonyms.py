@@ -21,7 +21,11 @@ Two words are *synonyms* ("red", "scarlet", "crimson") when
    same bag in all of them.
 
 Only words the model can see are candidates: visual words of the model's grounding
-(:mod:`stylesearch.model.grounding`); a model without grounding scores gets no groups.
+(:mod:`stylesearch.model.grounding`), and words too rare to have a grounding score (too few
+held-out items), which may join a group that holds a visual word: a rare "azure" is then
+judged by its group ("blue"), and counts as visual through it
+(:func:`stylesearch.model.grounding.visual_mask`). A model without grounding scores gets no
+groups.
 
 Words are grouped by **complete linkage**: two groups merge when *every* pair across them
 passes both tests, best (highest least correlation) first. Unlike joining every passing pair
@@ -137,6 +141,7 @@ def group_words(
     *,
     min_correlation: float = DEFAULT_MIN_CORRELATION,
     max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
+    anchors: np.ndarray | None = None,
 ) -> list[list[int]]:
     """Complete-linkage groups of the ``candidates`` words (module docstring).
 
@@ -146,6 +151,8 @@ def group_words(
         candidates: ``(V,)`` bool, the words that may join a group.
         min_correlation: least correlation of every pair in a group.
         max_cooccurrence: most co-occurrence ratio of every pair in a group.
+        anchors: ``(V,)`` bool or ``None``; when given, only the groups holding one of these
+            words are kept.
 
     Returns:
         The groups of two words or more, as sorted word ids, ordered by their first id.
@@ -173,8 +180,13 @@ def group_words(
         between[a, :] = merged
         between[:, a] = merged
         between[a, a] = -np.inf
+    anchored = None if anchors is None else np.asarray(anchors, dtype=bool)
     return sorted(
-        (sorted(g) for g, live in zip(groups, alive, strict=True) if live and len(g) > 1),
+        (
+            sorted(g)
+            for g, live in zip(groups, alive, strict=True)
+            if live and len(g) > 1 and (anchored is None or anchored[g].any())
+        ),
         key=lambda g: g[0],
     )
 
@@ -189,6 +201,8 @@ class Synonyms:
         source: where those items came from.
         min_correlation / max_cooccurrence: the thresholds used (:func:`group_words`).
         grounding_threshold: least grounding of a candidate word (``None``: every word was one).
+        rare_words: whether words too rare to have a grounding score were candidates too, each
+            group then holding at least one word that reaches ``grounding_threshold``.
         method: :data:`METHOD`.
     """
 
@@ -198,6 +212,7 @@ class Synonyms:
     min_correlation: float = DEFAULT_MIN_CORRELATION
     max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE
     grounding_threshold: float | None = None
+    rare_words: bool = False
     method: str = METHOD
     extra: dict[str, Any] = field(default_factory=dict)
     _by_word: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
@@ -221,17 +236,20 @@ class Synonyms:
         min_correlation: float = DEFAULT_MIN_CORRELATION,
         max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
         grounding_threshold: float | None = None,
+        anchors: np.ndarray | None = None,
         source: str = "",
     ) -> Synonyms:
         """Group ``words`` (the attribute head's order) from their head ``probs`` ``(N, V)`` on
         N items' images and the items' text ``labels`` ``(N, V)``; ``candidates`` ``(V,)``
-        says which words may join a group (the visual ones)."""
+        says which words may join a group, ``anchors`` (``(V,)`` or ``None``) which words a
+        group must hold one of (:func:`group_words`)."""
         ids = group_words(
             logit_correlation(probs),
             cooccurrence_ratio(probs, labels),
             candidates,
             min_correlation=min_correlation,
             max_cooccurrence=max_cooccurrence,
+            anchors=anchors,
         )
         groups = [
             [words[i] for i in sorted(g, key=lambda i: (-int(counts[i]), words[i]))] for g in ids
@@ -243,6 +261,7 @@ class Synonyms:
             min_correlation=float(min_correlation),
             max_cooccurrence=float(max_cooccurrence),
             grounding_threshold=grounding_threshold,
+            rare_words=anchors is not None,
         )
 
     def group(self, word: str) -> list[str]:
@@ -261,6 +280,7 @@ class Synonyms:
             "min_correlation": self.min_correlation,
             "max_cooccurrence": self.max_cooccurrence,
             "grounding_threshold": self.grounding_threshold,
+            "rare_words": self.rare_words,
             "items": self.items,
             "source": self.source,
             "groups": [list(g) for g in self.groups],
@@ -287,6 +307,7 @@ class Synonyms:
             "min_correlation",
             "max_cooccurrence",
             "grounding_threshold",
+            "rare_words",
             "items",
             "source",
             "groups",
@@ -298,6 +319,7 @@ class Synonyms:
             min_correlation=float(data.get("min_correlation", DEFAULT_MIN_CORRELATION)),
             max_cooccurrence=float(data.get("max_cooccurrence", DEFAULT_MAX_COOCCURRENCE)),
             grounding_threshold=None if threshold is None else float(threshold),
+            rare_words=bool(data.get("rare_words", False)),
             method=str(data.get("method", METHOD)),
             extra={k: v for k, v in data.items() if k not in known},
         )

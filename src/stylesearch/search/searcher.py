@@ -137,6 +137,7 @@ class Searcher:
             getattr(model, "grounding", None),
             [] if model.vocab is None else model.vocab.words,
             self.grounding_threshold,
+            getattr(model, "synonyms", None),
         )
         #: expand metadata filter words to their synonym groups (by default)
         self.synonyms = bool(synonyms)

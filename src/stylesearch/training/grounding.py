@@ -189,15 +189,18 @@ def _synonyms_of(
     max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
     grounding_threshold: float = VISUAL_THRESHOLD,
 ) -> Synonyms:
-    """:meth:`Synonyms.learn` on the head's ``probs`` and the metadata ``labels``, among the
-    words ``model.grounding`` marks visual (none without a grounding: no groups)."""
+    """:meth:`Synonyms.learn` on the head's ``probs`` and the metadata ``labels``: among the
+    words ``model.grounding`` marks visual and those too rare to score, each group holding a
+    visual one (none without a grounding: no groups)."""
     grounding = getattr(model, "grounding", None)
+    words = model.vocab.words
     if grounding is None:  # nothing shows which words an image can show: no candidates
-        candidates = np.zeros(model.vocab_size, dtype=bool)
+        visual = rare = np.zeros(model.vocab_size, dtype=bool)
     else:
-        candidates = visual_mask(grounding, model.vocab.words, grounding_threshold)
+        visual = visual_mask(grounding, words, grounding_threshold)
+        rare = np.array([grounding.score(w) is None for w in words], dtype=bool)
     return Synonyms.learn(
-        model.vocab.words, model.vocab.counts, probs, labels, candidates,
+        words, model.vocab.counts, probs, labels, visual | rare, anchors=visual,
         min_correlation=min_correlation, max_cooccurrence=max_cooccurrence,
         grounding_threshold=grounding_threshold, source=source,
     )  # fmt: skip
