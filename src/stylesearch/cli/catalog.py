@@ -13,6 +13,7 @@ from stylesearch.cli.options import (
     images_root_option,
     json_option,
     path_option,
+    quiet_option,
     show_progress,
 )
 
@@ -41,6 +42,7 @@ def catalog() -> None:
 )
 @json_option("Print the counts as one JSON object.")
 @images_root_option
+@quiet_option
 @friendly_errors
 def catalog_check(
     manifest: Path,
@@ -49,6 +51,7 @@ def catalog_check(
     max_pixels: int | None,
     as_json: bool,
     images_root: tuple[Path, ...],
+    quiet: bool,
 ) -> None:
     """Validate MANIFEST (JSONL, CSV or Parquet): print counts and the reason of every rejection.
 
@@ -62,7 +65,7 @@ def catalog_check(
         manifest,
         validate_images=not no_images,
         max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-        progress=show_progress(),
+        progress=show_progress(quiet),
         image_roots=images_root,
     )
     rejects_path = None
@@ -176,6 +179,7 @@ def catalog_make_shapes(out: Path, items: int, seed: int, size: int) -> None:
     type=click.IntRange(min=1),
     help="Rendering processes.",
 )
+@quiet_option
 @friendly_errors
 def catalog_build_demo(
     out: Path,
@@ -189,6 +193,7 @@ def catalog_build_demo(
     wrong_rate: float,
     source: Path | None,
     workers: int,
+    quiet: bool,
 ) -> None:
     """Build the demo style catalog from Fashion-MNIST garments (train / base / query splits).
 
@@ -209,7 +214,7 @@ def catalog_build_demo(
         wrong_rate=wrong_rate,
         source=source or DEFAULT_SOURCE,
     )
-    cat = build_demo_catalog(out, cfg, progress=show_progress(), workers=workers)
+    cat = build_demo_catalog(out, cfg, progress=show_progress(quiet), workers=workers)
     verb = "reused" if cat.reused else "built"
     click.echo(
         f"{verb} {out} in {cat.seconds:.1f} s: {cat.counts['train']} train, "

@@ -256,6 +256,7 @@ def eval_build_queries(
 @device_option()
 @json_option("Print the full result as JSON.")
 @images_root_option
+@quiet_option
 @friendly_errors
 def eval_attributes(
     model_dir: Path,
@@ -264,6 +265,7 @@ def eval_attributes(
     device: str,
     as_json: bool,
     images_root: tuple[Path, ...],
+    quiet: bool,
 ) -> None:
     """Attribute average precision per group (category, colour, pattern) of the attribute head.
 
@@ -276,7 +278,7 @@ def eval_attributes(
     from stylesearch.evaluation.attributes import evaluate_attributes, load_truth
 
     model = stylesearch.load_model(model_dir, device=device)
-    progress = show_progress()
+    progress = show_progress(quiet)
     items = list(load_catalog(catalog_path, progress=progress, image_roots=images_root).items)
     scores = evaluate_attributes(
         model, items, load_truth(truth_path), VOCABULARY, device=device, progress=progress
