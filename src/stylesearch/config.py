@@ -18,7 +18,9 @@ A training config file looks like::
     batch_size = 128
 
 Every section and every key is optional; what is missing keeps its default. The resolved
-config is saved beside every artifact it produced (``config.json`` in a model folder).
+config is saved beside every artifact it produced (``config.json`` in a model folder). The same
+file may also hold a ``[visual]`` table, read by ``stylesearch train-visual`` (:func:`load_table`)
+and left alone by ``stylesearch train``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ DEFAULT_METHOD = "combined"
 #: how much an item's own text counts in its attribute probabilities at indexing
 #: (index/build.py ``fuse_metadata``), the best measured on the demo's validation queries
 DEFAULT_METADATA_WEIGHT = 0.5
+#: the table of a config file that ``stylesearch train-visual`` reads (``VisualConfig``)
+VISUAL_TABLE = "visual"
 
 
 class ConfigError(StylesearchError, ValueError):
@@ -236,19 +240,36 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Load a TOML config file (``None`` gives the defaults) and validate it."""
-    if path is None:
-        return validate(Config())
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of the TOML file at ``path`` (ConfigError when it is missing or not TOML)."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load a TOML config file (``None`` gives the defaults) and validate it. Its ``[visual]``
+    table, if any, is ``train-visual``'s and is not read here."""
+    if path is None:
+        return validate(Config())
+    data = read_toml(path)
+    data.pop(VISUAL_TABLE, None)
     return validate(from_dict(Config, data))
+
+
+def load_table(path: str | Path, table: str, cls: type[T]) -> T:
+    """Table ``[table]`` of the TOML file at ``path`` as dataclass ``cls``; ConfigError when the
+    file has no such table, or the table has unknown keys or values of the wrong type."""
+    data = read_toml(path)
+    if table not in data:
+        found = ", ".join(f"[{name}]" for name in data) or "none"
+        raise ConfigError(f"{path}: no [{table}] table (tables found: {found})")
+    return from_dict(cls, data[table], where=table)
 
 
 def _choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:

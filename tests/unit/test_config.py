@@ -1,6 +1,14 @@
 import pytest
 
-from stylesearch.config import Config, ConfigError, from_dict, load_config, to_dict
+from stylesearch.config import (
+    Config,
+    ConfigError,
+    TrainConfig,
+    from_dict,
+    load_config,
+    load_table,
+    to_dict,
+)
 
 
 def test_defaults_validate():
@@ -59,3 +67,15 @@ def test_round_trip_through_dict():
 def test_optional_fields_accept_none_and_values():
     cfg = from_dict(Config, {"text": {"min_count": 7, "max_words": None}})
     assert cfg.text.min_count == 7 and cfg.text.max_words is None
+
+
+def test_the_visual_table_is_train_visuals(tmp_path):
+    path = tmp_path / "both.toml"
+    path.write_text("[train]\nepochs = 3\n[visual]\nepochs = 7\nlr = 1\n")
+    assert load_config(path).train.epochs == 3  # train leaves [visual] alone
+    visual = load_table(path, "visual", TrainConfig)
+    assert visual.epochs == 7 and visual.lr == 1.0
+    with pytest.raises(
+        ConfigError, match=r"no \[loss\] table \(tables found: \[train\], \[visual\]\)"
+    ):
+        load_table(path, "loss", TrainConfig)

@@ -11,6 +11,7 @@ import pytest
 
 from stylesearch.cli import cli
 from stylesearch.config import LossConfig, ModelConfig, TextConfig, TrainConfig
+from stylesearch.model.visual import VisualConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -133,6 +134,7 @@ CONFIG_SECTIONS = {
     "model": ModelConfig,
     "loss": LossConfig,
     "train": TrainConfig,
+    "visual": VisualConfig,
 }
 
 

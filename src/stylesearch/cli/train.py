@@ -132,6 +132,12 @@ def train_cmd(
     required=True,
     help="Visual model folder to write (model.safetensors, config.json).",
 )
+@path_option(
+    "--config",
+    "config_path",
+    help="TOML config file whose [visual] table holds the settings (see docs/training.md); "
+    "the options given override it.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: 2]")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="[default: 128]")
 @click.option(
@@ -160,6 +166,7 @@ def train_cmd(
 def train_visual_cmd(
     catalog_path: Path,
     out: Path,
+    config_path: Path | None,
     overwrite: bool,
     quiet: bool,
     images_root: tuple[Path, ...],
@@ -170,11 +177,11 @@ def train_visual_cmd(
     An image-only network trained with the triplet loss: another image of the same item is the
     positive, images of other items are the negatives. Prints its held-out same-item R@1.
     """
-    from stylesearch.model.visual import VisualConfig
+    from stylesearch.model.visual import load_visual_config
     from stylesearch.training.visual import train_visual
 
     overrides["pretrained"] = overrides["pretrained"] or None  # the flag only turns it on
-    config = VisualConfig(**{k: v for k, v in overrides.items() if v is not None})
+    config = load_visual_config(config_path, **overrides)
     metrics = train_visual(
         catalog_path, out, config, overwrite=overwrite, progress=show_progress(quiet, piped=True),
         image_roots=images_root,

@@ -14,14 +14,14 @@ previous model.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from stylesearch.config import BACKBONES, NEGATIVES, ModelConfig
+from stylesearch.config import BACKBONES, NEGATIVES, VISUAL_TABLE, ModelConfig, load_table
 from stylesearch.errors import StylesearchError
 from stylesearch.folders import FolderSwap, ManifestFormat, read_manifest_json
 from stylesearch.model.io import file_sha256
@@ -32,6 +32,7 @@ __all__ = [
     "VisualModel",
     "VisualModelError",
     "load_visual",
+    "load_visual_config",
     "read_visual_config",
     "save_visual",
 ]
@@ -101,6 +102,14 @@ class VisualConfig:
         if problems:
             raise VisualModelError("; ".join(problems))
         return self
+
+
+def load_visual_config(path: str | Path | None, **given: Any) -> VisualConfig:
+    """The ``[visual]`` table of the TOML config file at ``path`` (``None``: the defaults) with
+    the ``given`` values that are not ``None`` (the command-line options given) on top,
+    validated."""
+    config = VisualConfig() if path is None else load_table(path, VISUAL_TABLE, VisualConfig)
+    return replace(config, **{k: v for k, v in given.items() if v is not None}).validate()
 
 
 class VisualModel(nn.Module):
