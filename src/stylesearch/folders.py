@@ -21,7 +21,8 @@ missing) finishes the swap. A kill before that leaves the old folder in place.
 visual judge, the demo catalog, a ``train --overwrite`` run); :func:`replace_files` replaces some
 files inside a folder (a model folder's files, a manifest). :func:`read_manifest_json` reads a
 folder's versioned JSON manifest (``{"format": ..., "format_version": ...}``), finishing a killed
-swap first.
+swap first; :func:`check_format_version` checks the version of the other versioned JSON files
+(``grounding.json``, ``synonyms.json``, ``vocab.json``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import shutil
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from typing import Any
 __all__ = [
     "FolderSwap",
     "ManifestFormat",
+    "check_format_version",
     "fsync_tree",
     "new_temp_folder",
     "read_manifest_json",
@@ -339,11 +341,30 @@ def read_manifest_json(folder: str | Path, fmt: ManifestFormat, missing: str) ->
         raise fmt.error(f"{path}: not a {fmt.title}")
     version = meta.get("format_version", 0)
     if not isinstance(version, int) or not fmt.oldest <= version <= fmt.newest:
-        from stylesearch import __version__
-
-        reads = fmt.newest if fmt.oldest == fmt.newest else f"{fmt.oldest} to {fmt.newest}"
+        reads = _reads(fmt.oldest, fmt.newest)
         raise fmt.error(
-            f"{path}: format {version!r} is not one this stylesearch ({__version__}) reads "
-            f"({reads}); {fmt.fix}"
+            f"{path}: format {version!r} is not one this stylesearch {reads}; {fmt.fix}"
         )
     return meta
+
+
+def _reads(oldest: int, newest: int) -> str:
+    """``"(0.4.0) reads (2 to 3)"``: this stylesearch's version and the formats it reads."""
+    from stylesearch import __version__
+
+    return f"({__version__}) reads ({newest if oldest == newest else f'{oldest} to {newest}'})"
+
+
+def check_format_version(
+    data: Mapping[str, Any], newest: int, what: str, *, oldest: int = 0
+) -> int:
+    """The ``"format_version"`` of the JSON object ``data`` (0 when it has none), an integer from
+    ``oldest`` to ``newest``; ``ValueError`` starting with ``what`` (the file's kind) otherwise."""
+    version = data.get("format_version", 0)
+    is_int = isinstance(version, int) and not isinstance(version, bool)
+    if is_int and oldest <= version <= newest:
+        return version
+    how = "is newer than" if is_int and version > newest else "is not one"
+    raise ValueError(
+        f"{what}: format_version {version!r} {how} this stylesearch {_reads(oldest, newest)}"
+    )

@@ -15,6 +15,7 @@ import pytest
 from stylesearch.folders import (
     FolderSwap,
     ManifestFormat,
+    check_format_version,
     new_temp_folder,
     read_manifest_json,
     recover,
@@ -210,3 +211,16 @@ def test_read_manifest_json_says_what_is_wrong(tmp_path):
             read_manifest_json(tmp_path, fmt, "no manifest")
     path.write_text('{"format": "thing", "format_version": 2, "x": 1}')
     assert read_manifest_json(tmp_path, fmt, "no manifest")["x"] == 1
+
+
+def test_check_format_version() -> None:
+    assert check_format_version({}, 1, "grounding") == 0  # written before versions existed
+    assert check_format_version({"format_version": 3}, 3, "x", oldest=2) == 3
+    for version, message in [
+        (4, r"^x: format_version 4 is newer than this stylesearch \(.*\) reads \(2 to 3\)$"),
+        (1, r"^x: format_version 1 is not one this stylesearch \(.*\) reads \(2 to 3\)$"),
+        ("3", r"format_version '3' is not one"),
+        (True, r"format_version True is not one"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_format_version({"format_version": version}, 3, "x", oldest=2)

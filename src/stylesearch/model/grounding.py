@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stylesearch.folders import check_format_version
 from stylesearch.retrieval_metrics import average_precision
 
 if TYPE_CHECKING:
@@ -196,11 +197,7 @@ class Grounding:
         """Read a ``grounding.json`` body; ``ValueError`` when it is not one."""
         if not isinstance(data, Mapping) or not isinstance(data.get("scores"), Mapping):
             raise ValueError("not a grounding file (no scores)")
-        if int(data.get("format_version", 0)) > VERSION:
-            raise ValueError(
-                f"grounding format {data['format_version']} is newer than this stylesearch "
-                f"reads ({VERSION})"
-            )
+        check_format_version(data, VERSION, "grounding")
         known = {
             "format_version",
             "method",

@@ -5,7 +5,7 @@ A model folder holds exactly three plain files, and nothing in it is ever unpick
 * ``config.json``: format marker and version, library version, the model config, the text
   pipeline config, the vocabulary fingerprint and size, the sha256 of ``model.safetensors`` and
   an ``extra`` dict (e.g. a training summary);
-* ``vocab.json``: the vocabulary (words in attribute-head order, counts), ``Vocabulary.save``;
+* ``vocab.json``: the vocabulary (words in attribute-head order, counts), ``Vocabulary.write``;
 * ``model.safetensors``: the full state dict (backbone included).
 
 One optional file may follow: ``grounding.json``, each word's visual grounding
@@ -142,7 +142,7 @@ def save_model(
 
     replace_files(
         out_dir,
-        {WEIGHTS_FILE: write_weights, VOCAB_FILE: vocab.save, CONFIG_FILE: write_config},
+        {WEIGHTS_FILE: write_weights, VOCAB_FILE: vocab.write, CONFIG_FILE: write_config},
     )
     for name in (GROUNDING_FILE, SYNONYMS_FILE):  # they scored the weights just replaced
         (out_dir / name).unlink(missing_ok=True)

@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from stylesearch.folders import check_format_version
+
 __all__ = [
     "DEFAULT_MAX_COOCCURRENCE",
     "DEFAULT_MIN_CORRELATION",
@@ -292,11 +294,7 @@ class Synonyms:
         """Read a ``synonyms.json`` body; ``ValueError`` when it is not one."""
         if not isinstance(data, Mapping) or not isinstance(data.get("groups"), list):
             raise ValueError("not a synonyms file (no groups)")
-        if int(data.get("format_version", 0)) > VERSION:
-            raise ValueError(
-                f"synonyms format {data['format_version']} is newer than this stylesearch "
-                f"reads ({VERSION})"
-            )
+        check_format_version(data, VERSION, "synonyms")
         groups = data["groups"]
         if not all(isinstance(g, list) and all(isinstance(w, str) for w in g) for g in groups):
             raise ValueError("synonyms: groups must be lists of words")

@@ -17,11 +17,12 @@ import difflib
 import hashlib
 import json
 import numbers
-import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from stylesearch.folders import check_format_version, replace_files
 
 __all__ = ["FORMAT_VERSION", "Vocabulary", "scaled_min_count"]
 
@@ -207,20 +208,20 @@ class Vocabulary:
         unknown = sorted(set(d) - set(required))
         if unknown:
             raise ValueError(f"vocabulary: unknown key(s): {', '.join(unknown)}")
-        if d["format_version"] != FORMAT_VERSION:
-            raise ValueError(
-                f"vocabulary: format_version {d['format_version']!r} is not supported "
-                f"(this version reads {FORMAT_VERSION})"
-            )
+        check_format_version(d, FORMAT_VERSION, "vocabulary", oldest=FORMAT_VERSION)
         return cls(d["words"], d["counts"], d["n_items"], d["min_count"])
 
+    def write(self, path: Path) -> None:
+        """Write the JSON file at ``path`` in place (for a caller that replaces files atomically
+        itself, e.g. :func:`stylesearch.folders.replace_files`)."""
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", "utf-8")
+
     def save(self, path: str | Path) -> Path:
-        """Write the JSON file (atomically: a temporary file, then a rename); return its path."""
+        """Write the JSON file atomically (:func:`stylesearch.folders.replace_files`: a temporary
+        file, then a rename); return its path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", "utf-8")
-        os.replace(tmp, path)
+        replace_files(path.parent, {path.name: self.write})
         return path
 
     @classmethod
