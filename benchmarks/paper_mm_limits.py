@@ -24,12 +24,11 @@ No system is searched: the numbers are limits, read against the report's rows.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-import _common  # noqa: F401  (import path)
+import _common
 from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.judges import Judge, embed_for_visual_judge, judge_queries
 from stylesearch.evaluation.metrics import oracle_ranking
@@ -41,12 +40,8 @@ GATES = ("metadata gate", "truth gate", "both gates")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index", required=True)
-    parser.add_argument("--queries", required=True)
-    parser.add_argument("--visual", required=True, help="the visual judge's folder")
-    parser.add_argument("--truth", required=True, help="the catalog's truth.jsonl")
-    parser.add_argument("-k", type=int, default=10)
+    parser = _common.parser(__doc__)
+    _common.add_eval_args(parser)
     args = parser.parse_args()
 
     searcher = Searcher.load(args.index, grounding_threshold=None)

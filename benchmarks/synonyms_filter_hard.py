@@ -12,13 +12,12 @@ attributes (``truth.jsonl``) meet; nDCG@k divides by the ideal ordering of the w
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-import _common  # noqa: F401  (import path)
+import _common
 
 
 def ndcg(gains: np.ndarray, rows: np.ndarray, k: int) -> float:
@@ -31,12 +30,11 @@ def ndcg(gains: np.ndarray, rows: np.ndarray, k: int) -> float:
 def main() -> None:
     from stylesearch.search import Query, Searcher
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--index", required=True)
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--queries", required=True)
-    ap.add_argument("--truth", required=True)
-    ap.add_argument("-k", type=int, default=10)
+    ap = _common.parser(__doc__)
+    _common.add_eval_args(ap, visual=False)
+    ap.add_argument(
+        "--model", default=None, help="the model folder (default: the one the index records)"
+    )
     args = ap.parse_args()
     on = Searcher.load(args.index, model_dir=args.model, grounding_threshold=None)
     if on.model.synonyms is None:

@@ -16,9 +16,7 @@ item of the manifest, as training does, and prints precision and recall of each.
 
 from __future__ import annotations
 
-import argparse
-
-import _common  # noqa: F401  (import path)
+import _common
 
 
 def main() -> None:
@@ -28,9 +26,12 @@ def main() -> None:
     from stylesearch.model.synonyms import pair_scores
     from stylesearch.text.pipeline import TextPipeline
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--threshold", type=float, default=VISUAL_THRESHOLD)
+    ap = _common.parser(__doc__)
+    ap.add_argument("--model", required=True, help="the model folder (with synonyms.json)")
+    ap.add_argument(
+        "--threshold", type=float, default=VISUAL_THRESHOLD,
+        help=f"grounding that makes a word visual (default: {VISUAL_THRESHOLD})",
+    )  # fmt: skip
     ap.add_argument("--catalog", help="sweep the thresholds on this manifest's items")
     args = ap.parse_args()
     model = stylesearch.load_model(args.model)
