@@ -16,6 +16,9 @@ a hard filter's lead comes from that, by ranking the base catalog with the visua
 
 Per query kind (add, remove, replace), each row gives V-nDCG, T-nDCG, MM and T-nDCG (truth).
 No system is searched: the numbers are limits, read against the report's rows.
+``--look-weights A ...`` adds, for each look weight, the items of both gates ranked by the
+index's own cosine (the ``visual`` method's query at that look weight): what the engine's
+embedding gives with perfect attributes, to read against the judge's order.
 
     .venv/bin/python benchmarks/paper_mm_limits.py --index runs/demo/index \\
         --queries runs/demo/queries/test.jsonl --visual runs/demo/visual \\
@@ -34,6 +37,7 @@ from stylesearch.evaluation.judges import Judge, embed_for_visual_judge, judge_q
 from stylesearch.evaluation.metrics import oracle_ranking
 from stylesearch.evaluation.protocol import _truth_groups, summarize
 from stylesearch.evaluation.queries import KINDS, load_queries
+from stylesearch.search.query import Query
 from stylesearch.search.searcher import Searcher
 
 GATES = ("metadata gate", "truth gate", "both gates")
@@ -42,6 +46,10 @@ GATES = ("metadata gate", "truth gate", "both gates")
 def main() -> None:
     parser = _common.parser(__doc__)
     _common.add_eval_args(parser)
+    parser.add_argument(
+        "--look-weights", type=float, nargs="*", default=[],
+        help="also rank both gates' items by the index's cosine at these look weights",
+    )  # fmt: skip
     args = parser.parse_args()
 
     searcher = Searcher.load(args.index, grounding_threshold=None)
@@ -60,7 +68,8 @@ def main() -> None:
 
     judge = Judge(visual_base, word_rows, _truth_groups(index, truth, live), n)
     judged = judge_queries(judge, queries, visual_q, None, truth, live, args.k)
-    for qi in range(len(queries)):
+    vectors = np.asarray(index.vectors, dtype=np.float32)
+    for qi, q in enumerate(queries):
         visual, meta, by_truth, _ = judged.gains[qi]
         meets = {
             "metadata gate": meta[0] >= 1.0,
@@ -70,9 +79,14 @@ def main() -> None:
         for gate in GATES:
             top = oracle_ranking(meets[gate] & live, visual[0], args.k)
             judged.record(gate, "visual judge", qi, top, 0.0, [])
+        for a in args.look_weights:
+            query = Query(image=q.image, method="visual")
+            cosine = vectors @ searcher._query_vector(query, [], [], None, None, a)
+            top = oracle_ranking(meets["both gates"] & live, cosine, args.k)
+            judged.record(f"both gates, index cosine a={a:g}", "index", qi, top, 0.0, [])
 
     rows = summarize({"per_query": judged.per_query})
-    print(f"\n{len(queries)} queries, K = {args.k}; ranked by the visual judge within each gate")
+    print(f"\n{len(queries)} queries, K = {args.k}; each gate's items in the judge's order")
     header = "| gate | kind | V-nDCG | T-nDCG | MM | T-nDCG (truth) |"
     print(header)
     print("|---|---|---|---|---|---|")
