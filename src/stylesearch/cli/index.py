@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
 
 from stylesearch.cli.options import (
+    F,
     catalog_option,
     device_option,
     friendly_errors,
@@ -25,8 +28,8 @@ from stylesearch.config import DEFAULT_METADATA_WEIGHT
 #: ``--device``'s help for the commands that embed catalog images.
 DEVICE_HELP = '"cpu", "cuda", "cuda:N".'
 
-#: --backend and its parameters (shared by `index` and `index merge`).
-backend_options = stack(
+#: --backend and its parameters, as the command line gives them.
+_backend_option_stack = stack(
     click.option(
         "--backend",
         type=click.Choice(["faiss", "exact", "milvus"]),
@@ -52,30 +55,55 @@ backend_options = stack(
 )
 
 
-def backend_params(
-    backend: str,
-    hnsw_m: int,
-    ef_construction: int,
-    ef_search: int,
-    milvus_uri: str | None,
-    collection: str | None,
-) -> dict[str, Any] | None:
-    """The ``backend_params`` of the :data:`backend_options` values (``None`` for exact)."""
-    if backend != "milvus":
-        if milvus_uri or collection:
-            raise click.UsageError("--milvus-uri and --collection need --backend milvus")
-        return (
-            None
-            if backend == "exact"
-            else {"M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search}
+@dataclass(frozen=True)
+class BackendChoice:
+    """The :func:`backend_options` values: the backend's name and its parameters."""
+
+    name: str
+    hnsw_m: int
+    ef_construction: int
+    ef_search: int
+    milvus_uri: str | None
+    collection: str | None
+
+    def params(self) -> dict[str, Any] | None:
+        """The build's ``backend_params`` (``None`` for exact); a usage error for the Milvus
+        options without ``--backend milvus``, or ``--backend milvus`` without ``--milvus-uri``.
+        """
+        if self.name != "milvus":
+            if self.milvus_uri or self.collection:
+                raise click.UsageError("--milvus-uri and --collection need --backend milvus")
+            return None if self.name == "exact" else self._hnsw()
+        if not self.milvus_uri:
+            raise click.UsageError("--backend milvus needs --milvus-uri URI")
+        return {**self._hnsw(), "uri": self.milvus_uri, "collection": self.collection}
+
+    def _hnsw(self) -> dict[str, Any]:
+        return {
+            "M": self.hnsw_m,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+        }
+
+
+def backend_options(func: F) -> F:
+    """--backend and its parameters (shared by `index` and `index merge`), passed to ``func``
+    as one ``backend``: a :class:`BackendChoice`, checked only when its ``params()`` are asked
+    for (``index`` with a subcommand never asks)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["backend"] = BackendChoice(
+            kwargs.pop("backend"),
+            kwargs.pop("hnsw_m"),
+            kwargs.pop("ef_construction"),
+            kwargs.pop("ef_search"),
+            kwargs.pop("milvus_uri"),
+            kwargs.pop("collection"),
         )
-    if not milvus_uri:
-        raise click.UsageError("--backend milvus needs --milvus-uri URI")
-    params: dict[str, Any] = {
-        "M": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search,
-        "uri": milvus_uri, "collection": collection,
-    }  # fmt: skip
-    return params
+        return func(*args, **kwargs)
+
+    return _backend_option_stack(wrapper)  # type: ignore[return-value]
 
 
 @click.group("index", invoke_without_command=True)
@@ -127,12 +155,7 @@ def index_group(
     model_dir: Path | None,
     catalog_path: Path | None,
     out: Path | None,
-    backend: str,
-    hnsw_m: int,
-    ef_construction: int,
-    ef_search: int,
-    milvus_uri: str | None,
-    collection: str | None,
+    backend: BackendChoice,
     shard: str | None,
     metadata_weight: float,
     batch_size: int,
@@ -151,7 +174,7 @@ def index_group(
     """
     if ctx.invoked_subcommand is not None:
         return
-    params = backend_params(backend, hnsw_m, ef_construction, ef_search, milvus_uri, collection)
+    params = backend.params()
     require_options(
         "build an index", ("--model", model_dir), ("--catalog", catalog_path), ("--out", out)
     )
@@ -162,7 +185,7 @@ def index_group(
         model_dir,
         catalog_path,
         out,
-        backend=backend,
+        backend=backend.name,
         backend_params=params,
         batch_size=batch_size,
         num_workers=workers,
@@ -270,12 +293,7 @@ def index_delete(index_dir: Path, ids_file: Path) -> None:
 def index_merge(
     shards: tuple[Path, ...],
     out: Path,
-    backend: str,
-    hnsw_m: int,
-    ef_construction: int,
-    ef_search: int,
-    milvus_uri: str | None,
-    collection: str | None,
+    backend: BackendChoice,
     quiet: bool,
 ) -> None:
     """Join shard indexes (`stylesearch index --shard I/N`) into one index: SHARD_DIR...
@@ -285,9 +303,9 @@ def index_merge(
     """
     from stylesearch.index.merge import merge_indexes
 
-    params = backend_params(backend, hnsw_m, ef_construction, ef_search, milvus_uri, collection)
+    params = backend.params()
     result = merge_indexes(
-        out, shards, backend=backend, backend_params=params, progress=show_progress(quiet)
+        out, shards, backend=backend.name, backend_params=params, progress=show_progress(quiet)
     )
     click.echo(
         f"merged {result.shards} indexes ({result.count} items) into {result.out_dir} "
