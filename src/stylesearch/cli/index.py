@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -106,6 +107,50 @@ def backend_options(func: F) -> F:
     return _backend_option_stack(wrapper)  # type: ignore[return-value]
 
 
+def embedding_options(
+    batch_help: str | None = None, workers_help: str | None = None
+) -> Callable[[F], F]:
+    """--batch-size, --workers, --device, --quiet and --images-root: how `index` and `index add`
+    embed catalog images, passed to the command as one ``embedding``: the keyword arguments
+    ``build_index`` and ``add_items`` share. ``batch_help`` and ``workers_help`` are the help of
+    --batch-size and --workers (`index add` shows none)."""
+
+    def decorate(func: F) -> F:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs["embedding"] = {
+                "batch_size": kwargs.pop("batch_size"),
+                "num_workers": kwargs.pop("workers"),
+                "device": kwargs.pop("device"),
+                "progress": show_progress(kwargs.pop("quiet")),
+                "image_roots": kwargs.pop("images_root"),
+            }
+            return func(*args, **kwargs)
+
+        options = stack(
+            click.option(
+                "--batch-size",
+                type=click.IntRange(min=1),
+                default=128,
+                show_default=True,
+                help=batch_help,
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(min=0),
+                default=2,
+                show_default=True,
+                help=workers_help,
+            ),
+            device_option(help=DEVICE_HELP),
+            quiet_option,
+            images_root_option,
+        )
+        return options(wrapper)  # type: ignore[return-value]
+
+    return decorate
+
+
 @click.group("index", invoke_without_command=True)
 @model_option("Model folder written by `stylesearch train`.")
 @catalog_option("Catalog manifest to index (e.g. the demo's base/manifest.jsonl).", required=False)
@@ -131,23 +176,7 @@ def backend_options(func: F) -> F:
     "(1 - weight) p_w + weight when the item's metadata has w. 0: the attribute head alone "
     "(the paper's soft filter).",
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=128,
-    show_default=True,
-    help="Images per batch.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=2,
-    show_default=True,
-    help="DataLoader workers.",
-)
-@device_option(help=DEVICE_HELP)
-@quiet_option
-@images_root_option
+@embedding_options("Images per batch.", "DataLoader workers.")
 @click.pass_context
 @friendly_errors
 def index_group(
@@ -158,11 +187,7 @@ def index_group(
     backend: BackendChoice,
     shard: str | None,
     metadata_weight: float,
-    batch_size: int,
-    workers: int,
-    device: str,
-    quiet: bool,
-    images_root: tuple[Path, ...],
+    embedding: dict[str, Any],
 ) -> None:
     """Build a search index: `stylesearch index --model MODEL_DIR --catalog MANIFEST --out DIR`.
 
@@ -187,13 +212,9 @@ def index_group(
         out,
         backend=backend.name,
         backend_params=params,
-        batch_size=batch_size,
-        num_workers=workers,
-        device=device,
-        progress=show_progress(quiet),
         shard=shard,
-        image_roots=images_root,
         metadata_weight=metadata_weight,
+        **embedding,
     )
     click.echo(
         f"indexed {result.count} items ({result.rejected} rejected rows skipped) into "
@@ -206,21 +227,10 @@ def index_group(
 @index_option("Index folder to add to.")
 @catalog_option("Catalog manifest of the new items (their ids must not be in the index yet).")
 @model_option("Model folder, when it moved since the index was built (it must be the same model).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
-@device_option(help=DEVICE_HELP)
-@quiet_option
-@images_root_option
+@embedding_options()
 @friendly_errors
 def index_add(
-    index_dir: Path,
-    catalog_path: Path,
-    model_dir: Path | None,
-    batch_size: int,
-    workers: int,
-    device: str,
-    quiet: bool,
-    images_root: tuple[Path, ...],
+    index_dir: Path, catalog_path: Path, model_dir: Path | None, embedding: dict[str, Any]
 ) -> None:
     """Embed new catalog items and add them to an index (no rebuild).
 
@@ -230,16 +240,7 @@ def index_add(
     """
     from stylesearch.index.update import add_items
 
-    result = add_items(
-        index_dir,
-        catalog_path,
-        model_dir=model_dir,
-        batch_size=batch_size,
-        num_workers=workers,
-        device=device,
-        progress=show_progress(quiet),
-        image_roots=images_root,
-    )
+    result = add_items(index_dir, catalog_path, model_dir=model_dir, **embedding)
     click.echo(
         f"added {result.added} items ({result.rejected} rejected rows skipped) to "
         f"{result.index_dir}: {result.live} items now, {result.total_seconds:.1f} s"
