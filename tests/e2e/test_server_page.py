@@ -105,6 +105,16 @@ def page(server_url):
             browser.close()
 
 
+def expect(locator):
+    """Playwright's auto-waiting assertion on a locator, bounded like every wait here. Unlike
+    ``wait_for_function`` it evaluates no string in the page, which the page's CSP (no
+    'unsafe-eval') would refuse whenever the condition is not already true."""
+    from playwright.sync_api import expect as assertion
+
+    assertion.set_options(timeout=WAIT_MS)
+    return assertion(locator)
+
+
 def ready_with(page, query_id: str, words: str) -> None:
     """Wait until the grid shows the answer to this query item and these words."""
     page.wait_for_selector(
@@ -130,7 +140,7 @@ def test_refinement_loop(page, server_url, tmp_path):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server_url + "/")
     # the search settings in force are on the page
-    page.wait_for_function("document.querySelector('#settings-info').textContent.length > 0")
+    expect(page.locator("#settings-info")).not_to_have_text("")
     shown = page.locator("#settings-info").inner_text()
     assert "set when the server started" in shown and "cosine power 1" in shown, shown
 
@@ -260,7 +270,7 @@ def test_url_holds_the_whole_state_and_reproduces_the_search(page, server_url):
     word_input.press("Escape")
     word_input.press("Enter")
     ready_with(page, start_id, f"+{COLOUR}")
-    page.wait_for_function("document.querySelectorAll('#results .result').length === 8")
+    expect(page.locator("#results .result")).to_have_count(8)
     ids = result_ids(page)
     url = page.url
     for part in (f"item={start_id}", f"add={COLOUR}", "method=arithmetic", "k=8"):
@@ -275,9 +285,7 @@ def test_url_holds_the_whole_state_and_reproduces_the_search(page, server_url):
     assert fresh.locator("#k").input_value() == "8"
     assert fresh.locator(f'#chips .chip.add[data-word="{COLOUR}"]').count() == 1
     # the title is fetched for an item known only by its id
-    fresh.wait_for_function(
-        f"document.querySelector('#current-query .title').textContent !== {json.dumps(start_id)}"
-    )
+    expect(fresh.locator("#current-query .title")).not_to_have_text(start_id)
     # reloading reproduces it too
     page.reload()
     ready_with(page, start_id, f"+{COLOUR}")
