@@ -105,7 +105,6 @@ def run_demo(
     config = config or demo_config()
     config = replace(config, train=replace(config.train, device=device))
     visual_config = replace(visual_config or VisualConfig(), device=device)
-    index_device = "cpu" if device == "auto" else device
     seconds: dict[str, float] = {}
 
     with _timed(seconds, "catalog"):
@@ -135,7 +134,7 @@ def run_demo(
             (f / "model", f / "index") for f in compare_dirs.values()
         ]:
             ensure_index(
-                model_dir, cat.base_manifest, out, device=index_device, progress=progress, log=say
+                model_dir, cat.base_manifest, out, device=device, progress=progress, log=say
             )
         attributes = score_attributes(
             index_dir, cat.base_manifest, cat.truth, workdir / "attributes.json", log=say

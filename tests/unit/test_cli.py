@@ -379,6 +379,19 @@ def test_train_on_cuda_without_a_gpu(
     assert_user_error(result, "--device cuda: no CUDA GPU is available here", "--device cpu")
 
 
+def test_index_on_cuda_without_a_gpu(
+    tmp_path: Path, shapes40: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "m").mkdir()
+    result = run(
+        "index", "--model", tmp_path / "m", "--catalog", shapes40, "--out", tmp_path / "i",
+        "--device", "cuda",
+    )  # fmt: skip
+    assert_user_error(result, "--device cuda: no CUDA GPU is available here", "--device cpu")
+    assert not (tmp_path / "i").exists()
+
+
 def test_train_option_ranges_are_usage_errors(tmp_path: Path, shapes40: Path) -> None:
     for bad in (["--epochs", "0"], ["--batch-size", "1"], ["--loss", "contrastive"]):
         result = run("train", "--catalog", shapes40, "--out", tmp_path / "m", *bad)

@@ -19,6 +19,7 @@ from stylesearch.errors import StylesearchError
 from stylesearch.evaluation.attributes import TruthFileError, load_truth
 from stylesearch.evaluation.protocol import EvaluationError
 from stylesearch.evaluation.queries import QueryBuildError, QueryFileError
+from stylesearch.model.device import DeviceError
 from stylesearch.model.visual import VisualModelError
 from stylesearch.search.query import SearchError
 from stylesearch.search.settings import SettingsError
@@ -30,7 +31,8 @@ from stylesearch.training.loop import TrainingError
 USER_ERRORS = [
     (CatalogError, ValueError), (ConfigError, ValueError), (DemoConfigError, ValueError),
     (DemoSourceError, ValueError), (DemoSourceMissing, FileNotFoundError),
-    (EvaluationError, ValueError), (ImageError, ValueError), (NotADemoCatalog, FileExistsError),
+    (DeviceError, RuntimeError), (EvaluationError, ValueError), (ImageError, ValueError),
+    (NotADemoCatalog, FileExistsError),
     (QueryBuildError, ValueError), (QueryFileError, ValueError), (SearchError, ValueError),
     (ServiceError, ValueError), (SettingsError, ValueError), (TextPipelineError, RuntimeError),
     (TrainingError, RuntimeError), (TruthFileError, ValueError), (VisualModelError, ValueError),

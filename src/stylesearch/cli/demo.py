@@ -22,7 +22,7 @@ from stylesearch.cli.options import (
     show_default=True,
     help="Where the catalog, model and results go.",
 )
-@device_option("auto", '"auto" (a GPU when there is one), "cpu", "cuda".')
+@device_option()
 @click.option(
     "--compare",
     is_flag=True,

@@ -26,9 +26,6 @@ from stylesearch.cli.options import (
 )
 from stylesearch.config import DEFAULT_METADATA_WEIGHT
 
-#: ``--device``'s help for the commands that embed catalog images.
-DEVICE_HELP = '"cpu", "cuda", "cuda:N".'
-
 #: --backend and its parameters, as the command line gives them.
 _backend_option_stack = stack(
     click.option(
@@ -142,7 +139,7 @@ def embedding_options(
                 show_default=True,
                 help=workers_help,
             ),
-            device_option(help=DEVICE_HELP),
+            device_option(),
             quiet_option,
             images_root_option,
         )

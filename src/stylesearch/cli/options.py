@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from stylesearch.errors import StylesearchError
+from stylesearch.model.device import DEFAULT_DEVICE, DEVICE_HELP
 from stylesearch.model.grounding import VISUAL_THRESHOLD
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,13 +96,16 @@ def json_option(help: str) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
-def device_option(default: str | None = "cpu", help: str | None = None) -> Callable[[F], F]:
-    """``--device``. The commands that only encode (index, index add, search, serve, eval
-    attributes) run on ``"cpu"`` by default; those that train run on ``"auto"`` (a GPU when
-    there is one): ``demo`` says so here, ``train`` and ``train-visual`` pass ``None`` and leave
-    it to the config's default."""
+def device_option(
+    help: str | None = None, *, default: str | None = DEFAULT_DEVICE
+) -> Callable[[F], F]:
+    """``--device``: where the model runs. Every command defaults to ``"auto"``, a GPU when
+    torch sees one, else the CPU. ``train`` and ``train-visual`` pass ``default=None``: the
+    option then overrides the config file's device, whose default is also ``"auto"``. ``help``
+    goes before the accepted names."""
+    text = f"{help} {DEVICE_HELP}" if help else DEVICE_HELP
     shown = {"show_default": True} if default is not None else {}
-    return click.option("--device", default=default, help=help, **shown)
+    return click.option("--device", default=default, help=text, **shown)
 
 
 def index_option(help: str, required: bool = True) -> Callable[[F], F]:

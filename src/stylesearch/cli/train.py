@@ -41,7 +41,7 @@ training_options = stack(
         default=None,
         help="Override [train] batch_size (per process).",
     ),
-    device_option(None, 'Override [train] device: "auto", "cpu", "cuda", "cuda:N".'),
+    device_option("Override [train] device (default auto):", default=None),
     click.option("--seed", type=int, default=None, help="Override [train] seed."),
 )
 
@@ -156,7 +156,7 @@ def train_cmd(
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Peak learning rate (one-cycle) [default: 0.002].")  # fmt: skip
 @click.option("--seed", type=int, default=None, help="[default: 0]")
-@device_option(None, '"auto", "cpu", "cuda", "cuda:N" [default: auto].')
+@device_option("Override [visual] device (default auto):", default=None)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="DataLoader workers [default: min(4, cores)].")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace a visual model in --out.")

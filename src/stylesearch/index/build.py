@@ -29,6 +29,7 @@ from stylesearch.config import DEFAULT_METADATA_WEIGHT, ConfigError
 from stylesearch.index.backends import resolve_backend
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import IndexFormatError, IndexWriter, read_manifest
+from stylesearch.model.device import resolve_device
 from stylesearch.model.io import load_model
 from stylesearch.text.pipeline import TextPipeline
 
@@ -68,7 +69,7 @@ def build_index(
     backend_params: dict | None = None,
     batch_size: int = 128,
     num_workers: int = 2,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = False,
     shard: str | tuple[int, int] | None = None,
     image_roots: Sequence[str | Path] = (),
@@ -85,7 +86,7 @@ def build_index(
             for Milvus also ``uri`` and ``collection``
             (:class:`~stylesearch.index.backends.milvus.MilvusBackend`).
         batch_size, num_workers: the image DataLoader's.
-        device: torch device for the model.
+        device: where the model runs (:func:`~stylesearch.model.device.resolve_device`).
         progress: show progress bars (images/s) on stderr.
         shard: ``"I/N"`` (or ``(I, N)``, 0 <= I < N): index only the I-th of N contiguous slices
             of the catalog's accepted items (``stylesearch index merge`` joins the shards).
@@ -104,6 +105,7 @@ def build_index(
         raise ConfigError(f"the metadata weight must be in [0, 1], got {metadata_weight}")
     backend_name = resolve_backend(backend)
     shard_info = _parse_shard(shard)
+    device = resolve_device(device)
     model = load_model(model_dir, device=device)
     assert model.vocab is not None
     catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from stylesearch.folders import FolderSwap, writer_lock
 from stylesearch.index.backends import BACKENDS, VectorBackend
 from stylesearch.index.errors import IndexFormatError
 from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter, write_manifest
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "AddResult",
@@ -134,7 +137,7 @@ def add_items(
     model_dir: str | Path | None = None,
     batch_size: int = 128,
     num_workers: int = 2,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     progress: bool = False,
     image_roots: Sequence[str | Path] = (),
 ) -> AddResult:
@@ -147,6 +150,9 @@ def add_items(
             it first to replace it), or the catalog has no usable item.
         IndexMismatchError: ``model_dir`` is not the model the index was built with.
     """
+    from stylesearch.model.device import resolve_device
+
+    device = resolve_device(device)
     with writer_lock(index_dir):
         return _add_items(
             Path(index_dir), catalog_path, model_dir, batch_size, num_workers, device, progress,
@@ -160,7 +166,7 @@ def _add_items(
     model_dir: str | Path | None,
     batch_size: int,
     num_workers: int,
-    device: str,
+    device: torch.device,
     progress: bool,
     image_roots: Sequence[str | Path],
 ) -> AddResult:

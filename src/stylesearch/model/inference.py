@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.manifest import CatalogItem
 from stylesearch.catalog.transforms import eval_transform
+from stylesearch.model.device import resolve_device
 from stylesearch.model.joint import JointModel
 
 __all__ = ["embed_image_paths", "predict_attributes", "progress_bar"]
@@ -35,6 +36,7 @@ def embed_image_paths(
     desc: str = "embedding",
 ) -> np.ndarray:
     """``encode`` applied to the images at ``paths`` (eval transform): ``(N, D)`` float32."""
+    device = resolve_device(device)
     loader = DataLoader(
         ImageDataset(list(paths), eval_transform(image_size)),
         batch_size=batch_size,
@@ -71,6 +73,7 @@ def predict_attributes(
     """Attribute probabilities of the items' main images: (N, |V|) float32 in [0, 1]."""
     from tqdm import tqdm
 
+    device = resolve_device(device)
     model.eval().to(device)
     size = model.config.image_size
     ds = ImageDataset([it.image for it in items], eval_transform(size), shrink_to=size)

@@ -35,6 +35,7 @@ import torch
 from stylesearch.config import ConfigError, ModelConfig, TextConfig, from_dict, to_dict
 from stylesearch.errors import StylesearchError
 from stylesearch.folders import ManifestFormat, read_manifest_json, recover, replace_files
+from stylesearch.model.device import resolve_device
 from stylesearch.model.grounding import Grounding
 from stylesearch.model.joint import JointModel
 from stylesearch.model.synonyms import Synonyms
@@ -332,7 +333,7 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
 
     model = JointModel(model_config, vocab_size, load_backbone_weights=False)
     _load_weights(model, weights_path)
-    model.to(device)
+    model.to(resolve_device(device))
     model.vocab = vocab
     model.text_config = text_config
     model._fingerprint = actual_sha

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from stylesearch.config import BACKBONES, NEGATIVES, VISUAL_TABLE, ModelConfig, load_table
 from stylesearch.errors import StylesearchError
 from stylesearch.folders import FolderSwap, ManifestFormat, read_manifest_json
+from stylesearch.model.device import resolve_device
 from stylesearch.model.io import file_sha256
 from stylesearch.model.towers import build_image_backbone
 
@@ -180,4 +181,4 @@ def load_visual(folder: str | Path, *, device: str | torch.device = "cpu") -> Vi
         )
     model = VisualModel(config, load_weights=False)
     model.load_state_dict(load_file(str(weights)))
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()

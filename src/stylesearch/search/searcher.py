@@ -56,6 +56,7 @@ import numpy as np
 
 from stylesearch.index.filters import RowFilter
 from stylesearch.index.store import Index
+from stylesearch.model.device import resolve_device
 from stylesearch.model.grounding import (
     VISUAL_THRESHOLD,
     check_threshold,
@@ -151,7 +152,7 @@ class Searcher:
         self.index = index
         self.model = model
         self.topk = topk or TopKConfig()
-        self.device = device
+        self.device = resolve_device(device)
         self._pipeline: TextPipeline | None = None
         self._transform: Any = None
 
@@ -168,6 +169,7 @@ class Searcher:
         from stylesearch.model.io import load_model
 
         index = Index.load(index_dir)
+        device = resolve_device(device)
         model = load_model(index.model_dir(model_dir), device=device)
         searcher = cls(index, model, device=device, **kwargs)
         searcher.pipeline.load()  # load the text pipeline now, not inside the first query

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.transforms import eval_transform
+from stylesearch.model.device import resolve_device
 from stylesearch.model.joint import JointModel
 
 __all__ = ["fit_look"]
@@ -30,6 +31,7 @@ def fit_look(
 
     if model.look is None:
         return
+    device = resolve_device(device)
     size = model.config.image_size
     dataset = ImageDataset(list(paths), eval_transform(size), shrink_to=size)
     loader = DataLoader(

@@ -32,6 +32,7 @@ from stylesearch.config import Config, to_dict
 from stylesearch.folders import FolderSwap
 from stylesearch.losses import compute_losses
 from stylesearch.losses.attribute import attribute_pos_weight, multi_hot
+from stylesearch.model.device import resolve_device
 from stylesearch.model.io import save_model
 from stylesearch.model.joint import JointModel
 from stylesearch.retrieval_metrics import mean_average_precision, recall_at_k
@@ -60,7 +61,6 @@ from stylesearch.training.setup import (
     lr_at,
     num_workers,
     param_groups,
-    resolve_device,
     seed_everything,
     split_indices,
 )

@@ -1,4 +1,4 @@
-"""What a training run sets up before its first step: the device, the seeds, the train /
+"""What a training run sets up before its first step: the seeds, the train /
 validation split, the DataLoader workers, AdamW's parameter groups and the learning-rate
 schedule. Shared by the joint model's loop and the visual judge's trainer."""
 
@@ -12,32 +12,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylesearch.training.checkpoint import TrainingError
-
 __all__ = [
     "lr_at",
     "num_workers",
     "param_groups",
-    "resolve_device",
     "seed_everything",
     "seed_worker",
     "split_indices",
 ]
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """ "auto" -> CUDA (this rank's GPU) when available, else CPU; clear error for a missing GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise TrainingError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise TrainingError(f"--device {name!r} is not a device torch knows: {exc}") from None
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

@@ -27,6 +27,7 @@ from stylesearch.catalog.images import DEFAULT_MAX_PIXELS, ImageError, load_imag
 from stylesearch.catalog.manifest import CatalogItem, load_catalog
 from stylesearch.catalog.transforms import train_transform
 from stylesearch.losses.triplet import triplet_loss
+from stylesearch.model.device import resolve_device
 from stylesearch.model.inference import embed_image_paths, progress_bar
 from stylesearch.model.visual import (
     CONFIG_FILE,
@@ -38,7 +39,6 @@ from stylesearch.model.visual import (
 from stylesearch.retrieval_metrics import recall_at_k
 from stylesearch.training.setup import (
     num_workers,
-    resolve_device,
     seed_everything,
     seed_worker,
     split_indices,
