@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stylesearch.folders import FolderSwap, writer_lock
-from stylesearch.index.backends import BACKENDS, VectorBackend
+from stylesearch.index.backends import BACKENDS, AddedRows, VectorBackend
 from stylesearch.index.errors import IndexFormatError
 from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter, write_manifest
 
@@ -117,15 +117,13 @@ def _extend_backend(
     """``backend_update`` for :meth:`IndexWriter.finish`: the old backend plus rows ``start:``."""
     name = index.manifest["backend"]["name"]
     params = dict(index.manifest["backend"]["params"])
-    old_folder = index.folder
+    added = AddedRows(start=start, old_folder=index.folder, new_metadata=new_metadata)
 
     def update(vectors: np.ndarray, folder: Path) -> VectorBackend:
         cls = BACKENDS.get(name)
         if cls is None:
-            raise IndexFormatError(f"{old_folder}: cannot extend the {name!r} backend")
-        return cls.extend(
-            vectors, folder, params, start=start, old_folder=old_folder, new_metadata=new_metadata
-        )
+            raise IndexFormatError(f"{added.old_folder}: cannot extend the {name!r} backend")
+        return cls.extend(vectors, folder, params, added)
 
     return update
 

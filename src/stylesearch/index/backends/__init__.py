@@ -15,6 +15,7 @@ Importing this package registers the three backends, in that order.
 from stylesearch.index.backends.base import (
     BACKEND_ALIASES,
     BACKENDS,
+    AddedRows,
     HNSWParams,
     VectorBackend,
     resolve_backend,
@@ -24,6 +25,7 @@ from stylesearch.index.backends.faiss_hnsw import FaissHNSWBackend
 from stylesearch.index.backends.milvus import MilvusBackend
 
 __all__ = [
+    "AddedRows",
     "BACKENDS",
     "BACKEND_ALIASES",
     "ExactBackend",

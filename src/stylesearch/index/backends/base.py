@@ -19,9 +19,9 @@ and the scores with ``-inf``.
 Besides the protocol, each backend class has three class methods, called by
 :mod:`stylesearch.index.store` and :mod:`stylesearch.index.update`: ``build(vectors, folder,
 *, progress, **params)`` writes its files into a new index folder, ``load(vectors, folder,
-params)`` opens them, and ``extend(vectors, folder, params, *, start, old_folder,
-new_metadata)`` (``index add``) writes into ``folder`` the backend of ``old_folder``'s index
-with rows ``start:`` of ``vectors`` added.
+params)`` opens them, and ``extend(vectors, folder, params, added)`` (``index add``) writes
+into ``folder`` the backend of ``added.old_folder``'s index with rows ``added.start:`` of
+``vectors`` added (:class:`AddedRows`).
 
 This module imports no backend: each backend module registers its class here
 (:func:`register_backend`) and :mod:`stylesearch.index.backends` imports them all.
@@ -30,6 +30,7 @@ This module imports no backend: each backend module registers its class here
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -37,6 +38,7 @@ import numpy as np
 from stylesearch.index.filters import RowFilter
 
 __all__ = [
+    "AddedRows",
     "BACKENDS",
     "BACKEND_ALIASES",
     "HNSWParams",
@@ -104,6 +106,19 @@ class HNSWParams:
             raise ValueError(f"invalid HNSW parameters: {self}")
         if not 0.0 <= self.exact_below <= 1.0:
             raise ValueError(f"exact_below must be in [0, 1], got {self.exact_below}")
+
+
+@dataclass(frozen=True)
+class AddedRows:
+    """What ``extend`` (``index add``) adds to an index: rows ``start:`` of the new vectors, on
+    top of the index at ``old_folder`` (rows ``:start``)."""
+
+    #: the first new row (= the old index's row count)
+    start: int
+    #: the folder of the index being extended
+    old_folder: Path
+    #: the new rows' metadata words as CSR ``(offsets, words)``, offsets counting from ``start``
+    new_metadata: tuple[np.ndarray, np.ndarray]
 
 
 # ---------------------------------------------------------------------------- result helpers

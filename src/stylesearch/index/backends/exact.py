@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.index.backends.base import (
+    AddedRows,
     as_queries,
     empty_results,
     register_backend,
@@ -70,14 +71,7 @@ class ExactBackend:
 
     @classmethod
     def extend(
-        cls,
-        vectors: np.ndarray,
-        folder: Path,
-        params: dict[str, Any],
-        *,
-        start: int,
-        old_folder: Path,
-        new_metadata: tuple[np.ndarray, np.ndarray] | None = None,
+        cls, vectors: np.ndarray, folder: Path, params: dict[str, Any], added: AddedRows
     ) -> ExactBackend:
         """``index add``: nothing to extend, the vectors are the index."""
         return cls(vectors)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from stylesearch.index.backends.base import (
+    AddedRows,
     HNSWParams,
     as_queries,
     empty_results,
@@ -144,22 +145,21 @@ class FaissHNSWBackend:
         vectors: np.ndarray,
         folder: Path,
         params: dict[str, Any],
+        added: AddedRows,
         *,
-        start: int,
-        old_folder: Path,
-        new_metadata: tuple[np.ndarray, np.ndarray] | None = None,
         chunk: int = 65536,
     ) -> FaissHNSWBackend:
-        """``index add``: the graph of the index at ``old_folder`` (rows ``:start``) with rows
-        ``start:`` of ``vectors`` inserted (no new graph is built), written to ``folder``."""
+        """``index add``: the graph of the index at ``added.old_folder`` (rows ``:start``) with
+        rows ``start:`` of ``vectors`` inserted (no new graph is built), written to ``folder``."""
         import faiss
 
-        graph = faiss.read_index(str(old_folder / FAISS_FILE))
-        if graph.ntotal != start:
-            raise IndexFormatError(f"{old_folder / FAISS_FILE}: {graph.ntotal} != {start} rows")
+        old_file = added.old_folder / FAISS_FILE
+        graph = faiss.read_index(str(old_file))
+        if graph.ntotal != added.start:
+            raise IndexFormatError(f"{old_file}: {graph.ntotal} != {added.start} rows")
         hnsw = HNSWParams(**params)
         graph.hnsw.efConstruction = hnsw.ef_construction
-        for s in range(start, vectors.shape[0], chunk):
+        for s in range(added.start, vectors.shape[0], chunk):
             graph.add(np.ascontiguousarray(vectors[s : s + chunk], dtype=np.float32))
         faiss.write_index(graph, str(folder / FAISS_FILE))
         return cls(graph, hnsw)

@@ -41,6 +41,7 @@ import numpy as np
 
 from stylesearch.errors import StylesearchError
 from stylesearch.index.backends.base import (
+    AddedRows,
     HNSWParams,
     as_queries,
     empty_results,
@@ -246,23 +247,18 @@ class MilvusBackend:
 
     @classmethod
     def extend(
-        cls,
-        vectors: np.ndarray,
-        folder: Path,
-        params: dict[str, Any],
-        *,
-        start: int,
-        old_folder: Path,
-        new_metadata: tuple[np.ndarray, np.ndarray],
+        cls, vectors: np.ndarray, folder: Path, params: dict[str, Any], added: AddedRows
     ) -> MilvusBackend:
-        """``index add``: insert rows ``start:`` (metadata CSR ``new_metadata`` counts from
-        ``start``) after deleting rows ``>= start`` a failed earlier add may have left. The
-        collection is the one ``params`` names (``old_folder``'s index uses it too)."""
+        """``index add``: insert rows ``start:`` (metadata CSR ``added.new_metadata`` counts
+        from ``start``) after deleting rows ``>= start`` a failed earlier add may have left. The
+        collection is the one ``params`` names (``added.old_folder``'s index uses it too)."""
+        start = added.start
         backend = cls(vectors, params, deleted=_load_deleted(folder, vectors.shape[0]))
         coll = backend.collection
         coll.delete(f"row >= {int(start)}", timeout=TIMEOUT)
         rows = np.arange(start, vectors.shape[0])
-        _insert(coll, vectors, rows, new_metadata[0], new_metadata[1], first=start)
+        offsets, words = added.new_metadata
+        _insert(coll, vectors, rows, offsets, words, first=start)
         _wait_indexed(coll, backend.alias)
         coll.load(timeout=INDEX_TIMEOUT)
         backend.count("row >= 0")  # a Strong read: later searches see every row written
