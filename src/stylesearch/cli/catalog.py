@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from stylesearch.cli.options import (
+    OptionTable,
     friendly_errors,
     images_root_option,
     json_option,
     path_option,
     quiet_option,
     show_progress,
+    table_options,
 )
 
 #: Rejected rows ``catalog check`` lists on the terminal (all of them go to the rejects file).
@@ -97,11 +100,47 @@ def catalog_check(
         sys.exit(3)
 
 
+#: ``catalog make-shapes``' settings (see :func:`table_options`).
+SHAPES_SETTINGS: OptionTable = {
+    "items": (800, click.IntRange(min=1), None),
+    "seed": (0, int, None),
+    "size": (64, click.IntRange(min=16), None),
+}
+
+#: ``catalog build-demo``'s settings, each a :class:`~stylesearch.catalog.demo.DemoConfig`
+#: field of the same name (see :func:`table_options`).
+DEMO_SETTINGS: OptionTable = {
+    "items": (6000, click.IntRange(min=1), "Items in the training catalog."),
+    "base_items": (
+        4000,
+        click.IntRange(min=1),
+        "Items in the base catalog that is searched (the paper searched 1.5M; beyond the "
+        "training images left over, shapes are reused with new colour/pattern combinations).",
+    ),
+    "query_items": (
+        600,
+        click.IntRange(min=1),
+        "Benchmark query items (from Fashion-MNIST's test images).",
+    ),
+    "seed": (0, click.IntRange(min=0), None),
+    "size": (64, click.IntRange(min=32), "Image side in pixels."),
+    "views": (1, click.IntRange(min=1), "Extra images (other views) per item."),
+    "missing_rate": (
+        0.15,
+        click.FloatRange(0, 1),
+        "Fraction of items whose text leaves out one attribute.",
+    ),
+    "wrong_rate": (
+        0.05,
+        click.FloatRange(0, 1),
+        "Fraction of items whose text states one attribute wrongly.",
+    ),
+}
+
+
 @catalog.command("make-shapes")
 @path_option("--out", required=True, help="Output folder.")
-@click.option("--items", default=800, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--size", default=64, show_default=True, type=click.IntRange(min=16))
+@table_options(SHAPES_SETTINGS)
 @friendly_errors
 def catalog_make_shapes(out: Path, items: int, seed: int, size: int) -> None:
     """Generate a small synthetic catalog of coloured shapes with noisy titles (for smoke tests)."""
@@ -117,57 +156,7 @@ def catalog_make_shapes(out: Path, items: int, seed: int, size: int) -> None:
     required=True,
     help="Output folder (created; an existing demo catalog there is reused or replaced).",
 )
-@click.option(
-    "--items",
-    default=6000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Items in the training catalog.",
-)
-@click.option(
-    "--base-items",
-    default=4000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Items in the base catalog that is searched (the paper searched 1.5M; beyond the "
-    "training images left over, shapes are reused with new colour/pattern combinations).",
-)
-@click.option(
-    "--query-items",
-    default=600,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Benchmark query items (from Fashion-MNIST's test images).",
-)
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option(
-    "--size",
-    default=64,
-    show_default=True,
-    type=click.IntRange(min=32),
-    help="Image side in pixels.",
-)
-@click.option(
-    "--views",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Extra images (other views) per item.",
-)
-@click.option(
-    "--missing-rate",
-    default=0.15,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Fraction of items whose text leaves out one attribute.",
-)
-@click.option(
-    "--wrong-rate",
-    default=0.05,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Fraction of items whose text states one attribute wrongly.",
-)
+@table_options(DEMO_SETTINGS)
 @path_option(
     "--source",
     help="Folder with the Fashion-MNIST IDX files [default: /usr/share/datasets/fashion-mnist].",
@@ -182,18 +171,7 @@ def catalog_make_shapes(out: Path, items: int, seed: int, size: int) -> None:
 @quiet_option
 @friendly_errors
 def catalog_build_demo(
-    out: Path,
-    items: int,
-    base_items: int,
-    query_items: int,
-    seed: int,
-    size: int,
-    views: int,
-    missing_rate: float,
-    wrong_rate: float,
-    source: Path | None,
-    workers: int,
-    quiet: bool,
+    out: Path, source: Path | None, workers: int, quiet: bool, **settings: Any
 ) -> None:
     """Build the demo style catalog from Fashion-MNIST garments (train / base / query splits).
 
@@ -203,17 +181,7 @@ def catalog_build_demo(
     """
     from stylesearch.catalog.demo import DEFAULT_SOURCE, DemoConfig, build_demo_catalog
 
-    cfg = DemoConfig(
-        items=items,
-        base_items=base_items,
-        query_items=query_items,
-        seed=seed,
-        size=size,
-        views=views,
-        missing_rate=missing_rate,
-        wrong_rate=wrong_rate,
-        source=source or DEFAULT_SOURCE,
-    )
+    cfg = DemoConfig(**settings, source=source or DEFAULT_SOURCE)
     cat = build_demo_catalog(out, cfg, progress=show_progress(quiet), workers=workers)
     verb = "reused" if cat.reused else "built"
     click.echo(

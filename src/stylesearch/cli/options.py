@@ -78,6 +78,23 @@ def stack(*options: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
+#: ``name -> (default, type, help)`` of options whose default ``--help`` shows (see
+#: :func:`table_options`).
+OptionTable = dict[str, tuple[Any, Any, str | None]]
+
+
+def table_options(table: OptionTable) -> Callable[[F], F]:
+    """One option per ``table`` entry, in the table's order: ``--name`` (``_`` written ``-``) for
+    the parameter ``name``, with its default, type and help; ``--help`` shows the default."""
+    options = [
+        click.option(
+            "--" + name.replace("_", "-"), default=default, show_default=True, type=kind, help=help
+        )
+        for name, (default, kind, help) in table.items()
+    ]
+    return stack(*options)
+
+
 def path_option(*decls: str, required: bool = False, **kwargs: Any) -> Callable[[F], F]:
     """A ``click.Path`` option, ``required`` or else ``None`` by default (``file_okay`` and
     ``dir_okay`` go to ``click.Path``, the other ``kwargs`` to the option)."""
