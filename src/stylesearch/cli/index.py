@@ -23,6 +23,7 @@ from stylesearch.cli.options import (
     require_options,
     show_progress,
     stack,
+    table_options,
 )
 from stylesearch.config import DEFAULT_METADATA_WEIGHT
 
@@ -125,19 +126,11 @@ def embedding_options(
             return func(*args, **kwargs)
 
         options = stack(
-            click.option(
-                "--batch-size",
-                type=click.IntRange(min=1),
-                default=128,
-                show_default=True,
-                help=batch_help,
-            ),
-            click.option(
-                "--workers",
-                type=click.IntRange(min=0),
-                default=2,
-                show_default=True,
-                help=workers_help,
+            table_options(
+                {
+                    "batch_size": (128, click.IntRange(min=1), batch_help),
+                    "workers": (2, click.IntRange(min=0), workers_help),
+                }
             ),
             device_option(),
             quiet_option,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stylesearch.cli.options import (
+    OptionTable,
     as_user_error,
     device_option,
     friendly_errors,
@@ -16,8 +17,37 @@ from stylesearch.cli.options import (
     scoring_options,
     searcher_settings,
     synonyms_option,
+    table_options,
 )
 from stylesearch.cli.search import INDEX_HELP, MODEL_HELP
+
+#: How large an upload may be.
+UPLOAD_LIMITS: OptionTable = {
+    "max_upload_bytes": (
+        10 * 1024 * 1024,
+        click.IntRange(min=1),
+        "Largest accepted image upload (413 above it).",
+    ),
+    "max_pixels": (
+        25_000_000,
+        click.IntRange(min=1),
+        "Largest accepted image, width x height, checked before decoding (413 above it).",
+    ),
+}
+
+#: How long a client may take to send a request.
+CLIENT_TIMEOUTS: OptionTable = {
+    "header_timeout": (
+        10.0,
+        click.FloatRange(min=0, min_open=True),
+        "Seconds a client may take to send a request's headers (then 408 and closed).",
+    ),
+    "body_timeout": (
+        30.0,
+        click.FloatRange(min=0, min_open=True),
+        "Seconds a client may take to send a request's body after its headers (then 408).",
+    ),
+}
 
 
 @click.command("serve")
@@ -33,20 +63,7 @@ from stylesearch.cli.search import INDEX_HELP, MODEL_HELP
     show_default=True,
     help="Torch threads for encoding uploads (more help only on an idle multi-core machine).",
 )
-@click.option(
-    "--max-upload-bytes",
-    type=click.IntRange(min=1),
-    default=10 * 1024 * 1024,
-    show_default=True,
-    help="Largest accepted image upload (413 above it).",
-)
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=25_000_000,
-    show_default=True,
-    help="Largest accepted image, width x height, checked before decoding (413 above it).",
-)
+@table_options(UPLOAD_LIMITS)
 @click.option(
     "--allowed-host",
     "allowed_hosts",
@@ -55,20 +72,7 @@ from stylesearch.cli.search import INDEX_HELP, MODEL_HELP
     help="Also answer requests whose Host header names NAME (repeatable; '*': any, only behind "
     "a proxy that checks it). Always answered: the --host address and the loopback names.",
 )
-@click.option(
-    "--header-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds a client may take to send a request's headers (then 408 and closed).",
-)
-@click.option(
-    "--body-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=30.0,
-    show_default=True,
-    help="Seconds a client may take to send a request's body after its headers (then 408).",
-)
+@table_options(CLIENT_TIMEOUTS)
 @scoring_options
 @grounding_option
 @synonyms_option()
