@@ -76,7 +76,8 @@ def sweep(model, catalog: str, truth, visual, threshold: float) -> None:  # noqa
     from stylesearch.model.synonyms import Synonyms, pair_scores
     from stylesearch.training.grounding import synonym_items
 
-    items, bags, _ = synonym_items(model, catalog)
+    found = synonym_items(model, catalog)
+    items, bags = found.items, found.bags
     probs = predict_attributes(model, items, num_workers=1)
     labels = np.zeros(probs.shape, dtype=bool)
     for row, bag in enumerate(bags):

@@ -125,22 +125,26 @@ def _measure(
     )
 
     progress = show_progress(quiet)
-    items, bags, source = grounding_items(
+    held_out = grounding_items(
         model, read_model_config(model_dir), catalog_path,
         image_roots=images_root, progress=progress,
     )  # fmt: skip
-    click.echo(f"vocab: measuring grounding on the {len(items)} items of the {source}", err=True)
+    click.echo(
+        f"vocab: measuring grounding on the {len(held_out.items)} items of the {held_out.source}",
+        err=True,
+    )
     grounding = measure_grounding(
-        model, items, bags, source=source, min_positives=min_positives,
+        model, held_out, min_positives=min_positives,
         device=device, progress=progress,
     )  # fmt: skip
     model.grounding = grounding
-    items, bags, source = synonym_items(
-        model, catalog_path, image_roots=images_root, progress=progress
+    every = synonym_items(model, catalog_path, image_roots=images_root, progress=progress)
+    click.echo(
+        f"vocab: learning synonyms from the {len(every.items)} items of the {every.source}",
+        err=True,
     )
-    click.echo(f"vocab: learning synonyms from the {len(items)} items of the {source}", err=True)
     synonyms = learn_synonyms(
-        model, items, bags, source=source, grounding_threshold=threshold, device=device,
+        model, every, grounding_threshold=threshold, device=device,
         progress=progress,
     )  # fmt: skip
     if write:

@@ -14,6 +14,7 @@ one pass of the head over the training catalog.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from stylesearch.text.pipeline import TextPipeline
 
 __all__ = [
     "GroundingError",
+    "LabelledItems",
     "ground_and_group",
     "grounding_items",
     "learn_synonyms",
@@ -45,6 +47,18 @@ __all__ = [
 
 class GroundingError(StylesearchError, ValueError):
     """Grounding cannot be measured (no items with vocabulary words, no vocabulary)."""
+
+
+@dataclass(frozen=True)
+class LabelledItems:
+    """Catalog items with the vocabulary words of their metadata: what grounding is measured
+    on and synonyms are learned from."""
+
+    items: list[CatalogItem]
+    #: each item's metadata words (vocabulary ids)
+    bags: list[list[int]]
+    #: where the items come from, recorded in ``grounding.json`` / ``synonyms.json``
+    source: str
 
 
 def _probs_and_labels(
@@ -79,27 +93,25 @@ def _probs_and_labels(
 
 def measure_grounding(
     model: JointModel,
-    items: Sequence[CatalogItem],
-    bags: Sequence[Sequence[int]],
+    labelled: LabelledItems,
     *,
-    source: str = "",
     min_positives: int = DEFAULT_MIN_POSITIVES,
     device: str | torch.device = "cpu",
     num_workers: int = 2,
     progress: bool = False,
 ) -> Grounding:
-    """Grounding of every vocabulary word on ``items``, whose metadata words (vocabulary ids)
-    are ``bags``.
+    """Grounding of every vocabulary word on ``labelled``'s items.
 
     Raises:
         GroundingError: no items, or a model without its vocabulary.
     """
     probs, labels = _probs_and_labels(
-        model, items, bags, "held-out items with vocabulary words to measure grounding on",
+        model, labelled.items, labelled.bags,
+        "held-out items with vocabulary words to measure grounding on",
         device=device, num_workers=num_workers, progress=progress,
     )  # fmt: skip
     return Grounding.from_arrays(
-        model.vocab.words, probs, labels, source=source, min_positives=min_positives
+        model.vocab.words, probs, labels, source=labelled.source, min_positives=min_positives
     )
 
 
@@ -110,8 +122,8 @@ def grounding_items(
     *,
     image_roots: Sequence[str | Path] = (),
     progress: bool = False,
-) -> tuple[list[CatalogItem], list[list[int]], str]:
-    """The items to measure grounding on, their vocabulary ids and a description of them.
+) -> LabelledItems:
+    """The items to measure grounding on.
 
     ``meta`` is the model folder's ``config.json``. When ``catalog_path`` is the training
     catalog it records, the items are that run's held-out split (its seed, ``val_fraction`` and
@@ -120,12 +132,7 @@ def grounding_items(
     """
     from stylesearch.training.setup import split_indices
 
-    if model.vocab is None or model.text_config is None:
-        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
-    catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
-    items = list(catalog.items)
-    texts = TextPipeline(model.text_config).words_many([it.text for it in items])
-    bags = [model.vocab.encode(words) for words in texts]
+    items, bags = _catalog_bags(model, catalog_path, image_roots, progress)
     extra = meta.get("extra") or {}
     trained_on = (extra.get("training") or {}).get("catalog")
     train_cfg = (extra.get("train_config") or {}).get("train") or {}
@@ -143,17 +150,41 @@ def grounding_items(
     else:
         keep = [i for i, bag in enumerate(bags) if bag]
         source = f"catalog {Path(catalog_path).resolve()}"
+    return _kept(catalog_path, items, bags, keep, source)
+
+
+def _catalog_bags(
+    model: JointModel,
+    catalog_path: str | Path,
+    image_roots: Sequence[str | Path],
+    progress: bool,
+) -> tuple[list[CatalogItem], list[list[int]]]:
+    """Every item of the manifest and its metadata words (vocabulary ids)."""
+    if model.vocab is None or model.text_config is None:
+        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
+    catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
+    items = list(catalog.items)
+    texts = TextPipeline(model.text_config).words_many([it.text for it in items])
+    return items, [model.vocab.encode(words) for words in texts]
+
+
+def _kept(
+    catalog_path: str | Path,
+    items: list[CatalogItem],
+    bags: list[list[int]],
+    keep: list[int],
+    source: str,
+) -> LabelledItems:
+    """The ``keep`` rows of ``items`` and ``bags``; GroundingError when there are none."""
     if not keep:
         raise GroundingError(f"{catalog_path}: no item has a word of the model's vocabulary")
-    return [items[i] for i in keep], [bags[i] for i in keep], source
+    return LabelledItems([items[i] for i in keep], [bags[i] for i in keep], source)
 
 
 def learn_synonyms(
     model: JointModel,
-    items: Sequence[CatalogItem],
-    bags: Sequence[Sequence[int]],
+    labelled: LabelledItems,
     *,
-    source: str = "",
     min_correlation: float = DEFAULT_MIN_CORRELATION,
     max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
     grounding_threshold: float = VISUAL_THRESHOLD,
@@ -162,19 +193,19 @@ def learn_synonyms(
     progress: bool = False,
 ) -> Synonyms:
     """Synonym groups (:mod:`stylesearch.model.synonyms`) of the model's visual words, from the
-    attribute head's probabilities of ``items``' images and their metadata words ``bags``
-    (vocabulary ids). The candidates are the words visual at ``grounding_threshold`` in
-    ``model.grounding`` (none without one: no groups).
+    attribute head's probabilities of ``labelled``'s images and their metadata words. The
+    candidates are the words visual at ``grounding_threshold`` in ``model.grounding`` (none
+    without one: no groups).
 
     Raises:
         GroundingError: no items, or a model without its vocabulary.
     """
     probs, labels = _probs_and_labels(
-        model, items, bags, "items with vocabulary words to learn synonyms from",
+        model, labelled.items, labelled.bags, "items with vocabulary words to learn synonyms from",
         device=device, num_workers=num_workers, progress=progress,
     )  # fmt: skip
     return _synonyms_of(
-        model, probs, labels, source=source, min_correlation=min_correlation,
+        model, probs, labels, source=labelled.source, min_correlation=min_correlation,
         max_cooccurrence=max_cooccurrence, grounding_threshold=grounding_threshold,
     )  # fmt: skip
 
@@ -255,20 +286,9 @@ def synonym_items(
     *,
     image_roots: Sequence[str | Path] = (),
     progress: bool = False,
-) -> tuple[list[CatalogItem], list[list[int]], str]:
-    """Every item of the manifest with a vocabulary word, their vocabulary ids and a
-    description: what ``stylesearch vocab --catalog`` learns the synonyms from."""
-    if model.vocab is None or model.text_config is None:
-        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
-    catalog = load_catalog(catalog_path, progress=progress, image_roots=image_roots)
-    texts = TextPipeline(model.text_config).words_many([it.text for it in catalog.items])
-    bags = [model.vocab.encode(words) for words in texts]
+) -> LabelledItems:
+    """Every item of the manifest with a vocabulary word: what ``stylesearch vocab --catalog``
+    learns the synonyms from."""
+    items, bags = _catalog_bags(model, catalog_path, image_roots, progress)
     keep = [i for i, bag in enumerate(bags) if bag]
-    if not keep:
-        raise GroundingError(f"{catalog_path}: no item has a word of the model's vocabulary")
-    items = list(catalog.items)
-    return (
-        [items[i] for i in keep],
-        [bags[i] for i in keep],
-        f"catalog {Path(catalog_path).resolve()}",
-    )
+    return _kept(catalog_path, items, bags, keep, f"catalog {Path(catalog_path).resolve()}")
