@@ -15,7 +15,11 @@ Descriptors: the model's joint embedding ``f_I``, its look, the two mixed as the
 them, ImageNet EfficientNet-Lite0 features of the colour and of the greyscale image (``--stock``),
 the feature map of the greyscale image after the first ``--map-blocks`` blocks of the model's own
 fine-tuned EfficientNet-Lite0 and of the ImageNet one (``--maps``: spatial features, before the
-pooling that makes ``f_I`` blind to where things are), and three ceilings computed from the
+pooling that makes ``f_I`` blind to where things are), the look's grid projected by a same-item
+LDA instead of its principal components (``--lda TRAIN_MANIFEST``: directions along which an
+item's main image and its first extra view agree, learned from the training catalog), the look
+beside the greyscale ImageNet features at weights ``--mix-stock B ...``, and three ceilings
+computed from the
 truth's source garments (the renderer's inputs, which no system sees): the silhouette (the
 renderer's alpha), the silhouette times the renderer's shading (what the luminance of a plain
 garment carries), and the judge's own pixels. Use the **validation** queries.
@@ -101,6 +105,45 @@ def grey_feature_maps(backbone: Any, paths: list[Path], size: int, blocks: int) 
     return embed_image_paths(encode, paths, image_size=size, progress=False, desc="maps")
 
 
+def lda_looks(
+    model: Any, train_manifest: Path, base_paths: list[Path], q_paths: list[Path]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The look's grids (:meth:`ShapeLook.grid`) of the base and query images, projected on the
+    directions that most separate items relative to how much an item's main image and its first
+    extra view differ: the generalized eigenvectors of the total against the within-item
+    scatter, in the top ``d0`` principal components of the training grids (ridge ``reg``)."""
+    from stylesearch.catalog.manifest import load_catalog
+
+    size = model.config.image_size
+
+    def grids(paths: list[Path]) -> np.ndarray:
+        out = embed_image_paths(model.look.grid, paths, image_size=size, batch_size=512)
+        return out.astype(np.float64)
+
+    items = [it for it in load_catalog(train_manifest).items if it.extra_images]
+    main, extra = (
+        grids([Path(it.image) for it in items]),
+        grids([Path(it.extra_images[0]) for it in items]),
+    )
+    mu = main.mean(axis=0)
+    _, _, vt = np.linalg.svd(main - mu, full_matrices=False)
+    base, queries = grids(base_paths) - mu, grids(q_paths) - mu
+    rows = {}
+    for d0, reg in ((64, 0.1), (128, 0.1), (256, 0.1), (128, 0.001)):
+        x, y = (main - mu) @ vt[:d0].T, (extra - mu) @ vt[:d0].T
+        total = np.cov(np.vstack([x, y]).T)
+        within = (x - y).T @ (x - y) / (2 * len(x))
+        within += reg * np.trace(within) / d0 * np.eye(d0)
+        inv = np.linalg.inv(np.linalg.cholesky(within))
+        w, v = np.linalg.eigh(inv @ total @ inv.T)
+        proj = vt[:d0].T @ inv.T @ v[:, np.argsort(-w)[:32]]
+        rows[f"look grid, same-item LDA (d0 {d0}, ridge {reg:g}, 32 dims)"] = (
+            base @ proj,
+            queries @ proj,
+        )
+    return rows
+
+
 def main() -> None:
     parser = _common.parser(__doc__)
     _common.add_eval_args(parser, visual=False)
@@ -108,6 +151,11 @@ def main() -> None:
     parser.add_argument("--stock", action="store_true", help="add ImageNet feature rows")
     parser.add_argument("--maps", action="store_true", help="add feature-map rows")
     parser.add_argument("--map-blocks", type=int, default=5, help="blocks before the map")
+    parser.add_argument("--lda", type=Path, help="add same-item LDA rows fitted on this catalog")
+    parser.add_argument(
+        "--mix-stock", type=float, nargs="*", default=[],
+        help="add rows of the look and greyscale ImageNet features, the latter at these weights",
+    )  # fmt: skip
     args = parser.parse_args()
     k = args.k
 
@@ -164,6 +212,18 @@ def main() -> None:
     size = s.model.config.image_size
     base_paths = [Path(index.item(r).image) for r in range(n)]
     q_paths = [Path(q.image) for q in queries]
+    if args.lda is not None:
+        for name, (base, qv) in lda_looks(s.model, args.lda, base_paths, q_paths).items():
+            add(name, base, qv)
+    if args.mix_stock:
+        grey_b, grey_q = stock_features(base_paths, size), stock_features(q_paths, size)
+        look_b, look_q = unit_rows(vec[:, dim:]), unit_rows(qvec[:, dim:])
+    for b in args.mix_stock:
+        add(
+            f"look and greyscale ImageNet features at {b:g}",
+            np.hstack([look_b * np.sqrt(1 - b), unit_rows(grey_b) * np.sqrt(b)]),
+            np.hstack([look_q * np.sqrt(1 - b), unit_rows(grey_q) * np.sqrt(b)]),
+        )
     if args.stock:
         for grey in (False, True):
             name = "ImageNet features of the " + ("greyscale" if grey else "colour") + " image"
