@@ -59,6 +59,9 @@ DEFAULT_METHOD = "combined"
 DEFAULT_METADATA_WEIGHT = 0.5
 #: the table of a config file that ``stylesearch train-visual`` reads (``VisualConfig``)
 VISUAL_TABLE = "visual"
+#: every device setting's default, in configs and on the command line: a GPU when torch sees
+#: one, else the CPU (:func:`stylesearch.model.device.resolve_device`)
+DEFAULT_DEVICE = "auto"
 
 
 class ConfigError(StylesearchError, ValueError):
@@ -167,7 +170,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     #: "auto" (CUDA when available), "cpu", "cuda", "cuda:N".
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     #: DataLoader worker processes; ``None`` picks min(4, CPUs).
     num_workers: int | None = None
     #: mixed precision on CUDA (ignored on the CPU).

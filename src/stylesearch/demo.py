@@ -32,7 +32,7 @@ from typing import Any
 
 from stylesearch.catalog.demo import DemoCatalog, DemoConfig, build_demo_catalog
 from stylesearch.catalog.manifest import load_catalog
-from stylesearch.config import Config, load_config
+from stylesearch.config import DEFAULT_DEVICE, Config, load_config
 from stylesearch.demo_stages import (
     describe_settings,
     ensure_index,
@@ -95,7 +95,7 @@ def run_demo(
     config: Config | None = None,
     visual_config: VisualConfig | None = None,
     compare: bool = False,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     progress: bool = True,
     log: Log | None = None,
 ) -> DemoResult:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylesearch.model.device import DEFAULT_DEVICE, DeviceError, resolve_device
+from stylesearch.config import DEFAULT_DEVICE
+from stylesearch.model.device import DeviceError, resolve_device
 
 
 def test_auto_is_the_cpu_without_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

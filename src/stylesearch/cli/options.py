@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+from stylesearch.config import DEFAULT_DEVICE
 from stylesearch.errors import StylesearchError
-from stylesearch.model.device import DEFAULT_DEVICE, DEVICE_HELP
+from stylesearch.model.device import DEVICE_HELP
 from stylesearch.model.grounding import VISUAL_THRESHOLD
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -6,10 +6,8 @@ import torch
 
 from stylesearch.errors import StylesearchError
 
-__all__ = ["DEFAULT_DEVICE", "DEVICE_HELP", "DeviceError", "resolve_device"]
+__all__ = ["DEVICE_HELP", "DeviceError", "resolve_device"]
 
-#: every command's default: a GPU when torch sees one, else the CPU
-DEFAULT_DEVICE = "auto"
 DEVICE_HELP = '"auto" (a GPU when there is one, else the CPU), "cpu", "cuda", "cuda:N".'
 
 

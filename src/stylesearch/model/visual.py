@@ -21,7 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stylesearch.config import BACKBONES, NEGATIVES, VISUAL_TABLE, ModelConfig, load_table
+from stylesearch.config import (
+    BACKBONES,
+    DEFAULT_DEVICE,
+    NEGATIVES,
+    VISUAL_TABLE,
+    ModelConfig,
+    load_table,
+)
 from stylesearch.errors import StylesearchError
 from stylesearch.folders import FolderSwap, ManifestFormat, read_manifest_json
 from stylesearch.model.device import resolve_device
@@ -78,7 +85,7 @@ class VisualConfig:
     seed: int = 0
     #: DataLoader workers (None: min(4, cores))
     workers: int | None = None
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
 
     def validate(self) -> VisualConfig:
         problems = []

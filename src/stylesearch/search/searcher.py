@@ -169,7 +169,6 @@ class Searcher:
         from stylesearch.model.io import load_model
 
         index = Index.load(index_dir)
-        device = resolve_device(device)
         model = load_model(index.model_dir(model_dir), device=device)
         searcher = cls(index, model, device=device, **kwargs)
         searcher.pipeline.load()  # load the text pipeline now, not inside the first query
