@@ -36,7 +36,7 @@ from typing import Any, TypeVar, get_type_hints
 from stylesearch.errors import StylesearchError
 
 #: how the model's look reads an image (model/look.py), the default first
-LOOK_KINDS = ("silhouette", "luminance")
+LOOK_KINDS = ("shading", "silhouette", "luminance")
 #: the image backbones (model/towers.py)
 BACKBONES = ("resnet18", "efficientnet_lite0")
 #: which in-batch negatives the triplet loss uses (losses/triplet.py)
@@ -111,9 +111,10 @@ class ModelConfig:
     #: dimension of the look (model/look.py), the colour-blind shape vector the index keeps
     #: beside f_I; 0 = none, the paper's model.
     look_dim: int = 32
-    #: how the look reads an image (model/look.py): "silhouette", the garment's shaded
-    #: silhouette against a plain background, or "luminance", its blurred luminance.
-    look_kind: str = "silhouette"
+    #: how the look reads an image (model/look.py): "shading", the garment's shaded silhouette
+    #: against a plain background with its shading stretched from the catalog's floor;
+    #: "silhouette", the same unstretched; or "luminance", its blurred luminance.
+    look_kind: str = "shading"
     #: temperature tau of MBMR: initial value; learned in log space when ``learn_temperature``.
     temperature: float = 0.07
     learn_temperature: bool = True

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
-from stylesearch.config import ModelConfig
+from stylesearch.config import LOOK_KINDS, ModelConfig
 from stylesearch.model import JointModel, load_model, save_model
 from stylesearch.model.look import GRID, ShapeLook
+from stylesearch.model.silhouette import shading_floor
 from stylesearch.search.scoring import with_look
 from stylesearch.text.vocabulary import Vocabulary
 
@@ -42,15 +43,17 @@ def test_the_luminance_grid_is_blind_to_brightness_and_contrast():
     assert float(a.pow(2).mean()) == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["silhouette", "luminance"])
+@pytest.mark.parametrize("kind", LOOK_KINDS)
 def test_a_constant_image_has_a_zero_grid(kind):
     look = ShapeLook(64, 4, kind)
+    if kind == "shading":
+        look.fit_floor(torch.tensor([0.5]))
     assert not look.grid(_normalised(torch.full((2, 3, 64, 64), 0.4))).any()
 
 
 def test_the_silhouette_grid_is_the_area_mean_of_the_shaded_silhouette():
     rgb = _garment()  # a 16 x 24 rectangle of 0.3 (76.5 of 255) on 0.9
-    grid = ShapeLook(64, 4).grid(_normalised(rgb)).view(GRID, GRID)
+    grid = ShapeLook(64, 4, "silhouette").grid(_normalised(rgb)).view(GRID, GRID)
     # 64 px on a 32-cell grid: each cell averages 2 x 2 pixels. The rectangle covers rows
     # 16-31 and columns 8-31, eroded by one pixel: rows 17-30, columns 9-30, all of one tone
     # (relative shading 1). Cells 9-14 / 5-14 are inside; the edge cells hold half of it.
@@ -58,6 +61,59 @@ def test_the_silhouette_grid_is_the_area_mean_of_the_shaded_silhouette():
     assert float(grid[8, 5:15].max()) == pytest.approx(0.5, abs=1e-5)
     assert float(grid[8:16, 4].max()) == pytest.approx(0.5, abs=1e-5)
     assert float(grid[:8].abs().max()) == 0.0 and float(grid[16:].abs().max()) == 0.0
+
+
+def _two_tones(size: int = 64) -> torch.Tensor:
+    """A garment on 0.9 whose top half is 0.3 and bottom half 0.15, half as light:
+    ``(1, 3, size, size)`` RGB in [0, 1] (rows 8-55, columns 8-55)."""
+    rgb = torch.full((1, 3, size, size), 0.9)
+    rgb[:, :, 8:32, 8:56] = 0.3
+    rgb[:, :, 32:56, 8:56] = 0.15
+    return rgb
+
+
+def test_the_shading_grid_stretches_the_shading_from_the_floor():
+    images = _normalised(_two_tones())
+    plain = ShapeLook(64, 4, "silhouette").grid(images).view(GRID, GRID)
+    look = ShapeLook(64, 4, "shading")
+    look.fit_floor(torch.tensor([0.25]))
+    grid = look.grid(images).view(GRID, GRID)
+    # the dark half, more than the 4-pixel tone window below the light one (pixel rows 37-54,
+    # cells 19-26), has relative shading 0.5; stretched from the floor 0.25:
+    # 0.1 + 0.9 x (0.5 - 0.25) / 0.75 = 0.4. The light half (cells 5-15) stays 1.
+    assert float(plain[19:27, 5:27].min()) == pytest.approx(0.5, abs=1e-5)
+    assert float(grid[19:27, 5:27].min()) == pytest.approx(0.4, abs=1e-5)
+    assert float(grid[19:27, 5:27].max()) == pytest.approx(0.4, abs=1e-5)
+    assert float(grid[5:16, 5:27].min()) == pytest.approx(1.0, abs=1e-5)
+    assert float(grid[:4].abs().max()) == 0.0
+
+
+def test_the_shading_floor_must_be_fitted_first():
+    look = ShapeLook(64, 4, "shading")
+    with pytest.raises(RuntimeError, match="shading floor is not fitted"):
+        look.grid(_normalised(_two_tones()))
+    with pytest.raises(ValueError, match="no shading floor"):
+        ShapeLook(64, 4, "silhouette").fit_floor(torch.tensor([0.5]))
+
+
+def test_fit_look_reads_the_floor_from_the_catalog_images_then_the_projection(tmp_path):
+    from PIL import Image
+
+    from stylesearch.training.look import fit_look
+
+    paths = []
+    for i, rgb in enumerate((_two_tones(), _garment(), _two_tones())):
+        pixels = (rgb[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(pixels).save(paths[-1])
+    model = JointModel(ModelConfig(embed_dim=8, image_size=64, look_dim=2), vocab_size=3)
+    fit_look(model, paths)
+    images = _normalised(torch.cat([_two_tones(), _garment(), _two_tones()]))
+    expected = shading_floor(model.look.tones(images))
+    assert float(model.look.floor) == pytest.approx(expected)
+    # most garment pixels are at 1, the dark halves' at 0.5 (38 / 76 of 255, once rounded)
+    assert 0.49 < expected < 0.51
+    assert bool(model.look.fitted)
 
 
 def test_an_unknown_kind_is_refused():
@@ -101,6 +157,7 @@ def test_an_unfitted_look_refuses_to_encode():
 
 def test_the_look_is_the_unit_projection_of_the_centred_grid():
     look = ShapeLook(64, 3)
+    look.fit_floor(torch.tensor([0.5]))
     g = torch.Generator().manual_seed(0)
     look.fit(torch.randn(20, GRID * GRID, generator=g))
     images = _normalised(torch.rand(2, 3, 64, 64, generator=g))
@@ -109,11 +166,15 @@ def test_the_look_is_the_unit_projection_of_the_centred_grid():
     torch.testing.assert_close(look(images), expected)
 
 
-def _model(look_dim: int) -> JointModel:
+def _model(look_dim: int, kind: str = LOOK_KINDS[0]) -> JointModel:
     torch.manual_seed(0)
-    model = JointModel(ModelConfig(embed_dim=8, image_size=32, look_dim=look_dim), vocab_size=3)
+    config = ModelConfig(embed_dim=8, image_size=32, look_dim=look_dim, look_kind=kind)
+    model = JointModel(config, vocab_size=3)
     if model.look is not None:
-        model.look.fit(model.look.grid(torch.randn(10, 3, 32, 32)))
+        images = torch.randn(10, 3, 32, 32)
+        if kind == "shading":
+            model.look.fit_floor(model.look.tones(images))
+        model.look.fit(model.look.grid(images))
     return model.eval()
 
 
@@ -166,8 +227,8 @@ def test_a_model_folder_saved_before_the_look_loads_without_one(tmp_path):
 
 
 def test_a_model_folder_saved_before_the_look_kinds_reads_the_luminance(tmp_path):
-    model = _model(4)
-    assert model.look.kind == "silhouette"  # the default
+    assert _model(4).look.kind == "shading"  # the default
+    model = _model(4, "luminance")  # whose weights are those of a folder of that release
     vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
     save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
     config = tmp_path / "m" / "config.json"
@@ -182,6 +243,20 @@ def test_a_fitted_look_survives_save_and_load(tmp_path):
     vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
     save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
     loaded = load_model(tmp_path / "m")
+    assert float(loaded.look.floor) == float(model.look.floor) > 0
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_index(images), model.encode_index(images))
+
+
+def test_a_silhouette_model_folder_loads_without_a_shading_floor(tmp_path):
+    # a folder saved before the "shading" kind: its weights have no look.floor
+    model = _model(4, "silhouette")
+    assert "look.floor" not in model.state_dict()
+    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
+    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
+    loaded = load_model(tmp_path / "m")
+    assert loaded.look.kind == "silhouette" and not hasattr(loaded.look, "floor")
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_index(images), model.encode_index(images))

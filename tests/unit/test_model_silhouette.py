@@ -6,11 +6,14 @@ import pytest
 import torch
 
 from stylesearch.model.silhouette import (
+    FLOOR_LEVEL,
     MASK_THRESHOLD,
     background,
     fill_thin_holes,
     garment_mask,
     shaded_silhouette,
+    shading_floor,
+    stretch_shading,
 )
 
 
@@ -95,3 +98,26 @@ def test_radii_scale_with_the_image_size():
     out = shaded_silhouette(img)[0, 0]
     # 128 px: the one-pixel outline of a 64 px image is two pixels here
     assert float(out[21].max()) == 0.0 and float(out[22, 22:98].min()) == pytest.approx(1.0)
+
+
+def test_the_shading_floor_is_a_quantile_of_the_garment_tones():
+    tones = torch.tensor([1.0, 0.2, 0.8, 0.4, 0.6])
+    # sorted 0.2 .. 1.0 in steps of 0.2; the 2 % quantile lies 0.08 of the way from the first
+    # to the second value (linear interpolation): 0.2 + 0.08 * 0.2
+    assert shading_floor(tones) == pytest.approx(0.216)
+    assert shading_floor(tones, 0.5) == pytest.approx(0.6)
+    assert shading_floor(torch.ones(3)) == pytest.approx(0.99)  # kept below 1
+    assert shading_floor(torch.zeros(0)) == 0.0  # no garment pixel
+
+
+def test_stretched_shading_maps_the_floor_to_the_floor_level_and_keeps_the_background():
+    shaded = torch.tensor([[[[0.0, 0.4, 0.5, 0.75, 1.0]]]])
+    out = stretch_shading(shaded, 0.5)[0, 0, 0]
+    # (s - 0.5) / 0.5 clamped to [0, 1]: 0, 0, 0.5, 1 -> 0.1 + 0.9 x that
+    expected = [0.0, FLOOR_LEVEL, FLOOR_LEVEL, FLOOR_LEVEL + 0.45, 1.0]
+    assert out.tolist() == pytest.approx(expected)
+    assert stretch_shading(shaded, 0.0)[0, 0, 0].tolist() == pytest.approx(
+        [0.0, 0.46, 0.55, 0.775, 1.0]
+    )
+    with pytest.raises(ValueError, match="shading floor"):
+        stretch_shading(shaded, 1.0)

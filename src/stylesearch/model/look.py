@@ -3,20 +3,23 @@
 The joint embedding is trained against the words alone, so colour and pattern dominate it: among
 the red items, the nearest to a blue query dress are not the ones shaped like it
 (docs/results.md). The look is blind to colour and pattern by construction. It reads the image
-(ImageNet normalisation undone) on a ``GRID`` x ``GRID`` grid in one of two ways, its ``kind``:
+(ImageNet normalisation undone) on a ``GRID`` x ``GRID`` grid in one of three ways, its ``kind``:
 
-- ``"silhouette"`` (the default): the garment's shaded silhouette against the photo's plain
-  background (:func:`stylesearch.model.silhouette.shaded_silhouette`), area-resampled to the
-  grid. It needs product photos on a plain background;
+- ``"shading"`` (the default): the garment's shaded silhouette against the photo's plain
+  background (:func:`stylesearch.model.silhouette.shaded_silhouette`) with its shading stretched
+  from the catalog's shading floor (:func:`~stylesearch.model.silhouette.stretch_shading`),
+  area-resampled to the grid. It needs product photos on a plain background;
+- ``"silhouette"``: the same without the stretch (model folders saved before ``"shading"``);
 - ``"luminance"``: the image's luminance, blurred by ``BLUR_CELLS`` grid cells (which washes out
   stripes, dots and checks), area-resampled to the grid and standardised per image (zero mean,
   unit variance), so a dark and a light garment of one shape give the same grid. It assumes
   nothing about the background. Model folders saved before the kinds existed use it.
 
 The grid is then projected on the top ``dim`` principal components of the training catalog's
-grids (centred on their mean) and L2-normalised. Reading the grid is fixed; the projection is
-fitted on the catalog (:meth:`ShapeLook.fit`, called by ``stylesearch train`` after the last
-epoch) and saved with the model's weights as buffers.
+grids (centred on their mean) and L2-normalised. Reading the grid is fixed but for the shading
+floor; the floor (:meth:`ShapeLook.fit_floor`) and then the projection (:meth:`ShapeLook.fit`)
+are fitted on the catalog (``stylesearch train`` does both after the last epoch) and saved with
+the model's weights as buffers.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from torch import Tensor, nn
 
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.config import LOOK_KINDS
-from stylesearch.model.silhouette import shaded_silhouette
+from stylesearch.model.silhouette import shaded_silhouette, shading_floor, stretch_shading
 
 __all__ = ["BLUR_CELLS", "GRID", "LOOK_KINDS", "LUMA", "ShapeLook"]
 
@@ -73,14 +76,44 @@ class ShapeLook(nn.Module):
         self.register_buffer("mean", torch.zeros(cells))
         self.register_buffer("basis", torch.zeros(cells, dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        if kind == "shading":
+            # -1 until fitted (fit_floor); only this kind has the buffer, so the weights of the
+            # other kinds' folders load as they were saved
+            self.register_buffer("floor", torch.full((), -1.0))
+
+    @staticmethod
+    def _rgb(images: Tensor) -> Tensor:
+        """ImageNet-normalised images -> RGB in [0, 1]."""
+        mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+        return images.float() * std + mean
+
+    def tones(self, images: Tensor) -> Tensor:
+        """The garment pixels' shading in ``images`` ``(B, 3, S, S)`` (ImageNet-normalised), a
+        flat tensor: what :meth:`fit_floor` reads."""
+        shaded = shaded_silhouette(self._rgb(images) * 255.0)
+        return shaded[shaded > 0]
+
+    @torch.no_grad()
+    def fit_floor(self, tones: Tensor) -> float:
+        """Set the ``"shading"`` kind's floor from ``tones`` (:meth:`tones` of a sample of the
+        training images) and return it (:func:`shading_floor`)."""
+        if self.kind != "shading":
+            raise ValueError(f"a {self.kind!r} look has no shading floor")
+        floor = shading_floor(tones)
+        self.floor.fill_(floor)
+        return floor
 
     def grid(self, images: Tensor) -> Tensor:
         """``(B, 3, S, S)`` -> grids ``(B, GRID * GRID)`` float32, read as the look's ``kind``."""
-        mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-        rgb = images.float() * std + mean
-        if self.kind == "silhouette":
+        rgb = self._rgb(images)
+        if self.kind in ("shading", "silhouette"):
             cells = shaded_silhouette(rgb * 255.0)
+            if self.kind == "shading":
+                floor = float(self.floor)
+                if floor < 0:
+                    raise RuntimeError("the look's shading floor is not fitted (fit_floor)")
+                cells = stretch_shading(cells, floor)
             return F.interpolate(cells, size=(GRID, GRID), mode="area").flatten(1)
         luma = torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)
         grey = (rgb * luma).sum(dim=1, keepdim=True)

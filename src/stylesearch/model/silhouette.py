@@ -19,6 +19,13 @@ what such a photo carries about the garment's shape, without its colour or patte
 The result is 0 outside the garment and the relative shading, in (0, 1], inside it. Radii are
 given for 64-pixel images and scale with the image size. Every step is a fixed image operation
 (max pooling on a batch), nothing is learned.
+
+Divided by its maximum, the shading of a packshot spans a narrow range (a fold rarely darkens
+fabric by more than half), so beside the mask's step from 0 to about 1 it weighs little.
+:func:`stretch_shading` stretches it from a **shading floor**, the tone below which only
+``FLOOR_QUANTILE`` of a catalog's garment pixels fall (:func:`shading_floor`, one number fitted
+on the catalog's images), to [``FLOOR_LEVEL``, 1]; the garment stays ``FLOOR_LEVEL`` or more, apart
+from the background's 0.
 """
 
 from __future__ import annotations
@@ -32,11 +39,15 @@ __all__ = [
     "HOLE_RADIUS",
     "MASK_THRESHOLD",
     "OUTLINE",
+    "FLOOR_LEVEL",
+    "FLOOR_QUANTILE",
     "TONE_RADIUS",
     "background",
     "fill_thin_holes",
     "garment_mask",
     "shaded_silhouette",
+    "shading_floor",
+    "stretch_shading",
 ]
 
 #: width in pixels of the image border the background is read from
@@ -49,6 +60,13 @@ HOLE_RADIUS = 3
 OUTLINE = 1
 #: radius of the window the lighter tone of a pattern is taken over (64 px images)
 TONE_RADIUS = 4
+#: share of a catalog's garment pixels whose shading is below its shading floor
+FLOOR_QUANTILE = 0.02
+#: the stretched shading of a garment pixel at or below the floor
+FLOOR_LEVEL = 0.1
+#: garment pixels :func:`shading_floor` reads at most, an even sample beyond that (torch.quantile
+#: takes at most 2 ** 24 values)
+FLOOR_PIXELS = 4_000_000
 
 
 def _dilate(x: Tensor, radius: int) -> Tensor:
@@ -108,3 +126,26 @@ def shaded_silhouette(rgb: Tensor) -> Tensor:
     tone = _dilate(rgb.amax(dim=1, keepdim=True) * mask, px(TONE_RADIUS)) * mask
     peak = tone.flatten(1).amax(dim=1).clamp_min(1.0)
     return tone / peak[:, None, None, None]
+
+
+def shading_floor(tones: Tensor, quantile: float = FLOOR_QUANTILE) -> float:
+    """The ``quantile`` of ``tones``, the garment pixels' shading in a catalog's shaded
+    silhouettes (:func:`shaded_silhouette`, its values above 0): the catalog's shading floor,
+    in [0, 0.99]; 0 without a tone (every image is its plain background, and its look is 0
+    whatever the floor)."""
+    tones = tones.flatten().float()
+    if tones.numel() == 0:
+        return 0.0
+    if tones.numel() > FLOOR_PIXELS:
+        tones = tones[:: -(-tones.numel() // FLOOR_PIXELS)]
+    return min(max(float(torch.quantile(tones, quantile)), 0.0), 0.99)
+
+
+def stretch_shading(shaded: Tensor, floor: float) -> Tensor:
+    """``shaded`` (:func:`shaded_silhouette`) with its shading stretched from ``floor`` to 1:
+    ``FLOOR_LEVEL + (1 - FLOOR_LEVEL) * clamp((s - floor) / (1 - floor), 0, 1)`` on the garment
+    (``s > 0``), 0 off it."""
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"a shading floor is in [0, 1), got {floor}")
+    stretched = ((shaded - floor) / (1.0 - floor)).clamp(0.0, 1.0)
+    return torch.where(shaded > 0, FLOOR_LEVEL + (1.0 - FLOOR_LEVEL) * stretched, 0.0)

@@ -257,7 +257,9 @@ class HealthResponse(ResponseModel):
     dimension: int
     look_dim: int = Field(description="dimension of the look in the index's vectors (0: none)")
     look_kind: str | None = Field(
-        description='how the look reads an image: "silhouette" or "luminance" (null: no look)'
+        description=(
+            'how the look reads an image: "shading", "silhouette" or "luminance" (null: no look)'
+        )
     )
     backend: str | None
     model_fingerprint: str
