@@ -20,8 +20,8 @@ The result is 0 outside the garment and the relative shading, in (0, 1], inside 
 given for 64-pixel images and scale with the image size. Every step is a fixed image operation
 (max pooling on a batch), nothing is learned.
 
-Divided by its maximum, the shading of a packshot spans a narrow range (a fold rarely darkens
-fabric by more than half), so beside the mask's step from 0 to about 1 it weighs little.
+Divided by its maximum, the shading of an evenly lit packshot stays in a narrow range near 1, so
+beside the mask's step from 0 to about 1 it weighs little.
 :func:`stretch_shading` stretches it from a **shading floor**, the tone below which only
 ``FLOOR_QUANTILE`` of a catalog's garment pixels fall (:func:`shading_floor`, one number fitted
 on the catalog's images), to [``FLOOR_LEVEL``, 1]; the garment stays ``FLOOR_LEVEL`` or more, apart
@@ -36,11 +36,11 @@ from torch import Tensor
 
 __all__ = [
     "BORDER",
+    "FLOOR_LEVEL",
+    "FLOOR_QUANTILE",
     "HOLE_RADIUS",
     "MASK_THRESHOLD",
     "OUTLINE",
-    "FLOOR_LEVEL",
-    "FLOOR_QUANTILE",
     "TONE_RADIUS",
     "background",
     "fill_thin_holes",

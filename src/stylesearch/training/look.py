@@ -20,6 +20,7 @@ __all__ = ["FLOOR_IMAGES", "fit_look"]
 FLOOR_IMAGES = 1000
 
 
+@torch.no_grad()
 def fit_look(
     model: JointModel,
     paths: Sequence[Path],
@@ -59,8 +60,7 @@ def _batches(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images
     )
     bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, file=sys.stderr)
-    with torch.no_grad():
-        for batch in loader:
-            yield batch["images"].to(device)
-            bar.update(len(batch["index"]))
+    for batch in loader:
+        yield batch["images"].to(device)
+        bar.update(len(batch["index"]))
     bar.close()
