@@ -117,6 +117,23 @@ def add_eval_args(
     p.add_argument("-k", type=int, default=10, help="results per query")
 
 
+def judged_rows(base: Any, systems: list[Any], queries: list[Any], args: Any) -> list[Any]:
+    """The summary rows (``stylesearch.evaluation.protocol.summarize``) of ``systems`` on
+    ``queries``, judged as ``stylesearch eval`` judges them with the shape judge: the sweep
+    scripts' evaluation (``args`` from :func:`add_eval_args`; ``base`` the index's
+    searcher, whose model reads the shape judge's sources). Prints the index's settings first."""
+    from stylesearch.evaluation.attributes import load_truth
+    from stylesearch.evaluation.judges import load_shape
+    from stylesearch.evaluation.protocol import evaluate_systems, summarize
+
+    result = evaluate_systems(
+        systems, queries, args.visual, k=args.k, truth=load_truth(args.truth),
+        shape=load_shape(base, queries, args.truth), baseline=False, progress=False,
+    )  # fmt: skip
+    print(f"settings: {base.settings.to_dict()}")
+    return summarize(result)
+
+
 def write_rows(path: Path, table: list[dict[str, Any]]) -> None:
     """The rows of :func:`stylesearch.evaluation.protocol.summarize` as JSON (without the
     per-query-type breakdown)."""

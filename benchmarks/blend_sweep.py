@@ -22,9 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 import _common
-from stylesearch.evaluation.attributes import load_truth
-from stylesearch.evaluation.judges import load_shape
-from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
+from stylesearch.evaluation.protocol import System
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.search.query import Query
 from stylesearch.search.response import SearchResponse
@@ -84,15 +82,11 @@ def main() -> None:
         gj, gl, w, gp = (float(v) for v in spec.split(","))
         name = f"product gj {gj:g}, gl {gl:g}, w {w:g}, gp {gp:g}"
         systems.append(System(name, args.index, ProductBlend(base, gj, gl, w, gp), ("combined",)))
-    result = evaluate_systems(
-        systems, queries, args.visual, k=args.k, truth=load_truth(args.truth),
-        shape=load_shape(base, queries, args.truth), baseline=False, progress=False,
-    )  # fmt: skip
-    print(f"settings: {base.settings.to_dict()}")
+    table = _common.judged_rows(base, systems, queries, args)
     columns = "V-nDCG | MM | T (truth): all (add / remove / replace) | V-shape | MM-shape"
     print(f"| system | method | {columns} |")
     print("|---|---|---|---|---|---|---|")
-    for r in summarize(result):
+    for r in table:
         kinds = r.get("by_type", {})
         per_kind = " / ".join(
             f"{kinds[k]['t_ndcg_truth']:.3f}" for k in ("add", "remove", "replace") if k in kinds

@@ -25,9 +25,7 @@ import torch
 
 import _common
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
-from stylesearch.evaluation.attributes import load_truth
-from stylesearch.evaluation.judges import load_shape
-from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
+from stylesearch.evaluation.protocol import System
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.look import LUMA
@@ -145,12 +143,7 @@ def main() -> None:
     by_image = {str(q.image): v for q, v in zip(queries, qfeat, strict=True)}
     look = GreyLook(base, stock_features(paths, size), by_image)
     systems.append(System("grey-look", args.index, look, ("combined",)))
-    result = evaluate_systems(
-        systems, queries, args.visual, k=args.k, truth=load_truth(args.truth),
-        shape=load_shape(base, queries, args.truth), baseline=False, progress=False,
-    )  # fmt: skip
-    table = summarize(result)
-    print(f"settings: {base.settings.to_dict()}")
+    table = _common.judged_rows(base, systems, queries, args)
     print("| system | method | V-nDCG | MM | T (truth) | V-shape | MM-shape | category@K |")
     print("|---|---|---|---|---|---|---|---|")
     for r in table:

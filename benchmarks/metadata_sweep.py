@@ -20,9 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 import _common
-from stylesearch.evaluation.attributes import load_truth
-from stylesearch.evaluation.judges import load_shape
-from stylesearch.evaluation.protocol import System, evaluate_systems, summarize
+from stylesearch.evaluation.protocol import System
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.index.build import fuse_metadata
 from stylesearch.search.query import Query
@@ -83,15 +81,11 @@ def main() -> None:
         for r in args.removal
         for w in args.weights
     ]  # fmt: skip
-    result = evaluate_systems(
-        systems, queries, args.visual, k=args.k, truth=load_truth(args.truth),
-        shape=load_shape(base, queries, args.truth), baseline=False, progress=False,
-    )  # fmt: skip
-    print(f"settings: {base.settings.to_dict()}")
+    table = _common.judged_rows(base, systems, queries, args)
     kinds = "| T (truth) add / remove / replace | MM add / remove / replace |"
     print("| metadata weight | V-nDCG | MM | T-nDCG (truth) | V-shape | MM-shape " + kinds)
     print("|---|---|---|---|---|---|---|---|")
-    for r in summarize(result):
+    for r in table:
         if r["system"] == "oracle":
             continue
         print(
