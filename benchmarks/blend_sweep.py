@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 import _common
+from shape_caps import unit_rows
 from stylesearch.evaluation.protocol import System
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.search.query import Query
@@ -31,33 +32,27 @@ from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs, index_removal_scale
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` at unit length; zero rows stay zero."""
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return np.where(norm > 1e-9, x / np.maximum(norm, 1e-9), 0.0).astype(np.float32)
-
-
 class ProductBlend(Searcher):
-    """Ranks by ``c~_joint^gj * c~_look^gl * p^gp`` over the whole index."""
+    """Ranks by ``c~_joint^gj * c~_look^gl * p^gp`` over the whole index; ``parts`` are the
+    index's unit joint and look parts (:func:`split_parts`, shared by every candidate)."""
 
-    def __init__(self, base: Searcher, gj: float, gl: float, w: float, gp: float) -> None:
+    def __init__(
+        self, base: Searcher, parts: tuple[np.ndarray, np.ndarray],
+        gj: float, gl: float, w: float, gp: float,
+    ) -> None:  # fmt: skip
         super().__init__(base.index, base.model, settings=base.settings)
-        if base.model.look is None:
-            raise SystemExit("the index's model has no look: nothing to blend")
         self.powers, self.word_weight = (gj, gl, gp), w
         self.dim = base.model.config.embed_dim
-        vectors = np.asarray(base.index.vectors, dtype=np.float32)
-        self.joint, self.look = _unit(vectors[:, : self.dim]), _unit(vectors[:, self.dim :])
+        self.joint, self.look = parts
 
     def search(self, query: Query, *, image_vector: np.ndarray | None = None) -> SearchResponse:
         add, remove = self._ids(query.add), self._ids(query.remove)
         words = ArithmeticConfig.with_word_weight(self.word_weight)
-        # look weight 0: the joint part alone; 1 (of the image, no words): the look alone
+        # look weight 0: the unit joint part alone; 1 (of the image, no words): the unit look
         joint = self._query_vector(query, add, remove, image_vector, words, 0.0)[: self.dim]
         image = Query(image=query.image, item_id=query.item_id, method="visual")
         look = self._query_vector(image, [], [], image_vector, None, 1.0)[self.dim :]
-        cos_joint = self.joint @ _unit(joint)
-        cos_look = self.look @ _unit(look)
+        cos_joint, cos_look = self.joint @ joint, self.look @ look
         p = attribute_probs(
             self.index.attributes, np.arange(self.index.count), add, remove,
             index_removal_scale(self.index),
@@ -65,6 +60,15 @@ class ProductBlend(Searcher):
         gj, gl, gp = self.powers
         score = rescale_cosine(cos_joint, gj) * rescale_cosine(cos_look, gl) * p**gp
         return _common.ranked(self.index, query, score, cos_joint, p)
+
+
+def split_parts(base: Searcher) -> tuple[np.ndarray, np.ndarray]:
+    """The index's vectors ``n([n(f_I); look])`` split into unit joint and unit look parts."""
+    if base.model.look is None:
+        raise SystemExit("the index's model has no look: nothing to blend")
+    dim = base.model.config.embed_dim
+    vectors = np.asarray(base.index.vectors)
+    return unit_rows(vectors[:, :dim]), unit_rows(vectors[:, dim:])
 
 
 def main() -> None:
@@ -78,10 +82,12 @@ def main() -> None:
     base = Searcher.load(args.index)
     queries = load_queries(args.queries)
     systems = [System("index settings", args.index, base, ("combined", "filter"))]
+    parts = split_parts(base)
     for spec in args.candidates:
         gj, gl, w, gp = (float(v) for v in spec.split(","))
         name = f"product gj {gj:g}, gl {gl:g}, w {w:g}, gp {gp:g}"
-        systems.append(System(name, args.index, ProductBlend(base, gj, gl, w, gp), ("combined",)))
+        blend = ProductBlend(base, parts, gj, gl, w, gp)
+        systems.append(System(name, args.index, blend, ("combined",)))
     table = _common.judged_rows(base, systems, queries, args)
     columns = "V-nDCG | MM | T (truth): all (add / remove / replace) | V-shape | MM-shape"
     print(f"| system | method | {columns} |")
