@@ -1,7 +1,9 @@
-"""Each word's grounding from the attribute head, against probes fitted after training.
+"""Each word's grounding from the linear attribute head, against probes fitted after training.
 
-Grounding (``stylesearch.model.grounding``) is the Gini of the attribute head on the training
-run's held-out items. Could a predictor fitted after training see the words better? Each probe
+Grounding (``stylesearch.model.grounding``) is the Gini of the model's ``p`` on the training
+run's held-out items; this script reads the linear attribute head's, whatever the model's ``p``
+is (the look head, ``stylesearch.model.look_head``, grew out of the MLP row here). Could a
+predictor fitted after training see the words better? Each probe
 is a logistic regression per word (class-balanced, L2 ``--weight-decay``), fitted on the
 training catalog's other items, on frozen image features: ``f_I`` (what the head reads), or
 ``f_I`` beside the model's colour-blind look; and a small MLP (one hidden layer of 256, dropout)
@@ -123,7 +125,7 @@ def main() -> None:
         labels[row, bag] = True
     f, look, grid, head = features(model, every.items)
     rows = {
-        "the head (the engine's grounding)": head,
+        "the linear head": head,
         "probe on f_I": probe(f, labels, ~held, args.weight_decay),
         "probe on f_I and the look": probe(np.hstack([f, look]), labels, ~held, args.weight_decay),
         "MLP on f_I and the look's grid": mlp(np.hstack([f, grid]), labels, ~held),

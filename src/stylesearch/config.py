@@ -115,6 +115,10 @@ class ModelConfig:
     #: against a plain background with its shading stretched from the catalog's floor;
     #: "silhouette", the same unstretched; or "luminance", its blurred luminance.
     look_kind: str = "shading"
+    #: hidden width of the look-aware attribute head (model/look_head.py), an MLP on f_I and
+    #: the look's grid fitted after the last epoch; when fitted it gives p instead of the
+    #: linear head. 0 = none (the paper's head); ignored without a look.
+    look_head: int = 256
     #: temperature tau of MBMR: initial value; learned in log space when ``learn_temperature``.
     temperature: float = 0.07
     learn_temperature: bool = True
@@ -297,6 +301,10 @@ def validate(cfg: Config) -> Config:
     if not 0 <= cfg.model.look_dim <= 256:
         raise ConfigError(
             f"[model] look_dim must be in 0..256 (0 = no look), got {cfg.model.look_dim}"
+        )
+    if not 0 <= cfg.model.look_head <= 4096:
+        raise ConfigError(
+            f"[model] look_head must be in 0..4096 (0 = the linear head), got {cfg.model.look_head}"
         )
     m = cfg.model
     if not 0 < m.min_temperature <= m.temperature <= m.max_temperature:

@@ -44,6 +44,7 @@ def test_toml_sections_override_fields(tmp_path):
         ("[loss]\nsame_item_weight = -1.0\n", "same_item_weight must be >= 0"),
         ("[loss]\nsame_item_temperature = 0.0\n", "same_item_temperature > 0"),
         ("[loss]\nsame_item_dims = 9999\n", "same_item_dims must be in 0..embed_dim"),
+        ("[model]\nlook_head = -1\n", "look_head must be in 0..4096"),
     ],
 )
 def test_bad_configs_are_rejected_with_a_fix(tmp_path, text, message):

@@ -258,9 +258,9 @@ def embed_items(
     device: str = "cpu",
     progress: bool = False,
 ) -> None:
-    """Write each item's index vector (:meth:`JointModel.encode_index`) into ``vectors[i]``
-    ``(n, index_dim)`` float32 and its attribute
-    probabilities into ``attributes[i]`` ``(n, V)`` float16 (arrays or memmaps, row = item)."""
+    """Write each item's index vector and attribute probabilities
+    (:meth:`JointModel.index_rows`) into ``vectors[i]`` ``(n, index_dim)`` float32 and
+    ``attributes[i]`` ``(n, V)`` float16 (arrays or memmaps, row = item)."""
     from tqdm.auto import tqdm
 
     size = model.config.image_size
@@ -275,9 +275,8 @@ def embed_items(
         for batch in loader:
             index = batch["index"].numpy()
             images = batch["images"].to(device)
-            feats = model.encode_images(images)
-            probs = torch.sigmoid(model.attribute_logits(feats))
-            vectors[index] = model.encode_index(images, feats).float().cpu().numpy()
+            rows, probs = model.index_rows(images)
+            vectors[index] = rows.float().cpu().numpy()
             attributes[index] = probs.float().cpu().numpy().astype(np.float16)
             done += len(index)
             bar.update(len(index))

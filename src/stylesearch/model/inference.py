@@ -70,7 +70,8 @@ def predict_attributes(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
-    """Attribute probabilities of the items' main images: (N, |V|) float32 in [0, 1]."""
+    """The model's attribute probabilities (:meth:`JointModel.attribute_probs`) of the items'
+    main images: (N, |V|) float32 in [0, 1]."""
     from tqdm import tqdm
 
     device = resolve_device(device)
@@ -82,6 +83,5 @@ def predict_attributes(
     )
     out = []
     for batch in tqdm(loader, desc="attributes", disable=not progress, leave=False):
-        feats = model.encode_images(batch["images"].to(device))
-        out.append(torch.sigmoid(model.attribute_logits(feats)).float().cpu().numpy())
+        out.append(model.attribute_probs(batch["images"].to(device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.vocab_size), np.float32)

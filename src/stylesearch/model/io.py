@@ -350,10 +350,11 @@ def _saved_configs(
     and fingerprint, and weights sha256; :class:`ModelFolderError` when incomplete."""
     try:
         # folders saved before the look existed have no look_dim: they have no look; those
-        # saved before its kinds existed have no look_kind: their look reads the luminance
+        # saved before its kinds existed have no look_kind: their look reads the luminance;
+        # those saved before the look head existed have no look_head: the linear head gives p
         saved = meta["model"]
         if isinstance(saved, dict):
-            saved = {"look_dim": 0, "look_kind": "luminance", **saved}
+            saved = {"look_dim": 0, "look_kind": "luminance", "look_head": 0, **saved}
         model_config = from_dict(ModelConfig, saved, where="model")
         text_meta = meta.get("text")
         # folders saved before pattern_participles existed built their vocabulary without it

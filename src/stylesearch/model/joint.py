@@ -2,7 +2,10 @@
 
 ``f_I = W_I backbone(I) + b_I``, ``f_T = sum of word embeddings``, both in R^D; the attribute head
 ``p_w(I) = sigmoid(W_a f_I + b_a)`` (one output per vocabulary word, in vocabulary order) reads the
-*unnormalised* ``f_I``. Similarities are cosines, so the losses and the search normalise.
+*unnormalised* ``f_I``. Similarities are cosines, so the losses and the search normalise. A model
+with a look may also carry a look-aware attribute head (:mod:`stylesearch.model.look_head`),
+fitted after training; once fitted, it gives the model's ``p`` (:meth:`JointModel.attribute_probs`)
+while training's loss keeps the linear head.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylesearch.config import ModelConfig, TextConfig
-from stylesearch.model.look import ShapeLook
+from stylesearch.model.look import GRID, ShapeLook
+from stylesearch.model.look_head import LookHead
 from stylesearch.model.towers import TextTower, build_image_backbone
 
 if TYPE_CHECKING:
@@ -74,6 +78,11 @@ class JointModel(nn.Module):
             if config.look_dim
             else None
         )
+        self.look_head = (
+            LookHead(config.embed_dim, GRID * GRID, config.look_head, vocab_size)
+            if self.look is not None and config.look_head
+            else None
+        )
 
     @property
     def index_dim(self) -> int:
@@ -110,14 +119,18 @@ class JointModel(nn.Module):
         features = self.image_proj(self.image_backbone(images))
         return F.normalize(features, dim=-1) if normalize else features
 
-    def encode_index(self, images: Tensor, features: Tensor | None = None) -> Tensor:
+    def encode_index(
+        self, images: Tensor, features: Tensor | None = None, grids: Tensor | None = None
+    ) -> Tensor:
         """The unit vectors the index stores ``(B, index_dim)``: ``n(f_I)``, or with a look
         ``n([n(f_I); look])`` (each part weighs the same; an image whose look is zero keeps
-        ``n(f_I)`` and zeros). ``features``: ``f_I`` of ``images`` when already computed."""
+        ``n(f_I)`` and zeros). ``features`` (``f_I``) and ``grids`` (the look's) of ``images``
+        when already computed."""
         unit = F.normalize(self.encode_images(images) if features is None else features, dim=-1)
         if self.look is None:
             return unit
-        return F.normalize(torch.cat([unit, self.look(images)], dim=-1), dim=-1)
+        look = self.look.project(self.look.grid(images) if grids is None else grids)
+        return F.normalize(torch.cat([unit, look], dim=-1), dim=-1)
 
     def encode_texts(self, words: Tensor, *, normalize: bool = False) -> Tensor:
         """``(B, L)`` int64 word ids padded with -1 -> ``f_T`` ``(B, D)``: sum of word embeddings.
@@ -139,9 +152,28 @@ class JointModel(nn.Module):
         """Unnormalised ``f_I`` ``(B, D)`` -> attribute logits ``(B, V)`` (vocabulary order)."""
         return self.attribute_head(image_features)
 
-    def attribute_probs(self, images: Tensor) -> Tensor:
-        """``(B, 3, S, S)`` images -> ``p_w(I)`` ``(B, V)`` float32 in [0, 1]."""
-        return torch.sigmoid(self.attribute_logits(self.encode_images(images)))
+    def attribute_probs(
+        self, images: Tensor, features: Tensor | None = None, grids: Tensor | None = None
+    ) -> Tensor:
+        """``(B, 3, S, S)`` images -> the model's ``p_w(I)`` ``(B, V)`` float32 in [0, 1]: the
+        look-aware head's once fitted, else the linear head's. ``features`` (``f_I``) and
+        ``grids`` (the look's) of ``images`` when already computed."""
+        if features is None:
+            features = self.encode_images(images)
+        head = self.look_head
+        if head is None or not head.is_fitted or self.look is None:
+            return torch.sigmoid(self.attribute_logits(features))
+        return torch.sigmoid(head(features, self.look.grid(images) if grids is None else grids))
+
+    def index_rows(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """What the index keeps of ``images``: their vectors (:meth:`encode_index`) and ``p``
+        (:meth:`attribute_probs`), from one pass of the backbone and of the look's grid."""
+        features = self.encode_images(images)
+        grids = self.look.grid(images) if self.look is not None else None
+        return (
+            self.encode_index(images, features, grids),
+            self.attribute_probs(images, features, grids),
+        )
 
     def forward(
         self, images: Tensor, words: Tensor, second_images: Tensor | None = None

@@ -146,9 +146,13 @@ class ShapeLook(nn.Module):
         self.basis.copy_(basis.float())
         self.fitted.fill_(True)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """Unit looks ``(B, dim)``; a grid equal to the mean gives the zero vector."""
+    def project(self, grids: Tensor) -> Tensor:
+        """Unit looks ``(B, dim)`` of grids ``(B, GRID * GRID)`` (:meth:`grid`); a grid equal to
+        the mean gives the zero vector."""
         if not bool(self.fitted):
             raise RuntimeError("the model's look is not fitted (ShapeLook.fit)")
-        projected = (self.grid(images) - self.mean) @ self.basis
-        return F.normalize(projected, dim=-1)
+        return F.normalize((grids - self.mean) @ self.basis, dim=-1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Unit looks ``(B, dim)`` of ``images`` (:meth:`project` of their :meth:`grid`)."""
+        return self.project(self.grid(images))

@@ -56,7 +56,7 @@ from stylesearch.training.data import (
     train_loader,
 )
 from stylesearch.training.grounding import ground_and_group
-from stylesearch.training.look import fit_look
+from stylesearch.training.look import fit_look, fit_look_head
 from stylesearch.training.setup import (
     lr_at,
     num_workers,
@@ -448,9 +448,10 @@ def _save_run(
     workers: int,
     log: Log,
 ) -> None:
-    """Fit the look (if the model has one), save the model folder, then measure each word's
-    grounding on the ``held_out`` rows of ``items`` and learn the synonym groups from every
-    catalog item (``items`` with their word ids ``bags``)."""
+    """Fit the look, then the look head on the rows not ``held_out`` (if the model has them),
+    save the model folder, then measure each word's grounding on the ``held_out`` rows of
+    ``items`` and learn the synonym groups from every catalog item (``items`` with their word
+    ids ``bags``)."""
     model, device, progress = trainer.model, trainer.device, trainer.progress
     if model.look is not None:
         log(f"look: fitting on the {len(items)} catalog images")
@@ -458,6 +459,18 @@ def _save_run(
             model, [it.image for it in items], device=device,
             num_workers=workers, progress=progress,
         )  # fmt: skip
+    if model.look_head is not None:  # on the training rows: grounding is measured on the rest
+        held = set(held_out)
+        rows = [i for i in range(len(items)) if i not in held]
+        fitted = fit_look_head(
+            model, [items[i].image for i in rows], [bags[i] for i in rows], device=device,
+            num_workers=workers, progress=progress,
+        )  # fmt: skip
+        log(
+            f"look head: fitted on {fitted} training images"
+            if fitted
+            else "look head: too few training images with words to fit; the linear head gives p"
+        )
     save_model(
         model,
         out_dir,
