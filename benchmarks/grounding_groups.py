@@ -5,8 +5,8 @@ the demo catalog's generator (``stylesearch.catalog.demo_text``) knows: colour, 
 category words (canonical values, and all with their synonyms), brand names, materials, and
 filler (every other word: fits, seasons, sizes, care and marketing phrases, template words).
 Prints, per kind and per threshold, the share marked visual or not visual as it should be (by
-the engine's rule: a word too rare to score counts as visual when a synonym of it reaches the
-threshold; ``--by-score-only`` leaves such words out):
+the engine's rule: a word below the threshold or too rare to score counts as visual when a
+synonym of it reaches the threshold; ``--by-score-only`` leaves such words out):
 
     PYTHONPATH=src .venv/bin/python -m stylesearch vocab --model runs/demo/model --json \\
         > /tmp/vocab.json
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument(
         "--by-score-only",
         action="store_true",
-        help="a word without a score is not visual, even when its synonyms are",
+        help="a word is visual by its own score only, not through its synonyms",
     )
     args = parser.parse_args()
     rows = json.loads(args.vocab_json.read_text())
@@ -71,10 +71,10 @@ def main() -> None:
     synonyms = {r["word"]: set(r.get("synonyms", [])) for r in rows}
 
     def visual(word: str, t: float) -> bool:
-        """The engine's rule (``model.grounding.visual_mask``): a score of at least ``t``, or no
-        score and a synonym with one; without ``--by-score-only``."""
-        if score[word] is not None:
-            return score[word] >= t
+        """The engine's rule (``model.grounding.visual_mask``): a score of at least ``t``, or
+        a synonym with one; without ``--by-score-only``."""
+        if score[word] is not None and score[word] >= t:
+            return True
         return not args.by_score_only and any(
             score[o] is not None and score[o] >= t for o in synonyms[word]
         )

@@ -21,6 +21,7 @@ and prints):
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +48,17 @@ from stylesearch.model.visual import VisualConfig
 
 DEFAULT_WORKDIR = Path("runs/demo")
 STAGES = 7
+#: what the stages after the catalog write under the workdir, all made from the catalog
+LATER_STAGES = (
+    "model",
+    "compare",
+    "visual",
+    "index",
+    "attributes.json",
+    "queries",
+    "tuning.json",
+    "report",
+)
 Log = Callable[[str], None]
 
 
@@ -178,6 +190,14 @@ def _build_catalog(
     say = _stage(1, "catalog", log)
     say(f"building the demo catalog in {workdir / 'catalog'}")
     cat = build_demo_catalog(workdir / "catalog", catalog_config, progress=progress)
+    stale = [workdir / name for name in LATER_STAGES if (workdir / name).exists()]
+    if not cat.reused and stale:  # made from another catalog (another --seed): never reuse
+        say("the catalog is new: removing what earlier runs made from another one")
+        for path in stale:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     say(
         f"{'reused' if cat.reused else 'built'} ({cat.counts.get('train')} train / "
         f"{cat.counts.get('base')} base / {cat.counts.get('query')} query items) "

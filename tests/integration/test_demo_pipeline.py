@@ -83,3 +83,11 @@ def test_small_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert len(indexed) == 1 and f"with {tmp_path / 'demo' / 'model'}" in indexed[0], logs
     assert json.loads(manifest_path.read_text())["metadata_weight"] == DEFAULT_METADATA_WEIGHT
     assert Searcher.load(tmp_path / "demo" / "index").settings.to_dict() == settings
+
+    # another catalog draw in the same workdir: nothing made from the old one is reused
+    logs.clear()
+    other = replace(catalog, seed=catalog.seed + 1)
+    run_demo(tmp_path / "demo", **{**kwargs, "catalog_config": other, "compare": False})
+    assert any("the catalog is new" in line for line in logs), logs
+    assert not any("reusing" in line for line in logs), logs
+    assert not (tmp_path / "demo" / "compare").exists()

@@ -98,23 +98,25 @@ def test_visual_mask_by_hand() -> None:
     assert visual_mask(grounding, []).shape == (0,)
 
 
-def test_visual_mask_judges_a_word_too_rare_to_score_by_its_synonyms() -> None:
-    words = ["red", "azure", "dress", "sand", "frock"]
-    grounding = Grounding(
-        scores={"red": 0.9, "azure": None, "dress": 0.6, "sand": None, "frock": 0.7}, items=10
-    )
+def test_visual_mask_judges_a_word_not_visual_by_score_by_its_synonyms() -> None:
+    words = ["red", "azure", "dress", "sand", "frock", "gown"]
+    scores = {"red": 0.9, "azure": None, "dress": 0.6, "sand": None, "frock": 0.7, "gown": 0.8}
+    grounding = Grounding(scores=scores, items=10)
     # azure (no score) is grouped with red (0.9): visual; sand (no score) only with dress
-    # (0.6): not; frock has its own score (0.7), which stands whatever its group
-    synonyms = Synonyms(groups=[["red", "azure"], ["dress", "sand"], ["red2", "frock"]])
-    assert visual_mask(grounding, words, 0.75).tolist() == [True, False, False, False, False]
+    # (0.6): not; frock scores 0.7, below, but its group holds gown (0.8): visual
+    synonyms = Synonyms(groups=[["red", "azure"], ["dress", "sand"], ["gown", "frock"]])
+    by_score = [True, False, False, False, False, True]
+    assert visual_mask(grounding, words, 0.75).tolist() == by_score
     with_groups = visual_mask(grounding, words, 0.75, synonyms)
-    assert with_groups.tolist() == [True, True, False, False, False]
+    assert with_groups.tolist() == [True, True, False, False, True, True]
     # at a lower threshold dress is visual, and sand with it
-    assert visual_mask(grounding, words, 0.5, synonyms).tolist() == [True] * 5
-    assert visual_mask(None, words, 0.75, synonyms).tolist() == [True] * 5
-    rows = {r["word"]: r for r in vocabulary_rows(words, [5] * 5, grounding, 0.75, synonyms)}
+    assert visual_mask(grounding, words, 0.5, synonyms).tolist() == [True] * 6
+    # at a higher one gown is not, and frock falls with it
+    assert visual_mask(grounding, words, 0.85, synonyms).tolist() == [True, True] + [False] * 4
+    assert visual_mask(None, words, 0.75, synonyms).tolist() == [True] * 6
+    rows = {r["word"]: r for r in vocabulary_rows(words, [5] * 6, grounding, 0.75, synonyms)}
     assert rows["azure"]["visual"] and rows["azure"]["grounding"] is None
-    assert not rows["sand"]["visual"]
+    assert rows["frock"]["visual"] and not rows["sand"]["visual"]
 
 
 def test_check_threshold() -> None:

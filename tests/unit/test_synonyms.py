@@ -74,6 +74,17 @@ def test_group_words_complete_linkage():
     assert group_words(
         corr, ratio, everyone, min_correlation=0.8, max_cooccurrence=5, anchors=anchors
     ) == [[0, 1]]  # fmt: skip
+    # weak words leave every group without a strong word: 4 (weak) leaves 3-4, which has no
+    # strong word; with 3 strong it stays
+    weak = np.array([False, False, False, False, True])
+    strong = np.array([False, False, False, False, False])
+    assert group_words(
+        corr, ratio, everyone, min_correlation=0.8, max_cooccurrence=5, weak=weak, strong=strong
+    ) == [[0, 1]]  # fmt: skip
+    strong[3] = True
+    assert group_words(
+        corr, ratio, everyone, min_correlation=0.8, max_cooccurrence=5, weak=weak, strong=strong
+    ) == [[0, 1], [3, 4]]  # fmt: skip
     # a stricter correlation leaves nothing
     assert group_words(corr, ratio, everyone, min_correlation=0.95, max_cooccurrence=1) == []
 
@@ -104,6 +115,14 @@ def test_synonyms_learn_orders_by_count_and_round_trips():
     assert Synonyms.from_dict(anchored.to_dict()).rare_words
     old = {k: v for k, v in anchored.to_dict().items() if k != "rare_words"}  # an older file
     assert not Synonyms.from_dict(old).rare_words
+    assert anchored.strong_anchor is None  # learned without weak words
+    strong = Synonyms.learn(
+        ["red", "scarlet", "blue"], [70, 30, 100], probs, labels, np.ones(3, dtype=bool),
+        anchors=np.array([True, False, False]), weak=np.array([False, True, False]),
+        strong=np.array([True, False, False]), strong_anchor=0.8,
+    )  # fmt: skip
+    assert strong.groups == [["red", "scarlet"]]
+    assert Synonyms.from_dict(strong.to_dict()).strong_anchor == 0.8
     with pytest.raises(ValueError, match="two groups"):
         Synonyms(groups=[["a", "b"], ["b", "c"]])
     with pytest.raises(ValueError, match="newer"):

@@ -46,8 +46,8 @@ def demo_cmd(workdir: Path, device: str, compare: bool, seed: int, quiet: bool) 
     model, indexes the base catalog, builds validation and test queries, tunes the search
     settings (word weights, cosine power, look weight) on validation, evaluates every search
     method on test (V-nDCG, T-nDCG, MM) and prints the table, three example searches and how
-    to start the server. It takes 10 to 13 minutes on 2 CPU cores (docs/results.md, "Time");
-    a second run reuses every finished stage.
+    to start the server. It takes 9.5 to 13.5 minutes on 2 CPU cores (docs/results.md,
+    "Time"); a second run reuses every finished stage.
     """
     from stylesearch.catalog.demo import DemoConfig
     from stylesearch.demo import format_report, run_demo

@@ -276,16 +276,17 @@ def visual_mask(
     synonyms: Synonyms | None = None,
 ) -> np.ndarray:
     """``(V,)`` bool: which of ``words`` are visual: those scoring at least ``threshold``, and
-    with the model's ``synonyms``, the words too rare to score (no held-out score) whose
-    synonym group has a word that does. All of them for a model without grounding scores (as
-    before they existed) or with ``threshold=None`` (the grounding not acted on)."""
+    with the model's ``synonyms``, the others (too rare to score, or scoring below it; see
+    :mod:`stylesearch.model.synonyms` for which may join a group) whose synonym group has a
+    word that does. All of them for a model without grounding scores (as before they existed)
+    or with ``threshold=None`` (the grounding not acted on)."""
     if grounding is None or threshold is None:
         return np.ones(len(words), dtype=bool)
     mask = np.fromiter((grounding.visual(w, threshold) for w in words), bool, count=len(words))
     if synonyms is not None:
         by_score = {w for w, visual in zip(words, mask, strict=True) if visual}
         for i, word in enumerate(words):
-            if grounding.score(word) is None and by_score.intersection(synonyms.others(word)):
+            if not mask[i] and by_score.intersection(synonyms.others(word)):
                 mask[i] = True
     return mask
 

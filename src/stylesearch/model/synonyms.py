@@ -24,8 +24,10 @@ Only words the model can see are candidates: visual words of the model's groundi
 (:mod:`stylesearch.model.grounding`), and words too rare to have a grounding score (too few
 held-out items), which may join a group that holds a visual word: a rare "azure" is then
 judged by its group ("blue"), and counts as visual through it
-(:func:`stylesearch.model.grounding.visual_mask`). A model without grounding scores gets no
-groups.
+(:func:`stylesearch.model.grounding.visual_mask`). A word whose held-out score falls below the
+threshold (a noisy estimate from a few dozen items: "spotted", "flowered") may join a group
+too, but stays in it only beside a word scoring at least ``STRONG_ANCHOR``; it then counts as
+visual through the group as well. A model without grounding scores gets no groups.
 
 Words are grouped by **complete linkage**: two groups merge when *every* pair across them
 passes both tests, best (highest least correlation) first. Unlike joining every passing pair
@@ -52,6 +54,7 @@ __all__ = [
     "DEFAULT_MAX_COOCCURRENCE",
     "DEFAULT_MIN_CORRELATION",
     "METHOD",
+    "STRONG_ANCHOR",
     "VERSION",
     "Synonyms",
     "DEFAULT_BINS",
@@ -68,6 +71,9 @@ VERSION = 1
 DEFAULT_MIN_CORRELATION = 0.8
 #: most co-occurrence of two synonyms, as a share of what their images predict (measured)
 DEFAULT_MAX_COOCCURRENCE = 0.95
+#: the least grounding of a word beside which a word scoring below the visual threshold stays
+#: in a synonym group (measured on the demo models: docs/results.md)
+STRONG_ANCHOR = 0.8
 #: parts of each word's items the head's probabilities are calibrated on (:func:`calibrate`)
 DEFAULT_BINS = 30
 _EPS = 1e-6
@@ -144,6 +150,8 @@ def group_words(
     min_correlation: float = DEFAULT_MIN_CORRELATION,
     max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
     anchors: np.ndarray | None = None,
+    weak: np.ndarray | None = None,
+    strong: np.ndarray | None = None,
 ) -> list[list[int]]:
     """Complete-linkage groups of the ``candidates`` words (module docstring).
 
@@ -155,6 +163,8 @@ def group_words(
         max_cooccurrence: most co-occurrence ratio of every pair in a group.
         anchors: ``(V,)`` bool or ``None``; when given, only the groups holding one of these
             words are kept.
+        weak, strong: ``(V,)`` bool or ``None``; the ``weak`` words leave every group that
+            holds no ``strong`` word (before the ``anchors`` test).
 
     Returns:
         The groups of two words or more, as sorted word ids, ordered by their first id.
@@ -183,14 +193,15 @@ def group_words(
         between[:, a] = merged
         between[a, a] = -np.inf
     anchored = None if anchors is None else np.asarray(anchors, dtype=bool)
-    return sorted(
-        (
-            sorted(g)
-            for g, live in zip(groups, alive, strict=True)
-            if live and len(g) > 1 and (anchored is None or anchored[g].any())
-        ),
-        key=lambda g: g[0],
-    )
+    weakened = None if weak is None else np.asarray(weak, dtype=bool)
+    backed = np.zeros(len(corr), dtype=bool) if strong is None else np.asarray(strong, dtype=bool)
+    kept = []
+    for g, live in zip(groups, alive, strict=True):
+        if live and weakened is not None and not backed[g].any():
+            g = [i for i in g if not weakened[i]]
+        if live and len(g) > 1 and (anchored is None or anchored[g].any()):
+            kept.append(sorted(g))
+    return sorted(kept, key=lambda g: g[0])
 
 
 @dataclass
@@ -205,6 +216,8 @@ class Synonyms:
         grounding_threshold: least grounding of a candidate word (``None``: every word was one).
         rare_words: whether words too rare to have a grounding score were candidates too, each
             group then holding at least one word that reaches ``grounding_threshold``.
+        strong_anchor: the least grounding of a word beside which a word scoring below
+            ``grounding_threshold`` stays in a group (``None``: such words were no candidates).
         method: :data:`METHOD`.
     """
 
@@ -215,6 +228,7 @@ class Synonyms:
     max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE
     grounding_threshold: float | None = None
     rare_words: bool = False
+    strong_anchor: float | None = None
     method: str = METHOD
     extra: dict[str, Any] = field(default_factory=dict)
     _by_word: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
@@ -239,12 +253,17 @@ class Synonyms:
         max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
         grounding_threshold: float | None = None,
         anchors: np.ndarray | None = None,
+        weak: np.ndarray | None = None,
+        strong: np.ndarray | None = None,
+        strong_anchor: float | None = None,
         source: str = "",
     ) -> Synonyms:
-        """Group ``words`` (the attribute head's order) from their head ``probs`` ``(N, V)`` on
-        N items' images and the items' text ``labels`` ``(N, V)``; ``candidates`` ``(V,)``
-        says which words may join a group, ``anchors`` (``(V,)`` or ``None``) which words a
-        group must hold one of (:func:`group_words`)."""
+        """Group ``words`` (the model's order) from the model's ``probs`` ``(N, V)`` on N items'
+        images and the items' text ``labels`` ``(N, V)``; ``candidates`` ``(V,)`` says which
+        words may join a group, ``anchors`` (``(V,)`` or ``None``) which words a group must
+        hold one of, and ``weak`` words stay only in a group with a ``strong`` one
+        (:func:`group_words`); ``strong_anchor`` is recorded as the grounding that made a word
+        strong."""
         ids = group_words(
             logit_correlation(probs),
             cooccurrence_ratio(probs, labels),
@@ -252,6 +271,8 @@ class Synonyms:
             min_correlation=min_correlation,
             max_cooccurrence=max_cooccurrence,
             anchors=anchors,
+            weak=weak,
+            strong=strong,
         )
         groups = [
             [words[i] for i in sorted(g, key=lambda i: (-int(counts[i]), words[i]))] for g in ids
@@ -264,6 +285,7 @@ class Synonyms:
             max_cooccurrence=float(max_cooccurrence),
             grounding_threshold=grounding_threshold,
             rare_words=anchors is not None,
+            strong_anchor=strong_anchor,
         )
 
     def group(self, word: str) -> list[str]:
@@ -283,6 +305,7 @@ class Synonyms:
             "max_cooccurrence": self.max_cooccurrence,
             "grounding_threshold": self.grounding_threshold,
             "rare_words": self.rare_words,
+            "strong_anchor": self.strong_anchor,
             "items": self.items,
             "source": self.source,
             "groups": [list(g) for g in self.groups],
@@ -298,7 +321,7 @@ class Synonyms:
         groups = data["groups"]
         if not all(isinstance(g, list) and all(isinstance(w, str) for w in g) for g in groups):
             raise ValueError("synonyms: groups must be lists of words")
-        threshold = data.get("grounding_threshold")
+        threshold, strong = data.get("grounding_threshold"), data.get("strong_anchor")
         known = {
             "format_version",
             "method",
@@ -306,6 +329,7 @@ class Synonyms:
             "max_cooccurrence",
             "grounding_threshold",
             "rare_words",
+            "strong_anchor",
             "items",
             "source",
             "groups",
@@ -318,6 +342,7 @@ class Synonyms:
             max_cooccurrence=float(data.get("max_cooccurrence", DEFAULT_MAX_COOCCURRENCE)),
             grounding_threshold=None if threshold is None else float(threshold),
             rare_words=bool(data.get("rare_words", False)),
+            strong_anchor=None if strong is None else float(strong),
             method=str(data.get("method", METHOD)),
             extra={k: v for k, v in data.items() if k not in known},
         )

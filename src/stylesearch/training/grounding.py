@@ -31,7 +31,12 @@ from stylesearch.model.grounding import (
 )
 from stylesearch.model.inference import predict_attributes
 from stylesearch.model.joint import JointModel
-from stylesearch.model.synonyms import DEFAULT_MAX_COOCCURRENCE, DEFAULT_MIN_CORRELATION, Synonyms
+from stylesearch.model.synonyms import (
+    DEFAULT_MAX_COOCCURRENCE,
+    DEFAULT_MIN_CORRELATION,
+    STRONG_ANCHOR,
+    Synonyms,
+)
 from stylesearch.text.pipeline import TextPipeline
 
 __all__ = [
@@ -220,20 +225,25 @@ def _synonyms_of(
     max_cooccurrence: float = DEFAULT_MAX_COOCCURRENCE,
     grounding_threshold: float = VISUAL_THRESHOLD,
 ) -> Synonyms:
-    """:meth:`Synonyms.learn` on the head's ``probs`` and the metadata ``labels``: among the
-    words ``model.grounding`` marks visual and those too rare to score, each group holding a
-    visual one (none without a grounding: no groups)."""
+    """:meth:`Synonyms.learn` on the model's ``probs`` and the metadata ``labels``: each group
+    holding a word ``model.grounding`` marks visual; a word scoring below the threshold stays
+    in one only beside a word scoring at least ``STRONG_ANCHOR`` (none without a grounding: no
+    groups)."""
     grounding = getattr(model, "grounding", None)
     words = model.vocab.words
+    none = np.zeros(model.vocab_size, dtype=bool)
     if grounding is None:  # nothing shows which words an image can show: no candidates
-        visual = rare = np.zeros(model.vocab_size, dtype=bool)
+        candidates = visual = weak = strong = none
     else:
+        candidates = ~none
         visual = visual_mask(grounding, words, grounding_threshold)
-        rare = np.array([grounding.score(w) is None for w in words], dtype=bool)
+        scores = np.array([grounding.score(w) for w in words], dtype=float)  # None -> nan
+        weak, strong = ~np.isnan(scores) & ~visual, scores >= STRONG_ANCHOR
     return Synonyms.learn(
-        words, model.vocab.counts, probs, labels, visual | rare, anchors=visual,
-        min_correlation=min_correlation, max_cooccurrence=max_cooccurrence,
-        grounding_threshold=grounding_threshold, source=source,
+        words, model.vocab.counts, probs, labels, candidates, anchors=visual, weak=weak,
+        strong=strong, strong_anchor=STRONG_ANCHOR, min_correlation=min_correlation,
+        max_cooccurrence=max_cooccurrence, grounding_threshold=grounding_threshold,
+        source=source,
     )  # fmt: skip
 
 
