@@ -1,17 +1,15 @@
-"""Each word's grounding from the linear attribute head, against probes fitted after training.
+"""Each word's grounding from the linear attribute head, against predictors fitted after training.
 
 Grounding (``stylesearch.model.grounding``) is the Gini of the model's ``p`` on the training
-run's held-out items; this script reads the linear attribute head's, whatever the model's ``p``
-is (the look head, ``stylesearch.model.look_head``, grew out of the MLP row here). Could a
-predictor fitted after training see the words better? Each probe
-is a logistic regression per word (class-balanced, L2 ``--weight-decay``), fitted on the
-training catalog's other items, on frozen image features: ``f_I`` (what the head reads), or
-``f_I`` beside the model's colour-blind look; and a small MLP (one hidden layer of 256, dropout)
-on ``f_I`` beside the look's whole 32 x 32 grid, before its projection. Every row scores the
-same held-out items and prints, by the demo generator's kind of word (``grounding_groups.py``),
-how many of the scored colour, pattern and category words reach ``--threshold`` and how many
-brand and filler words stay below it, with the words that miss. (A word too rare to score is
-left out here; the engine judges it by its synonym group.)
+run's held-out items. This script compares, on frozen image features of the training catalog's
+other items: the linear attribute head; a logistic regression per word (class-balanced, L2
+``--weight-decay``) on ``f_I`` (what the head reads), or on ``f_I`` beside the model's
+colour-blind look; and the engine's look head (``stylesearch.model.look_head``, which gives the
+model's ``p`` when fitted), refitted here on ``f_I`` beside the look's whole 32 x 32 grid. Every
+row scores the same held-out items and prints, by the demo generator's kind of word
+(``grounding_groups.py``), how many of the scored colour, pattern and category words reach
+``--threshold`` and how many brand and filler words stay below it, with the words that miss. (A
+word too rare to score is left out here; the engine judges it by its synonym group.)
 
     .venv/bin/python benchmarks/grounding_probe.py --model runs/demo/model \\
         --catalog runs/demo/catalog/train/manifest.jsonl
@@ -33,6 +31,7 @@ from stylesearch.catalog.transforms import eval_transform
 from stylesearch.config import TextConfig, from_dict
 from stylesearch.model.grounding import DEFAULT_MIN_POSITIVES, VISUAL_THRESHOLD, gini
 from stylesearch.model.io import read_model_config
+from stylesearch.model.look_head import LookHead
 from stylesearch.text.pipeline import TextPipeline
 from stylesearch.training.grounding import grounding_items, synonym_items
 
@@ -81,27 +80,14 @@ def probe(x: np.ndarray, labels: np.ndarray, fit: np.ndarray, decay: float) -> n
         return torch.sigmoid(linear(xs)).numpy()
 
 
-def mlp(x: np.ndarray, labels: np.ndarray, fit: np.ndarray, hidden: int = 256) -> np.ndarray:
-    """Probabilities of a one-hidden-layer MLP on standardised ``x``, fitted on the ``fit``
-    rows (AdamW, 400 steps of 512 rows, dropout 0.1 on the input and 0.3 on the hidden layer;
-    positives weighted as in :func:`probe`)."""
-    torch.manual_seed(0)
-    xs, y = _standardised(x, fit), torch.tensor(labels, dtype=torch.float32)
-    rows = torch.tensor(np.flatnonzero(fit))
-    net = torch.nn.Sequential(
-        torch.nn.Dropout(0.1), torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
-        torch.nn.Dropout(0.3), torch.nn.Linear(hidden, labels.shape[1]),
-    )  # fmt: skip
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    weight = _balance(y[rows])
-    for _ in range(400):
-        batch = rows[torch.randint(len(rows), (512,))]
-        opt.zero_grad()
-        F.binary_cross_entropy_with_logits(net(xs[batch]), y[batch], pos_weight=weight).backward()
-        opt.step()
-    net.eval()
+def look_head(f: np.ndarray, grid: np.ndarray, labels: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """Probabilities of the engine's look head (:class:`LookHead`, width 256) fitted on the
+    ``fit`` rows of ``f`` and ``grid``."""
+    head = LookHead(f.shape[1], grid.shape[1], 256, labels.shape[1])
+    f, grid = torch.from_numpy(f), torch.from_numpy(grid)
+    head.fit(f[fit], grid[fit], torch.from_numpy(labels[fit]))
     with torch.no_grad():
-        return torch.sigmoid(net(xs)).numpy()
+        return torch.sigmoid(head(f, grid)).numpy()
 
 
 def main() -> None:
@@ -128,7 +114,7 @@ def main() -> None:
         "the linear head": head,
         "probe on f_I": probe(f, labels, ~held, args.weight_decay),
         "probe on f_I and the look": probe(np.hstack([f, look]), labels, ~held, args.weight_decay),
-        "MLP on f_I and the look's grid": mlp(np.hstack([f, grid]), labels, ~held),
+        "the look head (an MLP on f_I and the look's grid)": look_head(f, grid, labels, ~held),
     }
     words = model.vocab.words
     text = from_dict(TextConfig, meta["text"], where="text")

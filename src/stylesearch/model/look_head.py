@@ -66,8 +66,8 @@ class LookHead(nn.Module):
         ``(n, V)`` (bool): inputs standardised by their mean and standard deviation; AdamW
         (lr 1e-3, weight decay 1e-4) on the binary cross-entropy, each word's positives weighted
         by its negatives per positive (at most ``MAX_POS_WEIGHT``), ``FIT_STEPS`` steps of
-        ``FIT_BATCH`` random rows. Deterministic for a
-        ``seed``; leaves the global random state alone. Returns the last step's loss."""
+        ``FIT_BATCH`` random rows. Deterministic for a ``seed``; leaves the global random state
+        alone. Returns the last step's loss."""
         n = len(features)
         if n < 2 or len(grids) != n or len(labels) != n:
             raise ValueError(

@@ -2,7 +2,8 @@
 
 Two words are *synonyms* ("red", "scarlet", "crimson") when
 
-1. the image side sees the same thing in them: the attribute head's **logits** of the two words
+1. the image side sees the same thing in them: the model's **logits** of the two words (its
+   ``p``: the look head's, or the attribute head's)
    agree across the catalog's images (their Pearson correlation over the images is at least
    ``min_correlation``). "red" and "scarlet" fire on the same red images; "red" and "blue"
    on different ones; "red" and "dress" independently;
