@@ -166,9 +166,11 @@ def test_the_look_is_the_unit_projection_of_the_centred_grid():
     torch.testing.assert_close(look(images), expected)
 
 
-def _model(look_dim: int, kind: str = LOOK_KINDS[0]) -> JointModel:
+def _model(look_dim: int, kind: str = LOOK_KINDS[0], look_head: int = 256) -> JointModel:
     torch.manual_seed(0)
-    config = ModelConfig(embed_dim=8, image_size=32, look_dim=look_dim, look_kind=kind)
+    config = ModelConfig(
+        embed_dim=8, image_size=32, look_dim=look_dim, look_kind=kind, look_head=look_head
+    )
     model = JointModel(config, vocab_size=3)
     if model.look is not None:
         images = torch.randn(10, 3, 32, 32)
@@ -214,28 +216,34 @@ def test_with_look_by_hand():
         with_look(q, np.ones(3), 0.5, 2)
 
 
-def test_a_model_folder_saved_before_the_look_loads_without_one(tmp_path):
-    model = _model(0)
+def _loaded_without(model: JointModel, folder, *keys: str) -> JointModel:  # noqa: ANN001
+    """``model`` saved in ``folder``, its config.json's ``model`` table stripped of ``keys``
+    (what a folder of an older release holds), then loaded."""
     vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
-    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
-    config = tmp_path / "m" / "config.json"
+    save_model(model, folder, vocab=vocab, text_config=None)
+    config = folder / "config.json"
     meta = json.loads(config.read_text())
-    del meta["model"]["look_dim"]  # what an older folder holds
-    del meta["model"]["look_kind"]
+    for key in keys:
+        del meta["model"][key]
     config.write_text(json.dumps(meta))
-    assert load_model(tmp_path / "m").look is None
+    return load_model(folder)
+
+
+def test_a_model_folder_saved_before_the_look_loads_without_one(tmp_path):
+    loaded = _loaded_without(_model(0), tmp_path / "m", "look_dim", "look_kind", "look_head")
+    assert loaded.look is None
 
 
 def test_a_model_folder_saved_before_the_look_kinds_reads_the_luminance(tmp_path):
     assert _model(4).look.kind == "shading"  # the default
-    model = _model(4, "luminance")  # whose weights are those of a folder of that release
-    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
-    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
-    config = tmp_path / "m" / "config.json"
-    meta = json.loads(config.read_text())
-    del meta["model"]["look_kind"]  # what a folder of the previous release holds
-    config.write_text(json.dumps(meta))
-    assert load_model(tmp_path / "m").look.kind == "luminance"
+    # whose weights are those of a folder of that release
+    model = _model(4, "luminance", look_head=0)
+    assert _loaded_without(model, tmp_path / "m", "look_kind", "look_head").look.kind == "luminance"
+
+
+def test_a_model_folder_saved_before_the_look_head_loads_without_one(tmp_path):
+    loaded = _loaded_without(_model(4, look_head=0), tmp_path / "m", "look_head")
+    assert loaded.look is not None and loaded.look_head is None
 
 
 def test_a_fitted_look_survives_save_and_load(tmp_path):

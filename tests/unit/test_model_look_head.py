@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -130,18 +128,6 @@ def test_a_fitted_look_head_survives_save_and_load(tmp_path):
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.attribute_probs(images), model.attribute_probs(images))
-
-
-def test_a_model_folder_saved_before_the_look_head_loads_without_one(tmp_path):
-    model = _model(look_head=0)  # whose weights are those of a folder of that release
-    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
-    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
-    config = tmp_path / "m" / "config.json"
-    meta = json.loads(config.read_text())
-    del meta["model"]["look_head"]  # what a folder of the previous release holds
-    config.write_text(json.dumps(meta))
-    loaded = load_model(tmp_path / "m")
-    assert loaded.look is not None and loaded.look_head is None
 
 
 def test_fit_look_head_fits_on_the_images_with_words(tmp_path):
