@@ -27,13 +27,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from stylesearch.catalog.dataset import EpochSampler
-from stylesearch.catalog.manifest import CatalogItem
 from stylesearch.config import Config, to_dict
 from stylesearch.folders import FolderSwap
 from stylesearch.losses import compute_losses
 from stylesearch.losses.attribute import attribute_pos_weight, multi_hot
 from stylesearch.model.device import resolve_device
-from stylesearch.model.io import save_model
 from stylesearch.model.joint import JointModel
 from stylesearch.retrieval_metrics import mean_average_precision, recall_at_k
 from stylesearch.text.vocabulary import Vocabulary
@@ -55,8 +53,7 @@ from stylesearch.training.data import (
     run_vocabulary,
     train_loader,
 )
-from stylesearch.training.grounding import ground_and_group
-from stylesearch.training.look import fit_look, fit_look_head
+from stylesearch.training.finish import finish_run
 from stylesearch.training.setup import (
     lr_at,
     num_workers,
@@ -200,7 +197,12 @@ def _train(
             "val_items": len(keep_val), "text_pipeline": pipeline.name,
             "final_metrics": history[-1] if history else {},
         }  # fmt: skip
-        _save_run(trainer, out_dir, items, bags, keep_val, summary, workers, log)
+        finish_run(
+            trainer.model, out_dir, items, bags, keep_val,
+            vocab=trainer.vocab, config=trainer.config, config_dict=trainer.config_dict,
+            summary=summary, device=trainer.device, workers=workers, progress=trainer.progress,
+            log=log,
+        )  # fmt: skip
         if swap is not None:
             swap.commit()  # the old folder goes only now
         log(f"model: saved to {target}")
@@ -436,55 +438,6 @@ class _Trainer:
             keep=self.config.train.keep_checkpoints,
         )
         log(_format_epoch(record))
-
-
-def _save_run(
-    trainer: _Trainer,
-    out_dir: Path,
-    items: list[CatalogItem],
-    bags: list[list[int]],
-    held_out: list[int],
-    summary: dict[str, Any],
-    workers: int,
-    log: Log,
-) -> None:
-    """Fit the look, then the look head on the rows not ``held_out`` (if the model has them),
-    save the model folder, then measure each word's grounding on the ``held_out`` rows of
-    ``items`` and learn the synonym groups from every catalog item (``items`` with their word
-    ids ``bags``)."""
-    model, device, progress = trainer.model, trainer.device, trainer.progress
-    if model.look is not None:
-        log(f"look: fitting on the {len(items)} catalog images")
-        fit_look(
-            model, [it.image for it in items], device=device,
-            num_workers=workers, progress=progress,
-        )  # fmt: skip
-    if model.look_head is not None:  # on the training rows: grounding is measured on the rest
-        held = set(held_out)
-        rows = [i for i in range(len(items)) if i not in held]
-        fitted = fit_look_head(
-            model, [items[i].image for i in rows], [bags[i] for i in rows], device=device,
-            num_workers=workers, progress=progress,
-        )  # fmt: skip
-        log(
-            f"look head: fitted on {fitted} training images"
-            if fitted
-            else "look head: too few training images with words to fit; the linear head gives p"
-        )
-    save_model(
-        model,
-        out_dir,
-        vocab=trainer.vocab,
-        text_config=trainer.config.text,
-        extra={"train_config": trainer.config_dict, "training": summary},
-    )
-    if held_out:  # each word's visual grounding, on the same held-out items; then synonyms
-        path, groups_file = ground_and_group(
-            model, out_dir, items, bags, held_out,
-            catalog=summary["catalog"], device=device, num_workers=workers, progress=progress,
-        )  # fmt: skip
-        log(f"grounding: measured on the {len(held_out)} held-out items, in {path}")
-        log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file}")
 
 
 def _format_epoch(r: dict[str, Any]) -> str:
