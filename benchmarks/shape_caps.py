@@ -18,11 +18,12 @@ fine-tuned EfficientNet-Lite0 and of the ImageNet one (``--maps``: spatial featu
 pooling that makes ``f_I`` blind to where things are), the look's grid projected by a same-item
 LDA instead of its principal components (``--lda TRAIN_MANIFEST``: directions along which an
 item's main image and its first extra view agree, learned from the training catalog), the look
-beside the greyscale ImageNet features at weights ``--mix-stock B ...``, and three ceilings
+beside the greyscale ImageNet features at weights ``--mix-stock B ...``, and four ceilings
 computed from the
 truth's source garments (the renderer's inputs, which no system sees): the silhouette (the
 renderer's alpha), the silhouette times the renderer's shading (what the luminance of a plain
-garment carries), and the judge's own pixels. Use the **validation** queries.
+garment carries), the same with the shading stretched from the renderer's floor as the look
+stretches its own (``stretch_shading``), and the judge's own pixels. Use the **validation** queries.
 
     .venv/bin/python benchmarks/shape_caps.py --index runs/demo/index \\
         --queries runs/demo/queries/validation.jsonl --truth runs/demo/catalog/truth.jsonl \\
@@ -49,6 +50,7 @@ from stylesearch.evaluation.metrics import dcg, ideal_dcg, mm, visual_relevance
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.shape import _read_sources, source_folder
 from stylesearch.model.inference import embed_image_paths
+from stylesearch.model.silhouette import FLOOR_LEVEL
 from stylesearch.model.towers import build_image_backbone
 from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs, index_removal_scale
@@ -65,10 +67,9 @@ def centred_pair(base: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.
     return base - mu, queries - mu
 
 
-def source_descriptors(
-    truth_path: Path, ids: list[str], size: int
-) -> dict[str, Callable[[list[str]], np.ndarray]]:
-    """The renderer's silhouette and silhouette x shading of each item's source garment."""
+def source_greys(truth_path: Path, size: int) -> Callable[[list[str]], np.ndarray]:
+    """A function of item ids -> their source garments' grey images, upscaled as the renderer
+    does (:func:`~stylesearch.catalog.demo_render.upscale`): ``(n, size, size)`` in [0, 1]."""
     sources = _read_sources(truth_path)
     folder = source_folder(truth_path)
     sets = {name: load_set(folder, name)[0] for name in {s.source for s in sources.values()}}
@@ -78,6 +79,16 @@ def source_descriptors(
             [upscale(sets[sources[i].source][sources[i].index], size) for i in item_ids]
         )  # fmt: skip
 
+    return grey
+
+
+def source_descriptors(
+    truth_path: Path, ids: list[str], size: int
+) -> dict[str, Callable[[list[str]], np.ndarray]]:
+    """The renderer's silhouette, silhouette x shading and silhouette x shading stretched from
+    the renderer's floor to [``FLOOR_LEVEL``, 1] of each item's source garment."""
+    grey = source_greys(truth_path, size)
+
     def alpha(item_ids: list[str]) -> np.ndarray:
         return silhouette(grey(item_ids)).reshape(len(item_ids), -1)
 
@@ -85,7 +96,16 @@ def source_descriptors(
         g = grey(item_ids)
         return (silhouette(g) * (SHADE_FLOOR + (1.0 - SHADE_FLOOR) * g)).reshape(len(g), -1)
 
-    return {"source silhouette": alpha, "source silhouette x shading": shaded}
+    def stretched(item_ids: list[str]) -> np.ndarray:
+        # the renderer's shading stretched from its floor as the look's stretch_shading does
+        g = grey(item_ids)
+        return (silhouette(g) * (FLOOR_LEVEL + (1.0 - FLOOR_LEVEL) * g)).reshape(len(g), -1)
+
+    return {
+        "source silhouette": alpha,
+        "source silhouette x shading": shaded,
+        "source silhouette x stretched shading": stretched,
+    }
 
 
 def grey_feature_maps(backbone: Any, paths: list[Path], size: int, blocks: int) -> np.ndarray:
@@ -144,6 +164,84 @@ def lda_looks(
     return rows
 
 
+class DescriptorBench:
+    """The queries, gains and ``p`` the rows are judged with; :meth:`add` judges one descriptor.
+
+    Args:
+        index: the index folder (its model, vectors and ``p``).
+        queries: a query file (use the validation queries).
+        truth: the demo catalog's truth file, which names each item's source garment.
+        k: the cut-off.
+        powers: the cosine powers of the ``p x c~^g`` rows.
+    """
+
+    def __init__(
+        self, index: Path, queries: Path, truth: Path, k: int, powers: list[float]
+    ) -> None:
+        self.searcher = s = Searcher.load(index)
+        self.k, self.powers, self.truth_path = k, powers, truth
+        ix, n = s.index, s.index.count
+        self.queries = load_queries(queries)
+        self.truth = load_truth(truth)
+        shape = load_shape(s, self.queries, truth)
+        if shape is None:
+            raise SystemExit(f"{truth} does not name every item's source garment")
+        self.shape = shape
+        self.ids = [ix.item(r).id for r in range(n)]
+        self.qids = [q.item_id for q in self.queries]
+        groups = sorted({g for i in self.ids for g in self.truth[i]})
+        tg = {g: np.array([self.truth[i].get(g) for i in self.ids], dtype=object) for g in groups}
+        judge = Judge(np.zeros((n, 0)), lambda w: np.zeros(0, np.int64), tg, n)
+        self.t_gain = np.array([judge.truth_gains(q) for q in self.queries])
+        self.s_gain = visual_relevance(shape.queries @ shape.base.T)
+        self.p = np.array(
+            [attribute_probs(ix.attributes, np.arange(n), s._ids(q.add), s._ids(q.remove),
+                             index_removal_scale(ix))
+             for q in self.queries]
+        )  # fmt: skip
+        self.ideal_s = np.array([ideal_dcg(g, k) for g in self.s_gain])
+        self.ideal_t = np.array([ideal_dcg(g, k) for g in self.t_gain])
+        self.base_paths = [Path(ix.item(r).image) for r in range(n)]
+        self.query_paths = [Path(q.image) for q in self.queries]
+        self.rows: list[tuple[str, str, tuple[float, float, float]]] = []
+
+    def judged(self, ranks: list[np.ndarray]) -> tuple[float, float, float]:
+        """V-shape, T-nDCG (truth) and MM-shape of one ranked list per query."""
+        k = self.k
+        vs = np.array([dcg(self.s_gain[i][r], k) / self.ideal_s[i] for i, r in enumerate(ranks)])
+        tt = np.array([dcg(self.t_gain[i][r], k) / self.ideal_t[i] for i, r in enumerate(ranks)])
+        return float(vs.mean()), float(tt.mean()), float(mm(vs.mean(), tt.mean()))
+
+    def add(self, name: str, base: np.ndarray, qv: np.ndarray) -> None:
+        """Judge the descriptor ``base`` (base items) / ``qv`` (queries) both ways."""
+        k = self.k
+        cos = unit_rows(qv) @ unit_rows(base).T
+        gated = []
+        for i in range(len(self.queries)):
+            meets = np.flatnonzero(self.t_gain[i] >= 1.0)
+            gated.append(meets[np.argsort(-cos[i][meets], kind="stable")][:k])
+        self.rows.append((name, "truth gate", self.judged(gated)))
+        for g in self.powers:
+            score = ((1.0 + cos) / 2.0) ** g * self.p
+            ranks = [np.argsort(-x, kind="stable")[:k] for x in score]
+            self.rows.append((name, f"p x c~^{g:g}", self.judged(ranks)))
+        print(f"shape_caps: {name} done", flush=True)
+
+    def add_sources(self) -> None:
+        """The ceilings computed from the source garments, and the judge itself (the oracle)."""
+        size = self.searcher.model.config.image_size
+        for name, fn in source_descriptors(self.truth_path, self.ids, size).items():
+            self.add(name, *centred_pair(fn(self.ids), fn(self.qids)))
+        self.add("the judge (oracle)", self.shape.base, self.shape.queries)
+
+    def print_table(self) -> None:
+        print(f"\n{len(self.queries)} queries, K = {self.k}\n")
+        print("| descriptor | ranking | V-shape | T-nDCG (truth) | MM-shape |")
+        print("|---|---|---|---|---|")
+        for name, how, (vs, tt, mms) in self.rows:
+            print(f"| {name} | {how} | {vs:.3f} | {tt:.3f} | {mms:.3f} |")
+
+
 def main() -> None:
     parser = _common.parser(__doc__)
     _common.add_eval_args(parser, visual=False)
@@ -157,61 +255,18 @@ def main() -> None:
         help="add rows of the look and greyscale ImageNet features, the latter at these weights",
     )  # fmt: skip
     args = parser.parse_args()
-    k = args.k
-
-    s = Searcher.load(args.index)
-    index, n = s.index, s.index.count
-    queries = load_queries(args.queries)
-    truth = load_truth(args.truth)
-    shape = load_shape(s, queries, args.truth)
-    if shape is None:
-        raise SystemExit(f"{args.truth} does not name every item's source garment")
-    ids = [index.item(r).id for r in range(n)]
-    qids = [q.item_id for q in queries]
-    groups = sorted({g for i in ids for g in truth[i]})
-    tg = {g: np.array([truth[i].get(g) for i in ids], dtype=object) for g in groups}
-    judge = Judge(np.zeros((n, 0)), lambda w: np.zeros(0, np.int64), tg, n)
-
-    t_gain = np.array([judge.truth_gains(q) for q in queries])
-    s_gain = visual_relevance(shape.queries @ shape.base.T)
-    p = np.array(
-        [attribute_probs(index.attributes, np.arange(n), s._ids(q.add), s._ids(q.remove),
-                         index_removal_scale(index))
-         for q in queries]
-    )  # fmt: skip
-    ideal_s = np.array([ideal_dcg(g, k) for g in s_gain])
-    ideal_t = np.array([ideal_dcg(g, k) for g in t_gain])
-
-    def judged(ranks: list[np.ndarray]) -> tuple[float, float, float]:
-        vs = np.array([dcg(s_gain[i][r], k) / ideal_s[i] for i, r in enumerate(ranks)])
-        tt = np.array([dcg(t_gain[i][r], k) / ideal_t[i] for i, r in enumerate(ranks)])
-        return float(vs.mean()), float(tt.mean()), float(mm(vs.mean(), tt.mean()))
-
-    rows: list[tuple[str, str, tuple[float, float, float]]] = []
-
-    def add(name: str, base: np.ndarray, qv: np.ndarray) -> None:
-        cos = unit_rows(qv) @ unit_rows(base).T
-        gated = []
-        for i in range(len(queries)):
-            meets = np.flatnonzero(t_gain[i] >= 1.0)
-            gated.append(meets[np.argsort(-cos[i][meets], kind="stable")][:k])
-        rows.append((name, "truth gate", judged(gated)))
-        for g in args.powers:
-            score = ((1.0 + cos) / 2.0) ** g * p
-            ranks = [np.argsort(-x, kind="stable")[:k] for x in score]
-            rows.append((name, f"p x c~^{g:g}", judged(ranks)))
-        print(f"shape_caps: {name} done", flush=True)
-
+    bench = DescriptorBench(args.index, args.queries, args.truth, args.k, args.powers)
+    s, add = bench.searcher, bench.add
+    index = s.index
     dim = s.model.config.embed_dim
     vec = np.asarray(index.vectors, dtype=np.float64)
-    qvec = np.stack([s.encode_image(q.image) for q in queries]).astype(np.float64)
+    qvec = np.stack([s.encode_image(q.image) for q in bench.queries]).astype(np.float64)
     add("joint f_I", vec[:, :dim], qvec[:, :dim])
     if vec.shape[1] > dim:
         add("look", vec[:, dim:], qvec[:, dim:])
         add("f_I and look, as indexed", vec, qvec)
     size = s.model.config.image_size
-    base_paths = [Path(index.item(r).image) for r in range(n)]
-    q_paths = [Path(q.image) for q in queries]
+    base_paths, q_paths = bench.base_paths, bench.query_paths
     if args.lda is not None:
         for name, (base, qv) in lda_looks(s.model, args.lda, base_paths, q_paths).items():
             add(name, base, qv)
@@ -241,15 +296,8 @@ def main() -> None:
                 for p_ in (base_paths, q_paths)
             ]
             add(f"{who} feature map, greyscale (blocks 1-{args.map_blocks})", *centred_pair(*maps))
-    for name, fn in source_descriptors(args.truth, ids, size).items():
-        add(name, *centred_pair(fn(ids), fn(qids)))
-    add("the judge (oracle)", shape.base, shape.queries)
-
-    print(f"\n{len(queries)} queries, K = {k}\n")
-    print("| descriptor | ranking | V-shape | T-nDCG (truth) | MM-shape |")
-    print("|---|---|---|---|---|")
-    for name, how, (vs, tt, mms) in rows:
-        print(f"| {name} | {how} | {vs:.3f} | {tt:.3f} | {mms:.3f} |")
+    bench.add_sources()
+    bench.print_table()
 
 
 if __name__ == "__main__":
