@@ -50,6 +50,8 @@ from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.look import GRID, LUMA
 from stylesearch.model.silhouette import (
     FLOOR_LEVEL,
+    _dilate,
+    _erode,
     background,
     fill_thin_holes,
     garment_mask,
@@ -60,17 +62,13 @@ PATTERNS = ("none", "stripes", "checks", "dots", "zigzag", "rosette")
 PATTERN_ODDS = (0.15, 0.2, 0.15, 0.15, 0.15, 0.2)
 
 
-def _dilate(x: Tensor, r: int) -> Tensor:
-    return F.max_pool2d(x, 2 * r + 1, stride=1, padding=r)
-
-
 def decompose(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Images ``(B, 3, S, S)`` RGB 0..255 -> alpha ``(B, 1, S, S)``, relative shading (spread one
     pixel past the garment's edge), background ``(B, 3, 1, 1)`` and main colour ``(B, 3, 1, 1)``
     (the mean of the garment's lightest fifth; NaN for an image with almost no garment)."""
     bg = background(x)
     filled = fill_thin_holes(garment_mask(x), 3)
-    inner = -F.max_pool2d(-filled, 3, stride=1, padding=1)
+    inner = _erode(filled, 1)
     peak = x.amax(1, keepdim=True)
     colours = []
     for b in range(len(x)):
