@@ -1,6 +1,6 @@
 """A learned look: a small CNN trained on the catalog's plain items to take colour and pattern off.
 
-The look (``stylesearch.model.look``, kind ``"shading"``) reads a garment's shaded silhouette with
+The look (``stylesearch.model.look``, its shading kinds) reads a garment's shaded silhouette with
 fixed image operations. This script asks whether a network trained on the catalog's own images
 reads it better. It needs no truth to train:
 

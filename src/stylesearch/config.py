@@ -36,7 +36,7 @@ from typing import Any, TypeVar, get_type_hints
 from stylesearch.errors import StylesearchError
 
 #: how the model's look reads an image (model/look.py), the default first
-LOOK_KINDS = ("shading", "silhouette", "luminance")
+LOOK_KINDS = ("pixel-shading", "shading", "silhouette", "luminance")
 #: the image backbones (model/towers.py)
 BACKBONES = ("resnet18", "efficientnet_lite0")
 #: which in-batch negatives the triplet loss uses (losses/triplet.py)
@@ -111,10 +111,11 @@ class ModelConfig:
     #: dimension of the look (model/look.py), the colour-blind shape vector the index keeps
     #: beside f_I; 0 = none, the paper's model.
     look_dim: int = 32
-    #: how the look reads an image (model/look.py): "shading", the garment's shaded silhouette
-    #: against a plain background with its shading stretched from the catalog's floor;
-    #: "silhouette", the same unstretched; or "luminance", its blurred luminance.
-    look_kind: str = "shading"
+    #: how the look reads an image (model/look.py): "pixel-shading", the garment's shaded
+    #: silhouette against a plain background read per pixel, its shading stretched from the
+    #: catalog's floor; "shading", the same with each pixel's tone the brightest around it;
+    #: "silhouette", "shading" unstretched; or "luminance", its blurred luminance.
+    look_kind: str = "pixel-shading"
     #: hidden width of the look-aware attribute head (model/look_head.py), an MLP on f_I and
     #: the look's grid fitted after the last epoch; when fitted it gives p instead of the
     #: linear head. 0 = none (the paper's head); ignored without a look.

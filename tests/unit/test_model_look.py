@@ -12,7 +12,7 @@ import torch
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.config import LOOK_KINDS, ModelConfig
 from stylesearch.model import JointModel, load_model, save_model
-from stylesearch.model.look import GRID, ShapeLook
+from stylesearch.model.look import FLOOR_KINDS, GRID, ShapeLook
 from stylesearch.model.silhouette import shading_floor
 from stylesearch.search.scoring import with_look
 from stylesearch.text.vocabulary import Vocabulary
@@ -46,7 +46,7 @@ def test_the_luminance_grid_is_blind_to_brightness_and_contrast():
 @pytest.mark.parametrize("kind", LOOK_KINDS)
 def test_a_constant_image_has_a_zero_grid(kind):
     look = ShapeLook(64, 4, kind)
-    if kind == "shading":
+    if kind in FLOOR_KINDS:
         look.fit_floor(torch.tensor([0.5]))
     assert not look.grid(_normalised(torch.full((2, 3, 64, 64), 0.4))).any()
 
@@ -174,7 +174,7 @@ def _model(look_dim: int, kind: str = LOOK_KINDS[0], look_head: int = 256) -> Jo
     model = JointModel(config, vocab_size=3)
     if model.look is not None:
         images = torch.randn(10, 3, 32, 32)
-        if kind == "shading":
+        if kind in FLOOR_KINDS:
             model.look.fit_floor(model.look.tones(images))
         model.look.fit(model.look.grid(images))
     return model.eval()
@@ -235,7 +235,7 @@ def test_a_model_folder_saved_before_the_look_loads_without_one(tmp_path):
 
 
 def test_a_model_folder_saved_before_the_look_kinds_reads_the_luminance(tmp_path):
-    assert _model(4).look.kind == "shading"  # the default
+    assert _model(4).look.kind == "pixel-shading"  # the default
     # whose weights are those of a folder of that release
     model = _model(4, "luminance", look_head=0)
     assert _loaded_without(model, tmp_path / "m", "look_kind", "look_head").look.kind == "luminance"

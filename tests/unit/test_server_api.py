@@ -62,7 +62,7 @@ def test_health(client, service):
     assert body["items"] == 60 and body["vocabulary"] == len(service.words)
     assert body["backend"] == "exact"
     # the tiny model of tests/conftest.py keeps the default look
-    assert body["look_dim"] == 32 and body["look_kind"] == "shading"
+    assert body["look_dim"] == 32 and body["look_kind"] == "pixel-shading"
     # an untuned index: the measured defaults are in force, and say so
     assert body["settings"] == DEFAULT_SETTINGS.to_dict()
     assert body["settings"]["source"] == "default"

@@ -5,11 +5,16 @@ the red items, the nearest to a blue query dress are not the ones shaped like it
 (docs/results.md). The look is blind to colour and pattern by construction. It reads the image
 (ImageNet normalisation undone) on a ``GRID`` x ``GRID`` grid in one of three ways, its ``kind``:
 
-- ``"shading"`` (the default): the garment's shaded silhouette against the photo's plain
-  background (:func:`stylesearch.model.silhouette.shaded_silhouette`) with its shading stretched
-  from the catalog's shading floor (:func:`~stylesearch.model.silhouette.stretch_shading`),
-  area-resampled to the grid. It needs product photos on a plain background;
-- ``"silhouette"``: the same without the stretch (model folders saved before ``"shading"``);
+- ``"pixel-shading"`` (the default): the garment's shaded silhouette against the photo's plain
+  background read per pixel (:func:`stylesearch.model.pixel_shading.pixel_shading`) with its
+  shading stretched from the catalog's shading floor
+  (:func:`~stylesearch.model.silhouette.stretch_shading`), area-resampled to the grid. It needs
+  product photos on a plain background;
+- ``"shading"``: the same with each pixel's tone taken as the brightest around it
+  (:func:`stylesearch.model.silhouette.shaded_silhouette`), which blurs the shading (model
+  folders saved before ``"pixel-shading"``);
+- ``"silhouette"``: ``"shading"`` without the stretch (model folders saved before
+  ``"shading"``);
 - ``"luminance"``: the image's luminance, blurred by ``BLUR_CELLS`` grid cells (which washes out
   stripes, dots and checks), area-resampled to the grid and standardised per image (zero mean,
   unit variance), so a dark and a light garment of one shape give the same grid. It assumes
@@ -24,31 +29,29 @@ the model's weights as buffers.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.config import LOOK_KINDS
+from stylesearch.model.pixel_shading import LUMA, gaussian_kernel, pixel_shading
 from stylesearch.model.silhouette import shaded_silhouette, shading_floor, stretch_shading
 
-__all__ = ["BLUR_CELLS", "GRID", "LOOK_KINDS", "LUMA", "ShapeLook"]
+__all__ = ["BLUR_CELLS", "FLOOR_KINDS", "GRID", "LOOK_KINDS", "LUMA", "ShapeLook"]
 
 #: side of the grid the look is read on
 GRID = 32
 #: standard deviation of the blur, in grid cells
 BLUR_CELLS = 0.9
-#: ITU-R BT.601 luma weights of R, G, B
-LUMA = (0.299, 0.587, 0.114)
-
-
-def _gaussian_kernel(sigma: float) -> Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-(x**2) / (2 * sigma**2))
-    return k / k.sum()
+#: the kinds whose shading is stretched from a fitted floor
+FLOOR_KINDS = ("pixel-shading", "shading")
+#: how each kind other than ``"luminance"`` reads the shaded silhouette of RGB on 0..255
+_SHADED = {
+    "pixel-shading": pixel_shading,
+    "shading": shaded_silhouette,
+    "silhouette": shaded_silhouette,
+}
 
 
 class ShapeLook(nn.Module):
@@ -72,13 +75,13 @@ class ShapeLook(nn.Module):
         self.dim = dim
         self.kind = kind
         self.sigma = BLUR_CELLS * image_size / GRID
-        self.register_buffer("kernel", _gaussian_kernel(self.sigma), persistent=False)
+        self.register_buffer("kernel", gaussian_kernel(self.sigma), persistent=False)
         self.register_buffer("mean", torch.zeros(cells))
         self.register_buffer("basis", torch.zeros(cells, dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
-        if kind == "shading":
-            # -1 until fitted (fit_floor); only this kind has the buffer, so the weights of the
-            # other kinds' folders load as they were saved
+        if kind in FLOOR_KINDS:
+            # -1 until fitted (fit_floor); only these kinds have the buffer, so the weights of
+            # the other kinds' folders load as they were saved
             self.register_buffer("floor", torch.full((), -1.0))
 
     @staticmethod
@@ -91,14 +94,16 @@ class ShapeLook(nn.Module):
     def tones(self, images: Tensor) -> Tensor:
         """The garment pixels' shading in ``images`` ``(B, 3, S, S)`` (ImageNet-normalised), a
         flat tensor: what :meth:`fit_floor` reads."""
-        shaded = shaded_silhouette(self._rgb(images) * 255.0)
+        if self.kind not in FLOOR_KINDS:
+            raise ValueError(f"a {self.kind!r} look has no shading floor")
+        shaded = _SHADED[self.kind](self._rgb(images) * 255.0)
         return shaded[shaded > 0]
 
     @torch.no_grad()
     def fit_floor(self, tones: Tensor) -> float:
-        """Set the ``"shading"`` kind's floor from ``tones`` (:meth:`tones` of a sample of the
+        """Set a ``FLOOR_KINDS`` look's floor from ``tones`` (:meth:`tones` of a sample of the
         training images) and return it (:func:`shading_floor`)."""
-        if self.kind != "shading":
+        if self.kind not in FLOOR_KINDS:
             raise ValueError(f"a {self.kind!r} look has no shading floor")
         floor = shading_floor(tones)
         self.floor.fill_(floor)
@@ -107,9 +112,9 @@ class ShapeLook(nn.Module):
     def grid(self, images: Tensor) -> Tensor:
         """``(B, 3, S, S)`` -> grids ``(B, GRID * GRID)`` float32, read as the look's ``kind``."""
         rgb = self._rgb(images)
-        if self.kind in ("shading", "silhouette"):
-            cells = shaded_silhouette(rgb * 255.0)
-            if self.kind == "shading":
+        if self.kind in _SHADED:
+            cells = _SHADED[self.kind](rgb * 255.0)
+            if self.kind in FLOOR_KINDS:
                 floor = float(self.floor)
                 if floor < 0:
                     raise RuntimeError("the look's shading floor is not fitted (fit_floor)")

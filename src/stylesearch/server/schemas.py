@@ -258,7 +258,8 @@ class HealthResponse(ResponseModel):
     look_dim: int = Field(description="dimension of the look in the index's vectors (0: none)")
     look_kind: str | None = Field(
         description=(
-            'how the look reads an image: "shading", "silhouette" or "luminance" (null: no look)'
+            'how the look reads an image: "pixel-shading", "shading", "silhouette" or '
+            '"luminance" (null: no look)'
         )
     )
     backend: str | None

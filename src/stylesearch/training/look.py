@@ -14,6 +14,7 @@ from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.transforms import eval_transform
 from stylesearch.model.device import resolve_device
 from stylesearch.model.joint import JointModel
+from stylesearch.model.look import FLOOR_KINDS
 
 __all__ = ["FLOOR_IMAGES", "HEAD_IMAGES", "fit_look", "fit_look_head"]
 
@@ -35,14 +36,14 @@ def fit_look(
     progress: bool = False,
 ) -> None:
     """Fit ``model.look`` on the main images ``paths`` (no-op for a model without a look): a
-    ``"shading"`` look's floor on an even sample of ``FLOOR_IMAGES`` of them, then the
+    ``FLOOR_KINDS`` look's floor on an even sample of ``FLOOR_IMAGES`` of them, then the
     projection on all."""
     if model.look is None:
         return
     look = model.look
     device = resolve_device(device)
     paths = list(paths)
-    if look.kind == "shading" and paths:
+    if look.kind in FLOOR_KINDS and paths:
         sample = paths[:: -(-len(paths) // FLOOR_IMAGES)]
         batches = _batches(model, sample, device, batch_size, num_workers, progress, "look floor")
         look.fit_floor(torch.cat([look.tones(b).cpu() for b in batches]))

@@ -1,0 +1,169 @@
+"""The shaded silhouette read per pixel: a plain garment's own shading, a pattern's tones apart.
+
+:func:`stylesearch.model.silhouette.shaded_silhouette` gives each garment pixel the brightest
+tone within ``TONE_RADIUS``. That drops a pattern's stripes and dots, but it also spreads every
+light fold over its neighbours, so the shading inside the garment comes out blurred. This module
+keeps each pixel's own shading where it can:
+
+1. **garment mask**: as :func:`~stylesearch.model.silhouette.shaded_silhouette` (steps 1-4).
+2. **plain or patterned**: a garment is *plain* when fewer than ``PLAIN_TEXTURE`` of its inner
+   pixels (the mask eroded by ``INNER`` pixels) differ from the mean luminance around them
+   (a Gaussian of ``TEXTURE_SIGMA`` pixels, within the garment) by more than
+   ``TEXTURE_CONTRAST`` of it. A print's two tones differ far more than a garment's shading
+   does between neighbouring pixels.
+3. **background blend**: where a garment is thinner than a pixel (its outline, a seam, the gap
+   in a strap), the photo mixes it with the background. On a plain, dark garment (its colour,
+   the ``COLOUR_QUANTILE`` of its inner pixels' brightest channel, below ``DARK`` times the
+   background's) such a pixel is brighter than the garment's colour can be. Its share of
+   garment, ``(background - value) / (background - colour)``, times the colour replaces its
+   value, so a seam reads dark, as it is, not light. On a patterned garment the lighter tone
+   of the print is as light as a blend, so nothing is changed there.
+4. **tones**: a plain garment's pixels keep their own value (brightest channel, after step 3).
+   On a patterned one each pixel is compared with the brightest pixel within ``TONE_RADIUS``
+   (its lighter tone). It keeps its own brightest channel when the two colours point the same
+   way (cosine above ``SAME_COLOUR``) and it is at least ``SAME_TONE`` as bright. Any other
+   pixel shows the print's other tone: it takes the mean of the kept pixels around it (a
+   Gaussian of ``FILL_SIGMA`` pixels), or its lighter tone where none is near.
+5. **relative shading**: the result divided by the garment's maximum, as in
+   :func:`~stylesearch.model.silhouette.shaded_silhouette`.
+
+Radii are given for 64-pixel images and scale with the image size. Nothing is learned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stylesearch.model.silhouette import (
+    HOLE_RADIUS,
+    OUTLINE,
+    TONE_RADIUS,
+    _erode,
+    background,
+    fill_thin_holes,
+    garment_mask,
+)
+
+__all__ = [
+    "COLOUR_QUANTILE",
+    "DARK",
+    "FILL_SIGMA",
+    "INNER",
+    "PLAIN_TEXTURE",
+    "SAME_COLOUR",
+    "SAME_TONE",
+    "TEXTURE_CONTRAST",
+    "TEXTURE_SIGMA",
+    "gaussian_blur",
+    "gaussian_kernel",
+    "pixel_shading",
+    "texture",
+    "unblend",
+]
+
+#: pixels eroded from the garment mask to give its inner pixels (64 px images)
+INNER = 2
+#: standard deviation in pixels of the neighbourhood a pixel's luminance is compared with
+TEXTURE_SIGMA = 1.5
+#: relative luminance difference from the neighbourhood above which a pixel is textured
+TEXTURE_CONTRAST = 0.12
+#: a garment with fewer textured inner pixels than this share is plain
+PLAIN_TEXTURE = 0.2
+#: quantile of the inner pixels' brightest channel taken as a plain garment's colour
+COLOUR_QUANTILE = 0.9
+#: a plain garment is dark, and its background blends are undone, below this share of the
+#: background's brightest channel
+DARK = 0.7
+#: a pixel this much brighter than a dark plain garment's colour is a blend with the background
+BLEND_MARGIN = 1.05
+#: cosine between a pixel's colour and its lighter tone's above which they are one tone
+SAME_COLOUR = 0.98
+#: share of its lighter tone's brightness a pixel of the same tone reaches at least
+SAME_TONE = 0.75
+#: standard deviation in pixels of the mean that fills a print's other tone
+FILL_SIGMA = 1.0
+#: ITU-R BT.601 luma weights of R, G, B
+LUMA = (0.299, 0.587, 0.114)
+
+
+def gaussian_kernel(sigma: float) -> Tensor:
+    """A normalised 1-D Gaussian of standard deviation ``sigma``, radius ``ceil(3 sigma)``."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """``(B, 1, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels, zero outside."""
+    k = gaussian_kernel(sigma).to(x)
+    r = len(k) // 2
+    x = F.conv2d(F.pad(x, (r, r, 0, 0)), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r)), k.view(1, 1, -1, 1))
+
+
+def _masked_mean(x: Tensor, mask: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
+    """The Gaussian-weighted mean of ``x`` over ``mask`` around each pixel, and the weight."""
+    weight = gaussian_blur(mask, sigma)
+    return gaussian_blur(x * mask, sigma) / weight.clamp_min(1e-3), weight
+
+
+def _px(r: float, size: int) -> int:
+    return max(1, round(r * size / 64.0))
+
+
+def _inner(mask: Tensor) -> Tensor:
+    inner = _erode(mask, _px(INNER, mask.shape[-1]))
+    thin = inner.flatten(1).sum(1) == 0  # too thin to erode: the whole mask is inner
+    return torch.where(thin[:, None, None, None], mask, inner)
+
+
+def texture(rgb: Tensor, mask: Tensor) -> Tensor:
+    """``(B,)``: the share of each garment's inner pixels (``mask`` ``(B, 1, H, W)`` eroded by
+    ``INNER``) whose luminance differs from its neighbourhood's by more than
+    ``TEXTURE_CONTRAST`` (step 2); 0 for an empty mask."""
+    luma = (rgb * torch.tensor(LUMA, device=rgb.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    sigma = TEXTURE_SIGMA * rgb.shape[-1] / 64.0
+    around, _ = _masked_mean(luma, mask, sigma)
+    textured = ((luma - around).abs() > TEXTURE_CONTRAST * around.clamp_min(1.0)).to(rgb.dtype)
+    inner = _inner(mask)
+    return (textured * inner).flatten(1).sum(1) / inner.flatten(1).sum(1).clamp_min(1.0)
+
+
+def unblend(rgb: Tensor, mask: Tensor, value: Tensor) -> Tensor:
+    """Step 3 on every garment of the batch: ``value`` (the brightest channel ``(B, 1, H, W)``)
+    with the background blends of dark garments undone."""
+    back = background(rgb).amax(dim=1, keepdim=True)
+    inner = _inner(mask)
+    colour = torch.nanquantile(
+        torch.where(inner > 0, value, float("nan")).flatten(1), COLOUR_QUANTILE, dim=1
+    ).nan_to_num(255.0)[:, None, None, None]
+    dark = colour < DARK * back
+    blend = (value > BLEND_MARGIN * colour) & dark & (mask > 0)
+    share = ((back - value) / (back - colour).clamp_min(1.0)).clamp(0.0, 1.0)
+    return torch.where(blend, colour * share, value)
+
+
+def pixel_shading(rgb: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)``: 0 off the garment, its
+    relative shading in (0, 1] on it, read per pixel (steps 1-5 of the module's docstring)."""
+    size = rgb.shape[-1]
+    mask = _erode(fill_thin_holes(garment_mask(rgb), _px(HOLE_RADIUS, size)), _px(OUTLINE, size))
+    value = rgb.amax(dim=1, keepdim=True)
+    plain = (texture(rgb, mask) < PLAIN_TEXTURE)[:, None, None, None]
+    value = torch.where(plain, unblend(rgb, mask, value), value) * mask
+    radius = _px(TONE_RADIUS, size)
+    lighter, at = F.max_pool2d(value, 2 * radius + 1, stride=1, padding=radius, return_indices=True)
+    b, c, h, w = rgb.shape
+    colour = torch.gather(rgb.flatten(2), 2, at.flatten(2).expand(-1, c, -1)).view(b, c, h, w)
+    alike = F.cosine_similarity(rgb, colour, dim=1, eps=1e-6).unsqueeze(1) > SAME_COLOUR
+    kept = (alike & (value >= SAME_TONE * lighter) | plain).to(value.dtype) * mask
+    around, weight = _masked_mean(value, kept, FILL_SIGMA * size / 64.0)
+    filled = torch.where(weight > 1e-3, around, lighter)
+    tone = torch.where(kept > 0, value, filled) * mask
+    peak = tone.flatten(1).amax(dim=1).clamp_min(1.0)
+    return tone / peak[:, None, None, None]

@@ -1,0 +1,130 @@
+"""The shaded silhouette read per pixel (model/pixel_shading.py), against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
+from stylesearch.model.look import GRID, ShapeLook
+from stylesearch.model.pixel_shading import (
+    PLAIN_TEXTURE,
+    gaussian_blur,
+    pixel_shading,
+    texture,
+)
+from stylesearch.model.silhouette import garment_mask, shaded_silhouette, stretch_shading
+
+# every garment below covers rows and columns 8-55 of a 64 px image on a light background; its
+# mask (eroded by the one-pixel outline) is rows and columns 9-54
+INSIDE = (slice(9, 55), slice(9, 55))
+
+
+def _image(garment: torch.Tensor, back: float = 230.0) -> torch.Tensor:
+    """``garment`` ``(3, 48, 48)`` (0..255) at rows and columns 8-55 of a 64 px background."""
+    rgb = torch.full((1, 3, 64, 64), back)
+    rgb[0, :, 8:56, 8:56] = garment
+    return rgb
+
+
+def _rows(values: torch.Tensor) -> torch.Tensor:
+    """A grey garment whose 48 rows have ``values``."""
+    return values.view(1, 48, 1).expand(3, 48, 48).clone()
+
+
+def _stripes(light: tuple[float, ...], dark: tuple[float, ...]) -> torch.Tensor:
+    """A garment of colour ``light`` with rows 2-4 of every 8 in colour ``dark``."""
+    garment = torch.tensor(light).view(3, 1, 1).expand(3, 48, 48).clone()
+    for top in range(0, 48, 8):
+        garment[:, top + 2 : top + 5] = torch.tensor(dark).view(3, 1, 1)
+    return garment
+
+
+def test_gaussian_blur_keeps_a_constant_inside_and_sums_to_one():
+    x = torch.zeros(1, 1, 21, 21)
+    x[0, 0, 10, 10] = 1.0
+    blurred = gaussian_blur(x, 1.0)
+    assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert float(blurred[0, 0, 10, 10]) == pytest.approx(float(blurred.max()))
+    assert float(gaussian_blur(torch.ones(1, 1, 21, 21), 1.0)[0, 0, 10, 10]) == pytest.approx(1.0)
+
+
+def test_a_smoothly_shaded_garment_is_plain_and_a_striped_one_is_not():
+    smooth = _image(_rows(80.0 + torch.arange(8, 56.0) / 2))
+    striped = _image(_stripes((200.0, 100.0, 50.0), (90.0, 45.0, 22.5)))
+    assert float(texture(smooth, garment_mask(smooth))[0]) == 0.0
+    assert float(texture(striped, garment_mask(striped))[0]) > PLAIN_TEXTURE
+
+
+def test_a_plain_garment_keeps_each_pixels_own_shading():
+    # row r of the garment has value 80 + r / 2 (rows 8-55); the mask's rows 9-54 go up to 107.
+    # Its colour (the 90 % quantile of the inner rows 11-52, about 104) is dark, but no pixel is
+    # more than 5 % above it, so nothing is unblended: each pixel reads (80 + r / 2) / 107.
+    rgb = _image(_rows(80.0 + torch.arange(8, 56.0) / 2))
+    shading = pixel_shading(rgb)[0, 0]
+    expected = ((80.0 + torch.arange(9, 55.0) / 2) / 107.0).view(46, 1).expand(46, 46)
+    torch.testing.assert_close(shading[INSIDE], expected)
+    assert float(shading[:9].abs().max()) == 0.0 and float(shading[55:].abs().max()) == 0.0
+    # the window's maximum spreads each row's tone over the 4 rows above it
+    blurred = shaded_silhouette(rgb)[0, 0]
+    assert float(blurred[20, 30]) == pytest.approx((80.0 + 12.0) / 107.0)
+    assert float(shading[20, 30]) == pytest.approx((80.0 + 10.0) / 107.0)
+
+
+def test_a_background_blend_in_a_dark_plain_garment_reads_as_its_share_of_garment():
+    # a garment of 40 on 230 with a seam in column 30 half background: 0.5 x 40 + 0.5 x 230 =
+    # 135. The seam's textured neighbours (columns 28-32) are 5 of the 42 inner columns, so the
+    # garment is plain; its colour is 40, and the seam's share of garment is
+    # (230 - 135) / (230 - 40) = 0.5: it reads 0.5 x 40 = 20 against the garment's 40.
+    garment = torch.full((3, 48, 48), 40.0)
+    garment[:, :, 30 - 8] = 135.0
+    shading = pixel_shading(_image(garment))[0, 0]
+    assert float(shading[9:55, 30].min()) == pytest.approx(0.5)
+    assert float(shading[9:55, 30].max()) == pytest.approx(0.5)
+    rest = torch.cat([shading[9:55, 9:30], shading[9:55, 31:55]], dim=1)
+    assert float(rest.min()) == pytest.approx(1.0) and float(rest.max()) == pytest.approx(1.0)
+    # read by the window's maximum, the seam is the garment's lightest part
+    assert float(shaded_silhouette(_image(garment))[0, 0, 30, 30]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "light, dark",
+    [
+        ((200.0, 100.0, 50.0), (90.0, 45.0, 22.5)),  # a darker tone of one colour (x 0.45)
+        ((200.0, 30.0, 35.0), (241.0, 198.0, 199.0)),  # a lighter tint of red
+    ],
+)
+def test_a_prints_other_tone_takes_the_shading_of_the_tone_around_it(light, dark):
+    # evenly lit: every garment pixel of either tone reads 1
+    rgb = _image(_stripes(light, dark))
+    shading = pixel_shading(rgb)[0, 0]
+    assert float(shading[INSIDE].min()) == pytest.approx(1.0)
+    assert float(shading[INSIDE].max()) == pytest.approx(1.0)
+
+
+def test_an_empty_image_reads_zero():
+    assert not pixel_shading(torch.full((2, 3, 64, 64), 200.0)).any()
+
+
+def test_the_pixel_shading_look_stretches_the_pixel_shading_from_the_floor():
+    rgb = _image(_rows(80.0 + torch.arange(8, 56.0) / 2))
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    look = ShapeLook(64, 4, "pixel-shading")
+    look.fit_floor(torch.tensor([0.5]))
+    grid = look.grid((rgb / 255.0 - mean) / std)
+    expected = F.interpolate(
+        stretch_shading(pixel_shading(rgb), 0.5), size=(GRID, GRID), mode="area"
+    )
+    torch.testing.assert_close(grid, expected.flatten(1), atol=1e-4, rtol=0)
+
+
+def test_a_light_plain_garment_keeps_its_light_pixels():
+    # a garment of 200 on 230 is not dark (200 > 0.7 x 230): a lighter seam of 210 is its own
+    # tone, not a blend, and reads 1 against the garment's 200 / 210
+    garment = torch.full((3, 48, 48), 200.0)
+    garment[:, :, 30 - 8] = 210.0
+    shading = pixel_shading(_image(garment))[0, 0]
+    assert float(shading[30, 30]) == pytest.approx(1.0)
+    assert float(shading[30, 20]) == pytest.approx(200.0 / 210.0)
