@@ -37,6 +37,11 @@ def main() -> None:
         raise SystemExit(f"{args.out} exists; choose a new folder")
 
     old = load_model(args.model)
+    if old.look_head is not None and old.look_head.is_fitted:
+        raise SystemExit(
+            f"{args.model} has a look head fitted on its look's grids, which a new look would "
+            "leave stale; train a model with the new look_kind instead (stylesearch train)"
+        )
     dim = args.dim if args.dim is not None else (old.look.dim if old.look is not None else 32)
     config = dataclasses.replace(old.config, look_kind=args.kind, look_dim=dim)
     new = JointModel(config, old.vocab_size, load_backbone_weights=False)

@@ -3,7 +3,7 @@
 The joint embedding is trained against the words alone, so colour and pattern dominate it: among
 the red items, the nearest to a blue query dress are not the ones shaped like it
 (docs/results.md). The look is blind to colour and pattern by construction. It reads the image
-(ImageNet normalisation undone) on a ``GRID`` x ``GRID`` grid in one of three ways, its ``kind``:
+(ImageNet normalisation undone) on a ``GRID`` x ``GRID`` grid in one of four ways, its ``kind``:
 
 - ``"pixel-shading"`` (the default): the garment's shaded silhouette against the photo's plain
   background read per pixel (:func:`stylesearch.model.pixel_shading.pixel_shading`) with its

@@ -5,7 +5,8 @@ tone within ``TONE_RADIUS``. That drops a pattern's stripes and dots, but it als
 light fold over its neighbours, so the shading inside the garment comes out blurred. This module
 keeps each pixel's own shading where it can:
 
-1. **garment mask**: as :func:`~stylesearch.model.silhouette.shaded_silhouette` (steps 1-4).
+1. **garment mask**: :func:`~stylesearch.model.silhouette.silhouette_mask`, as
+   :func:`~stylesearch.model.silhouette.shaded_silhouette` reads it.
 2. **plain or patterned**: a garment is *plain* when fewer than ``PLAIN_TEXTURE`` of its inner
    pixels (the mask eroded by ``INNER`` pixels) differ from the mean luminance around them
    (a Gaussian of ``TEXTURE_SIGMA`` pixels, within the garment) by more than
@@ -38,15 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylesearch.model.silhouette import (
-    HOLE_RADIUS,
-    OUTLINE,
-    TONE_RADIUS,
-    _erode,
-    background,
-    fill_thin_holes,
-    garment_mask,
-)
+from stylesearch.model.silhouette import TONE_RADIUS, _erode, _px, background, silhouette_mask
 
 __all__ = [
     "COLOUR_QUANTILE",
@@ -112,10 +105,6 @@ def _masked_mean(x: Tensor, mask: Tensor, sigma: float) -> tuple[Tensor, Tensor]
     return gaussian_blur(x * mask, sigma) / weight.clamp_min(1e-3), weight
 
 
-def _px(r: float, size: int) -> int:
-    return max(1, round(r * size / 64.0))
-
-
 def _inner(mask: Tensor) -> Tensor:
     inner = _erode(mask, _px(INNER, mask.shape[-1]))
     thin = inner.flatten(1).sum(1) == 0  # too thin to erode: the whole mask is inner
@@ -152,7 +141,7 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)``: 0 off the garment, its
     relative shading in (0, 1] on it, read per pixel (steps 1-5 of the module's docstring)."""
     size = rgb.shape[-1]
-    mask = _erode(fill_thin_holes(garment_mask(rgb), _px(HOLE_RADIUS, size)), _px(OUTLINE, size))
+    mask = silhouette_mask(rgb)
     value = rgb.amax(dim=1, keepdim=True)
     plain = (texture(rgb, mask) < PLAIN_TEXTURE)[:, None, None, None]
     value = torch.where(plain, unblend(rgb, mask, value), value) * mask

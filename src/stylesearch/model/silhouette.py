@@ -47,6 +47,7 @@ __all__ = [
     "garment_mask",
     "shaded_silhouette",
     "shading_floor",
+    "silhouette_mask",
     "stretch_shading",
 ]
 
@@ -67,6 +68,11 @@ FLOOR_LEVEL = 0.1
 #: garment pixels :func:`shading_floor` reads at most, an even sample beyond that (torch.quantile
 #: takes at most 2 ** 24 values)
 FLOOR_PIXELS = 4_000_000
+
+
+def _px(radius: float, size: int) -> int:
+    """A radius given for 64-pixel images, in pixels of a ``size``-pixel image (at least 1)."""
+    return max(1, round(radius * size / 64.0))
 
 
 def _dilate(x: Tensor, radius: int) -> Tensor:
@@ -117,13 +123,19 @@ def fill_thin_holes(mask: Tensor, radius: int) -> Tensor:
     return mask + holes - _grow_within(wide, holes)
 
 
+def silhouette_mask(rgb: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)`` in {0, 1}: the garment mask
+    with its thin holes filled and its outline eroded (steps 1-4 of the module's docstring)."""
+    size = rgb.shape[-1]
+    return _erode(fill_thin_holes(garment_mask(rgb), _px(HOLE_RADIUS, size)), _px(OUTLINE, size))
+
+
 def shaded_silhouette(rgb: Tensor) -> Tensor:
     """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)``: 0 off the garment, its
     relative shading in (0, 1] on it (steps 1-5 of the module's docstring)."""
-    scale = rgb.shape[-1] / 64.0
-    px = lambda r: max(1, round(r * scale))  # noqa: E731
-    mask = _erode(fill_thin_holes(garment_mask(rgb), px(HOLE_RADIUS)), px(OUTLINE))
-    tone = _dilate(rgb.amax(dim=1, keepdim=True) * mask, px(TONE_RADIUS)) * mask
+    size = rgb.shape[-1]
+    mask = silhouette_mask(rgb)
+    tone = _dilate(rgb.amax(dim=1, keepdim=True) * mask, _px(TONE_RADIUS, size)) * mask
     peak = tone.flatten(1).amax(dim=1).clamp_min(1.0)
     return tone / peak[:, None, None, None]
 
