@@ -42,10 +42,12 @@ from torch import Tensor
 from stylesearch.model.silhouette import TONE_RADIUS, _erode, _px, background, silhouette_mask
 
 __all__ = [
+    "BLEND_MARGIN",
     "COLOUR_QUANTILE",
     "DARK",
     "FILL_SIGMA",
     "INNER",
+    "LUMA",
     "PLAIN_TEXTURE",
     "SAME_COLOUR",
     "SAME_TONE",
