@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.config import LOOK_KINDS
-from stylesearch.model.pixel_shading import LUMA, gaussian_kernel, pixel_shading
+from stylesearch.model.pixel_shading import LUMA, gaussian_blur, luminance, pixel_shading
 from stylesearch.model.silhouette import shaded_silhouette, shading_floor, stretch_shading
 
 __all__ = ["BLUR_CELLS", "FLOOR_KINDS", "GRID", "LOOK_KINDS", "LUMA", "ShapeLook"]
@@ -75,7 +75,6 @@ class ShapeLook(nn.Module):
         self.dim = dim
         self.kind = kind
         self.sigma = BLUR_CELLS * image_size / GRID
-        self.register_buffer("kernel", gaussian_kernel(self.sigma), persistent=False)
         self.register_buffer("mean", torch.zeros(cells))
         self.register_buffer("basis", torch.zeros(cells, dim))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
@@ -120,12 +119,7 @@ class ShapeLook(nn.Module):
                     raise RuntimeError("the look's shading floor is not fitted (fit_floor)")
                 cells = stretch_shading(cells, floor)
             return F.interpolate(cells, size=(GRID, GRID), mode="area").flatten(1)
-        luma = torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)
-        grey = (rgb * luma).sum(dim=1, keepdim=True)
-        k = self.kernel.to(images.device)
-        r = len(k) // 2
-        grey = F.conv2d(F.pad(grey, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-        grey = F.conv2d(F.pad(grey, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+        grey = gaussian_blur(luminance(rgb), self.sigma, padding="replicate")
         cells = F.interpolate(grey, size=(GRID, GRID), mode="area").flatten(1)
         cells = cells - cells.mean(dim=1, keepdim=True)
         spread = cells.pow(2).mean(dim=1, keepdim=True).sqrt()

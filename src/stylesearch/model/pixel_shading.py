@@ -55,6 +55,7 @@ __all__ = [
     "TEXTURE_SIGMA",
     "gaussian_blur",
     "gaussian_kernel",
+    "luminance",
     "pixel_shading",
     "texture",
     "unblend",
@@ -93,12 +94,18 @@ def gaussian_kernel(sigma: float) -> Tensor:
     return k / k.sum()
 
 
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """``(B, 1, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels, zero outside."""
+def gaussian_blur(x: Tensor, sigma: float, padding: str = "constant") -> Tensor:
+    """``(B, 1, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels; outside the image
+    it is zero (``padding="constant"``) or its edge repeated (``"replicate"``)."""
     k = gaussian_kernel(sigma).to(x)
     r = len(k) // 2
-    x = F.conv2d(F.pad(x, (r, r, 0, 0)), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, r, r)), k.view(1, 1, -1, 1))
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=padding), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode=padding), k.view(1, 1, -1, 1))
+
+
+def luminance(rgb: Tensor) -> Tensor:
+    """``(B, 3, H, W)`` -> ``(B, 1, H, W)``: the ``LUMA``-weighted sum of the channels."""
+    return (rgb * torch.tensor(LUMA, device=rgb.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def _masked_mean(x: Tensor, mask: Tensor, sigma: float) -> tuple[Tensor, Tensor]:
@@ -113,23 +120,24 @@ def _inner(mask: Tensor) -> Tensor:
     return torch.where(thin[:, None, None, None], mask, inner)
 
 
-def texture(rgb: Tensor, mask: Tensor) -> Tensor:
+def texture(rgb: Tensor, mask: Tensor, inner: Tensor | None = None) -> Tensor:
     """``(B,)``: the share of each garment's inner pixels (``mask`` ``(B, 1, H, W)`` eroded by
-    ``INNER``) whose luminance differs from its neighbourhood's by more than
-    ``TEXTURE_CONTRAST`` (step 2); 0 for an empty mask."""
-    luma = (rgb * torch.tensor(LUMA, device=rgb.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    ``INNER``, or ``inner`` when given) whose luminance differs from its neighbourhood's by
+    more than ``TEXTURE_CONTRAST`` (step 2); 0 for an empty mask."""
+    luma = luminance(rgb)
     sigma = TEXTURE_SIGMA * rgb.shape[-1] / 64.0
     around, _ = _masked_mean(luma, mask, sigma)
     textured = ((luma - around).abs() > TEXTURE_CONTRAST * around.clamp_min(1.0)).to(rgb.dtype)
-    inner = _inner(mask)
+    inner = _inner(mask) if inner is None else inner
     return (textured * inner).flatten(1).sum(1) / inner.flatten(1).sum(1).clamp_min(1.0)
 
 
-def unblend(rgb: Tensor, mask: Tensor, value: Tensor) -> Tensor:
+def unblend(rgb: Tensor, mask: Tensor, value: Tensor, inner: Tensor | None = None) -> Tensor:
     """Step 3 on every garment of the batch: ``value`` (the brightest channel ``(B, 1, H, W)``)
-    with the background blends of dark garments undone."""
+    with the background blends of dark garments undone (``inner``: the mask's inner pixels,
+    eroded here when not given)."""
     back = background(rgb).amax(dim=1, keepdim=True)
-    inner = _inner(mask)
+    inner = _inner(mask) if inner is None else inner
     colour = torch.nanquantile(
         torch.where(inner > 0, value, float("nan")).flatten(1), COLOUR_QUANTILE, dim=1
     ).nan_to_num(255.0)[:, None, None, None]
@@ -145,8 +153,9 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     size = rgb.shape[-1]
     mask = silhouette_mask(rgb)
     value = rgb.amax(dim=1, keepdim=True)
-    plain = (texture(rgb, mask) < PLAIN_TEXTURE)[:, None, None, None]
-    value = torch.where(plain, unblend(rgb, mask, value), value) * mask
+    inner = _inner(mask)
+    plain = (texture(rgb, mask, inner) < PLAIN_TEXTURE)[:, None, None, None]
+    value = torch.where(plain, unblend(rgb, mask, value, inner), value) * mask
     radius = _px(TONE_RADIUS, size)
     lighter, at = F.max_pool2d(value, 2 * radius + 1, stride=1, padding=radius, return_indices=True)
     b, c, h, w = rgb.shape
