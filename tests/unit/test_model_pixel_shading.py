@@ -11,6 +11,7 @@ from stylesearch.model.look import GRID, ShapeLook
 from stylesearch.model.pixel_shading import (
     PLAIN_TEXTURE,
     gaussian_blur,
+    light_neutral,
     pixel_shading,
     texture,
 )
@@ -128,3 +129,43 @@ def test_a_light_plain_garment_keeps_its_light_pixels():
     shading = pixel_shading(_image(garment))[0, 0]
     assert float(shading[30, 30]) == pytest.approx(1.0)
     assert float(shading[30, 20]) == pytest.approx(200.0 / 210.0)
+
+
+def _flat(colour: tuple[float, ...]) -> torch.Tensor:
+    return torch.tensor(colour).view(3, 1, 1).expand(3, 48, 48).clone()
+
+
+def test_light_neutral_garments_are_light_and_grey():
+    # on a background of 240, light is at least 0.75 x 240 = 180 in the brightest channel, and
+    # neutral is a mean colour whose channels differ by less than 5 % of the largest
+    garments = [
+        (200.0, 200.0, 196.0),  # light, 2 % apart: light and neutral
+        (200.0, 170.0, 170.0),  # light, 15 % apart: a pale pink, not neutral
+        (120.0, 120.0, 120.0),  # grey but dark
+    ]
+    rgb = torch.cat([_image(_flat(c), back=240.0) for c in garments])
+    empty = torch.full((1, 3, 64, 64), 240.0)
+    assert light_neutral(torch.cat([rgb, empty])).tolist() == [True, False, False, False]
+
+
+@pytest.mark.parametrize(
+    "body, masked", [((200.0, 200.0, 200.0), True), ((200.0, 170.0, 170.0), False)]
+)
+def test_a_light_neutral_garment_keeps_its_parts_close_to_the_background(body, masked):
+    # rows 8-39 of the garment are ``body``, rows 40-55 a hem of 232 on a background of 240:
+    # 8 from it, under the mask threshold of 15 but over the light, neutral garment's 4. The
+    # white garment keeps its hem (rows 40-54 once the outline is eroded), which reads
+    # 232 / 232 = 1 and its body 200 / 232; the pale pink one loses the hem, as the window's
+    # maximum does, and its body reads 1.
+    garment = _flat(body)
+    garment[:, 32:] = 232.0
+    rgb = _image(garment, back=240.0)
+    shading = pixel_shading(rgb)[0, 0]
+    assert not shaded_silhouette(rgb)[0, 0, 40:].any()
+    if masked:
+        assert float(shading[40:55, 9:55].min()) == pytest.approx(1.0)
+        assert float(shading[9:40, 9:55].max()) == pytest.approx(200.0 / 232.0)
+        assert float(shading[55:].abs().max()) == 0.0
+    else:
+        assert not shading[40:].any()
+        assert float(shading[9:39, 9:55].min()) == pytest.approx(1.0)

@@ -6,7 +6,12 @@ light fold over its neighbours, so the shading inside the garment comes out blur
 keeps each pixel's own shading where it can:
 
 1. **garment mask**: :func:`~stylesearch.model.silhouette.silhouette_mask`, as
-   :func:`~stylesearch.model.silhouette.shaded_silhouette` reads it.
+   :func:`~stylesearch.model.silhouette.shaded_silhouette` reads it, except on a *light,
+   neutral* garment (white, light grey): its colour (below) at least ``LIGHT`` times the
+   background's brightest channel, and the channels of its mean colour within ``NEUTRAL`` of
+   each other. Its lightest parts are within ``MASK_THRESHOLD`` of the background, so it is
+   masked at ``LIGHT_MASK_THRESHOLD`` instead. A low threshold for every garment would take in
+   the soft shadow at other garments' edges.
 2. **plain or patterned**: a garment is *plain* when fewer than ``PLAIN_TEXTURE`` of its inner
    pixels (the mask eroded by ``INNER`` pixels) differ from the mean luminance around them
    (a Gaussian of ``TEXTURE_SIGMA`` pixels, within the garment) by more than
@@ -39,7 +44,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylesearch.model.silhouette import TONE_RADIUS, _erode, _px, background, silhouette_mask
+from stylesearch.model.silhouette import (
+    MASK_THRESHOLD,
+    TONE_RADIUS,
+    _erode,
+    _px,
+    background,
+    garment_mask,
+    silhouette_mask,
+)
 
 __all__ = [
     "BLEND_MARGIN",
@@ -47,7 +60,10 @@ __all__ = [
     "DARK",
     "FILL_SIGMA",
     "INNER",
+    "LIGHT",
+    "LIGHT_MASK_THRESHOLD",
     "LUMA",
+    "NEUTRAL",
     "PLAIN_TEXTURE",
     "SAME_COLOUR",
     "SAME_TONE",
@@ -55,11 +71,19 @@ __all__ = [
     "TEXTURE_SIGMA",
     "gaussian_blur",
     "gaussian_kernel",
+    "light_neutral",
     "luminance",
     "pixel_shading",
     "texture",
     "unblend",
 ]
+
+#: a garment is light at or above this share of the background's brightest channel
+LIGHT = 0.75
+#: a garment is neutral when its mean colour's channels differ by less than this share
+NEUTRAL = 0.05
+#: mask threshold (0..255) of a light, neutral garment
+LIGHT_MASK_THRESHOLD = 4.0
 
 #: pixels eroded from the garment mask to give its inner pixels (64 px images)
 INNER = 2
@@ -120,6 +144,25 @@ def _inner(mask: Tensor) -> Tensor:
     return torch.where(thin[:, None, None, None], mask, inner)
 
 
+def _colour(value: Tensor, inner: Tensor) -> Tensor:
+    """``(B,)``: the ``COLOUR_QUANTILE`` of ``value`` over each image's ``inner`` pixels, NaN
+    where there are none."""
+    picked = torch.where(inner > 0, value, float("nan")).flatten(1)
+    return torch.nanquantile(picked, COLOUR_QUANTILE, dim=1)
+
+
+def light_neutral(rgb: Tensor) -> Tensor:
+    """``(B,)`` bool: which garments are light and neutral (step 1), read on the inner pixels
+    of the garment mask at ``MASK_THRESHOLD``."""
+    mask = garment_mask(rgb)
+    inner = _erode(mask, _px(INNER, rgb.shape[-1]))
+    colour = _colour(rgb.amax(dim=1, keepdim=True), inner)
+    mean = (rgb * inner).flatten(2).sum(2) / inner.flatten(1).sum(1, keepdim=True).clamp_min(1.0)
+    spread = (mean.amax(1) - mean.amin(1)) / mean.amax(1).clamp_min(1.0)
+    light = colour >= LIGHT * background(rgb).amax(dim=1).flatten()
+    return light & (spread < NEUTRAL)
+
+
 def texture(rgb: Tensor, mask: Tensor, inner: Tensor | None = None) -> Tensor:
     """``(B,)``: the share of each garment's inner pixels (``mask`` ``(B, 1, H, W)`` eroded by
     ``INNER``, or ``inner`` when given) whose luminance differs from its neighbourhood's by
@@ -138,9 +181,7 @@ def unblend(rgb: Tensor, mask: Tensor, value: Tensor, inner: Tensor | None = Non
     eroded here when not given)."""
     back = background(rgb).amax(dim=1, keepdim=True)
     inner = _inner(mask) if inner is None else inner
-    colour = torch.nanquantile(
-        torch.where(inner > 0, value, float("nan")).flatten(1), COLOUR_QUANTILE, dim=1
-    ).nan_to_num(255.0)[:, None, None, None]
+    colour = _colour(value, inner).nan_to_num(255.0)[:, None, None, None]
     dark = colour < DARK * back
     blend = (value > BLEND_MARGIN * colour) & dark & (mask > 0)
     share = ((back - value) / (back - colour).clamp_min(1.0)).clamp(0.0, 1.0)
@@ -151,7 +192,8 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)``: 0 off the garment, its
     relative shading in (0, 1] on it, read per pixel (steps 1-5 of the module's docstring)."""
     size = rgb.shape[-1]
-    mask = silhouette_mask(rgb)
+    threshold = torch.where(light_neutral(rgb), LIGHT_MASK_THRESHOLD, MASK_THRESHOLD)
+    mask = silhouette_mask(rgb, threshold)
     value = rgb.amax(dim=1, keepdim=True)
     inner = _inner(mask)
     plain = (texture(rgb, mask, inner) < PLAIN_TEXTURE)[:, None, None, None]

@@ -105,11 +105,14 @@ def background(rgb: Tensor) -> Tensor:
     return ring.median(dim=2).values[:, :, None, None]
 
 
-def garment_mask(rgb: Tensor) -> Tensor:
+def garment_mask(rgb: Tensor, threshold: float | Tensor = MASK_THRESHOLD) -> Tensor:
     """``(B, 3, H, W)`` on the 0..255 scale -> ``(B, 1, H, W)`` in {0, 1}: 1 where any channel
-    differs from the background by more than ``MASK_THRESHOLD``."""
+    differs from the background by more than ``threshold`` (one number, or one per image
+    ``(B,)``)."""
     diff = (rgb - background(rgb)).abs().amax(dim=1, keepdim=True)
-    return (diff > MASK_THRESHOLD).to(rgb.dtype)
+    if isinstance(threshold, Tensor):
+        threshold = threshold.to(diff).view(-1, 1, 1, 1)
+    return (diff > threshold).to(rgb.dtype)
 
 
 def fill_thin_holes(mask: Tensor, radius: int) -> Tensor:
@@ -123,11 +126,13 @@ def fill_thin_holes(mask: Tensor, radius: int) -> Tensor:
     return mask + holes - _grow_within(wide, holes)
 
 
-def silhouette_mask(rgb: Tensor) -> Tensor:
+def silhouette_mask(rgb: Tensor, threshold: float | Tensor = MASK_THRESHOLD) -> Tensor:
     """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)`` in {0, 1}: the garment mask
-    with its thin holes filled and its outline eroded (steps 1-4 of the module's docstring)."""
+    (:func:`garment_mask` at ``threshold``) with its thin holes filled and its outline eroded
+    (steps 1-4 of the module's docstring)."""
     size = rgb.shape[-1]
-    return _erode(fill_thin_holes(garment_mask(rgb), _px(HOLE_RADIUS, size)), _px(OUTLINE, size))
+    mask = garment_mask(rgb, threshold)
+    return _erode(fill_thin_holes(mask, _px(HOLE_RADIUS, size)), _px(OUTLINE, size))
 
 
 def shaded_silhouette(rgb: Tensor) -> Tensor:
