@@ -209,7 +209,12 @@ def tune_search(
 ) -> dict[str, Any]:
     """``stylesearch tune`` on the validation queries: the chosen settings go into the index
     (where search, serve and the evaluation find them) and into ``out_path`` (the cache)."""
-    from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS, tune_index
+    from stylesearch.evaluation.tuning import (
+        COSINE_POWERS,
+        OBJECTIVE_TIE,
+        WORD_WEIGHTS,
+        tune_index,
+    )
     from stylesearch.index.store import read_manifest
     from stylesearch.search.settings import SearchSettings, write_settings
 
@@ -220,6 +225,7 @@ def tune_search(
         WORD_WEIGHTS,
         COSINE_POWERS,
         "objective: sqrt(MM x MM-shape), truth floor on every query kind",
+        f"ties within {OBJECTIVE_TIE} go to the words",
     )
     cached = _read_cached(out_path, key)
     if cached is not None:

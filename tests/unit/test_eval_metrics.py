@@ -138,3 +138,21 @@ def test_tuning_keeps_the_words_obeyed_on_every_query_kind() -> None:
     assert choose_setting(rows, 0.999)["name"] == "best objective, a kind below"
     no_truth = [{"objective": 0.5, "t_ndcg_truth_worst_kind": None}, {"objective": 0.6}]
     assert choose_setting(no_truth, 0.95)["objective"] == 0.6
+    assert choose_setting(no_truth, 0.95, tie=0.2)["objective"] == 0.6
+
+
+def test_tuning_breaks_a_tie_of_objectives_towards_the_words() -> None:
+    from stylesearch.evaluation.tuning import choose_setting
+
+    rows = [
+        {"name": "best", "objective": 0.7318, "t_ndcg_truth_worst_kind": 0.9523},
+        {"name": "tied, words", "objective": 0.7314, "t_ndcg_truth_worst_kind": 0.9811},
+        {"name": "further", "objective": 0.7289, "t_ndcg_truth_worst_kind": 0.9900},
+        {"name": "below floor", "objective": 0.7327, "t_ndcg_truth_worst_kind": 0.9310},
+    ]
+    # 0.7314 is within 0.002 of 0.7318 and obeys the words better; 0.7289 is 0.0029 below
+    assert choose_setting(rows, 0.95, tie=0.002)["name"] == "tied, words"
+    assert choose_setting(rows, 0.95, tie=0.0)["name"] == "best"
+    assert choose_setting(rows, 0.95, tie=0.003)["name"] == "further"
+    # the floor applies first: the row below it ties with none
+    assert choose_setting(rows, 0.0, tie=0.0)["name"] == "below floor"

@@ -56,6 +56,10 @@ def parse_floats(text: str, what: str) -> list[float]:
               help="With --truth, choose among the settings whose T-nDCG (truth) is at least "
               "this on every query kind: add, remove, replace (all of them when none "
               "is).")  # fmt: skip
+@click.option("--tie", type=click.FloatRange(min=0), default=0.002, show_default=True,
+              help="Objectives at most this far below the best count as a tie; of the tied "
+              "settings, the one whose worst query kind has the highest T-nDCG (truth) "
+              "wins.")  # fmt: skip
 @k_option("nDCG cut-off K.")
 @click.option("--dry-run", is_flag=True, help="Print the choice without recording it.")
 @json_option("Print the whole result as JSON.")
@@ -70,6 +74,7 @@ def tune_cmd(
     cosine_powers: str,
     look_weights: str,
     min_truth_t: float,
+    tie: float,
     k: int,
     dry_run: bool,
     as_json: bool,
@@ -82,8 +87,9 @@ def tune_cmd(
     `arithmetic` at that look weight, judged as `stylesearch eval` judges. The objective is
     sqrt(MM x MM-shape), or MM when the truth names no source images; with the truth, only
     settings that keep T-nDCG (truth) >= --min-truth-t on every query kind are chosen (when
-    any do). `search`,
-    `serve` and `eval` then use the recorded settings unless a flag overrides them.
+    any do). Settings within --tie of the best objective are a tie, which the one that obeys
+    the words best on its worst query kind wins. `search`, `serve` and `eval` then use the
+    recorded settings unless a flag overrides them.
     """
     from stylesearch.evaluation.tuning import tune_index
 
@@ -92,7 +98,7 @@ def tune_cmd(
         word_weights=parse_floats(word_weights, "--word-weights"),
         cosine_powers=parse_floats(cosine_powers, "--cosine-powers"),
         look_weights=parse_floats(look_weights, "--look-weights"), min_truth_t=min_truth_t, k=k,
-        write=not dry_run,
+        tie=tie, write=not dry_run,
         progress=show_progress(quiet),
     )  # fmt: skip
     if as_json:

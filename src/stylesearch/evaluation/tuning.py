@@ -15,7 +15,9 @@ when the truth names each item's source image, MM-shape (looks by the shape judg
 clean truth). One judge alone would reward either the keyword match or the look alone. With the
 truth, a method's choice is made among the settings whose T-nDCG (truth) is at least
 ``min_truth_t`` on every query kind (add, remove, replace: the words stay obeyed while the looks
-gain), or among all of them when none is (:func:`choose_setting`). The chosen settings are
+gain), or among all of them when none is. Objectives within ``OBJECTIVE_TIE`` of the best are a
+tie, below what the validation queries can tell apart; the tied setting that obeys the words
+best on its worst query kind wins (:func:`choose_setting`). The chosen settings are
 written into the index's manifest (:func:`stylesearch.search.settings.write_settings`), where
 ``search``, ``serve``, ``eval`` and :meth:`Searcher.load` find them.
 """
@@ -37,6 +39,7 @@ __all__ = [
     "COSINE_POWERS",
     "LOOK_WEIGHTS",
     "MIN_TRUTH_T",
+    "OBJECTIVE_TIE",
     "choose_setting",
     "WORD_WEIGHTS",
     "objective",
@@ -49,6 +52,8 @@ COSINE_POWERS: tuple[float, ...] = (4.0, 8.0, 16.0)
 LOOK_WEIGHTS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
 #: the T-nDCG (truth) a chosen setting keeps, where the truth allows measuring it
 MIN_TRUTH_T = 0.95
+#: objectives at most this far below the best are a tie, broken by the worst kind's T-nDCG (truth)
+OBJECTIVE_TIE = 0.002
 
 
 def objective(row: dict[str, Any]) -> float:
@@ -65,12 +70,22 @@ def _worst_kind(row: dict[str, Any]) -> float | None:
     return min(values) if values else None
 
 
-def choose_setting(rows: Sequence[dict[str, Any]], min_truth_t: float) -> dict[str, Any]:
+def choose_setting(
+    rows: Sequence[dict[str, Any]], min_truth_t: float, tie: float = OBJECTIVE_TIE
+) -> dict[str, Any]:
     """The row with the best ``objective`` among those whose T-nDCG (truth) reaches
     ``min_truth_t`` on every query kind (``t_ndcg_truth_worst_kind``), or among all rows when
-    none does (or without the truth)."""
-    kept = [r for r in rows if (r.get("t_ndcg_truth_worst_kind") or 0.0) >= min_truth_t]
-    return max(kept or rows, key=lambda r: r["objective"])
+    none does (or without the truth). Rows within ``tie`` of that objective are a tie: of them,
+    the one with the highest ``t_ndcg_truth_worst_kind`` wins (the best objective without the
+    truth)."""
+
+    def worst(r: dict[str, Any]) -> float:
+        return r.get("t_ndcg_truth_worst_kind") or 0.0
+
+    pool = [r for r in rows if worst(r) >= min_truth_t] or list(rows)
+    best = max(r["objective"] for r in pool)
+    tied = [r for r in pool if r["objective"] >= best - tie]
+    return max(tied, key=lambda r: (worst(r), r["objective"]))
 
 
 def tune_index(
@@ -83,6 +98,7 @@ def tune_index(
     cosine_powers: Sequence[float] = COSINE_POWERS,
     look_weights: Sequence[float] = LOOK_WEIGHTS,
     min_truth_t: float = MIN_TRUTH_T,
+    tie: float = OBJECTIVE_TIE,
     k: int = 10,
     write: bool = True,
     progress: bool = True,
@@ -118,7 +134,7 @@ def tune_index(
     table = _grid_table(summarize(result), grid)
 
     def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return choose_setting(rows, min_truth_t)
+        return choose_setting(rows, min_truth_t, tie)
 
     best_combined = choose([r for r in table if r["method"] == "combined"])
     look = best_combined["look_weight"]
@@ -136,6 +152,7 @@ def tune_index(
         "cosine_powers": [float(g) for g in cosine_powers],
         "look_weights": looks,
         "min_truth_t": min_truth_t if truth is not None else None,
+        "tie": tie,
         "best": {m: round(r["objective"], 4) for m, r in best.items()},
     }
     settings = SearchSettings(
