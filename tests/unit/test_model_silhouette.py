@@ -33,6 +33,21 @@ def test_the_background_is_the_median_of_the_border():
     assert background(img).flatten().tolist() == [235.0, 232.0, 238.0]
 
 
+def test_the_background_is_the_borders_most_frequent_colour_not_a_shaded_garment():
+    # a shaded red garment fills rows 0-63 of columns 0-49: it covers 4 x 50 + 2 x 60 = 320 of
+    # the border's 496 pixels, so the border's median is the garment's. Its shading changes
+    # every row (red 150 + row, in steps of 8 a new colour every 8 rows), so no colour of it
+    # covers more than 112 border pixels (the bottom two rows' 100 and 12 of the left side's),
+    # while the background (columns 50-63) covers 176.
+    img = _image()
+    for row in range(64):
+        _paint(img, slice(row, row + 1), slice(0, 50), (150.0 + row, 30.0, 35.0))
+    assert background(img).flatten().tolist() == [235.0, 232.0, 238.0]
+    # the background's pixels one step apart still count as one colour, their median is read
+    _paint(img, slice(0, 2), slice(50, 64), (233.0, 234.0, 236.0))
+    assert background(img).flatten().tolist() == [235.0, 232.0, 238.0]
+
+
 def test_the_mask_keeps_pixels_that_differ_by_more_than_the_threshold():
     img = _image()
     _paint(img, slice(10, 12), slice(10, 12), (235.0, 232.0 - MASK_THRESHOLD, 238.0))

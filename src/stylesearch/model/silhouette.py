@@ -3,7 +3,10 @@
 Product photos (packshots) show the garment on a plain, light background. This module recovers
 what such a photo carries about the garment's shape, without its colour or pattern:
 
-1. **background**: the per-channel median of the image's outer ``BORDER`` pixels;
+1. **background**: the image's outer ``BORDER`` pixels' most frequent colour (each channel in
+   steps of ``BACKGROUND_STEP``), as the per-channel median of the border pixels of that colour.
+   A plain background is one colour while a garment's shading varies, so a garment that
+   covers much of the border (a bag that fills the frame) is not taken for the background;
 2. **garment mask**: pixels whose largest channel difference from the background exceeds
    ``MASK_THRESHOLD`` (on the 0..255 scale);
 3. **holes**: regions the mask encloses are filled when they are thin (a light stripe, dot or
@@ -30,11 +33,14 @@ from the background's 0.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "BACKGROUND_STEP",
     "BORDER",
     "FLOOR_LEVEL",
     "FLOOR_QUANTILE",
@@ -53,6 +59,8 @@ __all__ = [
 
 #: width in pixels of the image border the background is read from
 BORDER = 2
+#: step (0..255 scale) in which the border's colours are counted to find the most frequent
+BACKGROUND_STEP = 8.0
 #: largest channel difference from the background (0..255) above which a pixel is garment
 MASK_THRESHOLD = 15.0
 #: an enclosed hole is kept as background when a disc of this radius (64 px images) fits in it
@@ -96,13 +104,19 @@ def _grow_within(seed: Tensor, region: Tensor) -> Tensor:
 
 
 def background(rgb: Tensor) -> Tensor:
-    """``(B, 3, H, W)`` -> per-channel median of the outer ``BORDER`` pixels ``(B, 3, 1, 1)``."""
+    """``(B, 3, H, W)`` on the 0..255 scale -> ``(B, 3, 1, 1)``: the per-channel median of the
+    outer ``BORDER`` pixels whose colour, in steps of ``BACKGROUND_STEP``, is the border's
+    most frequent."""
     b = BORDER
     ring = torch.cat(
         [rgb[:, :, :b].flatten(2), rgb[:, :, -b:].flatten(2),
          rgb[:, :, b:-b, :b].flatten(2), rgb[:, :, b:-b, -b:].flatten(2)], dim=2,
     )  # fmt: skip
-    return ring.median(dim=2).values[:, :, None, None]
+    steps = (ring.clamp(0.0, 255.0) / BACKGROUND_STEP).floor()
+    levels = math.floor(255.0 / BACKGROUND_STEP) + 1
+    code = (steps[:, 0] * levels + steps[:, 1]) * levels + steps[:, 2]
+    common = (code == code.mode(dim=1).values[:, None])[:, None]
+    return torch.where(common, ring, float("nan")).nanmedian(dim=2).values[:, :, None, None]
 
 
 def garment_mask(rgb: Tensor, threshold: float | Tensor = MASK_THRESHOLD) -> Tensor:
