@@ -151,15 +151,17 @@ def _colour(value: Tensor, inner: Tensor) -> Tensor:
     return torch.nanquantile(picked, COLOUR_QUANTILE, dim=1)
 
 
-def light_neutral(rgb: Tensor) -> Tensor:
+def light_neutral(rgb: Tensor, back: Tensor | None = None) -> Tensor:
     """``(B,)`` bool: which garments are light and neutral (step 1), read on the inner pixels
-    of the garment mask at ``MASK_THRESHOLD``."""
-    mask = garment_mask(rgb)
+    of the garment mask at ``MASK_THRESHOLD`` (``back``: the background, read here when not
+    given)."""
+    back = background(rgb) if back is None else back
+    mask = garment_mask(rgb, MASK_THRESHOLD, back)
     inner = _erode(mask, _px(INNER, rgb.shape[-1]))
     colour = _colour(rgb.amax(dim=1, keepdim=True), inner)
     mean = (rgb * inner).flatten(2).sum(2) / inner.flatten(1).sum(1, keepdim=True).clamp_min(1.0)
     spread = (mean.amax(1) - mean.amin(1)) / mean.amax(1).clamp_min(1.0)
-    light = colour >= LIGHT * background(rgb).amax(dim=1).flatten()
+    light = colour >= LIGHT * back.amax(dim=1).flatten()
     return light & (spread < NEUTRAL)
 
 
@@ -175,11 +177,17 @@ def texture(rgb: Tensor, mask: Tensor, inner: Tensor | None = None) -> Tensor:
     return (textured * inner).flatten(1).sum(1) / inner.flatten(1).sum(1).clamp_min(1.0)
 
 
-def unblend(rgb: Tensor, mask: Tensor, value: Tensor, inner: Tensor | None = None) -> Tensor:
+def unblend(
+    rgb: Tensor,
+    mask: Tensor,
+    value: Tensor,
+    inner: Tensor | None = None,
+    back: Tensor | None = None,
+) -> Tensor:
     """Step 3 on every garment of the batch: ``value`` (the brightest channel ``(B, 1, H, W)``)
     with the background blends of dark garments undone (``inner``: the mask's inner pixels,
-    eroded here when not given)."""
-    back = background(rgb).amax(dim=1, keepdim=True)
+    eroded here when not given; ``back``: the background, read here when not given)."""
+    back = (background(rgb) if back is None else back).amax(dim=1, keepdim=True)
     inner = _inner(mask) if inner is None else inner
     colour = _colour(value, inner).nan_to_num(255.0)[:, None, None, None]
     dark = colour < DARK * back
@@ -192,12 +200,13 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)``: 0 off the garment, its
     relative shading in (0, 1] on it, read per pixel (steps 1-5 of the module's docstring)."""
     size = rgb.shape[-1]
-    threshold = torch.where(light_neutral(rgb), LIGHT_MASK_THRESHOLD, MASK_THRESHOLD)
-    mask = silhouette_mask(rgb, threshold)
+    back = background(rgb)
+    threshold = torch.where(light_neutral(rgb, back), LIGHT_MASK_THRESHOLD, MASK_THRESHOLD)
+    mask = silhouette_mask(rgb, threshold, back)
     value = rgb.amax(dim=1, keepdim=True)
     inner = _inner(mask)
     plain = (texture(rgb, mask, inner) < PLAIN_TEXTURE)[:, None, None, None]
-    value = torch.where(plain, unblend(rgb, mask, value, inner), value) * mask
+    value = torch.where(plain, unblend(rgb, mask, value, inner, back), value) * mask
     radius = _px(TONE_RADIUS, size)
     lighter, at = F.max_pool2d(value, 2 * radius + 1, stride=1, padding=radius, return_indices=True)
     b, c, h, w = rgb.shape

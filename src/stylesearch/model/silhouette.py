@@ -119,11 +119,14 @@ def background(rgb: Tensor) -> Tensor:
     return torch.where(common, ring, float("nan")).nanmedian(dim=2).values[:, :, None, None]
 
 
-def garment_mask(rgb: Tensor, threshold: float | Tensor = MASK_THRESHOLD) -> Tensor:
+def garment_mask(
+    rgb: Tensor, threshold: float | Tensor = MASK_THRESHOLD, back: Tensor | None = None
+) -> Tensor:
     """``(B, 3, H, W)`` on the 0..255 scale -> ``(B, 1, H, W)`` in {0, 1}: 1 where any channel
-    differs from the background by more than ``threshold`` (one number, or one per image
-    ``(B,)``)."""
-    diff = (rgb - background(rgb)).abs().amax(dim=1, keepdim=True)
+    differs from the background (``back``, :func:`background` read here when not given) by
+    more than ``threshold`` (one number, or one per image ``(B,)``)."""
+    back = background(rgb) if back is None else back
+    diff = (rgb - back).abs().amax(dim=1, keepdim=True)
     if isinstance(threshold, Tensor):
         threshold = threshold.to(diff).view(-1, 1, 1, 1)
     return (diff > threshold).to(rgb.dtype)
@@ -140,12 +143,14 @@ def fill_thin_holes(mask: Tensor, radius: int) -> Tensor:
     return mask + holes - _grow_within(wide, holes)
 
 
-def silhouette_mask(rgb: Tensor, threshold: float | Tensor = MASK_THRESHOLD) -> Tensor:
+def silhouette_mask(
+    rgb: Tensor, threshold: float | Tensor = MASK_THRESHOLD, back: Tensor | None = None
+) -> Tensor:
     """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)`` in {0, 1}: the garment mask
-    (:func:`garment_mask` at ``threshold``) with its thin holes filled and its outline eroded
-    (steps 1-4 of the module's docstring)."""
+    (:func:`garment_mask` at ``threshold``, against ``back``) with its thin holes filled and its
+    outline eroded (steps 1-4 of the module's docstring)."""
     size = rgb.shape[-1]
-    mask = garment_mask(rgb, threshold)
+    mask = garment_mask(rgb, threshold, back)
     return _erode(fill_thin_holes(mask, _px(HOLE_RADIUS, size)), _px(OUTLINE, size))
 
 
