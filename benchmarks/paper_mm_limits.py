@@ -14,7 +14,8 @@ a hard filter's lead comes from that, by ranking the base catalog with the visua
   method that obeys the words as the images show them;
 - ``both gates``: met by both.
 
-Per query kind (add, remove, replace), each row gives V-nDCG, T-nDCG, MM and T-nDCG (truth).
+Per query kind (add, remove, replace), each row gives V-nDCG, T-nDCG, MM and T-nDCG (truth),
+and V-shape where the truth names each item's source garment (the demo's does).
 No system is searched: the numbers are limits, read against the report's rows.
 ``--look-weights A ...`` adds, for each look weight, the items of both gates ranked by the
 index's own cosine (the ``visual`` method's query at that look weight): what the engine's
@@ -33,7 +34,12 @@ import numpy as np
 
 import _common
 from stylesearch.evaluation.attributes import load_truth
-from stylesearch.evaluation.judges import Judge, embed_for_visual_judge, judge_queries
+from stylesearch.evaluation.judges import (
+    Judge,
+    embed_for_visual_judge,
+    judge_queries,
+    load_shape,
+)
 from stylesearch.evaluation.metrics import oracle_ranking
 from stylesearch.evaluation.protocol import _truth_groups, summarize
 from stylesearch.evaluation.queries import KINDS, load_queries
@@ -67,7 +73,8 @@ def main() -> None:
         return index.rows_with_word(searcher.word_id(word))
 
     judge = Judge(visual_base, word_rows, _truth_groups(index, truth, live), n)
-    judged = judge_queries(judge, queries, visual_q, None, truth, live, args.k)
+    shape = load_shape(searcher, queries, args.truth)
+    judged = judge_queries(judge, queries, visual_q, shape, truth, live, args.k)
     vectors = np.asarray(index.vectors, dtype=np.float32)
     for qi, q in enumerate(queries):
         visual, meta, by_truth, _ = judged.gains[qi]
@@ -87,9 +94,8 @@ def main() -> None:
 
     rows = summarize({"per_query": judged.per_query})
     print(f"\n{len(queries)} queries, K = {args.k}; each gate's items in the judge's order")
-    header = "| gate | kind | V-nDCG | T-nDCG | MM | T-nDCG (truth) |"
-    print(header)
-    print("|---|---|---|---|---|---|")
+    print("| gate | kind | V-nDCG | T-nDCG | MM | T-nDCG (truth) | V-shape |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         for kind in ("all", *KINDS):
             r = row if kind == "all" else row["by_type"].get(kind)
@@ -97,8 +103,12 @@ def main() -> None:
                 continue
             print(
                 f"| {row['system']} | {kind} | {r['v_ndcg']:.3f} | {r['t_ndcg']:.3f} | "
-                f"{r['mm']:.3f} | {r['t_ndcg_truth']:.3f} |"
+                f"{r['mm']:.3f} | {r['t_ndcg_truth']:.3f} | {_or_dash(r['v_shape'])} |"
             )
+
+
+def _or_dash(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 if __name__ == "__main__":

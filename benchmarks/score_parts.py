@@ -1,0 +1,131 @@
+"""Which part of ``combined``'s score holds each judge back: the look, or the image embedding.
+
+At word weight 0, ``combined`` ranks by ``p x c~^g``, where ``c`` is the cosine of an index row
+``n([n(f_I); n(look)])`` with the query at look weight ``a`` (``with_look`` in
+``stylesearch.search.scoring``): ``((1 - a) cos(f_I) + a cos(look)) / sqrt(2 ((1 - a)^2 +
+a^2))``. This script ranks the base catalog by that score with one part of ``c`` swapped for
+another descriptor's cosine, keeping the index's own ``p`` and the power ``g``:
+
+- ``as indexed``: both parts as the index has them (``combined`` itself at word weight 0);
+- ``look: the source garment``: the look's cosine replaced by that of the source garments'
+  shading, stretched as the look stretches its own (the renderer's inputs, which no system
+  sees: the ceiling of a hand-made look);
+- ``look: halfway to the source``: the mean of the two cosines (the look's error halved);
+- ``f_I: another visual model`` (``--other-visual DIR``): the image embedding's cosine replaced
+  by a visual model's, e.g. one that ``stylesearch train-visual --seed 7`` trained the way the
+  paper's judge is trained, from another seed.
+
+Each row gives the paper's V-nDCG and MM, T-nDCG (truth) overall and on the worst query kind,
+V-shape, MM-shape and the tuning objective, for each look weight of ``--look-weights``. It
+needs an index whose model has a look and the demo catalog's truth (the source garments).
+
+    .venv/bin/python benchmarks/score_parts.py --index runs/demo/index \\
+        --queries runs/demo/queries/validation.jsonl --visual runs/demo/visual \\
+        --truth runs/demo/catalog/truth.jsonl --other-visual runs/exp/visual-seed7
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import _common
+from shape_caps import centred_pair, source_descriptors, unit_rows
+from stylesearch.evaluation.attributes import load_truth
+from stylesearch.evaluation.judges import (
+    Judge,
+    embed_for_visual_judge,
+    judge_queries,
+    load_shape,
+)
+from stylesearch.evaluation.protocol import _truth_groups, summarize
+from stylesearch.evaluation.queries import load_queries
+from stylesearch.evaluation.tuning import objective
+from stylesearch.search.scoring import soft_filter_score
+from stylesearch.search.searcher import Searcher
+from stylesearch.search.topk import attribute_probs, index_removal_scale
+
+
+def mixed_cosine(image: np.ndarray, look: np.ndarray, a: float) -> np.ndarray:
+    """The cosine of a row and a query that both have a look, from the parts' cosines."""
+    return ((1.0 - a) * image + a * look) / np.sqrt(2.0 * ((1.0 - a) ** 2 + a**2))
+
+
+def main() -> None:
+    parser = _common.parser(__doc__)
+    _common.add_eval_args(parser)
+    parser.add_argument("--look-weights", type=float, nargs="+", default=[0.5, 0.7])
+    parser.add_argument("--power", type=float, help="cosine power (default: the index's)")
+    parser.add_argument("--other-visual", type=Path, help="a visual model to swap in for f_I")
+    args = parser.parse_args()
+
+    s = Searcher.load(args.index, grounding_threshold=None)
+    index, n = s.index, s.index.count
+    dim = s.model.config.embed_dim
+    vectors = np.asarray(index.vectors, dtype=np.float64)
+    if vectors.shape[1] <= dim:
+        raise SystemExit(f"{args.index}: its model has no look; nothing to swap")
+    power = args.power or s.cosine_power
+    queries = load_queries(args.queries)
+    truth = load_truth(args.truth)
+    shape = load_shape(s, queries, args.truth)
+    if shape is None:
+        raise SystemExit(f"{args.truth} does not name every item's source garment")
+    live = np.ones(n, dtype=bool)
+    paths = [Path(index.item(r).image) for r in range(n)]
+    visual_base, visual_q = embed_for_visual_judge(
+        args.visual, paths, queries, progress=True, log=print
+    )
+
+    def word_rows(word: str) -> np.ndarray:
+        return index.rows_with_word(s.word_id(word))
+
+    judge = Judge(visual_base, word_rows, _truth_groups(index, truth, live), n)
+    judged = judge_queries(judge, queries, visual_q, shape, truth, live, args.k)
+
+    qvec = np.stack([s.encode_image(q.image) for q in queries]).astype(np.float64)
+    image = unit_rows(qvec[:, :dim]) @ unit_rows(vectors[:, :dim]).T
+    look = unit_rows(qvec[:, dim:]) @ unit_rows(vectors[:, dim:]).T
+    ids = [index.item(r).id for r in range(n)]
+    stretched = source_descriptors(args.truth, ids, s.model.config.image_size)[
+        "source silhouette x stretched shading"
+    ]
+    src_b, src_q = centred_pair(stretched(ids), stretched([q.item_id for q in queries]))
+    source = unit_rows(src_q) @ unit_rows(src_b).T
+    parts = {
+        "as indexed": (image, look),
+        "look: the source garment": (image, source),
+        "look: halfway to the source": (image, (look + source) / 2.0),
+    }
+    if args.other_visual is not None:
+        other_b, other_q = embed_for_visual_judge(
+            args.other_visual, paths, queries, progress=True, log=print
+        )
+        parts["f_I: another visual model"] = (other_q @ other_b.T, look)
+    scale = index_removal_scale(index)
+    p = np.stack(
+        [attribute_probs(index.attributes, np.arange(n), s._ids(q.add), s._ids(q.remove), scale)
+         for q in queries]
+    )  # fmt: skip
+    for name, (img, lk) in parts.items():
+        for a in args.look_weights:
+            score = soft_filter_score(mixed_cosine(img, lk, a), p, power)
+            for qi in range(len(queries)):
+                top = np.argsort(-score[qi], kind="stable")[: args.k]
+                judged.record(f"{name}, a={a:g}", "combined", qi, top, 0.0, [])
+
+    rows = summarize({"per_query": judged.per_query})
+    print(f"\n{len(queries)} queries, K = {args.k}, cosine power {power:g}, word weight 0\n")
+    print("| scored with | V-nDCG | MM | T (truth) | worst kind | V-shape | MM-shape | objective |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        worst = min(kind["t_ndcg_truth"] for kind in r["by_type"].values())
+        print(
+            f"| {r['system']} | {r['v_ndcg']:.3f} | {r['mm']:.3f} | {r['t_ndcg_truth']:.3f} | "
+            f"{worst:.3f} | {r['v_shape']:.3f} | {r['mm_shape']:.3f} | {objective(r):.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
