@@ -15,7 +15,7 @@ from stylesearch.catalog.demo_text import VOCABULARY
 from stylesearch.catalog.manifest import load_catalog
 from stylesearch.config import DEFAULT_METADATA_WEIGHT, Config, to_dict
 from stylesearch.evaluation.attributes import attribute_ap_by_group, load_truth
-from stylesearch.model.io import read_model_config
+from stylesearch.model.io import read_model_config, saved_look_version
 from stylesearch.model.visual import VisualConfig, read_visual_config
 from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import train
@@ -47,12 +47,13 @@ def _weights(model_dir: Path) -> str:
 
 
 def _index_key(index_dir: Path) -> list[Any]:
-    """What the tuning and the report depend on in an index: its model, its format and how
-    it blended the items' text."""
+    """What the tuning and the report depend on in an index: its model, its format, how it
+    blended the items' text and the version its looks were read at."""
     from stylesearch.index.store import read_manifest
 
     manifest = read_manifest(index_dir)
-    return [manifest.get(k) for k in ("model_fingerprint", "format_version", "metadata_weight")]
+    keys = ("model_fingerprint", "format_version", "metadata_weight", "look_version")
+    return [manifest.get(k) for k in keys]
 
 
 def _digest(*parts: Any) -> str:
@@ -130,6 +131,7 @@ def ensure_index(
         and current.get("model_fingerprint") == _weights(model_dir)
         and current.get("catalog") == str(manifest.absolute())
         and current.get("metadata_weight") == DEFAULT_METADATA_WEIGHT
+        and current.get("look_version") == saved_look_version(model_dir)
     ):
         log(f"reusing {out_dir}")
         return
@@ -149,8 +151,9 @@ def score_attributes(
     from stylesearch.search.searcher import Searcher
     from stylesearch.text.pipeline import TextPipeline
 
-    weights, _, metadata_weight = _index_key(index_dir)
-    key = _digest(weights, metadata_weight, str(base_manifest))
+    index_key = _index_key(index_dir)
+    weights, metadata_weight = index_key[0], index_key[2]
+    key = _digest(index_key, str(base_manifest))
     cached = _read_cached(out_path, key)
     if cached is not None:
         log(f"reusing {out_path}")

@@ -22,6 +22,7 @@ from stylesearch.index.update import (
     delete_items,
     read_ids_file,
 )
+from stylesearch.model.look import LOOK_VERSIONS
 from stylesearch.search import Query, Searcher
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -216,7 +217,11 @@ def test_merge_refuses_another_model_and_skips_deleted(setup, tmp_path):
     assert merged.count == 50
     index = Index.load(tmp_path / "m")
     assert index.n_deleted == 0 and index.row_of(ids[15]) is None
+    assert index.manifest["look_version"] == LOOK_VERSIONS["pixel-shading"]
     manifest = json.loads((b / "manifest.json").read_text())
+    (b / "manifest.json").write_text(json.dumps({**manifest, "look_version": 1}))
+    with pytest.raises(IndexMismatchError, match=r"look_version differs\); every shard"):
+        merge_indexes(tmp_path / "m3", [a, b], backend="exact")
     manifest["model_fingerprint"] = "1" * 64
     (b / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match="another model"):
@@ -235,6 +240,7 @@ def test_add_and_merge_keep_the_metadata_weight(setup, tmp_path):
         merge_indexes(tmp_path / "m", [a, b], backend="exact")
     # items added to an unblended index stay unblended: the same p as a full unblended build
     add_items(a, parts["tail"], num_workers=0)
+    assert Index.load(a).manifest["look_version"] == LOOK_VERSIONS["pixel-shading"]
     full = tmp_path / "full"
     build_index(root / "model", manifest, full, backend="exact",
                 num_workers=0, metadata_weight=0.0)  # fmt: skip

@@ -158,3 +158,25 @@ def test_check_model_refuses_another_model_or_a_model_without_vocabulary(tmp_pat
     with pytest.raises(IndexMismatchError, match="dimension 4, the model 8"):
         index.check_model(SimpleNamespace(fingerprint=lambda: "abc", vocab=vocab, index_dim=8))
     index.close()
+
+
+@pytest.mark.parametrize("built", [None, 2])
+def test_check_model_refuses_looks_read_at_another_version(tmp_path, built):
+    vectors, attributes, meta = _arrays()
+    manifest = {"model_fingerprint": "abc", "vocab_fingerprint": "v1", "model_dir": "/m",
+                "catalog": "/c.jsonl", "look_version": built}  # fmt: skip
+    write_index_arrays(tmp_path / "idx", vectors, attributes, metadata=meta, manifest=manifest)
+    index = Index.load(tmp_path / "idx")
+    vocab = SimpleNamespace(fingerprint=lambda: "v1")
+
+    def model(look):
+        return SimpleNamespace(fingerprint=lambda: "abc", vocab=vocab, index_dim=4, look=look)
+
+    index.check_model(model(None))  # a model without a look has nothing to compare
+    if built is not None:
+        index.check_model(model(SimpleNamespace(kind="shading", version=built)))
+    read = "before looks had versions" if built is None else "at version 2"
+    with pytest.raises(IndexMismatchError, match=f"looks read {read}.*'pixel-shading' look at "
+                       "version 3.*stylesearch index --model /m --catalog /c.jsonl"):  # fmt: skip
+        index.check_model(model(SimpleNamespace(kind="pixel-shading", version=3)))
+    index.close()

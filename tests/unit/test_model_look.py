@@ -12,7 +12,8 @@ import torch
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.config import LOOK_KINDS, ModelConfig
 from stylesearch.model import JointModel, load_model, save_model
-from stylesearch.model.look import FLOOR_KINDS, GRID, ShapeLook
+from stylesearch.model.io import saved_look_version
+from stylesearch.model.look import FLOOR_KINDS, GRID, LOOK_VERSIONS, ShapeLook
 from stylesearch.model.silhouette import shading_floor
 from stylesearch.search.scoring import with_look
 from stylesearch.text.vocabulary import Vocabulary
@@ -268,3 +269,15 @@ def test_a_silhouette_model_folder_loads_without_a_shading_floor(tmp_path):
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_index(images), model.encode_index(images))
+
+
+def test_every_kind_has_a_version_that_a_saved_folder_reports(tmp_path):
+    assert set(LOOK_VERSIONS) == set(LOOK_KINDS)
+    assert ShapeLook(32, 4, "shading").version == LOOK_VERSIONS["shading"]
+    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
+    save_model(_model(4), tmp_path / "m", vocab=vocab, text_config=None)
+    assert saved_look_version(tmp_path / "m") == LOOK_VERSIONS["pixel-shading"]
+    save_model(_model(0), tmp_path / "none", vocab=vocab, text_config=None)
+    assert saved_look_version(tmp_path / "none") is None
+    _loaded_without(_model(4, "luminance", look_head=0), tmp_path / "old", "look_kind", "look_head")
+    assert saved_look_version(tmp_path / "old") == LOOK_VERSIONS["luminance"]

@@ -126,6 +126,7 @@ def build_index(
                 "model_fingerprint": model.fingerprint(),
                 "model_dir": str(Path(model_dir).resolve()),
                 "vocab_fingerprint": vocab.fingerprint(),
+                "look_version": None if model.look is None else model.look.version,
                 "catalog": str(Path(catalog_path).resolve()),
                 "rejected": len(catalog.rejected),
                 "embed_seconds": round(embed_seconds, 3),

@@ -93,8 +93,9 @@ def merge_indexes(
     return MergeResult(out_dir, total, len(shards), backend_name, time.perf_counter() - t_start)
 
 
-#: the manifest keys every merged shard must share (the model and its vocabulary)
-_MODEL_KEYS = ("model_fingerprint", "vocab_fingerprint")
+#: the manifest keys every merged shard must share (the model, its vocabulary and the version
+#: its looks were read at)
+_MODEL_KEYS = ("model_fingerprint", "vocab_fingerprint", "look_version")
 
 
 def _check_shards(shards: Sequence[Index]) -> None:
@@ -106,7 +107,8 @@ def _check_shards(shards: Sequence[Index]) -> None:
             if s.manifest.get(key) != first.manifest.get(key):
                 raise IndexMismatchError(
                     f"{s.folder} was built with another model than {first.folder} "
-                    f"({key} differs); every shard must use the same model"
+                    f"({key} differs); every shard must use the same model, and read its "
+                    "looks at the same version"
                 )
         weights = [x.manifest.get("metadata_weight", 0.0) for x in (first, s)]
         if weights[0] != weights[1]:

@@ -442,6 +442,17 @@ class Index:
             raise IndexMismatchError(
                 f"index {self.folder} has dimension {self.dimension}, the model {model.index_dim}"
             )
+        look = getattr(model, "look", None)
+        built = self.manifest.get("look_version")
+        if look is not None and built != look.version:
+            read = "before looks had versions" if built is None else f"at version {built}"
+            raise IndexMismatchError(
+                f"index {self.folder} holds looks read {read}, and this stylesearch reads the "
+                f"model's {look.kind!r} look at version {look.version}: the rows and the "
+                "queries would not compare. Rebuild the index "
+                f"(`stylesearch index --model {self.manifest.get('model_dir')} --catalog "
+                f"{self.manifest.get('catalog')} --out {self.folder}`)"
+            )
 
     def row_of(self, item_id: str) -> int | None:
         """Row of a live item id, or ``None``. The id table is read on first use (one pass)."""

@@ -195,7 +195,8 @@ def _add_items(
         manifest = {
             k: v
             for k, v in index.manifest.items()
-            if k in ("model_fingerprint", "model_dir", "vocab_fingerprint", "catalog", "shard")
+            if k in ("model_fingerprint", "model_dir", "vocab_fingerprint", "look_version")
+            or k in ("catalog", "shard")
             or k in ("metadata_weight", "rejected", "embed_seconds", "merged_from")
         }
         manifest["history"] = _history(

@@ -38,6 +38,7 @@ from stylesearch.folders import ManifestFormat, read_manifest_json, recover, rep
 from stylesearch.model.device import resolve_device
 from stylesearch.model.grounding import Grounding
 from stylesearch.model.joint import JointModel
+from stylesearch.model.look import LOOK_VERSIONS
 from stylesearch.model.synonyms import Synonyms
 
 if TYPE_CHECKING:
@@ -341,6 +342,14 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     model.synonyms = read_synonyms(model_dir, meta, actual_sha)
     model.eval()
     return model
+
+
+def saved_look_version(model_dir: str | Path) -> int | None:
+    """The version (``LOOK_VERSIONS``) this stylesearch reads the look of the model saved in
+    ``model_dir`` at, without loading its weights; ``None`` for a model without a look."""
+    model_dir = Path(model_dir)
+    config = _saved_configs(model_dir, read_model_config(model_dir))[0]
+    return LOOK_VERSIONS[config.look_kind] if config.look_dim else None
 
 
 def _saved_configs(

@@ -20,6 +20,11 @@ the red items, the nearest to a blue query dress are not the ones shaped like it
   unit variance), so a dark and a light garment of one shape give the same grid. It assumes
   nothing about the background. Model folders saved before the kinds existed use it.
 
+Each kind has a version (``LOOK_VERSIONS``), raised whenever a change to the code moves the
+grid of some image. An index records the version its rows were read with, and a model whose
+look reads another version is refused there (:meth:`stylesearch.index.store.Index.check_model`):
+the rows and the queries would be read two ways.
+
 The grid is then projected on the top ``dim`` principal components of the training catalog's
 grids (centred on their mean) and L2-normalised. Reading the grid is fixed but for the shading
 floor; the floor (:meth:`ShapeLook.fit_floor`) and then the projection (:meth:`ShapeLook.fit`)
@@ -38,7 +43,7 @@ from stylesearch.config import LOOK_KINDS
 from stylesearch.model.pixel_shading import LUMA, gaussian_blur, luminance, pixel_shading
 from stylesearch.model.silhouette import shaded_silhouette, shading_floor, stretch_shading
 
-__all__ = ["BLUR_CELLS", "FLOOR_KINDS", "GRID", "LOOK_KINDS", "LUMA", "ShapeLook"]
+__all__ = ["BLUR_CELLS", "FLOOR_KINDS", "GRID", "LOOK_KINDS", "LOOK_VERSIONS", "LUMA", "ShapeLook"]
 
 #: side of the grid the look is read on
 GRID = 32
@@ -46,6 +51,10 @@ GRID = 32
 BLUR_CELLS = 0.9
 #: the kinds whose shading is stretched from a fitted floor
 FLOOR_KINDS = ("pixel-shading", "shading")
+#: the version of each kind's reading: ``"pixel-shading"`` 3 masks light, neutral garments at
+#: their own threshold (2) and reads the background as the border's most frequent colour (3),
+#: which ``"shading"`` and ``"silhouette"`` 2 read too
+LOOK_VERSIONS = {"pixel-shading": 3, "shading": 2, "silhouette": 2, "luminance": 1}
 #: how each kind other than ``"luminance"`` reads the shaded silhouette of RGB on 0..255
 _SHADED = {
     "pixel-shading": pixel_shading,
@@ -82,6 +91,11 @@ class ShapeLook(nn.Module):
             # -1 until fitted (fit_floor); only these kinds have the buffer, so the weights of
             # the other kinds' folders load as they were saved
             self.register_buffer("floor", torch.full((), -1.0))
+
+    @property
+    def version(self) -> int:
+        """The version of this kind's reading (``LOOK_VERSIONS``)."""
+        return LOOK_VERSIONS[self.kind]
 
     @staticmethod
     def _rgb(images: Tensor) -> Tensor:

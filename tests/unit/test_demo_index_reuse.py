@@ -1,0 +1,57 @@
+"""The demo's index stage reuses an index only when its looks were read at today's version."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import stylesearch.index.build as build
+from stylesearch.config import DEFAULT_METADATA_WEIGHT, ModelConfig
+from stylesearch.demo_stages import ensure_index
+from stylesearch.index.postings import csr_from_bags
+from stylesearch.model import JointModel, save_model
+from stylesearch.model.io import read_model_config
+from stylesearch.model.look import LOOK_VERSIONS
+from stylesearch.testing.index_arrays import write_index_arrays
+from stylesearch.text.vocabulary import Vocabulary
+
+
+def test_an_index_of_older_looks_is_built_again(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = JointModel(ModelConfig(embed_dim=8, image_size=32, look_dim=4), vocab_size=3)
+    images = torch.randn(10, 3, 32, 32)
+    model.look.fit_floor(model.look.tones(images))
+    model.look.fit(model.look.grid(images))
+    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
+    save_model(model, tmp_path / "model", vocab=vocab, text_config=None)
+    catalog = tmp_path / "base.jsonl"
+    built: list[str] = []
+    monkeypatch.setattr(build, "build_index", lambda *a, **k: built.append("built") or _Result())
+
+    def index_with(look_version: int | None) -> None:
+        manifest = {
+            "model_fingerprint": read_model_config(tmp_path / "model")["weights_sha256"],
+            "catalog": str(catalog.absolute()),
+            "metadata_weight": DEFAULT_METADATA_WEIGHT,
+            "look_version": look_version,
+        }
+        rng = np.random.default_rng(0)
+        write_index_arrays(
+            tmp_path / "index", rng.standard_normal((4, 8)).astype(np.float32),
+            rng.random((4, 3)).astype(np.float16), metadata=csr_from_bags([[0], [1], [2], []]),
+            manifest=manifest,
+        )  # fmt: skip
+        ensure_index(tmp_path / "model", catalog, tmp_path / "index", device="cpu",
+                     progress=False, log=lambda _: None)  # fmt: skip
+
+    index_with(LOOK_VERSIONS["pixel-shading"])  # today's looks: the index is reused
+    assert built == []
+    index_with(None)  # built before looks had versions
+    assert built == ["built"]
+    index_with(LOOK_VERSIONS["pixel-shading"] - 1)
+    assert built == ["built", "built"]
+
+
+class _Result:
+    count = 4
+    images_per_second = 1.0
