@@ -84,18 +84,27 @@ def ensure_model(
     """Train unless ``model_dir`` holds a model trained with ``config``; returns its metrics."""
     wanted = to_dict(config)
     trained = _trained_with(model_dir)
-    if trained == wanted:
+    stale = trained is not None and _look_is_stale(model_dir)
+    if trained == wanted and not stale:
         log(f"reusing {model_dir}")
     elif list_checkpoints(model_dir) and trained is None:
         log(f"resuming the interrupted training in {model_dir}")
         train(manifest, model_dir, config, resume=True, progress=progress, log=log)
     else:
-        if trained is not None:
+        if stale:
+            log(f"{model_dir}'s look was fitted on grids read at an older version; training again")
+        elif trained is not None:
             log(f"{model_dir} was trained with another config; training again")
         else:
             log(f"training on {manifest} ({config.train.epochs} epochs)")
         train(manifest, model_dir, config, overwrite=True, progress=progress, log=log)
     return dict(read_model_config(model_dir)["extra"]["training"]["final_metrics"])
+
+
+def _look_is_stale(model_dir: Path) -> bool:
+    """Whether the look of the model in ``model_dir`` was fitted on grids read at another
+    version than this stylesearch reads them."""
+    return read_model_config(model_dir).get("look_version") != saved_look_version(model_dir)
 
 
 def ensure_visual(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -281,3 +282,23 @@ def test_every_kind_has_a_version_that_a_saved_folder_reports(tmp_path):
     assert saved_look_version(tmp_path / "none") is None
     _loaded_without(_model(4, "luminance", look_head=0), tmp_path / "old", "look_kind", "look_head")
     assert saved_look_version(tmp_path / "old") == LOOK_VERSIONS["luminance"]
+
+
+@pytest.mark.parametrize("saved", [None, LOOK_VERSIONS["pixel-shading"] - 1])
+def test_a_folder_whose_look_was_fitted_at_another_version_loads_with_a_warning(tmp_path, saved):
+    vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
+    model = _model(4)
+    save_model(model, tmp_path / "m", vocab=vocab, text_config=None)
+    config = tmp_path / "m" / "config.json"
+    meta = json.loads(config.read_text())
+    assert meta["look_version"] == LOOK_VERSIONS["pixel-shading"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # today's folder: no warning
+        load_model(tmp_path / "m")
+    config.write_text(json.dumps({**meta, "look_version": saved}))
+    read = "before looks had versions" if saved is None else f"at version {saved}"
+    with pytest.warns(UserWarning, match=f"grids read {read}.*version 3. Search works"):
+        loaded = load_model(tmp_path / "m")
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_index(images), model.encode_index(images))

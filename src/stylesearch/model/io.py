@@ -129,6 +129,7 @@ def save_model(
         "text": to_dict(text_config) if text_config is not None else None,
         "vocab_size": len(vocab),
         "vocab_fingerprint": vocab.fingerprint(),
+        "look_version": None if model.look is None else model.look.version,
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": "",
         "extra": extra or {},
@@ -340,8 +341,25 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     model._fingerprint = actual_sha
     model.grounding = read_grounding(model_dir, meta, actual_sha)
     model.synonyms = read_synonyms(model_dir, meta, actual_sha)
+    _warn_of_older_looks(model_dir, meta, model)
     model.eval()
     return model
+
+
+def _warn_of_older_looks(model_dir: Path, meta: dict[str, Any], model: JointModel) -> None:
+    """Warn when the look of the model saved in ``model_dir`` was fitted on grids read at
+    another version than this stylesearch reads them (``config.json``'s ``look_version``)."""
+    saved = meta.get("look_version")
+    if model.look is None or saved == model.look.version:
+        return
+    read = "before looks had versions" if saved is None else f"at version {saved}"
+    warnings.warn(
+        f"{model_dir}: its {model.look.kind!r} look was fitted on grids read {read}, and this "
+        f"stylesearch reads them at version {model.look.version}. Search works, but the look's "
+        "projection and the look head no longer fit the grids exactly; train the model again "
+        "(`stylesearch train`) for the look it was measured with",
+        stacklevel=3,
+    )
 
 
 def saved_look_version(model_dir: str | Path) -> int | None:

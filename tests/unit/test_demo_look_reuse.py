@@ -1,13 +1,16 @@
-"""The demo's index stage reuses an index only when its looks were read at today's version."""
+"""The demo reuses a model and an index only when their looks were read at today's version."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import torch
 
+import stylesearch.demo_stages as stages
 import stylesearch.index.build as build
-from stylesearch.config import DEFAULT_METADATA_WEIGHT, ModelConfig
-from stylesearch.demo_stages import ensure_index
+from stylesearch.config import DEFAULT_METADATA_WEIGHT, Config, ModelConfig, to_dict
+from stylesearch.demo_stages import ensure_index, ensure_model
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.model import JointModel, save_model
 from stylesearch.model.io import read_model_config
@@ -16,14 +19,37 @@ from stylesearch.testing.index_arrays import write_index_arrays
 from stylesearch.text.vocabulary import Vocabulary
 
 
-def test_an_index_of_older_looks_is_built_again(tmp_path, monkeypatch):
+def _save(folder, extra=None):  # noqa: ANN001, ANN202
     torch.manual_seed(0)
     model = JointModel(ModelConfig(embed_dim=8, image_size=32, look_dim=4), vocab_size=3)
     images = torch.randn(10, 3, 32, 32)
     model.look.fit_floor(model.look.tones(images))
     model.look.fit(model.look.grid(images))
     vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
-    save_model(model, tmp_path / "model", vocab=vocab, text_config=None)
+    save_model(model, folder, vocab=vocab, text_config=None, extra=extra)
+
+
+def test_a_model_whose_look_was_fitted_at_an_older_version_is_trained_again(tmp_path, monkeypatch):
+    config = Config()
+    extra = {"train_config": to_dict(config), "training": {"final_metrics": {"r1": 0.5}}}
+    _save(tmp_path / "model", extra)
+    trained: list[bool] = []
+    monkeypatch.setattr(stages, "train", lambda *a, **k: trained.append(k["overwrite"]))
+
+    def run() -> None:
+        ensure_model(tmp_path / "c.jsonl", tmp_path / "model", config, progress=False,
+                     log=lambda _: None)  # fmt: skip
+
+    run()  # today's look: reused
+    assert trained == []
+    meta = json.loads((tmp_path / "model" / "config.json").read_text())
+    (tmp_path / "model" / "config.json").write_text(json.dumps({**meta, "look_version": None}))
+    run()
+    assert trained == [True]
+
+
+def test_an_index_of_older_looks_is_built_again(tmp_path, monkeypatch):
+    _save(tmp_path / "model")
     catalog = tmp_path / "base.jsonl"
     built: list[str] = []
     monkeypatch.setattr(build, "build_index", lambda *a, **k: built.append("built") or _Result())
