@@ -15,7 +15,7 @@ from stylesearch.catalog.demo_text import VOCABULARY
 from stylesearch.catalog.manifest import load_catalog
 from stylesearch.config import DEFAULT_METADATA_WEIGHT, Config, to_dict
 from stylesearch.evaluation.attributes import attribute_ap_by_group, load_truth
-from stylesearch.model.io import read_model_config, saved_look_version
+from stylesearch.model.io import current_look_version, read_model_config
 from stylesearch.model.visual import VisualConfig, read_visual_config
 from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import train
@@ -92,7 +92,7 @@ def ensure_model(
         train(manifest, model_dir, config, resume=True, progress=progress, log=log)
     else:
         if stale:
-            log(f"{model_dir}'s look was fitted on grids read at an older version; training again")
+            log(f"{model_dir}'s look was fitted on grids read at another version; training again")
         elif trained is not None:
             log(f"{model_dir} was trained with another config; training again")
         else:
@@ -104,7 +104,7 @@ def ensure_model(
 def _look_is_stale(model_dir: Path) -> bool:
     """Whether the look of the model in ``model_dir`` was fitted on grids read at another
     version than this stylesearch reads them."""
-    return read_model_config(model_dir).get("look_version") != saved_look_version(model_dir)
+    return read_model_config(model_dir).get("look_version") != current_look_version(model_dir)
 
 
 def ensure_visual(
@@ -140,7 +140,7 @@ def ensure_index(
         and current.get("model_fingerprint") == _weights(model_dir)
         and current.get("catalog") == str(manifest.absolute())
         and current.get("metadata_weight") == DEFAULT_METADATA_WEIGHT
-        and current.get("look_version") == saved_look_version(model_dir)
+        and current.get("look_version") == current_look_version(model_dir)
     ):
         log(f"reusing {out_dir}")
         return

@@ -13,7 +13,7 @@ import torch
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.config import LOOK_KINDS, ModelConfig
 from stylesearch.model import JointModel, load_model, save_model
-from stylesearch.model.io import saved_look_version
+from stylesearch.model.io import current_look_version
 from stylesearch.model.look import FLOOR_KINDS, GRID, LOOK_VERSIONS, ShapeLook
 from stylesearch.model.silhouette import shading_floor
 from stylesearch.search.scoring import with_look
@@ -277,11 +277,11 @@ def test_every_kind_has_a_version_that_a_saved_folder_reports(tmp_path):
     assert ShapeLook(32, 4, "shading").version == LOOK_VERSIONS["shading"]
     vocab = Vocabulary(["red", "dress", "blue"], [12, 11, 10], n_items=100, min_count=2)
     save_model(_model(4), tmp_path / "m", vocab=vocab, text_config=None)
-    assert saved_look_version(tmp_path / "m") == LOOK_VERSIONS["pixel-shading"]
+    assert current_look_version(tmp_path / "m") == LOOK_VERSIONS["pixel-shading"]
     save_model(_model(0), tmp_path / "none", vocab=vocab, text_config=None)
-    assert saved_look_version(tmp_path / "none") is None
+    assert current_look_version(tmp_path / "none") is None
     _loaded_without(_model(4, "luminance", look_head=0), tmp_path / "old", "look_kind", "look_head")
-    assert saved_look_version(tmp_path / "old") == LOOK_VERSIONS["luminance"]
+    assert current_look_version(tmp_path / "old") == LOOK_VERSIONS["luminance"]
 
 
 @pytest.mark.parametrize("saved", [None, LOOK_VERSIONS["pixel-shading"] - 1])

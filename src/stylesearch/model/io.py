@@ -309,7 +309,9 @@ def load_model(model_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     ``weights_path`` in the saved config are ignored here): the safetensors file holds every
     weight. Checks, each with a clear error: the folder has its three files; the vocabulary's
     size and fingerprint match ``config.json``; the weights file's sha256 matches ``config.json``;
-    the state dict matches the architecture exactly.
+    the state dict matches the architecture exactly. A folder whose look was fitted on grids
+    read at another version than this stylesearch reads them (``look_version``) loads with a
+    warning.
 
     Returns:
         the model on ``device``, ``eval()``, with ``model.vocab``, ``model.text_config``,
@@ -362,7 +364,7 @@ def _warn_of_older_looks(model_dir: Path, meta: dict[str, Any], model: JointMode
     )
 
 
-def saved_look_version(model_dir: str | Path) -> int | None:
+def current_look_version(model_dir: str | Path) -> int | None:
     """The version (``LOOK_VERSIONS``) this stylesearch reads the look of the model saved in
     ``model_dir`` at, without loading its weights; ``None`` for a model without a look."""
     model_dir = Path(model_dir)
