@@ -156,3 +156,17 @@ def test_tuning_breaks_a_tie_of_objectives_towards_the_words() -> None:
     assert choose_setting(rows, 0.95, tie=0.003)["name"] == "further"
     # the floor applies first: the row below it ties with none
     assert choose_setting(rows, 0.0, tie=0.0)["name"] == "below floor"
+
+
+def test_the_tune_command_defaults_are_the_tuning_modules():
+    # the command imports the tuning module only when it runs, so it repeats the defaults
+    from stylesearch.cli.tune import parse_floats, tune_cmd
+    from stylesearch.evaluation import tuning
+
+    defaults = {p.name: p.default for p in tune_cmd.params}
+    for option, grid in [("word_weights", tuning.WORD_WEIGHTS),
+                         ("cosine_powers", tuning.COSINE_POWERS),
+                         ("look_weights", tuning.LOOK_WEIGHTS)]:  # fmt: skip
+        assert tuple(parse_floats(defaults[option], option)) == grid
+    assert defaults["min_truth_t"] == tuning.MIN_TRUTH_T
+    assert defaults["tie"] == tuning.OBJECTIVE_TIE
