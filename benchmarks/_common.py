@@ -134,6 +134,32 @@ def judged_rows(base: Any, systems: list[Any], queries: list[Any], args: Any) ->
     return summarize(result)
 
 
+def judgements(searcher: Any, queries: list[Any], args: Any, shape: Any) -> Any:
+    """The evaluation's judges (``stylesearch.evaluation.judges.Judgements``) over the rows of
+    ``searcher``'s index for ``queries``: the visual judge of ``args.visual``, the words, the
+    truth of ``args.truth`` and ``shape`` (``load_shape``'s vectors, or ``None``), at
+    ``args.k``. No row is deleted."""
+    import numpy as np
+
+    from stylesearch.evaluation.attributes import load_truth
+    from stylesearch.evaluation.judges import Judge, embed_for_visual_judge, judge_queries
+    from stylesearch.evaluation.protocol import _truth_groups
+
+    index, n = searcher.index, searcher.index.count
+    live = np.ones(n, dtype=bool)
+    paths = [Path(index.item(row).image) for row in range(n)]
+    visual_base, visual_q = embed_for_visual_judge(
+        args.visual, paths, queries, progress=True, log=print
+    )
+    truth = load_truth(args.truth)
+
+    def word_rows(word: str) -> Any:
+        return index.rows_with_word(searcher.word_id(word))
+
+    judge = Judge(visual_base, word_rows, _truth_groups(index, truth, live), n)
+    return judge_queries(judge, queries, visual_q, shape, truth, live, args.k)
+
+
 def write_rows(path: Path, table: list[dict[str, Any]]) -> None:
     """The rows of :func:`stylesearch.evaluation.protocol.summarize` as JSON (without the
     per-query-type breakdown)."""

@@ -28,20 +28,14 @@ embedding gives with perfect attributes, to read against the judge's order.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 import _common
-from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.judges import (
-    Judge,
-    embed_for_visual_judge,
-    judge_queries,
     load_shape,
 )
 from stylesearch.evaluation.metrics import oracle_ranking
-from stylesearch.evaluation.protocol import _truth_groups, summarize
+from stylesearch.evaluation.protocol import summarize
 from stylesearch.evaluation.queries import KINDS, load_queries
 from stylesearch.search.query import Query
 from stylesearch.search.searcher import Searcher
@@ -61,20 +55,8 @@ def main() -> None:
     searcher = Searcher.load(args.index, grounding_threshold=None)
     index = searcher.index
     queries = load_queries(args.queries)
-    n = index.count
-    live = np.ones(n, dtype=bool)
-    paths = [Path(index.item(row).image) for row in range(n)]
-    visual_base, visual_q = embed_for_visual_judge(
-        args.visual, paths, queries, progress=True, log=print
-    )
-    truth = load_truth(args.truth)
-
-    def word_rows(word: str) -> np.ndarray:
-        return index.rows_with_word(searcher.word_id(word))
-
-    judge = Judge(visual_base, word_rows, _truth_groups(index, truth, live), n)
-    shape = load_shape(searcher, queries, args.truth)
-    judged = judge_queries(judge, queries, visual_q, shape, truth, live, args.k)
+    live = np.ones(index.count, dtype=bool)
+    judged = _common.judgements(searcher, queries, args, load_shape(searcher, queries, args.truth))
     vectors = np.asarray(index.vectors, dtype=np.float32)
     for qi, q in enumerate(queries):
         visual, meta, by_truth, _ = judged.gains[qi]

@@ -32,14 +32,11 @@ import numpy as np
 
 import _common
 from shape_caps import centred_pair, source_descriptors, unit_rows
-from stylesearch.evaluation.attributes import load_truth
 from stylesearch.evaluation.judges import (
-    Judge,
     embed_for_visual_judge,
-    judge_queries,
     load_shape,
 )
-from stylesearch.evaluation.protocol import _truth_groups, summarize
+from stylesearch.evaluation.protocol import summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.tuning import objective
 from stylesearch.search.scoring import soft_filter_score
@@ -68,21 +65,10 @@ def main() -> None:
         raise SystemExit(f"{args.index}: its model has no look; nothing to swap")
     power = args.power or s.cosine_power
     queries = load_queries(args.queries)
-    truth = load_truth(args.truth)
     shape = load_shape(s, queries, args.truth)
     if shape is None:
         raise SystemExit(f"{args.truth} does not name every item's source garment")
-    live = np.ones(n, dtype=bool)
-    paths = [Path(index.item(r).image) for r in range(n)]
-    visual_base, visual_q = embed_for_visual_judge(
-        args.visual, paths, queries, progress=True, log=print
-    )
-
-    def word_rows(word: str) -> np.ndarray:
-        return index.rows_with_word(s.word_id(word))
-
-    judge = Judge(visual_base, word_rows, _truth_groups(index, truth, live), n)
-    judged = judge_queries(judge, queries, visual_q, shape, truth, live, args.k)
+    judged = _common.judgements(s, queries, args, shape)
 
     qvec = np.stack([s.encode_image(q.image) for q in queries]).astype(np.float64)
     image = unit_rows(qvec[:, :dim]) @ unit_rows(vectors[:, :dim]).T
@@ -99,6 +85,7 @@ def main() -> None:
         "look: halfway to the source": (image, (look + source) / 2.0),
     }
     if args.other_visual is not None:
+        paths = [Path(index.item(r).image) for r in range(n)]
         other_b, other_q = embed_for_visual_judge(
             args.other_visual, paths, queries, progress=True, log=print
         )
