@@ -19,6 +19,7 @@ from stylesearch.model.io import current_look_version, read_model_config
 from stylesearch.model.visual import VisualConfig, read_visual_config
 from stylesearch.training.checkpoint import list_checkpoints
 from stylesearch.training.loop import train
+from stylesearch.training.refit import refit_look
 from stylesearch.training.visual import train_visual
 
 __all__ = [
@@ -81,19 +82,21 @@ def _write_json(path: Path, obj: dict[str, Any]) -> None:
 def ensure_model(
     manifest: Path, model_dir: Path, config: Config, *, progress: bool, log: Log
 ) -> dict[str, Any]:
-    """Train unless ``model_dir`` holds a model trained with ``config``; returns its metrics."""
+    """Train unless ``model_dir`` holds a model trained with ``config``, and fit its look again
+    when that was read at another version; returns its training metrics."""
     wanted = to_dict(config)
     trained = _trained_with(model_dir)
     stale = trained is not None and _look_is_stale(model_dir)
     if trained == wanted and not stale:
         log(f"reusing {model_dir}")
+    elif trained == wanted:
+        log(f"{model_dir}'s look was fitted on grids read at another version; fitting it again")
+        refit_look(model_dir, catalog=manifest, progress=progress, log=log)
     elif list_checkpoints(model_dir) and trained is None:
         log(f"resuming the interrupted training in {model_dir}")
         train(manifest, model_dir, config, resume=True, progress=progress, log=log)
     else:
-        if stale:
-            log(f"{model_dir}'s look was fitted on grids read at another version; training again")
-        elif trained is not None:
+        if trained is not None:
             log(f"{model_dir} was trained with another config; training again")
         else:
             log(f"training on {manifest} ({config.train.epochs} epochs)")

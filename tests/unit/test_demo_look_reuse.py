@@ -1,4 +1,5 @@
-"""The demo reuses a model and an index only when their looks were read at today's version."""
+"""The demo reuses a model and an index only when their looks were read at today's version:
+it fits an older model's look again, and builds an older index again."""
 
 from __future__ import annotations
 
@@ -29,23 +30,30 @@ def _save(folder, extra=None):  # noqa: ANN001, ANN202
     save_model(model, folder, vocab=vocab, text_config=None, extra=extra)
 
 
-def test_a_model_whose_look_was_fitted_at_an_older_version_is_trained_again(tmp_path, monkeypatch):
+def test_a_model_whose_look_was_fitted_at_an_older_version_has_its_look_fitted_again(
+    tmp_path, monkeypatch
+):
     config = Config()
     extra = {"train_config": to_dict(config), "training": {"final_metrics": {"r1": 0.5}}}
     _save(tmp_path / "model", extra)
-    trained: list[bool] = []
-    monkeypatch.setattr(stages, "train", lambda *a, **k: trained.append(k["overwrite"]))
+    calls: list[str] = []
+    monkeypatch.setattr(stages, "train", lambda *a, **k: calls.append("train"))
+    monkeypatch.setattr(stages, "refit_look", lambda *a, **k: calls.append("refit"))
 
     def run() -> None:
         ensure_model(tmp_path / "c.jsonl", tmp_path / "model", config, progress=False,
                      log=lambda _: None)  # fmt: skip
 
     run()  # today's look: reused
-    assert trained == []
+    assert calls == []
     meta = json.loads((tmp_path / "model" / "config.json").read_text())
     (tmp_path / "model" / "config.json").write_text(json.dumps({**meta, "look_version": None}))
-    run()
-    assert trained == [True]
+    run()  # the same training config: the look alone is fitted again
+    assert calls == ["refit"]
+    other = {**meta, "look_version": None, "extra": {**extra, "train_config": {"other": 1}}}
+    (tmp_path / "model" / "config.json").write_text(json.dumps(other))
+    run()  # another training config: trained again
+    assert calls == ["refit", "train"]
 
 
 def test_an_index_of_older_looks_is_built_again(tmp_path, monkeypatch):

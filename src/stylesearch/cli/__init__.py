@@ -19,7 +19,7 @@ from stylesearch.cli.index import index_group
 from stylesearch.cli.options import friendly_errors, images_root_option
 from stylesearch.cli.search import search_cmd
 from stylesearch.cli.serve import serve_cmd
-from stylesearch.cli.train import train_cmd, train_visual_cmd
+from stylesearch.cli.train import refit_look_cmd, train_cmd, train_visual_cmd
 from stylesearch.cli.tune import tune_cmd
 from stylesearch.cli.vocab import vocab_cmd
 
@@ -40,8 +40,8 @@ def cli() -> None:
 
 
 for _command in (
-    catalog, train_cmd, train_visual_cmd, eval_group, tune_cmd, index_group, search_cmd,
-    serve_cmd, demo_cmd, vocab_cmd,
+    catalog, train_cmd, train_visual_cmd, refit_look_cmd, eval_group, tune_cmd, index_group,
+    search_cmd, serve_cmd, demo_cmd, vocab_cmd,
 ):  # fmt: skip
     cli.add_command(_command)
 

@@ -19,7 +19,7 @@ from stylesearch.cli.options import (
     show_progress,
     stack,
 )
-from stylesearch.config import BACKBONES
+from stylesearch.config import BACKBONES, LOOK_KINDS
 
 BACKBONE_CHOICE = click.Choice(BACKBONES)
 
@@ -188,3 +188,50 @@ def train_visual_cmd(
     )  # fmt: skip
     final = metrics["final"]
     click.echo(json.dumps({k: final[k] for k in ("val_r1", "val_r10", "val_items") if k in final}))
+
+
+@click.command("refit-look")
+@path_option("--model", "model_dir", required=True, file_okay=False, help="A trained model folder.")
+@path_option(
+    "--catalog",
+    "catalog_path",
+    dir_okay=False,
+    help="Its training catalog manifest [default: the one its config.json records].",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(LOOK_KINDS),
+    default=None,
+    help="Read the look this way instead [default: the model's own kind].",
+)
+@device_option()
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="DataLoader workers [default: min(4, cores)].")  # fmt: skip
+@quiet_option
+@images_root_option
+@friendly_errors
+def refit_look_cmd(
+    model_dir: Path,
+    catalog_path: Path | None,
+    kind: str | None,
+    device: str,
+    workers: int | None,
+    quiet: bool,
+    images_root: tuple[Path, ...],
+) -> None:
+    """Fit a trained model's look again, without training it again.
+
+    Use it when a newer stylesearch reads the look at another version (loading the model
+    warns of it), or to read the look another way (--kind). The same weights are kept; the
+    look, the look head, each word's grounding and the synonym groups are fitted again on the
+    training catalog, as at the end of `stylesearch train`. The folder is replaced whole, so
+    an interrupted refit leaves the model as it was. Then rebuild the model's indexes
+    (`stylesearch index`): they hold looks read the old way.
+    """
+    from stylesearch.training.refit import refit_look
+
+    refit_look(
+        model_dir, catalog=catalog_path, kind=kind, image_roots=images_root, device=device,
+        workers=workers, progress=show_progress(quiet, piped=True),
+        log=lambda msg: click.echo(msg, err=True),
+    )  # fmt: skip

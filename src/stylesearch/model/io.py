@@ -358,8 +358,8 @@ def _warn_of_older_looks(model_dir: Path, meta: dict[str, Any], model: JointMode
     warnings.warn(
         f"{model_dir}: its {model.look.kind!r} look was fitted on grids read {read}, and this "
         f"stylesearch reads them at version {model.look.version}. Search works, but the look's "
-        "projection and the look head no longer fit the grids exactly; train the model again "
-        "(`stylesearch train`) for the look it was measured with",
+        "projection and the look head no longer fit the grids exactly; fit them again "
+        f"(`stylesearch refit-look --model {model_dir}`), then rebuild its indexes",
         stacklevel=3,
     )
 

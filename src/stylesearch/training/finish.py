@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from stylesearch.catalog.manifest import CatalogItem
-from stylesearch.config import Config
+from stylesearch.config import TextConfig
 from stylesearch.model.io import save_model
 from stylesearch.model.joint import JointModel
 from stylesearch.text.vocabulary import Vocabulary
@@ -29,18 +29,18 @@ def finish_run(
     held_out: list[int],
     *,
     vocab: Vocabulary,
-    config: Config,
-    config_dict: dict[str, Any],
-    summary: dict[str, Any],
+    text_config: TextConfig | None,
+    extra: dict[str, Any],
+    catalog: str | Path,
     device: torch.device,
     workers: int,
     progress: bool,
     log: Callable[[str], None],
 ) -> None:
     """Fit the look, then the look head on the rows not ``held_out`` (if the model has them),
-    save the model folder (``config``'s text config, ``config_dict`` and ``summary`` recorded),
-    then measure each word's grounding on the ``held_out`` rows of ``items`` and learn the
-    synonym groups from every catalog item (``items`` with their word ids ``bags``)."""
+    save the model folder (``text_config`` and ``extra`` recorded), then measure each word's
+    grounding on the ``held_out`` rows of ``items`` (the training catalog ``catalog``) and learn
+    the synonym groups from every catalog item (``items`` with their word ids ``bags``)."""
     if model.look is not None:
         log(f"look: fitting on the {len(items)} catalog images")
         fit_look(
@@ -59,17 +59,11 @@ def finish_run(
             if fitted
             else "look head: too few training images with words to fit; the linear head gives p"
         )
-    save_model(
-        model,
-        out_dir,
-        vocab=vocab,
-        text_config=config.text,
-        extra={"train_config": config_dict, "training": summary},
-    )
+    save_model(model, out_dir, vocab=vocab, text_config=text_config, extra=extra)
     if held_out:  # each word's visual grounding, on the same held-out items; then synonyms
         path, groups_file = ground_and_group(
             model, out_dir, items, bags, held_out,
-            catalog=summary["catalog"], device=device, num_workers=workers, progress=progress,
+            catalog=catalog, device=device, num_workers=workers, progress=progress,
         )  # fmt: skip
         log(f"grounding: measured on the {len(held_out)} held-out items, in {path}")
         log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file}")

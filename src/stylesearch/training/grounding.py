@@ -43,7 +43,9 @@ __all__ = [
     "GroundingError",
     "LabelledItems",
     "ground_and_group",
+    "catalog_bags",
     "grounding_items",
+    "held_out_rows",
     "learn_synonyms",
     "measure_grounding",
     "synonym_items",
@@ -135,30 +137,43 @@ def grounding_items(
     ``val_max_items``, after the same text pipeline); otherwise every item of the manifest that
     has a vocabulary word.
     """
-    from stylesearch.training.setup import split_indices
-
-    items, bags = _catalog_bags(model, catalog_path, image_roots, progress)
-    extra = meta.get("extra") or {}
-    trained_on = (extra.get("training") or {}).get("catalog")
-    train_cfg = (extra.get("train_config") or {}).get("train") or {}
-    if trained_on and Path(trained_on) == Path(catalog_path).resolve() and train_cfg:
-        _, val_idx = split_indices(
-            len(items), float(train_cfg.get("val_fraction", 0.1)), int(train_cfg.get("seed", 0))
-        )
-        keep = [int(i) for i in val_idx if bags[i]][: int(train_cfg.get("val_max_items", 2000))]
-        if not keep:
-            raise GroundingError(
-                f"{catalog_path} is the training catalog, but the run held out no items "
-                "(val_fraction 0); pass a manifest of held-out items instead"
-            )
-        source = f"held-out split of the training catalog {trained_on}"
-    else:
+    items, bags = catalog_bags(model, catalog_path, image_roots, progress)
+    keep = held_out_rows(meta, catalog_path, bags)
+    if keep is None:
         keep = [i for i, bag in enumerate(bags) if bag]
         source = f"catalog {Path(catalog_path).resolve()}"
+    elif not keep:
+        raise GroundingError(
+            f"{catalog_path} is the training catalog, but the run held out no items "
+            "(val_fraction 0); pass a manifest of held-out items instead"
+        )
+    else:
+        trained_on = meta["extra"]["training"]["catalog"]
+        source = f"held-out split of the training catalog {trained_on}"
     return _kept(catalog_path, items, bags, keep, source)
 
 
-def _catalog_bags(
+def held_out_rows(
+    meta: dict[str, Any], catalog_path: str | Path, bags: Sequence[Sequence[int]]
+) -> list[int] | None:
+    """The rows of ``catalog_path`` (whose items have the vocabulary words ``bags``) that the
+    run saved with ``meta`` (its ``config.json``) held out: its seed's split at its
+    ``val_fraction``, items with words, at most ``val_max_items``, as training holds them out.
+    ``None`` when ``catalog_path`` is not the training catalog ``meta`` records."""
+    from stylesearch.training.setup import split_indices
+
+    extra = meta.get("extra") or {}
+    trained_on = (extra.get("training") or {}).get("catalog")
+    train_cfg = (extra.get("train_config") or {}).get("train") or {}
+    if not (trained_on and train_cfg and Path(trained_on) == Path(catalog_path).resolve()):
+        return None
+    _, val_idx = split_indices(
+        len(bags), float(train_cfg.get("val_fraction", 0.1)), int(train_cfg.get("seed", 0))
+    )
+    return [int(i) for i in val_idx if bags[i]][: int(train_cfg.get("val_max_items", 2000))]
+
+
+def catalog_bags(
     model: JointModel,
     catalog_path: str | Path,
     image_roots: Sequence[str | Path],
@@ -299,6 +314,6 @@ def synonym_items(
 ) -> LabelledItems:
     """Every item of the manifest with a vocabulary word: what ``stylesearch vocab --catalog``
     learns the synonyms from."""
-    items, bags = _catalog_bags(model, catalog_path, image_roots, progress)
+    items, bags = catalog_bags(model, catalog_path, image_roots, progress)
     keep = [i for i, bag in enumerate(bags) if bag]
     return _kept(catalog_path, items, bags, keep, f"catalog {Path(catalog_path).resolve()}")

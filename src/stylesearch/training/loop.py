@@ -199,9 +199,10 @@ def _train(
         }  # fmt: skip
         finish_run(
             trainer.model, out_dir, items, bags, keep_val,
-            vocab=trainer.vocab, config=trainer.config, config_dict=trainer.config_dict,
-            summary=summary, device=trainer.device, workers=workers, progress=trainer.progress,
-            log=log,
+            vocab=trainer.vocab, text_config=trainer.config.text,
+            extra={"train_config": trainer.config_dict, "training": summary},
+            catalog=summary["catalog"], device=trainer.device, workers=workers,
+            progress=trainer.progress, log=log,
         )  # fmt: skip
         if swap is not None:
             swap.commit()  # the old folder goes only now
