@@ -11,6 +11,11 @@ another descriptor's cosine, keeping the index's own ``p`` and the power ``g``:
   shading, stretched as the look stretches its own (the renderer's inputs, which no system
   sees: the ceiling of a hand-made look);
 - ``look: halfway to the source``: the mean of the two cosines (the look's error halved);
+- ``look: the source for the worst-read X``: the look's grids (unprojected, centred on the
+  base catalog's mean) with the grids of the share X of items whose grid agrees least with
+  their source's (Pearson correlation) replaced by the source's (``--worst-looks``), beside
+  ``look: its grids, unprojected``: whether the look's loss lies in a few badly read items or
+  spreads over all of them;
 - ``f_I: another visual model`` (``--other-visual DIR``): the image embedding's cosine replaced
   by a visual model's, e.g. one that ``stylesearch train-visual --seed 7`` trained the way the
   paper's judge is trained, from another seed.
@@ -26,9 +31,12 @@ needs an index whose model has a look and the demo catalog's truth (the source g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 import _common
 from shape_caps import centred_pair, source_descriptors, unit_rows
@@ -39,6 +47,8 @@ from stylesearch.evaluation.judges import (
 from stylesearch.evaluation.protocol import summarize
 from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.tuning import objective
+from stylesearch.model.inference import embed_image_paths
+from stylesearch.model.look import GRID
 from stylesearch.search.scoring import soft_filter_score
 from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs, index_removal_scale
@@ -49,12 +59,58 @@ def mixed_cosine(image: np.ndarray, look: np.ndarray, a: float) -> np.ndarray:
     return ((1.0 - a) * image + a * look) / np.sqrt(2.0 * ((1.0 - a) ** 2 + a**2))
 
 
+def worst_read(
+    s: Searcher,
+    ids: list[str],
+    queries: list,
+    stretched: Callable[[list[str]], np.ndarray],
+    shares: list[float],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The ``look: ...`` parts of the look's own grids with the worst-read ``shares`` of items
+    swapped for their source's; the image part is filled in by the caller."""
+    size = s.model.config.image_size
+    paths = [Path(s.index.item(r).image) for r in range(len(ids))]
+    grid = s.model.look.grid
+    look_b = embed_image_paths(grid, paths, image_size=size, batch_size=256).astype(np.float64)
+    look_q = embed_image_paths(
+        grid, [Path(q.image) for q in queries], image_size=size, batch_size=256
+    ).astype(np.float64)
+
+    def source_grids(item_ids: list[str]) -> np.ndarray:
+        x = torch.from_numpy(stretched(item_ids).reshape(len(item_ids), 1, size, size))
+        return F.interpolate(x, size=(GRID, GRID), mode="area").flatten(1).numpy()
+
+    src_b, src_q = source_grids(ids), source_grids([q.item_id for q in queries])
+
+    def agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+        return (unit_rows(a) * unit_rows(b)).sum(1)
+
+    def cosine(base: np.ndarray, qs: np.ndarray) -> np.ndarray:
+        base, qs = centred_pair(base, qs)
+        return unit_rows(qs) @ unit_rows(base).T
+
+    agree_b, agree_q = agreement(look_b, src_b), agreement(look_q, src_q)
+    parts = {"look: its grids, unprojected": cosine(look_b, look_q)}
+    for share in shares:
+        worst_b = agree_b <= np.quantile(agree_b, share)
+        worst_q = agree_q <= np.quantile(agree_q, share)
+        base = np.where(worst_b[:, None], src_b, look_b)
+        qs = np.where(worst_q[:, None], src_q, look_q)
+        parts[f"look: the source for the worst-read {share:.0%}"] = cosine(base, qs)
+    return parts
+
+
 def main() -> None:
     parser = _common.parser(__doc__)
     _common.add_eval_args(parser)
     parser.add_argument("--look-weights", type=float, nargs="+", default=[0.5, 0.7])
     parser.add_argument("--power", type=float, help="cosine power (default: the index's)")
     parser.add_argument("--other-visual", type=Path, help="a visual model to swap in for f_I")
+    parser.add_argument(
+        "--worst-looks", type=float, nargs="*", default=[0.1, 0.25],
+        help="shares of items whose look grids are swapped for their source's",
+    )  # fmt: skip
     args = parser.parse_args()
 
     s = Searcher.load(args.index, grounding_threshold=None)
@@ -84,6 +140,9 @@ def main() -> None:
         "look: the source garment": (image, source),
         "look: halfway to the source": (image, (look + source) / 2.0),
     }
+    if args.worst_looks:
+        worst = worst_read(s, ids, queries, stretched, args.worst_looks)
+        parts.update({name: (image, cos) for name, cos in worst.items()})
     if args.other_visual is not None:
         paths = [Path(index.item(r).image) for r in range(n)]
         other_b, other_q = embed_for_visual_judge(
