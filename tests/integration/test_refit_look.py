@@ -127,6 +127,21 @@ def test_a_model_without_a_recorded_catalog_needs_one(trained, tmp_path):
         refit_look(model_dir, log=_quiet)
 
 
+def test_another_catalog_refits_without_grounding_and_says_so(trained, tmp_path):
+    model_dir = _copy(trained, tmp_path)
+    recorded = Path(read_model_config(model_dir)["extra"]["training"]["catalog"])
+    other = recorded.with_name("same-items.jsonl")
+    shutil.copy(recorded, other)
+    said: list[str] = []
+    refit_look(model_dir, catalog=other, log=said.append)
+    assert any("not measured again" in line for line in said)
+    assert not (model_dir / "grounding.json").exists()
+    assert not (model_dir / "synonyms.json").exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_model(model_dir).grounding is None
+
+
 def test_the_command_refits_and_explains_a_missing_folder(trained, tmp_path):
     model_dir = _copy(trained, tmp_path)
     runner = CliRunner()

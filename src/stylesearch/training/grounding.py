@@ -42,8 +42,8 @@ from stylesearch.text.pipeline import TextPipeline
 __all__ = [
     "GroundingError",
     "LabelledItems",
-    "ground_and_group",
     "catalog_bags",
+    "ground_and_group",
     "grounding_items",
     "held_out_rows",
     "learn_synonyms",

@@ -24,7 +24,7 @@ import torch
 from stylesearch.config import LOOK_KINDS
 from stylesearch.folders import FolderSwap
 from stylesearch.model.device import resolve_device
-from stylesearch.model.io import load_model, read_model_config
+from stylesearch.model.io import GROUNDING_FILE, SYNONYMS_FILE, load_model, read_model_config
 from stylesearch.model.joint import JointModel
 from stylesearch.training.checkpoint import TrainingError
 from stylesearch.training.finish import finish_run
@@ -75,6 +75,11 @@ def refit_look(
         model = _with_look_kind(model, kind).to(device)
     items, bags = catalog_bags(model, catalog, image_roots, progress)
     held_out = held_out_rows(meta, catalog, bags) or []
+    if not held_out:
+        log(
+            f"refit-look: the model records no held-out split of {catalog}, so each word's "
+            "grounding and the synonym groups are not measured again (the old ones are dropped)"
+        )
     log(f"refit-look: {model.look.kind!r} look of {model_dir}, on {len(items)} images of {catalog}")
     with FolderSwap(model_dir) as folder:
         _copy_folder(model_dir, folder.tmp)
@@ -95,7 +100,7 @@ def _copy_folder(model_dir: Path, tmp: Path) -> None:
     for entry in model_dir.iterdir():
         if entry.is_dir():
             shutil.copytree(entry, tmp / entry.name, copy_function=_link)
-        elif entry.name not in ("grounding.json", "synonyms.json"):
+        elif entry.name not in (GROUNDING_FILE, SYNONYMS_FILE):
             shutil.copy2(entry, tmp / entry.name)
 
 
