@@ -65,5 +65,6 @@ def finish_run(
             model, out_dir, items, bags, held_out,
             catalog=catalog, device=device, num_workers=workers, progress=progress,
         )  # fmt: skip
-        log(f"grounding: measured on the {len(held_out)} held-out items, in {path}")
-        log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file}")
+        # out_dir may be the folder that is swapped in at the end: name the files alone
+        log(f"grounding: measured on the {len(held_out)} held-out items, in {path.name}")
+        log(f"synonyms: learned from the {len(items)} catalog items, in {groups_file.name}")
