@@ -118,12 +118,16 @@ def test_an_interrupted_refit_leaves_the_model_as_it_was(trained, tmp_path, monk
     assert not list(tmp_path.glob(".model.tmp-*"))
 
 
-def test_a_model_without_a_recorded_catalog_needs_one(trained, tmp_path):
+def test_a_model_without_its_recorded_catalog_needs_one(trained, tmp_path):
     model_dir = _copy(trained, tmp_path)
     config = model_dir / "config.json"
     meta = json.loads(config.read_text())
     config.write_text(json.dumps({**meta, "extra": {}}))
     with pytest.raises(TrainingError, match="--catalog"):
+        refit_look(model_dir, log=_quiet)
+    moved = {**meta, "extra": {**meta["extra"], "training": {"catalog": str(tmp_path / "gone")}}}
+    config.write_text(json.dumps(moved))
+    with pytest.raises(TrainingError, match="records.*is not there.*--catalog"):
         refit_look(model_dir, log=_quiet)
 
 

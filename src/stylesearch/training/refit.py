@@ -63,6 +63,11 @@ def refit_look(
         raise TrainingError(
             f"{model_dir} does not record its training catalog; pass it (--catalog MANIFEST)"
         )
+    if not Path(catalog).is_file():
+        said = "the training catalog it records" if catalog == recorded else "the catalog"
+        raise TrainingError(
+            f"{said}, {catalog}, is not there; pass the manifest (--catalog MANIFEST)"
+        )
     if kind is not None and kind not in LOOK_KINDS:
         raise ValueError(f"unknown look kind {kind!r}; choose one of {LOOK_KINDS}")
     device = resolve_device(device)
