@@ -49,6 +49,7 @@ __all__ = [
     "read_manifest_json",
     "recover",
     "replace_files",
+    "share_file",
     "swap_into_place",
     "writer_lock",
 ]
@@ -213,6 +214,16 @@ def swap_into_place(tmp: Path, out_dir: Path, *, durable: bool = True) -> None:
         _fsync_path(out_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def share_file(src: str | Path, dst: str | Path) -> None:
+    """Put the file ``src`` at ``dst`` too, for a new folder that is swapped in later: a hard
+    link (the writers here replace files by renames and never write into one, so the two
+    folders never see each other's changes), or a copy where the file system refuses links."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 class FolderSwap:

@@ -22,7 +22,6 @@ and the next ``add`` deletes them first.)
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stylesearch.folders import FolderSwap, writer_lock
+from stylesearch.folders import FolderSwap, share_file, writer_lock
 from stylesearch.index.backends import BACKENDS, AddedRows, VectorBackend
 from stylesearch.index.errors import IndexFormatError
 from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter, write_manifest
@@ -342,7 +341,7 @@ def _delete_items(index_dir: Path, ids: Sequence[str]) -> DeleteResult:
     with FolderSwap(index_dir) as folder:  # the lock is held already: re-entered
         for path in index_dir.iterdir():  # files are never changed in place: share them
             if path.name not in (MANIFEST, DELETED) and path.is_file():
-                os.link(path, folder.tmp / path.name)
+                share_file(path, folder.tmp / path.name)
         np.save(folder.tmp / DELETED, deleted)
         write_manifest(folder.tmp, manifest)
         Index.load(folder.tmp).close()  # the new folder opens before it replaces the old one

@@ -13,7 +13,6 @@ an interrupted refit leaves the model as it was.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 
 from stylesearch.config import LOOK_KINDS
-from stylesearch.folders import FolderSwap
+from stylesearch.folders import FolderSwap, share_file
 from stylesearch.model.device import resolve_device
 from stylesearch.model.io import GROUNDING_FILE, SYNONYMS_FILE, load_model, read_model_config
 from stylesearch.model.joint import JointModel
@@ -104,16 +103,9 @@ def _copy_folder(model_dir: Path, tmp: Path) -> None:
     writes) are hard-linked where the file system allows."""
     for entry in model_dir.iterdir():
         if entry.is_dir():
-            shutil.copytree(entry, tmp / entry.name, copy_function=_link)
+            shutil.copytree(entry, tmp / entry.name, copy_function=share_file)
         elif entry.name not in (GROUNDING_FILE, SYNONYMS_FILE):
             shutil.copy2(entry, tmp / entry.name)
-
-
-def _link(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def _with_look_kind(model: JointModel, kind: str) -> JointModel:
