@@ -57,6 +57,11 @@ class ModelFolderError(StylesearchError, ValueError):
     """A model folder that cannot be used (mismatched or corrupt files); says what to do."""
 
 
+class StaleLookWarning(UserWarning):
+    """A model folder whose look was fitted on grids read at another version than this
+    stylesearch reads them (``stylesearch refit-look`` fits it again)."""
+
+
 MANIFEST_FORMAT = ManifestFormat(
     file=CONFIG_FILE,
     name=FORMAT_NAME,
@@ -360,6 +365,7 @@ def _warn_of_older_looks(model_dir: Path, meta: dict[str, Any], model: JointMode
         f"stylesearch reads them at version {model.look.version}. Search works, but the look's "
         "projection and the look head no longer fit the grids exactly; fit them again "
         f"(`stylesearch refit-look --model {model_dir}`), then rebuild its indexes",
+        StaleLookWarning,
         stacklevel=3,
     )
 

@@ -23,7 +23,13 @@ import torch
 from stylesearch.config import LOOK_KINDS
 from stylesearch.folders import FolderSwap, share_file
 from stylesearch.model.device import resolve_device
-from stylesearch.model.io import GROUNDING_FILE, SYNONYMS_FILE, load_model, read_model_config
+from stylesearch.model.io import (
+    GROUNDING_FILE,
+    SYNONYMS_FILE,
+    StaleLookWarning,
+    load_model,
+    read_model_config,
+)
 from stylesearch.model.joint import JointModel
 from stylesearch.training.checkpoint import TrainingError
 from stylesearch.training.finish import finish_run
@@ -71,7 +77,7 @@ def refit_look(
         raise ValueError(f"unknown look kind {kind!r}; choose one of {LOOK_KINDS}")
     device = resolve_device(device)
     with warnings.catch_warnings():  # the stale look it warns of is what is refitted here
-        warnings.filterwarnings("ignore", message=".*look was fitted on grids read")
+        warnings.simplefilter("ignore", StaleLookWarning)
         model = load_model(model_dir, device=device)
     if model.look is None:
         raise TrainingError(f"{model_dir}: the model has no look (look_dim 0) to fit")
