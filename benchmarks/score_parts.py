@@ -18,7 +18,9 @@ another descriptor's cosine, keeping the index's own ``p`` and the power ``g``:
   spreads over all of them;
 - ``f_I: another visual model`` (``--other-visual DIR``): the image embedding's cosine replaced
   by a visual model's, e.g. one that ``stylesearch train-visual --seed 7`` trained the way the
-  paper's judge is trained, from another seed.
+  paper's judge is trained, from another seed. Given several folders, their cosines are
+  averaged (``f_I: N visual models``), and ``--visual-mix M`` adds rows whose image part is
+  ``(1 - M) cos(f_I) + M`` times that mean (``f_I mixed M with ...``).
 
 Each row gives the paper's V-nDCG and MM, T-nDCG (truth) overall and on the worst query kind,
 V-shape, MM-shape and the tuning objective, for each look weight of ``--look-weights``. It
@@ -106,12 +108,21 @@ def main() -> None:
     _common.add_eval_args(parser)
     parser.add_argument("--look-weights", type=float, nargs="+", default=[0.5, 0.7])
     parser.add_argument("--power", type=float, help="cosine power (default: the index's)")
-    parser.add_argument("--other-visual", type=Path, help="a visual model to swap in for f_I")
+    parser.add_argument(
+        "--other-visual", type=Path, nargs="+", default=[],
+        help="visual models to swap in for f_I (several: their mean cosine)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--visual-mix", type=float, nargs="*", default=[],
+        help="shares of the other visual models' cosine mixed with f_I's",
+    )  # fmt: skip
     parser.add_argument(
         "--worst-looks", type=float, nargs="*", default=[0.1, 0.25],
         help="shares of items whose look grids are swapped for their source's",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.visual_mix and not args.other_visual:
+        parser.error("--visual-mix mixes f_I with the models of --other-visual; give them")
 
     s = Searcher.load(args.index, grounding_threshold=None)
     index, n = s.index, s.index.count
@@ -143,12 +154,19 @@ def main() -> None:
     if args.worst_looks:
         worst = worst_read(s, ids, queries, stretched, args.worst_looks)
         parts.update({name: (image, cos) for name, cos in worst.items()})
-    if args.other_visual is not None:
+    if args.other_visual:
         paths = [Path(index.item(r).image) for r in range(n)]
-        other_b, other_q = embed_for_visual_judge(
-            args.other_visual, paths, queries, progress=True, log=print
-        )
-        parts["f_I: another visual model"] = (other_q @ other_b.T, look)
+        other = np.zeros_like(image)
+        for folder in args.other_visual:
+            other_b, other_q = embed_for_visual_judge(
+                folder, paths, queries, progress=True, log=print
+            )
+            other += (other_q @ other_b.T) / len(args.other_visual)
+        k = len(args.other_visual)
+        name = "another visual model" if k == 1 else f"{k} visual models"
+        parts[f"f_I: {name}"] = (other, look)
+        for m in args.visual_mix:
+            parts[f"f_I mixed {m:g} with {name}"] = ((1.0 - m) * image + m * other, look)
     scale = index_removal_scale(index)
     p = np.stack(
         [attribute_probs(index.attributes, np.arange(n), s._ids(q.add), s._ids(q.remove), scale)
