@@ -156,13 +156,13 @@ def main() -> None:
         parts.update({name: (image, cos) for name, cos in worst.items()})
     if args.other_visual:
         paths = [Path(index.item(r).image) for r in range(n)]
+        k = len(args.other_visual)
         other = np.zeros_like(image)
         for folder in args.other_visual:
             other_b, other_q = embed_for_visual_judge(
                 folder, paths, queries, progress=True, log=print
             )
-            other += (other_q @ other_b.T) / len(args.other_visual)
-        k = len(args.other_visual)
+            other += (other_q @ other_b.T) / k
         name = "another visual model" if k == 1 else f"{k} visual models"
         parts[f"f_I: {name}"] = (other, look)
         for m in args.visual_mix:

@@ -412,13 +412,7 @@ def test_keyboard_reaches_and_uses_every_control(page, server_url):
     assert result_ids(page) != before
     # Space on a card's main button makes it the next query; the query's own item can be
     # among the results, at any rank, so the card is the first after the top one that is not it
-    cards = page.locator("#results .result")
-    target = next(
-        card
-        for card in (cards.nth(i) for i in range(1, cards.count()))
-        if card.get_attribute("data-item-id") != start_id
-    )
-    next_id = target.get_attribute("data-item-id")
-    target.locator(".main").focus()
+    next_id = next(i for i in result_ids(page)[1:] if i != start_id)
+    page.locator(f'#results .result[data-item-id="{next_id}"] .main').focus()
     page.keyboard.press("Space")
     page.wait_for_selector(f'#current-query[data-id="{next_id}"]')
