@@ -297,7 +297,8 @@ def test_a_folder_whose_look_was_fitted_at_another_version_loads_with_a_warning(
         load_model(tmp_path / "m")
     config.write_text(json.dumps({**meta, "look_version": saved}))
     read = "before looks had versions" if saved is None else f"at version {saved}"
-    with pytest.warns(UserWarning, match=f"grids read {read}.*version 3. Search works"):
+    today = LOOK_VERSIONS["pixel-shading"]
+    with pytest.warns(UserWarning, match=f"grids read {read}.*version {today}. Search works"):
         loaded = load_model(tmp_path / "m")
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():

@@ -10,6 +10,7 @@ from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.model.look import GRID, ShapeLook
 from stylesearch.model.pixel_shading import (
     PLAIN_TEXTURE,
+    colour_share,
     gaussian_blur,
     light_neutral,
     pixel_shading,
@@ -87,6 +88,41 @@ def test_a_background_blend_in_a_dark_plain_garment_reads_as_its_share_of_garmen
     assert float(rest.min()) == pytest.approx(1.0) and float(rest.max()) == pytest.approx(1.0)
     # read by the window's maximum, the seam is the garment's lightest part
     assert float(shaded_silhouette(_image(garment))[0, 0, 30, 30]) == pytest.approx(1.0)
+
+
+def test_a_pixel_splits_into_the_garments_colour_and_the_backgrounds():
+    # pink (240, 130, 180) scaled to a brightest channel of 1 is (1, 0.5417, 0.75); half of it
+    # over a background of 230 is (235, 180, 205) = 120 x colour + 0.5 x background
+    back = torch.full((1, 3, 1, 1), 230.0)
+    rgb = torch.tensor([[240.0, 130.0, 180.0], [235.0, 180.0, 205.0]]).T.reshape(1, 3, 1, 2)
+    inner = torch.tensor([[1.0, 0.0]]).view(1, 1, 1, 2)
+    share, rest, posed = colour_share(rgb, inner, back)
+    torch.testing.assert_close(share.flatten(), torch.tensor([240.0, 120.0]), atol=1e-3, rtol=0)
+    torch.testing.assert_close(rest.flatten(), torch.tensor([0.0, 0.5]), atol=1e-5, rtol=0)
+    assert posed.tolist() == [True]
+    # a grey garment's colour points the background's way: no split
+    grey = torch.full((1, 3, 1, 2), 100.0)
+    assert colour_share(grey, inner, back)[2].tolist() == [False]
+
+
+@pytest.mark.parametrize(
+    "colour, seam, reads",
+    [
+        # light pink, half background: (235, 180, 205) is as bright as the garment, yet it is
+        # 120 x its colour: it reads 120 / 240
+        ((240.0, 130.0, 180.0), (235.0, 180.0, 205.0), 120.0 / 240.0),
+        # green, 0.54 x its colour + 0.1 x background: (44.6, 104, 55.4) is no brighter than the
+        # garment's 150, yet it is 81 x its colour: it reads 81 / 150
+        ((40.0, 150.0, 60.0), (44.6, 104.0, 55.4), 81.0 / 150.0),
+    ],
+)
+def test_a_blend_in_a_coloured_plain_garment_reads_as_its_share_of_the_colour(colour, seam, reads):
+    garment = torch.tensor(colour).view(3, 1, 1).expand(3, 48, 48).clone()
+    garment[:, :, 30 - 8] = torch.tensor(seam).view(3, 1)
+    shading = pixel_shading(_image(garment))[0, 0]
+    torch.testing.assert_close(shading[9:55, 30], torch.full((46,), reads), atol=1e-4, rtol=0)
+    rest = torch.cat([shading[9:55, 9:30], shading[9:55, 31:55]], dim=1)
+    assert float(rest.min()) == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.parametrize(

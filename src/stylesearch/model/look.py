@@ -51,10 +51,11 @@ GRID = 32
 BLUR_CELLS = 0.9
 #: the kinds whose shading is stretched from a fitted floor
 FLOOR_KINDS = ("pixel-shading", "shading")
-#: the version of each kind's reading: ``"pixel-shading"`` 3 masks light, neutral garments at
-#: their own threshold (2) and reads the background as the border's most frequent colour (3),
-#: which ``"shading"`` and ``"silhouette"`` 2 read too
-LOOK_VERSIONS = {"pixel-shading": 3, "shading": 2, "silhouette": 2, "luminance": 1}
+#: the version of each kind's reading: ``"pixel-shading"`` 4 masks light, neutral garments at
+#: their own threshold (2), reads the background as the border's most frequent colour (3),
+#: which ``"shading"`` and ``"silhouette"`` 2 read too, and splits a plain garment's pixels
+#: into its colour and the background's (4)
+LOOK_VERSIONS = {"pixel-shading": 4, "shading": 2, "silhouette": 2, "luminance": 1}
 #: how each kind other than ``"luminance"`` reads the shaded silhouette of RGB on 0..255
 _SHADED = {
     "pixel-shading": pixel_shading,

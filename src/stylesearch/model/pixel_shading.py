@@ -18,12 +18,18 @@ keeps each pixel's own shading where it can:
    ``TEXTURE_CONTRAST`` of it. A print's two tones differ far more than a garment's shading
    does between neighbouring pixels.
 3. **background blend**: where a garment is thinner than a pixel (its outline, a seam, the gap
-   in a strap), the photo mixes it with the background. On a plain, dark garment (its colour,
-   the ``COLOUR_QUANTILE`` of its inner pixels' brightest channel, below ``DARK`` times the
-   background's) such a pixel is brighter than the garment's colour can be. Its share of
-   garment, ``(background - value) / (background - colour)``, times the colour replaces its
-   value, so a seam reads dark, as it is, not light. On a patterned garment the lighter tone
-   of the print is as light as a blend, so nothing is changed there.
+   in a strap) or lets the background through, the photo mixes it with the background. On a
+   plain garment whose colour stands apart from the background's (``CHROMATIC``), each pixel
+   is split into the two colours (:func:`colour_share`): a pixel with some background in it
+   reads as the garment colour's share alone, so a half-transparent part reads dark, as the
+   garment there is thin, not as light as the background. The garment's colour is the
+   per-channel median of its inner pixels' colours, each scaled to a brightest channel of 1.
+   On a plain, dark garment of no such colour (black, dark grey: its colour, the
+   ``COLOUR_QUANTILE`` of its inner pixels' brightest channel, below ``DARK`` times the
+   background's) a blend is told by its brightness alone: a pixel brighter than the garment's
+   colour can be has the share of garment ``(background - value) / (background - colour)``,
+   times the colour. On a patterned garment the lighter tone of the print is as light as a
+   blend, so nothing is changed there.
 4. **tones**: a plain garment's pixels keep their own value (brightest channel, after step 3).
    On a patterned one each pixel is compared with the brightest pixel within ``TONE_RADIUS``
    (its lighter tone). It keeps its own brightest channel when the two colours point the same
@@ -56,6 +62,7 @@ from stylesearch.model.silhouette import (
 
 __all__ = [
     "BLEND_MARGIN",
+    "CHROMATIC",
     "COLOUR_QUANTILE",
     "DARK",
     "FILL_SIGMA",
@@ -69,6 +76,7 @@ __all__ = [
     "SAME_TONE",
     "TEXTURE_CONTRAST",
     "TEXTURE_SIGMA",
+    "colour_share",
     "gaussian_blur",
     "gaussian_kernel",
     "light_neutral",
@@ -95,8 +103,11 @@ TEXTURE_CONTRAST = 0.12
 PLAIN_TEXTURE = 0.2
 #: quantile of the inner pixels' brightest channel taken as a plain garment's colour
 COLOUR_QUANTILE = 0.9
-#: a plain garment is dark, and its background blends are undone, below this share of the
-#: background's brightest channel
+#: a plain garment's pixels are split into its colour and the background's when the squared
+#: sine of the angle between the two colours is above this (about 13 degrees)
+CHROMATIC = 0.05
+#: a plain garment of no such colour is dark, and its background blends are undone by
+#: brightness, below this share of the background's brightest channel
 DARK = 0.7
 #: a pixel this much brighter than a dark plain garment's colour is a blend with the background
 BLEND_MARGIN = 1.05
@@ -177,6 +188,30 @@ def texture(rgb: Tensor, mask: Tensor, inner: Tensor | None = None) -> Tensor:
     return (textured * inner).flatten(1).sum(1) / inner.flatten(1).sum(1).clamp_min(1.0)
 
 
+def colour_share(rgb: Tensor, inner: Tensor, back: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Each pixel of ``rgb`` ``(B, 3, H, W)`` split into the garment's colour and the
+    background's ``back`` ``(B, 3, 1, 1)`` by least squares: ``rgb = share x colour + rest x
+    back``, the colour the per-channel median over ``inner`` of the pixels' colours scaled to
+    a brightest channel of 1. Returns ``share`` and ``rest`` ``(B, 1, H, W)`` (where ``rest``
+    would be negative, ``share`` is the pixel's projection on the colour) and, ``(B,)`` bool,
+    whether the split is well posed: the two colours' squared sine above ``CHROMATIC``."""
+    scaled = rgb / rgb.amax(dim=1, keepdim=True).clamp_min(1.0)
+    picked = torch.where(inner > 0, scaled, float("nan")).flatten(2)
+    colour = picked.nanmedian(dim=2).values.nan_to_num(1.0)[:, :, None, None]
+    colour = colour / colour.amax(dim=1, keepdim=True).clamp_min(1e-6)
+    cc = (colour * colour).sum(1, keepdim=True)
+    cb = (colour * back).sum(1, keepdim=True)
+    bb = (back * back).sum(1, keepdim=True)
+    det = cc * bb - cb * cb
+    rc = (rgb * colour).sum(1, keepdim=True)
+    rb = (rgb * back).sum(1, keepdim=True)
+    share = (rc * bb - rb * cb) / det.clamp_min(1e-6)
+    rest = (rb * cc - rc * cb) / det.clamp_min(1e-6)
+    share = torch.where(rest > 0, share, rc / cc).clamp_min(0.0)
+    posed = (det / (cc * bb).clamp_min(1e-6)).flatten() > CHROMATIC
+    return share, rest, posed
+
+
 def unblend(
     rgb: Tensor,
     mask: Tensor,
@@ -185,15 +220,21 @@ def unblend(
     back: Tensor | None = None,
 ) -> Tensor:
     """Step 3 on every garment of the batch: ``value`` (the brightest channel ``(B, 1, H, W)``)
-    with the background blends of dark garments undone (``inner``: the mask's inner pixels,
-    eroded here when not given; ``back``: the background, read here when not given)."""
-    back = (background(rgb) if back is None else back).amax(dim=1, keepdim=True)
+    with the background blends undone, by colour (:func:`colour_share`) where the garment's
+    colour stands apart from the background's, else by brightness on dark garments
+    (``inner``: the mask's inner pixels, eroded here when not given; ``back``: the
+    background, read here when not given)."""
+    back = background(rgb) if back is None else back
     inner = _inner(mask) if inner is None else inner
+    share, rest, posed = colour_share(rgb, inner, back)
+    by_colour = torch.where(rest > 0, share, value)
+    light = back.amax(dim=1, keepdim=True)
     colour = _colour(value, inner).nan_to_num(255.0)[:, None, None, None]
-    dark = colour < DARK * back
+    dark = colour < DARK * light
     blend = (value > BLEND_MARGIN * colour) & dark & (mask > 0)
-    share = ((back - value) / (back - colour).clamp_min(1.0)).clamp(0.0, 1.0)
-    return torch.where(blend, colour * share, value)
+    ratio = ((light - value) / (light - colour).clamp_min(1.0)).clamp(0.0, 1.0)
+    by_brightness = torch.where(blend, colour * ratio, value)
+    return torch.where(posed[:, None, None, None], by_colour, by_brightness)
 
 
 def pixel_shading(rgb: Tensor) -> Tensor:
