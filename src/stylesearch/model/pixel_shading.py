@@ -192,9 +192,9 @@ def colour_share(rgb: Tensor, inner: Tensor, back: Tensor) -> tuple[Tensor, Tens
     """Each pixel of ``rgb`` ``(B, 3, H, W)`` split into the garment's colour and the
     background's ``back`` ``(B, 3, 1, 1)`` by least squares: ``rgb = share x colour + rest x
     back``, the colour the per-channel median over ``inner`` of the pixels' colours scaled to
-    a brightest channel of 1. Returns ``share`` and ``rest`` ``(B, 1, H, W)`` (where ``rest``
-    would be negative, ``share`` is the pixel's projection on the colour) and, ``(B,)`` bool,
-    whether the split is well posed: the two colours' squared sine above ``CHROMATIC``."""
+    a brightest channel of 1. Returns ``share`` (at least 0) and ``rest`` ``(B, 1, H, W)`` and,
+    ``(B,)`` bool, whether the split is well posed: the two colours' squared sine above
+    ``CHROMATIC``."""
     scaled = rgb / rgb.amax(dim=1, keepdim=True).clamp_min(1.0)
     picked = torch.where(inner > 0, scaled, float("nan")).flatten(2)
     colour = picked.nanmedian(dim=2).values.nan_to_num(1.0)[:, :, None, None]
@@ -205,9 +205,8 @@ def colour_share(rgb: Tensor, inner: Tensor, back: Tensor) -> tuple[Tensor, Tens
     det = cc * bb - cb * cb
     rc = (rgb * colour).sum(1, keepdim=True)
     rb = (rgb * back).sum(1, keepdim=True)
-    share = (rc * bb - rb * cb) / det.clamp_min(1e-6)
+    share = ((rc * bb - rb * cb) / det.clamp_min(1e-6)).clamp_min(0.0)
     rest = (rb * cc - rc * cb) / det.clamp_min(1e-6)
-    share = torch.where(rest > 0, share, rc / cc).clamp_min(0.0)
     posed = (det / (cc * bb).clamp_min(1e-6)).flatten() > CHROMATIC
     return share, rest, posed
 
