@@ -16,6 +16,11 @@ another descriptor's cosine, keeping the index's own ``p`` and the power ``g``:
   their source's (Pearson correlation) replaced by the source's (``--worst-looks``), beside
   ``look: its grids, unprojected``: whether the look's loss lies in a few badly read items or
   spreads over all of them;
+- ``look: its grids, each item's level its source's``: each grid's garment cells (those above
+  0) shifted by one number, so that their mean is the source's over the same cells; and
+  ``look: the source's shading in its mask``: the source's grid on the look's garment cells
+  (at least ``FLOOR_LEVEL``), 0 elsewhere. Beside the source garment's row, they tell whether
+  the look misses by its mask, its overall level or the shading's pattern inside;
 - ``f_I: another visual model`` (``--other-visual DIR``): the image embedding's cosine replaced
   by a visual model's, e.g. one that ``stylesearch train-visual --seed 7`` trained the way the
   paper's judge is trained, from another seed. Given several folders, their cosines are
@@ -51,6 +56,7 @@ from stylesearch.evaluation.queries import load_queries
 from stylesearch.evaluation.tuning import objective
 from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.look import GRID
+from stylesearch.model.silhouette import FLOOR_LEVEL
 from stylesearch.search.scoring import soft_filter_score
 from stylesearch.search.searcher import Searcher
 from stylesearch.search.topk import attribute_probs, index_removal_scale
@@ -61,6 +67,19 @@ def mixed_cosine(image: np.ndarray, look: np.ndarray, a: float) -> np.ndarray:
     return ((1.0 - a) * image + a * look) / np.sqrt(2.0 * ((1.0 - a) ** 2 + a**2))
 
 
+def level_and_mask(look: np.ndarray, source: np.ndarray) -> dict[str, np.ndarray]:
+    """Grids ``(N, GRID * GRID)``: ``look``'s with each row's garment cells (above 0) shifted to
+    the mean of ``source``'s over those cells, and ``source``'s on ``look``'s garment cells (at
+    least ``FLOOR_LEVEL``), 0 elsewhere."""
+    garment = look > 0
+    cells = garment.sum(1).clip(min=1)
+    shift = ((source - look) * garment).sum(1) / cells
+    return {
+        "its grids, each item's level its source's": np.where(garment, look + shift[:, None], 0.0),
+        "the source's shading in its mask": np.where(garment, np.maximum(source, FLOOR_LEVEL), 0.0),
+    }
+
+
 def worst_read(
     s: Searcher,
     ids: list[str],
@@ -68,8 +87,9 @@ def worst_read(
     stretched: Callable[[list[str]], np.ndarray],
     shares: list[float],
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The ``look: ...`` parts of the look's own grids with the worst-read ``shares`` of items
-    swapped for their source's; the image part is filled in by the caller."""
+    """The ``look: ...`` parts of the look's own grids: as they are, with the worst-read
+    ``shares`` of items swapped for their source's, and :func:`level_and_mask`'s; the image
+    part is filled in by the caller."""
     size = s.model.config.image_size
     paths = [Path(s.index.item(r).image) for r in range(len(ids))]
     grid = s.model.look.grid
@@ -100,6 +120,8 @@ def worst_read(
         base = np.where(worst_b[:, None], src_b, look_b)
         qs = np.where(worst_q[:, None], src_q, look_q)
         parts[f"look: the source for the worst-read {share:.0%}"] = cosine(base, qs)
+    fixed_b, fixed_q = level_and_mask(look_b, src_b), level_and_mask(look_q, src_q)
+    parts.update({f"look: {name}": cosine(b, fixed_q[name]) for name, b in fixed_b.items()})
     return parts
 
 

@@ -15,6 +15,7 @@ from stylesearch.model.pixel_shading import (
     light_neutral,
     pixel_shading,
     texture,
+    tone_ratio,
 )
 from stylesearch.model.silhouette import garment_mask, shaded_silhouette, stretch_shading
 
@@ -138,6 +139,35 @@ def test_a_prints_other_tone_takes_the_shading_of_the_tone_around_it(light, dark
     shading = pixel_shading(rgb)[0, 0]
     assert float(shading[INSIDE].min()) == pytest.approx(1.0)
     assert float(shading[INSIDE].max()) == pytest.approx(1.0)
+
+
+def test_the_tone_ratio_is_the_lighter_tone_over_the_other_where_a_window_holds_both():
+    # columns 4 px wide of 200 and 30: every 5 x 5 window holds both tones, 200 / 30; a pixel
+    # that is not read (0 here) does not count as the darker tone
+    value = torch.full((2, 1, 64, 64), 30.0)
+    for left in range(0, 64, 8):
+        value[0, :, :, left : left + 4] = 200.0
+    value[0, :, 30, 30] = 1.0
+    # one tone whose shading varies by far less than TWO_TONES within a window: no ratio
+    value[1] = 100.0 + torch.arange(64.0).view(1, 1, 64) / 10
+    read = torch.ones_like(value)
+    read[0, :, 30, 30] = 0.0
+    ratio = tone_ratio(value, read, read)
+    assert float(ratio[0]) == pytest.approx(200 / 30)
+    assert float(ratio[1]) == 1.0
+
+
+def test_both_tones_of_a_dark_print_read_its_shading_and_a_gap_is_not_its_peak():
+    # a black print (rows of 30 among rows of a 200 tint) shaded from 1 at the top to 0.7 at
+    # the bottom, the background showing through one pixel. The dark rows read as 30 x the tone
+    # ratio (200 / 30), so both tones show the shading; the gap is read from its neighbours and
+    # cannot be the peak, which would read the whole garment 200 / 230 as dark (0.87 at the top)
+    shade = 1.0 - 0.3 * torch.arange(48.0) / 47
+    rgb = _image(_stripes((200.0,) * 3, (30.0,) * 3) * shade.view(1, 48, 1))
+    rgb[0, :, 30, 30] = 230.0
+    shading = pixel_shading(rgb)[0, 0][INSIDE]
+    expected = (shade / shade[1])[1:47].view(46, 1).expand(46, 46)  # the mask starts at row 1
+    assert float((shading - expected).abs().max()) < 0.02
 
 
 def test_an_empty_image_reads_zero():

@@ -55,7 +55,7 @@ FLOOR_KINDS = ("pixel-shading", "shading")
 #: their own threshold (2), reads the background as the border's most frequent colour (3),
 #: which ``"shading"`` and ``"silhouette"`` 2 read too, and splits a plain garment's pixels
 #: into its colour and the background's (4)
-LOOK_VERSIONS = {"pixel-shading": 4, "shading": 2, "silhouette": 2, "luminance": 1}
+LOOK_VERSIONS = {"pixel-shading": 5, "shading": 2, "silhouette": 2, "luminance": 1}
 #: how each kind other than ``"luminance"`` reads the shaded silhouette of RGB on 0..255
 _SHADED = {
     "pixel-shading": pixel_shading,

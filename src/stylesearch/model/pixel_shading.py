@@ -31,13 +31,20 @@ keeps each pixel's own shading where it can:
    times the colour. On a patterned garment the lighter tone of the print is as light as a
    blend, so nothing is changed there.
 4. **tones**: a plain garment's pixels keep their own value (brightest channel, after step 3).
-   On a patterned one each pixel is compared with the brightest pixel within ``TONE_RADIUS``
-   (its lighter tone). It keeps its own brightest channel when the two colours point the same
-   way (cosine above ``SAME_COLOUR``) and it is at least ``SAME_TONE`` as bright. Any other
-   pixel shows the print's other tone: it takes the mean of the kept pixels around it (a
-   Gaussian of ``FILL_SIGMA`` pixels), or its lighter tone where none is near.
-5. **relative shading**: the result divided by the garment's maximum, as in
-   :func:`~stylesearch.model.silhouette.shaded_silhouette`.
+   On a patterned one, a pixel within ``GAP`` of the background in every channel is a gap
+   (the background seen between its parts, which the mask's hole filling took in), not a tone
+   of the print: it is read from its neighbours, as the print's other tone is. Each other pixel
+   is compared with the brightest pixel within ``TONE_RADIUS`` (its lighter tone). It keeps its
+   own brightest channel when the two colours point the same way (cosine above
+   ``SAME_COLOUR``) and it is at least ``SAME_TONE`` as bright. A pixel of the print's other
+   tone is read as its brightest channel times the print's tone ratio (:func:`tone_ratio`)
+   when it is at least ``OTHER_TONE_MARGIN`` times darker than its lighter tone and, so
+   scaled, lands within ``SAME_TONE`` to ``OTHER_TONE_CAP`` times it; both tones then show the
+   garment's own shading. Any other pixel (a tone's anti-aliased edge, a gap) takes the mean of
+   the read pixels around it (a Gaussian of ``FILL_SIGMA`` pixels), or its lighter tone where
+   none is near.
+5. **relative shading**: the result divided by the brightest pixel read in step 4 (a filled
+   one cannot set it), at most 1.
 
 Radii are given for 64-pixel images and scale with the image size. Nothing is learned.
 """
@@ -66,16 +73,21 @@ __all__ = [
     "COLOUR_QUANTILE",
     "DARK",
     "FILL_SIGMA",
+    "GAP",
     "INNER",
     "LIGHT",
     "LIGHT_MASK_THRESHOLD",
     "LUMA",
     "NEUTRAL",
+    "OTHER_TONE_CAP",
+    "OTHER_TONE_MARGIN",
     "PLAIN_TEXTURE",
     "SAME_COLOUR",
     "SAME_TONE",
     "TEXTURE_CONTRAST",
     "TEXTURE_SIGMA",
+    "TONE_WINDOW",
+    "TWO_TONES",
     "colour_share",
     "gaussian_blur",
     "gaussian_kernel",
@@ -83,6 +95,7 @@ __all__ = [
     "luminance",
     "pixel_shading",
     "texture",
+    "tone_ratio",
     "unblend",
 ]
 
@@ -115,6 +128,16 @@ BLEND_MARGIN = 1.05
 SAME_COLOUR = 0.98
 #: share of its lighter tone's brightness a pixel of the same tone reaches at least
 SAME_TONE = 0.75
+#: a patterned garment's pixel within this of the background in every channel (0..255) is a gap
+GAP = 4.0
+#: radius in pixels (64 px images) of the windows in which a print's two tones are compared
+TONE_WINDOW = 2
+#: a window holds both tones of a print when its brightest pixel is this many times its darkest
+TWO_TONES = 1.15
+#: a pixel is of the print's other tone only when its lighter tone is this many times brighter
+OTHER_TONE_MARGIN = 1.05
+#: ... and when, times the tone ratio, it is at most this many times its lighter tone
+OTHER_TONE_CAP = 1.05
 #: standard deviation in pixels of the mean that fills a print's other tone
 FILL_SIGMA = 1.0
 #: ITU-R BT.601 luma weights of R, G, B
@@ -236,6 +259,20 @@ def unblend(
     return torch.where(posed[:, None, None, None], by_colour, by_brightness)
 
 
+def tone_ratio(value: Tensor, read: Tensor, inner: Tensor) -> Tensor:
+    """``(B, 1, 1, 1)``: how many times brighter a print's lighter tone is than its other, the
+    median over the ``inner`` pixels of the brightest over the darkest ``value`` among the
+    ``read`` pixels within ``TONE_WINDOW`` (both ``(B, 1, H, W)``), taken where that exceeds
+    ``TWO_TONES`` (a window with both tones, whose shading is nearly one); 1 where none does."""
+    r = _px(TONE_WINDOW, value.shape[-1])
+    darkest = -F.max_pool2d(-torch.where(read > 0, value, math.inf), 2 * r + 1, stride=1, padding=r)
+    brightest = F.max_pool2d(value * read, 2 * r + 1, stride=1, padding=r)
+    ratio = brightest / darkest.clamp_min(1.0)
+    both = (inner * read > 0) & (ratio > TWO_TONES) & darkest.isfinite()
+    picked = torch.where(both, ratio, float("nan")).flatten(1)
+    return picked.nanmedian(dim=1).values.nan_to_num(1.0)[:, None, None, None]
+
+
 def pixel_shading(rgb: Tensor) -> Tensor:
     """``(B, 3, H, W)`` RGB on the 0..255 scale -> ``(B, 1, H, W)``: 0 off the garment, its
     relative shading in (0, 1] on it, read per pixel (steps 1-5 of the module's docstring)."""
@@ -246,15 +283,24 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     value = rgb.amax(dim=1, keepdim=True)
     inner = _inner(mask)
     plain = (texture(rgb, mask, inner) < PLAIN_TEXTURE)[:, None, None, None]
-    value = torch.where(plain, unblend(rgb, mask, value, inner, back), value) * mask
+    gap = ((rgb - back).abs().amax(dim=1, keepdim=True) <= GAP) & ~plain
+    readable = mask * ~gap
+    value = torch.where(plain, unblend(rgb, mask, value, inner, back), value) * readable
     radius = _px(TONE_RADIUS, size)
     lighter, at = F.max_pool2d(value, 2 * radius + 1, stride=1, padding=radius, return_indices=True)
     b, c, h, w = rgb.shape
     colour = torch.gather(rgb.flatten(2), 2, at.flatten(2).expand(-1, c, -1)).view(b, c, h, w)
     alike = F.cosine_similarity(rgb, colour, dim=1, eps=1e-6).unsqueeze(1) > SAME_COLOUR
-    kept = (alike & (value >= SAME_TONE * lighter) | plain).to(value.dtype) * mask
-    around, weight = _masked_mean(value, kept, FILL_SIGMA * size / 64.0)
+    same = alike & (value >= SAME_TONE * lighter)
+    scaled = value * tone_ratio(value, readable, inner)
+    other = (
+        ~same & ~plain & (OTHER_TONE_MARGIN * value < lighter)
+        & (scaled >= SAME_TONE * lighter) & (scaled <= OTHER_TONE_CAP * lighter)
+    )  # fmt: skip
+    kept = (same | other | plain).to(value.dtype) * readable
+    read = torch.where(other, scaled, value)
+    around, weight = _masked_mean(read, kept, FILL_SIGMA * size / 64.0)
     filled = torch.where(weight > 1e-3, around, lighter)
-    tone = torch.where(kept > 0, value, filled) * mask
-    peak = tone.flatten(1).amax(dim=1).clamp_min(1.0)
-    return tone / peak[:, None, None, None]
+    tone = torch.where(kept > 0, read, filled) * mask
+    peak = (tone * kept).flatten(1).amax(dim=1).clamp_min(1.0)
+    return (tone / peak[:, None, None, None]).clamp(max=1.0)
