@@ -143,7 +143,7 @@ def test_a_prints_other_tone_takes_the_shading_of_the_tone_around_it(light, dark
 
 def test_the_tone_ratio_is_the_lighter_tone_over_the_other_where_a_window_holds_both():
     # columns 4 px wide of 200 and 30: every 5 x 5 window holds both tones, 200 / 30; a pixel
-    # that is not read (0 here) does not count as the darker tone
+    # that is not read (of value 1 here) does not count as the darker tone
     value = torch.full((2, 1, 64, 64), 30.0)
     for left in range(0, 64, 8):
         value[0, :, :, left : left + 4] = 200.0
