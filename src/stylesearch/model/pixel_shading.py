@@ -268,7 +268,7 @@ def tone_ratio(value: Tensor, read: Tensor, inner: Tensor) -> Tensor:
     darkest = -F.max_pool2d(-torch.where(read > 0, value, math.inf), 2 * r + 1, stride=1, padding=r)
     brightest = F.max_pool2d(value * read, 2 * r + 1, stride=1, padding=r)
     ratio = brightest / darkest.clamp_min(1.0)
-    both = (inner * read > 0) & (ratio > TWO_TONES) & darkest.isfinite()
+    both = (inner * read > 0) & (ratio > TWO_TONES)  # no read pixel near: darkest inf, ratio 0
     picked = torch.where(both, ratio, float("nan")).flatten(1)
     return picked.nanmedian(dim=1).values.nan_to_num(1.0)[:, None, None, None]
 
@@ -283,7 +283,7 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     value = rgb.amax(dim=1, keepdim=True)
     inner = _inner(mask)
     plain = (texture(rgb, mask, inner) < PLAIN_TEXTURE)[:, None, None, None]
-    gap = ((rgb - back).abs().amax(dim=1, keepdim=True) <= GAP) & ~plain
+    gap = (garment_mask(rgb, GAP, back) == 0) & ~plain
     readable = mask * ~gap
     value = torch.where(plain, unblend(rgb, mask, value, inner, back), value) * readable
     radius = _px(TONE_RADIUS, size)
