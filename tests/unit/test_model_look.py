@@ -98,10 +98,12 @@ def test_the_shading_floor_must_be_fitted_first():
         ShapeLook(64, 4, "silhouette").fit_floor(torch.tensor([0.5]))
 
 
-def test_fit_look_reads_the_floor_from_the_catalog_images_then_the_projection(tmp_path):
+def test_the_floor_is_read_from_the_catalog_images_then_one_pass_gives_grids_and_features(
+    tmp_path,
+):
     from PIL import Image
 
-    from stylesearch.training.look import fit_look
+    from stylesearch.training.look import fit_look_floor, read_images
 
     paths = []
     for i, rgb in enumerate((_two_tones(), _garment(), _two_tones())):
@@ -109,13 +111,25 @@ def test_fit_look_reads_the_floor_from_the_catalog_images_then_the_projection(tm
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(pixels).save(paths[-1])
     model = JointModel(ModelConfig(embed_dim=8, image_size=64, look_dim=2), vocab_size=3)
-    fit_look(model, paths)
+    fit_look_floor(model, paths)
     images = _normalised(torch.cat([_two_tones(), _garment(), _two_tones()]))
     expected = shading_floor(model.look.tones(images))
     assert float(model.look.floor) == pytest.approx(expected)
     # most garment pixels are at 1, the dark halves' at 0.5 (38 / 76 of 255, once rounded)
     assert 0.49 < expected < 0.51
+    features, grids = read_images(model, paths)
+    saved = torch.stack([torch.from_numpy(np.asarray(Image.open(p))) for p in paths])
+    saved = _normalised(saved.permute(0, 3, 1, 2).float() / 255)  # as the files hold them
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(features, model.encode_images(saved))
+    torch.testing.assert_close(grids, model.look.grid(saved))
+    model.look.fit(grids)
     assert bool(model.look.fitted)
+    no_look = JointModel(ModelConfig(embed_dim=8, image_size=64, look_dim=0), vocab_size=3)
+    fit_look_floor(no_look, paths)  # nothing to fit
+    features, grids = read_images(no_look, paths)
+    assert features.shape == (3, 8) and grids is None
 
 
 def test_an_unknown_kind_is_refused():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -130,21 +131,36 @@ def test_a_fitted_look_head_survives_save_and_load(tmp_path):
         torch.testing.assert_close(loaded.attribute_probs(images), model.attribute_probs(images))
 
 
-def test_fit_look_head_fits_on_the_images_with_words(tmp_path):
-    from PIL import Image
-
+def test_fit_look_head_fits_on_the_rows_with_words():
     from stylesearch.training.look import fit_look_head
 
     g = torch.Generator().manual_seed(0)
-    paths = []
-    for i in range(5):
-        pixels = (torch.rand(32, 32, 3, generator=g) * 255).to(torch.uint8).numpy()
-        paths.append(tmp_path / f"{i}.png")
-        Image.fromarray(pixels).save(paths[-1])
     model = _model()
+    features = torch.randn(5, model.config.embed_dim, generator=g)
+    grids = torch.rand(5, model.look.mean.numel(), generator=g)
     bags = [[0], [], [1, 2], [], [0, 2]]
-    assert fit_look_head(model, paths, [[], [], [1], [], []]) == 0  # one image with words
+    assert fit_look_head(model, features, grids, [[], [], [1], [], []]) == 0  # one row with words
     assert not model.look_head.is_fitted
-    assert fit_look_head(model, paths, bags) == 3
+    assert fit_look_head(model, features, None, bags) == 0  # no grids
+    assert fit_look_head(model, features, grids, bags) == 3
     assert model.look_head.is_fitted
-    assert fit_look_head(_model(look_head=0), paths, bags) == 0
+    assert fit_look_head(_model(look_head=0), features, grids, bags) == 0
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_p_of_images_already_read_is_the_models_p_of_the_images(fitted):
+    from stylesearch.model.inference import predict_attributes_from
+
+    model = _model()
+    if fitted:
+        _fit(model)
+    images = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        features, grids = model.encode_images(images), model.look.grid(images)
+        expected = model.attribute_probs(images).numpy()
+    got = predict_attributes_from(model, features, grids, batch_size=2)  # batches of 2, 2, 1
+    assert got.shape == (5, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="give the look's grids"):
+        predict_attributes_from(model, features, None)
+    assert predict_attributes_from(model, features[:0], grids[:0]).shape == (0, 3)

@@ -1,6 +1,7 @@
 """Run a model over images in batches: :func:`embed_image_paths` (any encoder, e.g. the
 visual judge's) and :func:`predict_attributes` (the attribute head's probabilities of catalog
-items), with :func:`progress_bar` for their progress."""
+items, or :func:`predict_attributes_from` their ``f_I`` and look grids already read), with
+:func:`progress_bar` for their progress."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from stylesearch.catalog.transforms import eval_transform
 from stylesearch.model.device import resolve_device
 from stylesearch.model.joint import JointModel
 
-__all__ = ["embed_image_paths", "predict_attributes", "progress_bar"]
+__all__ = ["embed_image_paths", "predict_attributes", "predict_attributes_from", "progress_bar"]
 
 
 @torch.no_grad()
@@ -84,4 +85,24 @@ def predict_attributes(
     out = []
     for batch in tqdm(loader, desc="attributes", disable=not progress, leave=False):
         out.append(model.attribute_probs(batch["images"].to(device)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.vocab_size), np.float32)
+
+
+@torch.no_grad()
+def predict_attributes_from(
+    model: JointModel, features: Tensor, grids: Tensor | None, *, batch_size: int = 4096
+) -> np.ndarray:
+    """:func:`predict_attributes` of images already read: their unnormalised ``f_I``
+    ``features`` ``(N, D)`` and, for a model with a look, its ``grids`` ``(N, G)``
+    (:func:`stylesearch.training.look.read_images`), in batches on the model's device:
+    ``(N, |V|)`` float32 in [0, 1]."""
+    if model.look is not None and grids is None:
+        raise ValueError("this model has a look: give the look's grids of the images too")
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(features), batch_size):
+        f = features[start : start + batch_size].to(device)
+        g = None if grids is None else grids[start : start + batch_size].to(device)
+        out.append(model.attribute_probs(None, f, g).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.vocab_size), np.float32)

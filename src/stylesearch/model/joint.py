@@ -153,11 +153,12 @@ class JointModel(nn.Module):
         return self.attribute_head(image_features)
 
     def attribute_probs(
-        self, images: Tensor, features: Tensor | None = None, grids: Tensor | None = None
+        self, images: Tensor | None, features: Tensor | None = None, grids: Tensor | None = None
     ) -> Tensor:
         """``(B, 3, S, S)`` images -> the model's ``p_w(I)`` ``(B, V)`` float32 in [0, 1]: the
         look-aware head's once fitted, else the linear head's. ``features`` (``f_I``) and
-        ``grids`` (the look's) of ``images`` when already computed."""
+        ``grids`` (the look's) of ``images`` when already computed; ``images`` may then be
+        None."""
         if features is None:
             features = self.encode_images(images)
         head = self.look_head

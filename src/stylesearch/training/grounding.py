@@ -8,7 +8,7 @@ training's validation, when the manifest is the one the model was trained on; ev
 other manifest (a held-out catalog). :func:`learn_synonyms` learns the synonym groups
 (:mod:`stylesearch.model.synonyms`) from the head's probabilities of a catalog's images and
 their text. :func:`ground_and_group` is the step training runs after saving the model: both, from
-one pass of the head over the training catalog.
+the head's probabilities of the training catalog's images, read once with the look's fit.
 """
 
 from __future__ import annotations
@@ -85,17 +85,23 @@ def _probs_and_labels(
         GroundingError: no items (``what`` says which were wanted), or a model without its
             vocabulary.
     """
-    if model.vocab is None:
-        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
+    labels = _labels(model, bags)
     if not items:
         raise GroundingError(f"no {what}")
     probs = predict_attributes(
         model, items, device=device, num_workers=num_workers, progress=progress
     )
-    labels = np.zeros((len(items), model.vocab_size), dtype=bool)
+    return probs, labels
+
+
+def _labels(model: JointModel, bags: Sequence[Sequence[int]]) -> np.ndarray:
+    """``(N, V)`` bool: which vocabulary words each of ``bags`` (word ids) holds."""
+    if model.vocab is None:
+        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
+    labels = np.zeros((len(bags), model.vocab_size), dtype=bool)
     for row, bag in enumerate(bags):
         labels[row, list(bag)] = True
-    return probs, labels
+    return labels
 
 
 def measure_grounding(
@@ -265,23 +271,22 @@ def _synonyms_of(
 def ground_and_group(
     model: JointModel,
     model_dir: str | Path,
-    items: Sequence[CatalogItem],
+    probs: np.ndarray,
     bags: Sequence[Sequence[int]],
     held_out: Sequence[int],
     *,
     catalog: str | Path,
-    device: str | torch.device = "cpu",
-    num_workers: int = 2,
-    progress: bool = False,
 ) -> tuple[Path, Path]:
-    """What training does after saving the model, from one pass of the attribute head over the
-    training catalog's ``items`` that have vocabulary words (``bags``): measure each word's
-    grounding on the ``held_out`` rows (indices into ``items``, the run's validation split) and
-    save it in ``model_dir``, then learn the synonym groups of the words it marks visual from
-    all of those items (rare synonyms need many) and save them. Returns the two files.
+    """What training does after saving the model, from the attribute head's probabilities
+    ``probs`` ``(N, V)`` of the training catalog's item images (their words ``bags``), over the
+    items that have vocabulary words: measure each word's grounding on the ``held_out`` rows
+    (the run's validation split) and save it in ``model_dir``, then learn the synonym groups of
+    the words it marks visual from all of those items (rare synonyms need many) and save them.
+    Returns the two files.
 
     Raises:
-        GroundingError: no held-out row has a vocabulary word.
+        GroundingError: no held-out row has a vocabulary word, or a model without its
+            vocabulary.
     """
     from stylesearch.model.io import read_grounding, save_grounding, save_synonyms
 
@@ -290,11 +295,7 @@ def ground_and_group(
     held = [at[row] for row in held_out if row in at]
     if not held:
         raise GroundingError("no held-out items with vocabulary words to measure grounding on")
-    probs, labels = _probs_and_labels(
-        model, [items[i] for i in keep], [bags[i] for i in keep],
-        "catalog items with vocabulary words", device=device, num_workers=num_workers,
-        progress=progress,
-    )  # fmt: skip
+    probs, labels = probs[keep], _labels(model, [bags[i] for i in keep])
     grounding = Grounding.from_arrays(
         model.vocab.words, probs[held], labels[held],
         source=f"held-out split of the training catalog {catalog}",

@@ -1,5 +1,8 @@
 """Fitting the model's look (:mod:`stylesearch.model.look`) and its look-aware attribute head
-(:mod:`stylesearch.model.look_head`) on the catalog's images, after training."""
+(:mod:`stylesearch.model.look_head`) on the catalog's images, after training: the look's
+shading floor first (:func:`fit_look_floor`), then one pass over the images
+(:func:`read_images`) gives the grids its projection is fitted on and the ``f_I`` and grids
+the head is fitted on (:func:`fit_look_head`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from stylesearch.catalog.dataset import ImageDataset, collate_images
@@ -16,7 +20,13 @@ from stylesearch.model.device import resolve_device
 from stylesearch.model.joint import JointModel
 from stylesearch.model.look import FLOOR_KINDS
 
-__all__ = ["FLOOR_IMAGES", "HEAD_IMAGES", "fit_look", "fit_look_head"]
+__all__ = [
+    "FLOOR_IMAGES",
+    "HEAD_IMAGES",
+    "fit_look_floor",
+    "fit_look_head",
+    "read_images",
+]
 
 #: images (an even sample of the catalog's) the look's shading floor is read from
 FLOOR_IMAGES = 1000
@@ -26,7 +36,7 @@ HEAD_IMAGES = 50_000
 
 
 @torch.no_grad()
-def fit_look(
+def fit_look_floor(
     model: JointModel,
     paths: Sequence[Path],
     *,
@@ -35,58 +45,66 @@ def fit_look(
     num_workers: int = 0,
     progress: bool = False,
 ) -> None:
-    """Fit ``model.look`` on the main images ``paths`` (no-op for a model without a look): a
-    ``FLOOR_KINDS`` look's floor on an even sample of ``FLOOR_IMAGES`` of them, then the
-    projection on all."""
-    if model.look is None:
-        return
+    """Fit the shading floor of a ``FLOOR_KINDS`` look on an even sample of ``FLOOR_IMAGES``
+    of the main images ``paths`` (no-op for any other look, or none)."""
     look = model.look
-    device = resolve_device(device)
     paths = list(paths)
-    if look.kind in FLOOR_KINDS and paths:
-        sample = paths[:: -(-len(paths) // FLOOR_IMAGES)]
-        batches = _batches(model, sample, device, batch_size, num_workers, progress, "look floor")
-        look.fit_floor(torch.cat([look.tones(b).cpu() for b in batches]))
-    batches = _batches(model, paths, device, batch_size, num_workers, progress, "look")
-    grids = [look.grid(b).cpu() for b in batches]
-    look.fit(torch.cat(grids) if grids else torch.zeros(0, look.mean.numel()))
+    if look is None or look.kind not in FLOOR_KINDS or not paths:
+        return
+    sample = paths[:: -(-len(paths) // FLOOR_IMAGES)]
+    batches = _batches(
+        model, sample, resolve_device(device), batch_size, num_workers, progress, "look floor"
+    )
+    look.fit_floor(torch.cat([look.tones(b).cpu() for b in batches]))
 
 
 @torch.no_grad()
-def fit_look_head(
+def read_images(
     model: JointModel,
     paths: Sequence[Path],
-    bags: Sequence[Sequence[int]],
     *,
     device: str | torch.device = "cpu",
     batch_size: int = 256,
     num_workers: int = 0,
     progress: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """One pass over the main images ``paths``: their unnormalised ``f_I`` ``(N, D)`` and,
+    for a model with a look, its grids ``(N, GRID * GRID)`` (None without one), both float32
+    on the CPU. A ``FLOOR_KINDS`` look's floor must be fitted first (:func:`fit_look_floor`).
+    What the look's projection, the look head and ``p`` are then fitted and computed from."""
+    device = resolve_device(device)
+    model.eval()
+    features, grids = [], []
+    for b in _batches(model, list(paths), device, batch_size, num_workers, progress, "images"):
+        features.append(model.encode_images(b).float().cpu())
+        if model.look is not None:
+            grids.append(model.look.grid(b).float().cpu())
+    dim = model.config.embed_dim
+    f = torch.cat(features) if features else torch.zeros(0, dim)
+    if model.look is None:
+        return f, None
+    return f, torch.cat(grids) if grids else torch.zeros(0, model.look.mean.numel())
+
+
+@torch.no_grad()
+def fit_look_head(
+    model: JointModel, features: Tensor, grids: Tensor | None, bags: Sequence[Sequence[int]]
 ) -> int:
-    """Fit ``model.look_head`` on the main images ``paths`` whose vocabulary words ``bags``
-    (word ids) are not empty, from frozen ``f_I`` and look grids of an even sample of at most
-    ``HEAD_IMAGES`` of them. The look must be fitted first (:func:`fit_look`). Returns the
-    number of images it was fitted on: 0, leaving the head unfitted, without a look head or
-    with fewer than 2 such images."""
-    head, look = model.look_head, model.look
+    """Fit ``model.look_head`` on the rows whose vocabulary words ``bags`` (word ids) are not
+    empty, from their frozen ``f_I`` ``features`` and look ``grids`` (:func:`read_images`;
+    an even sample of at most ``HEAD_IMAGES`` of the rows). The look's projection must be
+    fitted first. Returns the number of rows it was fitted on: 0, leaving the head unfitted,
+    without a look head or grids, or with fewer than 2 such rows."""
+    head = model.look_head
     rows = [i for i, bag in enumerate(bags) if bag]
-    if head is None or look is None or len(rows) < 2:
+    if head is None or model.look is None or grids is None or len(rows) < 2:
         return 0
     rows = rows[:: -(-len(rows) // HEAD_IMAGES)]
     labels = torch.zeros(len(rows), model.vocab_size, dtype=torch.bool)
     for row, i in enumerate(rows):
         labels[row, list(bags[i])] = True
-    device = resolve_device(device)
-    model.eval()
-    features, grids = [], []
-    batches = _batches(
-        model, [Path(paths[i]) for i in rows], device, batch_size, num_workers, progress,
-        "look head",
-    )  # fmt: skip
-    for b in batches:
-        features.append(model.encode_images(b).float().cpu())
-        grids.append(look.grid(b).float().cpu())
-    head.cpu().fit(torch.cat(features), torch.cat(grids), labels)
+    device = head.mean.device
+    head.cpu().fit(features[rows], grids[rows], labels)
     head.to(device)
     return len(rows)
 
