@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from stylesearch.catalog.transforms import IMAGENET_MEAN, IMAGENET_STD
 from stylesearch.model.look import GRID, ShapeLook
 from stylesearch.model.pixel_shading import (
+    PATTERN_SPREAD,
     PLAIN_TEXTURE,
     colour_share,
     gaussian_blur,
@@ -56,8 +57,25 @@ def test_gaussian_blur_keeps_a_constant_inside_and_sums_to_one():
 def test_a_smoothly_shaded_garment_is_plain_and_a_striped_one_is_not():
     smooth = _image(_rows(80.0 + torch.arange(8, 56.0) / 2))
     striped = _image(_stripes((200.0, 100.0, 50.0), (90.0, 45.0, 22.5)))
-    assert float(texture(smooth, garment_mask(smooth))[0]) == 0.0
-    assert float(texture(striped, garment_mask(striped))[0]) > PLAIN_TEXTURE
+    assert [float(x[0]) for x in texture(smooth, garment_mask(smooth))] == [0.0, 0.0]
+    share, spread = texture(striped, garment_mask(striped))
+    assert float(share[0]) > PLAIN_TEXTURE and float(spread[0]) > PATTERN_SPREAD
+
+
+def test_a_dark_garment_seen_through_in_one_corner_is_plain():
+    # a black garment whose top-left 24 x 24 pixels show the background's blend at every third
+    # row and column (a mesh): a quarter of its inner pixels are textured, all in that corner
+    garment = torch.tensor((30.0, 30.0, 32.0)).view(3, 1, 1).expand(3, 48, 48).clone()
+    mesh = (torch.arange(24).view(24, 1) % 3 == 0) & (torch.arange(24).view(1, 24) % 3 == 0)
+    garment[:, :24, :24] = torch.where(mesh, 150.0, garment[:, :24, :24])
+    rgb = _image(garment)
+    share, spread = texture(rgb, garment_mask(rgb))
+    assert float(share[0]) > 0.2  # the old rule (0.2 textured) called it patterned
+    assert float(spread[0]) < PATTERN_SPREAD
+    shading = pixel_shading(rgb)[0, 0]
+    # plain: the solid part reads its own value, 32, over the brightest read, 32; a pattern's
+    # reading would take the mesh's 150 as the lighter tone and read the solid part at 0.21
+    assert float(shading[45, 45]) == pytest.approx(1.0)
 
 
 def test_a_plain_garment_keeps_each_pixels_own_shading():

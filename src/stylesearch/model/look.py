@@ -51,12 +51,12 @@ GRID = 32
 BLUR_CELLS = 0.9
 #: the kinds whose shading is stretched from a fitted floor
 FLOOR_KINDS = ("pixel-shading", "shading")
-#: the version of each kind's reading: ``"pixel-shading"`` 5 masks light, neutral garments at
+#: the version of each kind's reading: ``"pixel-shading"`` 6 masks light, neutral garments at
 #: their own threshold (2), reads the background as the border's most frequent colour (3),
 #: which ``"shading"`` and ``"silhouette"`` 2 read too, splits a plain garment's pixels into
-#: its colour and the background's (4), and reads a print's other tone by the tones' ratio,
-#: its gaps left out (5)
-LOOK_VERSIONS = {"pixel-shading": 5, "shading": 2, "silhouette": 2, "luminance": 1}
+#: its colour and the background's (4), reads a print's other tone by the tones' ratio, its
+#: gaps left out (5), and calls a garment patterned only where its texture is spread over it (6)
+LOOK_VERSIONS = {"pixel-shading": 6, "shading": 2, "silhouette": 2, "luminance": 1}
 #: how each kind other than ``"luminance"`` reads the shaded silhouette of RGB on 0..255
 _SHADED = {
     "pixel-shading": pixel_shading,

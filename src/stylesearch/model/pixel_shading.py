@@ -12,11 +12,15 @@ keeps each pixel's own shading where it can:
    each other. Its lightest parts are within ``MASK_THRESHOLD`` of the background, so it is
    masked at ``LIGHT_MASK_THRESHOLD`` instead. A low threshold for every garment would take in
    the soft shadow at other garments' edges.
-2. **plain or patterned**: a garment is *plain* when fewer than ``PLAIN_TEXTURE`` of its inner
-   pixels (the mask eroded by ``INNER`` pixels) differ from the mean luminance around them
-   (a Gaussian of ``TEXTURE_SIGMA`` pixels, within the garment) by more than
-   ``TEXTURE_CONTRAST`` of it. A print's two tones differ far more than a garment's shading
-   does between neighbouring pixels.
+2. **plain or patterned**: a garment's inner pixel (the mask eroded by ``INNER`` pixels) is
+   *textured* when it differs from the mean luminance around it (a Gaussian of
+   ``TEXTURE_SIGMA`` pixels, within the garment) by more than ``TEXTURE_CONTRAST`` of it. A
+   print's two tones differ far more than a garment's shading does between neighbouring
+   pixels. A garment is *patterned* when at least ``PLAIN_TEXTURE`` of its inner pixels are
+   textured and they are spread over it: at least ``PATTERN_SPREAD`` of its inner pixels lie
+   within ``TEXTURE_REACH`` of one. Else it is *plain*. A print covers the whole garment; a
+   dark, plain garment's see-through parts (straps, a handle), whose blends with the light
+   background are textured too, lie in a few places.
 3. **background blend**: where a garment is thinner than a pixel (its outline, a seam, the gap
    in a strap) or lets the background through, the photo mixes it with the background. On a
    plain garment whose colour stands apart from the background's (``CHROMATIC``), each pixel
@@ -81,10 +85,12 @@ __all__ = [
     "NEUTRAL",
     "OTHER_TONE_CAP",
     "OTHER_TONE_MARGIN",
+    "PATTERN_SPREAD",
     "PLAIN_TEXTURE",
     "SAME_COLOUR",
     "SAME_TONE",
     "TEXTURE_CONTRAST",
+    "TEXTURE_REACH",
     "TEXTURE_SIGMA",
     "TONE_WINDOW",
     "TWO_TONES",
@@ -113,7 +119,11 @@ TEXTURE_SIGMA = 1.5
 #: relative luminance difference from the neighbourhood above which a pixel is textured
 TEXTURE_CONTRAST = 0.12
 #: a garment with fewer textured inner pixels than this share is plain
-PLAIN_TEXTURE = 0.2
+PLAIN_TEXTURE = 0.15
+#: radius in pixels (64 px images) within which an inner pixel is near a textured one
+TEXTURE_REACH = 3
+#: a garment with fewer of its inner pixels near a textured one than this share is plain
+PATTERN_SPREAD = 0.85
 #: quantile of the inner pixels' brightest channel taken as a plain garment's colour
 COLOUR_QUANTILE = 0.9
 #: a plain garment's pixels are split into its colour and the background's when the squared
@@ -199,16 +209,21 @@ def light_neutral(rgb: Tensor, back: Tensor | None = None) -> Tensor:
     return light & (spread < NEUTRAL)
 
 
-def texture(rgb: Tensor, mask: Tensor, inner: Tensor | None = None) -> Tensor:
-    """``(B,)``: the share of each garment's inner pixels (``mask`` ``(B, 1, H, W)`` eroded by
-    ``INNER``, or ``inner`` when given) whose luminance differs from its neighbourhood's by
-    more than ``TEXTURE_CONTRAST`` (step 2); 0 for an empty mask."""
+def texture(rgb: Tensor, mask: Tensor, inner: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """``(B,)`` twice (step 2), for each garment of ``mask`` ``(B, 1, H, W)``: the share of its
+    inner pixels (``mask`` eroded by ``INNER``, or ``inner`` when given) whose luminance
+    differs from its neighbourhood's by more than ``TEXTURE_CONTRAST``, and the share of its
+    inner pixels within ``TEXTURE_REACH`` of such a pixel; 0 and 0 for an empty mask."""
     luma = luminance(rgb)
     sigma = TEXTURE_SIGMA * rgb.shape[-1] / 64.0
     around, _ = _masked_mean(luma, mask, sigma)
-    textured = ((luma - around).abs() > TEXTURE_CONTRAST * around.clamp_min(1.0)).to(rgb.dtype)
     inner = _inner(mask) if inner is None else inner
-    return (textured * inner).flatten(1).sum(1) / inner.flatten(1).sum(1).clamp_min(1.0)
+    textured = ((luma - around).abs() > TEXTURE_CONTRAST * around.clamp_min(1.0)).to(rgb.dtype)
+    textured = textured * inner
+    reach = _px(TEXTURE_REACH, rgb.shape[-1])
+    near = F.max_pool2d(textured, 2 * reach + 1, stride=1, padding=reach) * inner
+    count = inner.flatten(1).sum(1).clamp_min(1.0)
+    return textured.flatten(1).sum(1) / count, near.flatten(1).sum(1) / count
 
 
 def colour_share(rgb: Tensor, inner: Tensor, back: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -282,7 +297,8 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     mask = silhouette_mask(rgb, threshold, back)
     value = rgb.amax(dim=1, keepdim=True)
     inner = _inner(mask)
-    plain = (texture(rgb, mask, inner) < PLAIN_TEXTURE)[:, None, None, None]
+    share, spread = texture(rgb, mask, inner)
+    plain = ((share < PLAIN_TEXTURE) | (spread < PATTERN_SPREAD))[:, None, None, None]
     gap = (garment_mask(rgb, GAP, back) == 0) & ~plain
     readable = mask * ~gap
     value = torch.where(plain, unblend(rgb, mask, value, inner, back), value) * readable
