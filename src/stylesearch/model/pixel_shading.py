@@ -64,6 +64,7 @@ from torch import Tensor
 from stylesearch.model.silhouette import (
     MASK_THRESHOLD,
     TONE_RADIUS,
+    _dilate,
     _erode,
     _px,
     background,
@@ -220,8 +221,7 @@ def texture(rgb: Tensor, mask: Tensor, inner: Tensor | None = None) -> tuple[Ten
     inner = _inner(mask) if inner is None else inner
     textured = ((luma - around).abs() > TEXTURE_CONTRAST * around.clamp_min(1.0)).to(rgb.dtype)
     textured = textured * inner
-    reach = _px(TEXTURE_REACH, rgb.shape[-1])
-    near = F.max_pool2d(textured, 2 * reach + 1, stride=1, padding=reach) * inner
+    near = _dilate(textured, _px(TEXTURE_REACH, rgb.shape[-1])) * inner
     count = inner.flatten(1).sum(1).clamp_min(1.0)
     return textured.flatten(1).sum(1) / count, near.flatten(1).sum(1) / count
 
@@ -280,8 +280,8 @@ def tone_ratio(value: Tensor, read: Tensor, inner: Tensor) -> Tensor:
     ``read`` pixels within ``TONE_WINDOW`` (both ``(B, 1, H, W)``), taken where that exceeds
     ``TWO_TONES`` (a window with both tones, whose shading is nearly one); 1 where none does."""
     r = _px(TONE_WINDOW, value.shape[-1])
-    darkest = -F.max_pool2d(-torch.where(read > 0, value, math.inf), 2 * r + 1, stride=1, padding=r)
-    brightest = F.max_pool2d(value * read, 2 * r + 1, stride=1, padding=r)
+    darkest = _erode(torch.where(read > 0, value, math.inf), r)
+    brightest = _dilate(value * read, r)
     ratio = brightest / darkest.clamp_min(1.0)
     both = (inner * read > 0) & (ratio > TWO_TONES)  # no read pixel near: darkest inf, ratio 0
     picked = torch.where(both, ratio, float("nan")).flatten(1)
