@@ -113,6 +113,24 @@ def test_the_model_p_is_the_linear_head_until_the_look_head_is_fitted():
         torch.testing.assert_close(probs, looked)
 
 
+def test_attribute_probs_without_images_says_what_it_needs():
+    model = _model()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features, grids = model.encode_images(images), model.look.grid(images)
+        torch.testing.assert_close(
+            model.attribute_probs(None, features), model.attribute_probs(images)
+        )
+        with pytest.raises(ValueError, match="give the images, or their features$"):
+            model.attribute_probs(None)
+        _fit(model)
+        torch.testing.assert_close(
+            model.attribute_probs(None, features, grids), model.attribute_probs(images)
+        )
+        with pytest.raises(ValueError, match="their features and grids"):
+            model.attribute_probs(None, features)
+
+
 def test_no_look_head_without_a_look_or_with_width_zero():
     assert _model(look_dim=0).look_head is None
     assert _model(look_head=0).look_head is None

@@ -158,11 +158,19 @@ class JointModel(nn.Module):
         """``(B, 3, S, S)`` images -> the model's ``p_w(I)`` ``(B, V)`` float32 in [0, 1]: the
         look-aware head's once fitted, else the linear head's. ``features`` (``f_I``) and
         ``grids`` (the look's) of ``images`` when already computed; ``images`` may then be
-        None."""
+        None.
+
+        Raises:
+            ValueError: ``images`` is None and what the head needs is not given.
+        """
+        head = self.look_head
+        linear = head is None or not head.is_fitted or self.look is None
+        if images is None and (features is None or (not linear and grids is None)):
+            needs = "features" if linear else "features and grids"
+            raise ValueError(f"attribute_probs: give the images, or their {needs}")
         if features is None:
             features = self.encode_images(images)
-        head = self.look_head
-        if head is None or not head.is_fitted or self.look is None:
+        if linear:
             return torch.sigmoid(self.attribute_logits(features))
         return torch.sigmoid(head(features, self.look.grid(images) if grids is None else grids))
 
