@@ -162,6 +162,29 @@ def test_per_query_ndcg_recomputed_from_the_judges(evaluated: dict) -> None:
     assert checked == 48
 
 
+def test_with_settings_shares_the_words_and_ranks_as_a_new_searcher(evaluated: dict) -> None:
+    from stylesearch.search.query import Query
+    from stylesearch.search.searcher import Searcher
+
+    base = Searcher.load(evaluated["root"] / "base" / "exact", grounding_threshold=None)
+    before = base.settings.to_dict()
+    look = 0.5 if base.model.look is not None else None
+    other = base.with_settings(word_weight=2.0, cosine_power=3.0, look_weight=look)
+    fresh = Searcher(
+        base.index, base.model, word_weight=2.0, cosine_power=3.0, look_weight=look,
+        grounding_threshold=None,
+    )  # fmt: skip
+    assert other.pipeline is base.pipeline and other.index is base.index
+    assert base.settings.to_dict() == before
+    assert other.settings.to_dict() == fresh.settings.to_dict()
+    assert other.settings.to_dict() != before
+    for method in ("combined", "arithmetic"):
+        q = Query(item_id=base.index.item(0).id, add=["red"], method=method, k=5)
+        got, want = other.search(q), fresh.search(q)
+        assert [h.id for h in got.results] == [h.id for h in want.results]
+        assert [h.score for h in got.results] == pytest.approx([h.score for h in want.results])
+
+
 def test_shape_judge_and_oracle_recomputed_by_hand(evaluated: dict) -> None:
     """V-shape from the fake source pixels, and the oracle's answers, recomputed in numpy."""
     from stylesearch.catalog.fashion_mnist import load_set

@@ -206,22 +206,14 @@ def _grid(
 def _grid_systems(
     base: Searcher, index_dir: str | Path, grid: dict[str, GridPoint]
 ) -> list[System]:
-    """One system per grid point, sharing ``base``'s index and model."""
+    """One system per grid point, sharing ``base``'s index, model and text pipeline."""
     from stylesearch.evaluation.protocol import System
-    from stylesearch.search.searcher import Searcher
 
     return [
         System(
             name,
             Path(index_dir),
-            Searcher(
-                base.index,
-                base.model,
-                word_weight=w,
-                cosine_power=g or base.cosine_power,
-                look_weight=a,
-                grounding_threshold=None,
-            ),
+            base.with_settings(word_weight=w, cosine_power=g or base.cosine_power, look_weight=a),
             (method,),
         )
         for name, (method, w, g, a) in grid.items()

@@ -48,6 +48,7 @@ and the query arithmetic use the word as given (its own ``p_w`` and vector). The
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +175,25 @@ class Searcher:
         searcher.pipeline.load()  # load the text pipeline now, not inside the first query
         kernels.warm_up()  # and the soft filter's compiled loops
         return searcher
+
+    def with_settings(
+        self,
+        *,
+        word_weight: float | None = None,
+        cosine_power: float | None = None,
+        look_weight: float | None = None,
+    ) -> Searcher:
+        """A searcher of the same index, model and words with these settings overridden. It
+        shares this one's text pipeline, so a query word is read once for all of them (the
+        tuning's grid runs every query once per setting). An ``arithmetic`` config given to
+        this one's constructor is not carried over: the new one's comes from its settings."""
+        other = copy.copy(self)
+        other.settings = self.settings.overridden(
+            word_weight=word_weight, cosine_power=cosine_power, look_weight=look_weight
+        )
+        other._arithmetic = None
+        other._pipeline = self.pipeline
+        return other
 
     @property
     def cosine_power(self) -> float:
