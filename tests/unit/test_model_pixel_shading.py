@@ -188,6 +188,20 @@ def test_both_tones_of_a_dark_print_read_its_shading_and_a_gap_is_not_its_peak()
     assert float((shading - expected).abs().max()) < 0.02
 
 
+def test_a_batch_reads_each_garment_as_it_reads_it_alone():
+    # the seamed dark plain garment above (its seam unblended to 0.5) and a red print, in either
+    # order: only the plain one is unblended, and neither changes the other's reading
+    plain = torch.full((3, 48, 48), 40.0)
+    plain[:, :, 30 - 8] = 135.0
+    images = [_image(plain), _image(_stripes((200.0, 30.0, 35.0), (241.0, 198.0, 199.0)))]
+    alone = [pixel_shading(rgb) for rgb in images]
+    assert float(alone[0][0, 0, 30, 30]) == pytest.approx(0.5)
+    for order in ((0, 1), (1, 0)):
+        together = pixel_shading(torch.cat([images[i] for i in order]))
+        for row, i in enumerate(order):
+            assert torch.equal(together[row], alone[i][0])
+
+
 def test_an_empty_image_reads_zero():
     assert not pixel_shading(torch.full((2, 3, 64, 64), 200.0)).any()
 

@@ -301,7 +301,12 @@ def pixel_shading(rgb: Tensor) -> Tensor:
     plain = ((share < PLAIN_TEXTURE) | (spread < PATTERN_SPREAD))[:, None, None, None]
     gap = (garment_mask(rgb, GAP, back) == 0) & ~plain
     readable = mask * ~gap
-    value = torch.where(plain, unblend(rgb, mask, value, inner, back), value) * readable
+    rows = plain.flatten().nonzero().flatten()  # a print keeps its blends (step 3)
+    if len(rows):
+        value = value.index_put(
+            (rows,), unblend(rgb[rows], mask[rows], value[rows], inner[rows], back[rows])
+        )
+    value = value * readable
     radius = _px(TONE_RADIUS, size)
     lighter, at = F.max_pool2d(value, 2 * radius + 1, stride=1, padding=radius, return_indices=True)
     b, c, h, w = rgb.shape
