@@ -4,10 +4,10 @@ Each base item's look grid (unprojected, as ``ShapeLook.grid`` gives it) is comp
 source garment's shading, stretched as the look stretches its own, on the same grid
 (``score_parts.py``'s ``look: the source garment``). The error of an item is one minus the
 cosine of the two grids, each centred on its own catalog's mean grid, as the shape judge
-centres its pixels: it counts the garment's level as well as its shape. ``level`` is the error
-left once each grid's garment cells are shifted by one number to the source's mean over them;
-``shape`` is one minus the plain correlation of the two grids of one item (blind to level and
-contrast).
+centres its pixels: it counts the garment's level as well as its shape. "With the source's
+level" is the error left once each grid's garment cells are shifted by one number to the
+source's mean over them; "shape" is one minus the plain correlation of the two grids of one
+item (blind to level and contrast).
 
 For each pattern and each colour of the truth: the items, their mean and median error, the
 share of the catalog's summed error they hold, and the mean of the two other errors. Needs the
@@ -46,8 +46,10 @@ def shape_error(look: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = _common.parser(__doc__)
-    parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--truth", type=Path, required=True)
+    parser.add_argument("--index", type=Path, required=True, help="an index whose model has a look")
+    parser.add_argument(
+        "--truth", type=Path, required=True, help="the demo catalog's truth.jsonl (its sources)"
+    )
     args = parser.parse_args()
 
     import torch
