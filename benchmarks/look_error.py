@@ -10,8 +10,12 @@ source's mean over them; "shape" is one minus the plain correlation of the two g
 item (blind to level and contrast).
 
 For each pattern and each colour of the truth: the items, their mean and median error, the
-share of the catalog's summed error they hold, and the mean of the two other errors. Needs the
-demo catalog's truth (the source garments).
+share of the catalog's summed error they hold, and the mean of the two other errors. Then, by
+how much of its source garment's silhouette lets the background through (``score_parts.py``'s
+``see_through_share``): the items, the patterned ones among them, the mean **level error**
+(``score_parts.py``'s ``level_error``: the grid's mean over its garment cells less the
+source's) of the patterned and of the plain ones, and the share of the items among the tenth
+of the catalog whose level errs most. Needs the demo catalog's truth (the source garments).
 
     .venv/bin/python benchmarks/look_error.py --index runs/demo/index \\
         --truth runs/demo/catalog/truth.jsonl
@@ -25,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import _common
-from score_parts import level_and_mask
+from score_parts import level_and_mask, level_error, see_through_share
 from shape_caps import source_descriptors, unit_rows
 from stylesearch.model.inference import embed_image_paths
 from stylesearch.model.look import GRID
@@ -66,7 +70,8 @@ def main() -> None:
         if line.strip():
             row = json.loads(line)
             truth[row["id"]] = row
-    stretched = source_descriptors(args.truth, ids, size)["source silhouette x stretched shading"]
+    sources = source_descriptors(args.truth, ids, size)
+    stretched = sources["source silhouette x stretched shading"]
     source = torch.from_numpy(stretched(ids).reshape(n, 1, size, size))
     source = F.interpolate(source, size=(GRID, GRID), mode="area").flatten(1).numpy()
     look = embed_image_paths(s.model.look.grid, paths, image_size=size, batch_size=256)
@@ -90,6 +95,22 @@ def main() -> None:
                 f" | {error[m].sum() / error.sum():.3f} | {level[m].mean():.4f}"
                 f" | {shape[m].mean():.4f} |"
             )
+
+    miss = level_error(look, source)
+    worst = np.abs(miss) >= np.quantile(np.abs(miss), 0.9)
+    thin = see_through_share(sources["source silhouette"](ids))
+    patterned = np.array([truth[i].get("pattern") != "solid" for i in ids])
+    print("\n| see-through share of the source | items | patterned | level error, patterned "
+          "| level error, plain | in the worst tenth by level |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    edges = [0.0, 0.1, 0.2, 0.3, 0.5, 1.01]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (thin >= lo) & (thin < hi)
+        cells = [
+            f"{miss[m & k].mean():+.3f}" if (m & k).any() else "-" for k in (patterned, ~patterned)
+        ]
+        print(f"| {lo:.0%} to {min(hi, 1.0):.0%} | {m.sum()} | {(m & patterned).sum()} | "
+              f"{cells[0]} | {cells[1]} | {worst[m].mean():.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

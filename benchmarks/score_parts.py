@@ -21,6 +21,13 @@ another descriptor's cosine, keeping the index's own ``p`` and the power ``g``:
   ``look: the source's shading in its mask``: the source's grid on the look's garment cells
   (at least ``FLOOR_LEVEL``), 0 elsewhere. Beside the source garment's row, they tell whether
   the look misses by its mask, its overall level or the shading's pattern inside;
+- ``look: the worst-read X by level, given their source's level`` (``--worst-levels``): that
+  shift for the share X of items whose level (:func:`level_error`) misses most, and ``look:
+  the rest, given their source's level`` for the others: whether the ranking follows the
+  level's typical error or its tail;
+- ``look: sources at least X see-through, given their source's level`` (``--see-through``):
+  that shift for the items whose source garment lets the background through on at least the
+  share X of its silhouette (:func:`see_through_share`);
 - ``f_I: another visual model`` (``--other-visual DIR``): the image embedding's cosine replaced
   by a visual model's, e.g. one that ``stylesearch train-visual --seed 7`` trained the way the
   paper's judge is trained, from another seed. Given several folders, their cosines are
@@ -67,15 +74,34 @@ def mixed_cosine(image: np.ndarray, look: np.ndarray, a: float) -> np.ndarray:
     return ((1.0 - a) * image + a * look) / np.sqrt(2.0 * ((1.0 - a) ** 2 + a**2))
 
 
-def level_and_mask(look: np.ndarray, source: np.ndarray) -> dict[str, np.ndarray]:
-    """Grids ``(N, GRID * GRID)``: ``look``'s with each row's garment cells (above 0) shifted to
-    the mean of ``source``'s over those cells, and ``source``'s on ``look``'s garment cells (at
-    least ``FLOOR_LEVEL``), 0 elsewhere."""
+def level_error(look: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """``(N,)``: how far each row of ``look`` (grids ``(N, GRID * GRID)``) is above ``source``
+    on average over its garment cells (those above 0): the error of its level."""
     garment = look > 0
-    cells = garment.sum(1).clip(min=1)
-    shift = ((source - look) * garment).sum(1) / cells
+    return ((look - source) * garment).sum(1) / garment.sum(1).clip(min=1)
+
+
+def with_source_level(look: np.ndarray, source: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``look`` with the garment cells of the ``rows`` (a bool mask) shifted by one number each,
+    so that their mean is ``source``'s over the same cells."""
+    shift = np.where(rows, level_error(look, source), 0.0)
+    return np.where(look > 0, look - shift[:, None], 0.0)
+
+
+def see_through_share(alpha: np.ndarray) -> np.ndarray:
+    """``(N,)``: the share of each silhouette's pixels (``alpha`` ``(N, P)``, the renderer's
+    coverage, above 0.05) that let the background through (coverage below 0.9)."""
+    garment = alpha > 0.05
+    return (garment & (alpha < 0.9)).sum(1) / garment.sum(1).clip(min=1)
+
+
+def level_and_mask(look: np.ndarray, source: np.ndarray) -> dict[str, np.ndarray]:
+    """Grids ``(N, GRID * GRID)``: ``look``'s with each row's level its source's
+    (:func:`with_source_level`), and ``source``'s on ``look``'s garment cells (at least
+    ``FLOOR_LEVEL``), 0 elsewhere."""
+    every, garment = np.ones(len(look), dtype=bool), look > 0
     return {
-        "its grids, each item's level its source's": np.where(garment, look + shift[:, None], 0.0),
+        "its grids, each item's level its source's": with_source_level(look, source, every),
         "the source's shading in its mask": np.where(garment, np.maximum(source, FLOOR_LEVEL), 0.0),
     }
 
@@ -84,12 +110,15 @@ def worst_read(
     s: Searcher,
     ids: list[str],
     queries: list,
-    stretched: Callable[[list[str]], np.ndarray],
+    sources: dict[str, Callable[[list[str]], np.ndarray]],
     shares: list[float],
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The ``look: ...`` parts of the look's own grids: as they are, with the worst-read
-    ``shares`` of items swapped for their source's, and :func:`level_and_mask`'s; the image
-    part is filled in by the caller."""
+    level_shares: list[float],
+    see_through: list[float],
+) -> dict[str, np.ndarray]:
+    """The ``look: ...`` cosines of the look's own grids: as they are, with the worst-read
+    ``shares`` of items swapped for their source's, :func:`level_and_mask`'s, and given their
+    source's level for the ``level_shares`` read worst by level (and for the rest) and for the
+    sources at least ``see_through`` see-through. ``sources``: :func:`source_descriptors`."""
     size = s.model.config.image_size
     paths = [Path(s.index.item(r).image) for r in range(len(ids))]
     grid = s.model.look.grid
@@ -99,6 +128,7 @@ def worst_read(
     ).astype(np.float64)
 
     def source_grids(item_ids: list[str]) -> np.ndarray:
+        stretched = sources["source silhouette x stretched shading"]
         x = torch.from_numpy(stretched(item_ids).reshape(len(item_ids), 1, size, size))
         return F.interpolate(x, size=(GRID, GRID), mode="area").flatten(1).numpy()
 
@@ -122,6 +152,29 @@ def worst_read(
         parts[f"look: the source for the worst-read {share:.0%}"] = cosine(base, qs)
     fixed_b, fixed_q = level_and_mask(look_b, src_b), level_and_mask(look_q, src_q)
     parts.update({f"look: {name}": cosine(b, fixed_q[name]) for name, b in fixed_b.items()})
+
+    def given_level(rows_b: np.ndarray, rows_q: np.ndarray) -> np.ndarray:
+        base = with_source_level(look_b, src_b, rows_b)
+        return cosine(base, with_source_level(look_q, src_q, rows_q))
+
+    miss_b, miss_q = np.abs(level_error(look_b, src_b)), np.abs(level_error(look_q, src_q))
+    for share in level_shares:
+        worst_b = miss_b >= np.quantile(miss_b, 1.0 - share)
+        worst_q = miss_q >= np.quantile(miss_q, 1.0 - share)
+        parts[f"look: the worst-read {share:.0%} by level, given their source's level"] = (
+            given_level(worst_b, worst_q)
+        )
+        parts[f"look: the rest, given their source's level ({share:.0%})"] = given_level(
+            ~worst_b, ~worst_q
+        )
+    if see_through:
+        alpha = sources["source silhouette"]
+        thin_b = see_through_share(alpha(ids))
+        thin_q = see_through_share(alpha([q.item_id for q in queries]))
+        for share in see_through:
+            parts[f"look: sources at least {share:.0%} see-through, given their source's level"] = (
+                given_level(thin_b >= share, thin_q >= share)
+            )
     return parts
 
 
@@ -141,6 +194,15 @@ def main() -> None:
     parser.add_argument(
         "--worst-looks", type=float, nargs="*", default=[0.1, 0.25],
         help="shares of items whose look grids are swapped for their source's",
+    )  # fmt: skip
+    parser.add_argument(
+        "--worst-levels", type=float, nargs="*", default=[0.1],
+        help="shares of items, read worst by level, given their source's level (and the rest)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--see-through", type=float, nargs="*", default=[0.1],
+        help="items whose source lets the background through on at least this share of its "
+        "silhouette are given their source's level",
     )  # fmt: skip
     args = parser.parse_args()
     if args.visual_mix and not args.other_visual:
@@ -163,9 +225,8 @@ def main() -> None:
     image = unit_rows(qvec[:, :dim]) @ unit_rows(vectors[:, :dim]).T
     look = unit_rows(qvec[:, dim:]) @ unit_rows(vectors[:, dim:]).T
     ids = [index.item(r).id for r in range(n)]
-    stretched = source_descriptors(args.truth, ids, s.model.config.image_size)[
-        "source silhouette x stretched shading"
-    ]
+    sources = source_descriptors(args.truth, ids, s.model.config.image_size)
+    stretched = sources["source silhouette x stretched shading"]
     src_b, src_q = centred_pair(stretched(ids), stretched([q.item_id for q in queries]))
     source = unit_rows(src_q) @ unit_rows(src_b).T
     parts = {
@@ -173,8 +234,10 @@ def main() -> None:
         "look: the source garment": (image, source),
         "look: halfway to the source": (image, (look + source) / 2.0),
     }
-    if args.worst_looks:
-        worst = worst_read(s, ids, queries, stretched, args.worst_looks)
+    if args.worst_looks or args.worst_levels or args.see_through:
+        worst = worst_read(
+            s, ids, queries, sources, args.worst_looks, args.worst_levels, args.see_through
+        )
         parts.update({name: (image, cos) for name, cos in worst.items()})
     if args.other_visual:
         paths = [Path(index.item(r).image) for r in range(n)]
