@@ -54,9 +54,11 @@ METHOD_LABELS = {
     "combined": "arithmetic + soft filter",
 }
 DEFAULT_METHOD = "combined"
-#: how much an item's own text counts in its attribute probabilities at indexing
-#: (index/build.py ``fuse_metadata``), the best measured on the demo's validation queries
-DEFAULT_METADATA_WEIGHT = 0.5
+#: how an item's own text enters its attribute probabilities at indexing
+#: (:class:`stylesearch.index.fusion.TextFusion`), the default first
+FUSION_RULES = ("log-odds", "blend")
+#: each fusion rule's default weight, the best measured on the demo's validation queries
+DEFAULT_FUSION_WEIGHTS = {"log-odds": 3.0, "blend": 0.5}
 #: the table of a config file that ``stylesearch train-visual`` reads (``VisualConfig``)
 VISUAL_TABLE = "visual"
 #: every device setting's default, in configs and on the command line: a GPU when torch sees

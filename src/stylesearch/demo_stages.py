@@ -13,7 +13,7 @@ from typing import Any
 
 from stylesearch.catalog.demo_text import VOCABULARY
 from stylesearch.catalog.manifest import load_catalog
-from stylesearch.config import DEFAULT_METADATA_WEIGHT, Config, to_dict
+from stylesearch.config import Config, to_dict
 from stylesearch.evaluation.attributes import attribute_ap_by_group, load_truth
 from stylesearch.model.io import current_look_version, read_model_config
 from stylesearch.model.visual import VisualConfig, read_visual_config
@@ -49,11 +49,14 @@ def _weights(model_dir: Path) -> str:
 
 def _index_key(index_dir: Path) -> list[Any]:
     """What the tuning and the report depend on in an index: its model, its format, how it
-    blended the items' text and the version its looks were read at."""
+    fused the items' text and the version its looks were read at."""
     from stylesearch.index.store import read_manifest
 
     manifest = read_manifest(index_dir)
-    keys = ("model_fingerprint", "format_version", "metadata_weight", "look_version")
+    keys = (
+        "model_fingerprint", "format_version", "metadata_fusion", "metadata_weight",
+        "look_version",
+    )  # fmt: skip
     return [manifest.get(k) for k in keys]
 
 
@@ -132,6 +135,7 @@ def ensure_index(
 ) -> None:
     """Index ``manifest`` with ``model_dir`` unless ``out_dir`` already is that index."""
     from stylesearch.index.build import build_index
+    from stylesearch.index.fusion import TextFusion
     from stylesearch.index.store import IndexFormatError, read_manifest
 
     try:
@@ -142,7 +146,7 @@ def ensure_index(
         current is not None
         and current.get("model_fingerprint") == _weights(model_dir)
         and current.get("catalog") == str(manifest.absolute())
-        and current.get("metadata_weight") == DEFAULT_METADATA_WEIGHT
+        and TextFusion.from_manifest(current) == TextFusion()
         and current.get("look_version") == current_look_version(model_dir)
     ):
         log(f"reusing {out_dir}")
@@ -159,12 +163,12 @@ def score_attributes(
 ) -> dict[str, Any]:
     """The attribute head's AP by group on the base catalog, from the index's stored
     probabilities with the items' text taken back out."""
-    from stylesearch.index.build import head_probs
+    from stylesearch.index.fusion import TextFusion
     from stylesearch.search.searcher import Searcher
     from stylesearch.text.pipeline import TextPipeline
 
     index_key = _index_key(index_dir)
-    weights, metadata_weight = index_key[0], index_key[2]
+    weights = index_key[0]
     key = _digest(index_key, str(base_manifest))
     cached = _read_cached(out_path, key)
     if cached is not None:
@@ -176,7 +180,9 @@ def score_attributes(
     items = [by_id[index.item(row).id] for row in range(index.count)]
     assert model.vocab is not None and model.text_config is not None
     scores = attribute_ap_by_group(
-        head_probs(index.attributes, index.meta_offsets, index.meta_words, metadata_weight or 0.0),
+        TextFusion.from_manifest(index.manifest).head(
+            index.attributes, index.meta_offsets, index.meta_words
+        ),
         items, load_truth(truth_path), VOCABULARY,
         vocab_words=model.vocab.words, pipeline=TextPipeline(model.text_config),
     )  # fmt: skip

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from stylesearch.catalog.demo import DEFAULT_SOURCE, DemoConfig
-from stylesearch.config import DEFAULT_METADATA_WEIGHT
 from stylesearch.demo import demo_config, format_report, run_demo
 from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS
+from stylesearch.index.fusion import TextFusion
 from stylesearch.index.store import MANIFEST
 from stylesearch.model.visual import VisualConfig
 from stylesearch.search.query import METHODS
@@ -71,17 +71,17 @@ def test_small_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert sum("reusing" in line for line in logs) >= 8
     assert again.report["table"] == result.report["table"]
 
-    # an index blended at another metadata weight (or none: built before the blend) is rebuilt;
+    # an index that fused the items' text otherwise (or not at all: built before) is rebuilt;
     # tuned on this same index before, it gets its recorded settings back
     manifest_path = tmp_path / "demo" / "index" / MANIFEST
     manifest = json.loads(manifest_path.read_text())
-    manifest.pop("metadata_weight")
+    manifest.pop("metadata_fusion"), manifest.pop("metadata_weight")
     manifest_path.write_text(json.dumps(manifest))
     logs.clear()
     run_demo(tmp_path / "demo", **kwargs)
     indexed = [line for line in logs if ": indexing " in line]
     assert len(indexed) == 1 and f"with {tmp_path / 'demo' / 'model'}" in indexed[0], logs
-    assert json.loads(manifest_path.read_text())["metadata_weight"] == DEFAULT_METADATA_WEIGHT
+    assert TextFusion.from_manifest(json.loads(manifest_path.read_text())) == TextFusion()
     assert Searcher.load(tmp_path / "demo" / "index").settings.to_dict() == settings
 
     # another catalog draw in the same workdir: nothing made from the old one is reused

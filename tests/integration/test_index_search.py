@@ -69,9 +69,11 @@ def _brute_force(searcher, method, image_vec, add, remove, must=(), must_not=())
     vectors = np.asarray(index.vectors, dtype=np.float64)
     cos = vectors @ q
     probs = np.asarray(index.attributes, dtype=np.float64)
-    # an unwanted word's factor max(0, 1 - p / (1 - b)), b the index's metadata weight
+    # an unwanted word's factor: 1 - p after log-odds fusion, max(0, 1 - p / (1 - b)) after a
+    # blend at the index's metadata weight b
     b = index.manifest["metadata_weight"]
-    unwanted = np.maximum(1 - probs[:, r] / (1 - b), 0) if b < 1 else 1 - probs[:, r]
+    blend = index.manifest.get("metadata_fusion", "blend") == "blend" and b < 1
+    unwanted = np.maximum(1 - probs[:, r] / (1 - b), 0) if blend else 1 - probs[:, r]
     p = np.prod(probs[:, a], axis=1) * np.prod(unwanted, axis=1)
     g = searcher.settings.cosine_power
     score = ((1 + cos) / 2) ** g * p if method in ("filter", "combined") else cos.copy()
@@ -211,6 +213,15 @@ def test_cli_index_and_search(setup, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "indexed 60 items" in result.output
+    manifest_of = json.loads((out / "manifest.json").read_text())
+    assert (manifest_of["metadata_fusion"], manifest_of["metadata_weight"]) == ("log-odds", 3.0)
+    bad = runner.invoke(
+        cli,
+        ["index", "--model", str(root / "model"), "--catalog", str(manifest), "--out",
+         str(tmp_path / "bad"), "--metadata-fusion", "blend", "--metadata-weight", "1.5"],
+    )  # fmt: skip
+    assert bad.exit_code != 0 and "must be in [0, 1], got 1.5" in bad.output, bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "bad").exists()
     result = runner.invoke(
         cli,
         [

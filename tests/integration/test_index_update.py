@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from stylesearch.cli import cli
 from stylesearch.index import update as update_module
 from stylesearch.index.build import build_index
+from stylesearch.index.fusion import TextFusion
 from stylesearch.index.merge import merge_indexes
 from stylesearch.index.store import Index, IndexMismatchError
 from stylesearch.index.update import (
@@ -228,24 +229,24 @@ def test_merge_refuses_another_model_and_skips_deleted(setup, tmp_path):
         merge_indexes(tmp_path / "m4", [a, b], backend="exact")
 
 
-def test_add_and_merge_keep_the_metadata_weight(setup, tmp_path):
+@pytest.mark.parametrize("fusion", [TextFusion("blend", 0.5), TextFusion("log-odds", 2.0)])
+def test_add_and_merge_keep_the_text_fusion(setup, tmp_path, fusion):
     root, manifest, parts, _ = setup
     a, b = tmp_path / "a", tmp_path / "b"
-    build_index(root / "model", parts["head"], a, backend="exact", num_workers=0,
-                metadata_weight=0.0)  # fmt: skip
+    build_index(root / "model", parts["head"], a, backend="exact", num_workers=0, fusion=fusion)
     build_index(root / "model", parts["tail"], b, backend="exact", num_workers=0)
-    assert Index.load(a).manifest["metadata_weight"] == 0.0
-    assert Index.load(b).manifest["metadata_weight"] == 0.5  # the default
-    with pytest.raises(IndexUpdateError, match="metadata weight 0.5"):
-        merge_indexes(tmp_path / "m", [a, b], backend="exact")
-    # items added to an unblended index stay unblended: the same p as a full unblended build
+    assert TextFusion.from_manifest(Index.load(a).manifest) == fusion
+    assert Index.load(b).manifest["metadata_fusion"] == "log-odds"  # the default
+    assert Index.load(b).manifest["metadata_weight"] == 3.0
+    with pytest.raises(IndexUpdateError, match=f"by {fusion.describe()}, .* by log-odds 3; index"):
+        merge_indexes(tmp_path / "m", [b, a], backend="exact")
+    # items added to an index are fused as its own were: the same p as a full build
     add_items(a, parts["tail"], num_workers=0)
     assert Index.load(a).manifest["look_version"] == LOOK_VERSIONS["pixel-shading"]
     full = tmp_path / "full"
-    build_index(root / "model", manifest, full, backend="exact",
-                num_workers=0, metadata_weight=0.0)  # fmt: skip
+    build_index(root / "model", manifest, full, backend="exact", num_workers=0, fusion=fusion)
     added, built = Index.load(a), Index.load(full)
-    assert added.manifest["metadata_weight"] == 0.0
+    assert TextFusion.from_manifest(added.manifest) == fusion
     np.testing.assert_allclose(
         np.asarray(added.attributes, np.float32),
         np.asarray(built.attributes, np.float32),

@@ -10,8 +10,9 @@ import torch
 
 import stylesearch.demo_stages as stages
 import stylesearch.index.build as build
-from stylesearch.config import DEFAULT_METADATA_WEIGHT, Config, ModelConfig, to_dict
+from stylesearch.config import Config, ModelConfig, to_dict
 from stylesearch.demo_stages import ensure_index, ensure_model
+from stylesearch.index.fusion import TextFusion
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.model import JointModel, save_model
 from stylesearch.model.io import read_model_config
@@ -66,7 +67,7 @@ def test_an_index_of_older_looks_is_built_again(tmp_path, monkeypatch):
         manifest = {
             "model_fingerprint": read_model_config(tmp_path / "model")["weights_sha256"],
             "catalog": str(catalog.absolute()),
-            "metadata_weight": DEFAULT_METADATA_WEIGHT,
+            **TextFusion().manifest_entries(),
             "look_version": look_version,
         }
         rng = np.random.default_rng(0)

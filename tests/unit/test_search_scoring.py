@@ -10,7 +10,6 @@ from stylesearch.search.scoring import (
     attribute_score,
     attribute_score_upper_bound,
     compose_query,
-    removal_scale,
     rescale_cosine,
     soft_filter_score,
     unwanted_factor,
@@ -63,13 +62,6 @@ def test_attribute_upper_bound():
     # r = 2: max(0, 1 - 2 * 0.2) = 0.6; a minimum of 0.6 gives max(0, -0.2) = 0
     assert attribute_score_upper_bound([0.9], [0.2], 2.0) == pytest.approx(0.9 * 0.6)
     assert attribute_score_upper_bound([0.9], [0.6], 2.0) == 0.0
-
-
-def test_removal_scale_by_hand():
-    assert removal_scale(0.0) == 1.0 and removal_scale(0.5) == 2.0
-    assert removal_scale(0.75) == pytest.approx(4.0) and removal_scale(1.0) == 1.0
-    with pytest.raises(ValueError, match="metadata weight"):
-        removal_scale(1.5)
 
 
 def test_unwanted_words_with_a_removal_scale():

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from stylesearch.index.coarse import CoarseIndex, build_coarse
 from stylesearch.index.filters import RowFilter
+from stylesearch.index.fusion import TextFusion
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import Index
-from stylesearch.search.scoring import removal_scale
 from stylesearch.search.topk import (
     TopKConfig,
     hard_filter_mask,
@@ -310,7 +310,7 @@ def _cases(draw):
 def test_soft_topk_is_exact_on_generated_catalogs(case):
     power, vectors, attributes, add, remove, query, k, allowed, config, filtered, *rest = case
     clusters, weight = rest
-    scale = removal_scale(weight)
+    scale = TextFusion("blend", weight).removal_scale
     bags = [[int(np.argmax(row))] for row in attributes]
     with tempfile.TemporaryDirectory() as tmp:
         write_index_arrays(

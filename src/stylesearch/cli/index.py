@@ -25,7 +25,7 @@ from stylesearch.cli.options import (
     stack,
     table_options,
 )
-from stylesearch.config import DEFAULT_METADATA_WEIGHT
+from stylesearch.config import DEFAULT_FUSION_WEIGHTS, FUSION_RULES
 
 #: --backend and its parameters, as the command line gives them.
 _backend_option_stack = stack(
@@ -158,13 +158,21 @@ def embedding_options(
     "join the shard folders with `stylesearch index merge`.",
 )
 @click.option(
-    "--metadata-weight",
-    type=click.FloatRange(0, 1),
-    default=DEFAULT_METADATA_WEIGHT,
+    "--metadata-fusion",
+    type=click.Choice(FUSION_RULES),
+    default=FUSION_RULES[0],
     show_default=True,
-    help="How much each item's own text counts in its attribute probabilities: p_w becomes "
-    "(1 - weight) p_w + weight when the item's metadata has w. 0: the attribute head alone "
-    "(the paper's soft filter).",
+    help="How each item's own text enters its attribute probabilities p_w. log-odds: "
+    "logit p_w = logit h_w + weight (2 [w in the item's text] - 1), the text as evidence "
+    "against the attribute head's h_w; blend: p_w = (1 - weight) h_w + weight [w in the text].",
+)
+@click.option(
+    "--metadata-weight",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="How much each item's own text counts (default: "
+    + ", ".join(f"{w:g} for {r}" for r, w in DEFAULT_FUSION_WEIGHTS.items())
+    + "; a blend's is at most 1). 0: the attribute head alone (the paper's soft filter).",
 )
 @embedding_options("Images per batch.", "DataLoader workers.")
 @click.pass_context
@@ -176,7 +184,8 @@ def index_group(
     out: Path | None,
     backend: BackendChoice,
     shard: str | None,
-    metadata_weight: float,
+    metadata_fusion: str,
+    metadata_weight: float | None,
     embedding: dict[str, Any],
 ) -> None:
     """Build a search index: `stylesearch index --model MODEL_DIR --catalog MANIFEST --out DIR`.
@@ -194,7 +203,9 @@ def index_group(
         "build an index", ("--model", model_dir), ("--catalog", catalog_path), ("--out", out)
     )
     from stylesearch.index.build import build_index
+    from stylesearch.index.fusion import TextFusion
 
+    fusion = TextFusion.of(metadata_fusion, metadata_weight)
     assert model_dir is not None and catalog_path is not None and out is not None
     result = build_index(
         model_dir,
@@ -203,7 +214,7 @@ def index_group(
         backend=backend.name,
         backend_params=params,
         shard=shard,
-        metadata_weight=metadata_weight,
+        fusion=fusion,
         **embedding,
     )
     click.echo(

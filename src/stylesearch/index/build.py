@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader
 from stylesearch.catalog.dataset import ImageDataset, collate_images
 from stylesearch.catalog.manifest import Catalog, CatalogError, CatalogItem, load_catalog
 from stylesearch.catalog.transforms import eval_transform
-from stylesearch.config import DEFAULT_METADATA_WEIGHT, ConfigError
+from stylesearch.config import ConfigError
 from stylesearch.index.backends import resolve_backend
+from stylesearch.index.fusion import TextFusion
 from stylesearch.index.postings import csr_from_bags
 from stylesearch.index.store import IndexFormatError, IndexWriter, read_manifest
 from stylesearch.model.device import resolve_device
@@ -40,8 +41,6 @@ __all__ = [
     "BuildResult",
     "build_index",
     "embed_items",
-    "fuse_metadata",
-    "head_probs",
     "metadata_csr",
     "shard_slice",
 ]
@@ -73,7 +72,7 @@ def build_index(
     progress: bool = False,
     shard: str | tuple[int, int] | None = None,
     image_roots: Sequence[str | Path] = (),
-    metadata_weight: float = DEFAULT_METADATA_WEIGHT,
+    fusion: TextFusion | None = None,
 ) -> BuildResult:
     """Embed the catalog and write ``out_dir`` atomically (see :mod:`stylesearch.index.store`).
 
@@ -92,17 +91,16 @@ def build_index(
             of the catalog's accepted items (``stylesearch index merge`` joins the shards).
         image_roots: folders besides the catalog's own that its images may lie in
             (:func:`~stylesearch.catalog.manifest.load_catalog`).
-        metadata_weight: how much each item's own text counts in its attribute probabilities
-            ``p_w`` (:func:`fuse_metadata`; 0: the attribute head alone, the paper's). Kept in
-            the manifest, so ``index add`` blends new items alike.
+        fusion: how each item's own text enters its attribute probabilities ``p_w``
+            (:class:`~stylesearch.index.fusion.TextFusion`; default ``TextFusion()``, log-odds
+            at weight 3). Kept in the manifest, so ``index add`` fuses new items alike.
 
     Raises:
         CatalogError: the catalog has no usable item. ``FileNotFoundError`` / ``ModelFolderError``
         from the model folder; ``IndexFormatError`` if ``out_dir`` is something else.
     """
     t_start = time.perf_counter()
-    if not 0.0 <= metadata_weight <= 1.0:
-        raise ConfigError(f"the metadata weight must be in [0, 1], got {metadata_weight}")
+    fusion = TextFusion() if fusion is None else fusion
     backend_name = resolve_backend(backend)
     shard_info = _parse_shard(shard)
     device = resolve_device(device)
@@ -115,7 +113,7 @@ def build_index(
     old_collection = _old_milvus_collection(out_dir)
     with IndexWriter(out_dir, n=len(items), dim=model.index_dim, vocab_size=len(vocab)) as writer:
         embed_seconds = _write_items(
-            writer, model, items, (offsets, words), metadata_weight, batch_size=batch_size,
+            writer, model, items, (offsets, words), fusion, batch_size=batch_size,
             num_workers=num_workers, device=device, progress=progress,
         )  # fmt: skip
         writer.finish(
@@ -130,7 +128,7 @@ def build_index(
                 "catalog": str(Path(catalog_path).resolve()),
                 "rejected": len(catalog.rejected),
                 "embed_seconds": round(embed_seconds, 3),
-                "metadata_weight": metadata_weight,
+                **fusion.manifest_entries(),
                 **extra,
             },
         )
@@ -148,14 +146,14 @@ def _write_items(
     model: JointModel,
     items: Sequence[CatalogItem],
     metadata: tuple[np.ndarray, np.ndarray],
-    metadata_weight: float,
+    fusion: TextFusion,
     *,
     batch_size: int,
     num_workers: int,
     device: str,
     progress: bool,
 ) -> float:
-    """Embed ``items`` into ``writer``, blend their ``metadata`` (CSR offsets, word ids) into
+    """Embed ``items`` into ``writer``, fuse their ``metadata`` (CSR offsets, word ids) into
     the attribute probabilities and set the items and the metadata; returns the seconds spent
     embedding."""
     offsets, words = metadata
@@ -165,7 +163,7 @@ def _write_items(
         num_workers=num_workers, device=device, progress=progress,
     )  # fmt: skip
     embed_seconds = time.perf_counter() - t0
-    fuse_metadata(writer.attributes, offsets, words, metadata_weight)
+    fusion.fuse(writer.attributes, offsets, words)
     writer.set_items(
         [it.id for it in items], [it.title for it in items], [str(it.image) for it in items]
     )
@@ -207,45 +205,6 @@ def metadata_csr(
     pipeline = TextPipeline(model.text_config)
     bags = pipeline.words_many([it.text for it in items], progress=progress)
     return csr_from_bags([model.vocab.encode(bag) for bag in bags])
-
-
-def fuse_metadata(
-    attributes: np.ndarray, offsets: np.ndarray, words: np.ndarray, weight: float
-) -> None:
-    """Blend each item's own text into its attribute probabilities, in place:
-    ``p_w <- (1 - weight) p_w + weight [w in the item's metadata]``.
-
-    ``attributes`` ``(n, V)`` float16 (an array or a memmap), ``offsets`` / ``words`` the items'
-    metadata words as CSR (:func:`metadata_csr`). ``weight`` 0 leaves the attribute head's
-    ``p`` as it is (the paper's soft filter)."""
-    if not 0.0 <= weight <= 1.0:
-        raise ConfigError(f"the metadata weight must be in [0, 1], got {weight}")
-    if weight == 0.0:
-        return
-    keep = np.float32(1.0 - weight)
-    for w0 in range(0, attributes.shape[1], 64):  # column blocks: cheap on Fortran order
-        cols = slice(w0, min(attributes.shape[1], w0 + 64))
-        attributes[:, cols] = (np.asarray(attributes[:, cols], np.float32) * keep).astype(
-            np.float16
-        )
-    rows = np.repeat(np.arange(attributes.shape[0]), np.diff(np.asarray(offsets)))
-    words = np.asarray(words, dtype=np.int64)
-    if len(rows):
-        boosted = np.asarray(attributes[rows, words], np.float32) + np.float32(weight)
-        attributes[rows, words] = np.minimum(boosted, 1.0).astype(np.float16)
-
-
-def head_probs(
-    attributes: np.ndarray, offsets: np.ndarray, words: np.ndarray, weight: float
-) -> np.ndarray:
-    """The attribute head's own ``p`` from probabilities blended by :func:`fuse_metadata` at
-    ``weight`` (< 1), as a new float32 array: the blend undone."""
-    if not 0.0 <= weight < 1.0:
-        raise ConfigError(f"the head's p cannot be recovered from metadata weight {weight}")
-    p = np.array(attributes, dtype=np.float32)
-    rows = np.repeat(np.arange(p.shape[0]), np.diff(np.asarray(offsets)))
-    p[rows, np.asarray(words, dtype=np.int64)] -= np.float32(weight)
-    return np.clip(p / np.float32(1.0 - weight), 0.0, 1.0)
 
 
 def embed_items(

@@ -16,6 +16,7 @@ import numpy as np
 
 from stylesearch.index.backends import resolve_backend
 from stylesearch.index.errors import IndexMismatchError
+from stylesearch.index.fusion import TextFusion
 from stylesearch.index.store import Index, IndexWriter
 from stylesearch.index.update import IndexUpdateError, copy_rows, read_items
 
@@ -99,7 +100,7 @@ _MODEL_KEYS = ("model_fingerprint", "vocab_fingerprint", "look_version")
 
 
 def _check_shards(shards: Sequence[Index]) -> None:
-    """Raise unless the shards share the model, the metadata weight and the shape, and unless
+    """Raise unless the shards share the model, the text fusion and the shape, and unless
     the shards of an ``I/N`` series are each given once (:func:`_check_series`)."""
     first = shards[0]
     for s in shards[1:]:
@@ -110,12 +111,12 @@ def _check_shards(shards: Sequence[Index]) -> None:
                     f"({key} differs); every shard must use the same model, and read its "
                     "looks at the same version"
                 )
-        weights = [x.manifest.get("metadata_weight", 0.0) for x in (first, s)]
-        if weights[0] != weights[1]:
+        fusions = [TextFusion.from_manifest(x.manifest) for x in (first, s)]
+        if fusions[0] != fusions[1]:
             raise IndexUpdateError(
-                f"{s.folder} blends its items' text with metadata weight {weights[1]}, "
-                f"{first.folder} with {weights[0]}; index every shard with the same "
-                "--metadata-weight"
+                f"{s.folder} fuses its items' text by {fusions[1].describe()}, "
+                f"{first.folder} by {fusions[0].describe()}; index every shard with the same "
+                "--metadata-fusion and --metadata-weight"
             )
         if (s.dimension, s.vocab_size) != (first.dimension, first.vocab_size):
             raise IndexMismatchError(f"{s.folder} and {first.folder} differ in shape")
@@ -171,7 +172,7 @@ def _kept_items(
 def _merged_manifest(shards: Sequence[Index], keep_rows: list[np.ndarray]) -> dict[str, Any]:
     """The merged index's manifest: the first shard's model, and where its items came from."""
     first = shards[0]
-    carried = (*_MODEL_KEYS, "model_dir", "metadata_weight")
+    carried = (*_MODEL_KEYS, "model_dir", "metadata_fusion", "metadata_weight")
     manifest = {k: first.manifest[k] for k in carried if k in first.manifest}
     manifest["rejected"] = int(first.manifest.get("rejected", 0))
     manifest["catalog"] = first.manifest.get("catalog")

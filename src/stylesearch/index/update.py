@@ -33,6 +33,7 @@ import numpy as np
 from stylesearch.folders import FolderSwap, share_file, writer_lock
 from stylesearch.index.backends import BACKENDS, AddedRows, VectorBackend
 from stylesearch.index.errors import IndexFormatError
+from stylesearch.index.fusion import TextFusion
 from stylesearch.index.store import DELETED, MANIFEST, Index, IndexWriter, write_manifest
 
 if TYPE_CHECKING:
@@ -196,7 +197,8 @@ def _add_items(
             for k, v in index.manifest.items()
             if k in ("model_fingerprint", "model_dir", "vocab_fingerprint", "look_version")
             or k in ("catalog", "shard")
-            or k in ("metadata_weight", "rejected", "embed_seconds", "merged_from")
+            or k in ("metadata_fusion", "metadata_weight", "rejected", "embed_seconds")
+            or k == "merged_from"
         }
         manifest["history"] = _history(
             index.manifest,
@@ -259,10 +261,10 @@ def _embed_new_items(
     device: str,
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """The new items' vectors (M, D) float32, attributes (M, V) float16 (blended with their
+    """The new items' vectors (M, D) float32, attributes (M, V) float16 (fused with their
     metadata as the index's own items were), metadata CSR (offsets, word ids) and the seconds
     spent embedding their images."""
-    from stylesearch.index.build import embed_items, fuse_metadata, metadata_csr
+    from stylesearch.index.build import embed_items, metadata_csr
 
     m = len(items)
     new_vectors = np.zeros((m, index.dimension), np.float32)
@@ -280,10 +282,8 @@ def _embed_new_items(
     )
     embed_seconds = time.perf_counter() - t0
     new_offsets, new_words = metadata_csr(model, items, progress=progress)
-    # blended as the index's own items were (indexes built before the blend have none)
-    fuse_metadata(
-        new_attributes, new_offsets, new_words, index.manifest.get("metadata_weight", 0.0)
-    )
+    # fused as the index's own items were (indexes built before any fusion have none)
+    TextFusion.from_manifest(index.manifest).fuse(new_attributes, new_offsets, new_words)
     return new_vectors, new_attributes, new_offsets, new_words, embed_seconds
 
 

@@ -6,12 +6,9 @@ Scores (PAPER.md "Three search methods"; ``cos`` is the cosine of the query and 
 * ``filter``, ``combined`` (the soft filter): ``score = c~ * p`` with the **rescaled cosine**
   ``c~ = (1 + cos) / 2`` in [0, 1] and the attribute score
   ``p = prod_{w in w+} p_w * prod_{w in w-} max(0, 1 - r p_w)`` in [0, 1], where ``r`` is the
-  index's **removal scale** (:func:`removal_scale`): 1 for an index whose ``p`` is the attribute
-  head's alone (the paper's ``1 - p_w``), ``1 / (1 - b)`` for one that blended each item's text
-  into ``p`` at weight ``b`` (index/build.py ``fuse_metadata``). There, an unwanted word's factor
-  is the head's own ``1 - p_w`` for an item whose text lacks the word, and 0 (for ``b >= 0.5``)
-  for one whose text names it: the blend helps a wanted word without halving the evidence
-  against an unwanted one.
+  index's **removal scale** (:attr:`stylesearch.index.fusion.TextFusion.removal_scale`): 1 (the
+  paper's ``1 - p_w``) for an index whose ``p`` is the attribute head's alone or fuses the
+  item's text by log-odds, ``1 / (1 - b)`` for one that blended the text in at weight ``b``.
 
 Why rescale: the paper multiplies the raw cosine by ``p``. With a negative cosine that product
 rewards an *unlikely* item: ``-0.2 * 0.9 = -0.18`` ranks below ``-0.1 * 0.1 = -0.01``, although
@@ -42,7 +39,6 @@ __all__ = [
     "may_reach",
     "needed_factor",
     "product_of_factors",
-    "removal_scale",
     "rescale_cosine",
     "soft_filter_score",
     "unwanted_factor",
@@ -164,16 +160,6 @@ def rescale_cosine(cos: np.ndarray | float, power: float = 1.0) -> np.ndarray:
     # handling (this runs several times per soft-filter query; docs/performance.md)
     c = np.minimum(np.maximum((1.0 + np.asarray(cos, dtype=np.float32)) * 0.5, 0.0), 1.0)
     return c if power == 1.0 else (c**power).astype(np.float32)
-
-
-def removal_scale(metadata_weight: float) -> float:
-    """``r`` of an unwanted word's factor ``max(0, 1 - r p_w)`` for an index that blended its
-    items' text into ``p`` at ``metadata_weight`` ``b``: ``1 / (1 - b)``, so 1 for ``b = 0``.
-    For ``b = 1`` ``p`` is the text alone, exactly 0 or 1, and every ``r >= 1`` gives the same
-    factors: 1."""
-    if not 0.0 <= metadata_weight <= 1.0:
-        raise ValueError(f"a metadata weight is in [0, 1], got {metadata_weight}")
-    return 1.0 if metadata_weight == 1.0 else 1.0 / (1.0 - metadata_weight)
 
 
 def unwanted_factor(p: np.ndarray, scale: float = 1.0) -> np.ndarray:

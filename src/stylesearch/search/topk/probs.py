@@ -1,9 +1,9 @@
 """The attribute score ``p`` of rows, computed in the oracle's order.
 
 ``p = prod_{w in add} p_w * prod_{w in remove} max(0, 1 - r p_w)`` in float32 (``r``: the
-index's removal scale, :func:`~stylesearch.search.scoring.removal_scale`), one column gather per
-word, ``add`` words first: :func:`~stylesearch.search.scoring.product_of_factors`, the one
-definition of ``p`` (the oracle's arithmetic, so both give bit-identical ``p``).
+index's removal scale, :attr:`~stylesearch.index.fusion.TextFusion.removal_scale`), one column
+gather per word, ``add`` words first: :func:`~stylesearch.search.scoring.product_of_factors`,
+the one definition of ``p`` (the oracle's arithmetic, so both give bit-identical ``p``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from stylesearch.search.scoring import product_of_factors, removal_scale, unwanted_factor
+from stylesearch.index.fusion import TextFusion
+from stylesearch.search.scoring import product_of_factors, unwanted_factor
 
 __all__ = ["all_probs", "attribute_probs", "factor", "index_removal_scale"]
 
 
 def index_removal_scale(index: Any) -> float:
-    """The removal scale ``r`` of an index, from the metadata weight its manifest records
+    """The removal scale ``r`` of an index, from the text fusion its manifest records
     (none: an index whose ``p`` is the attribute head's alone, ``r = 1``)."""
-    return removal_scale(float(index.manifest.get("metadata_weight", 0.0)))
+    return TextFusion.from_manifest(index.manifest).removal_scale
 
 
 def factor(col: np.ndarray, wanted: bool, removal_scale: float = 1.0) -> np.ndarray:
