@@ -126,3 +126,20 @@ def test_head_takes_the_text_back_out(fusion):
 def test_a_blend_of_weight_one_keeps_no_head():
     with pytest.raises(ConfigError, match="cannot be recovered"):
         TextFusion("blend", 1.0).head(_attributes(), *_bags())
+
+
+@pytest.mark.parametrize("fusion", [TextFusion("blend", 0.5), TextFusion("log-odds", 3.0)])
+def test_tiles_give_the_same_bits(fusion, monkeypatch):
+    from stylesearch.index import fusion as module
+
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.random((7, 5)).astype(np.float16))
+    bags = csr_from_bags([[0, 3], [], [4], [1, 2], [], [0], [2, 4]])
+    whole = a.copy()
+    fusion.fuse(whole, *bags)
+    monkeypatch.setattr(module, "_ROWS", 2)
+    monkeypatch.setattr(module, "_BLOCK", 2)
+    tiled = a.copy()
+    fusion.fuse(tiled, *bags)
+    np.testing.assert_array_equal(tiled, whole)
+    np.testing.assert_array_equal(fusion.head(tiled, *bags), fusion.head(whole, *bags))

@@ -34,8 +34,10 @@ __all__ = ["TextFusion"]
 
 #: ``h`` is kept within [EPS, 1 - EPS] before its logit (the head's float16 can round to 0 or 1)
 EPS = 1e-4
-#: columns fused at a time (cheap on the attributes' Fortran order)
+#: columns, and rows, fused at a time (columns are cheap on the attributes' Fortran order; the
+#: rows bound the float32 temporaries at about 30 MB each, whatever the catalog's size)
 _BLOCK = 64
+_ROWS = 1 << 17
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -54,8 +56,12 @@ def _check_rule(rule: str) -> str:
     return rule
 
 
-def _blocks(columns: int) -> list[slice]:
-    return [slice(c, min(columns, c + _BLOCK)) for c in range(0, columns, _BLOCK)]
+def _tiles(rows: int, columns: int) -> list[tuple[slice, slice]]:
+    return [
+        (slice(r, min(rows, r + _ROWS)), slice(c, min(columns, c + _BLOCK)))
+        for c in range(0, columns, _BLOCK)
+        for r in range(0, rows, _ROWS)
+    ]
 
 
 @dataclass(frozen=True)
@@ -120,9 +126,9 @@ class TextFusion:
             weight = np.float32(self.weight)
             silent = lambda h: _sigmoid(_logit(h) - weight)  # noqa: E731
             said = lambda h: _sigmoid(_logit(h) + weight)  # noqa: E731
-        for block in _blocks(attributes.shape[1]):
-            h = np.asarray(attributes[:, block], np.float32)
-            attributes[:, block] = silent(h).astype(np.float16)
+        for tile in _tiles(*attributes.shape):
+            h = np.asarray(attributes[tile], np.float32)
+            attributes[tile] = silent(h).astype(np.float16)
         if named is not None:
             attributes[rows, cols] = said(named).astype(np.float16)
 
@@ -141,7 +147,7 @@ class TextFusion:
             return np.clip(p / np.float32(1.0 - self.weight), 0.0, 1.0)
         weight = np.float32(self.weight)
         named = p[rows, cols]
-        for block in _blocks(p.shape[1]):
-            p[:, block] = _sigmoid(_logit(p[:, block]) + weight)
+        for tile in _tiles(*p.shape):
+            p[tile] = _sigmoid(_logit(p[tile]) + weight)
         p[rows, cols] = _sigmoid(_logit(named) - weight)
         return p
