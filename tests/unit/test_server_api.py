@@ -63,6 +63,8 @@ def test_health(client, service):
     assert body["backend"] == "exact"
     # the tiny model of tests/conftest.py keeps the default look
     assert body["look_dim"] == 32 and body["look_kind"] == "pixel-shading"
+    # the index's fusion of its items' text into p: the default of stylesearch index
+    assert body["text_fusion"] == {"rule": "log-odds", "weight": 3.0}
     # an untuned index: the measured defaults are in force, and say so
     assert body["settings"] == DEFAULT_SETTINGS.to_dict()
     assert body["settings"]["source"] == "default"

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from stylesearch.catalog.manifest import MAX_ID_CHARS
+from stylesearch.config import FUSION_RULES
 from stylesearch.search.query import (
     DEFAULT_METHOD,
     MAX_FEEDBACK_ITEMS,
@@ -239,6 +240,14 @@ class MethodInfo(ResponseModel):
     label: str = Field(description="what the method uses, in a few words")
 
 
+class TextFusionInfo(ResponseModel):
+    """How the index fused its items' text into their attribute probabilities (docs/search.md
+    "Build an index")."""
+
+    rule: Literal[FUSION_RULES]  # type: ignore[valid-type]
+    weight: float
+
+
 class SettingsInfo(ResponseModel):
     """The search settings in force (docs/search.md "Search settings")."""
 
@@ -264,6 +273,9 @@ class HealthResponse(ResponseModel):
     )
     backend: str | None
     model_fingerprint: str
+    text_fusion: TextFusionInfo = Field(
+        description="how the index fused its items' text into p: log-odds or blend, and weight"
+    )
     settings: SettingsInfo = Field(
         description="the search settings in force: word_weight per method, cosine_power, "
         "look_weight, and source (tuned, default or given)"

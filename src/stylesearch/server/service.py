@@ -24,6 +24,7 @@ import numpy as np
 
 from stylesearch.config import DEFAULT_METHOD, METHOD_LABELS
 from stylesearch.errors import StylesearchError
+from stylesearch.index.fusion import TextFusion
 from stylesearch.model.grounding import word_grounding
 from stylesearch.search import Query, Searcher, UnknownItemError
 
@@ -320,6 +321,7 @@ class SearchService:
 
         manifest = self.index.manifest
         look = self.searcher.model.look
+        fusion = TextFusion.from_manifest(manifest)
         return {
             "status": "ok",
             "version": __version__,
@@ -330,6 +332,7 @@ class SearchService:
             "look_kind": None if look is None else look.kind,
             "backend": manifest.get("backend", {}).get("name"),
             "model_fingerprint": str(manifest.get("model_fingerprint", ""))[:12],
+            "text_fusion": {"rule": fusion.rule, "weight": fusion.weight},
             "settings": self.searcher.settings.to_dict(),
             "grounding_threshold": self.searcher.grounding_threshold,
             "visual_words": int(self.visual.sum()),
