@@ -15,6 +15,7 @@ Linux only (it reads the peak RSS from ``getrusage``).
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -67,8 +68,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=178, help="columns (the demo's vocabulary)")
     parser.add_argument("--words", type=int, default=6, help="metadata words per item")
     parser.add_argument("--rules", nargs="+", default=["log-odds", "blend"])
-    parser.add_argument("--fuse", metavar="FOLDER", help=argparse_hidden())
-    parser.add_argument("--rule", help=argparse_hidden())
+    parser.add_argument("--fuse", metavar="FOLDER", help=argparse.SUPPRESS)
+    parser.add_argument("--rule", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fuse:  # the child process
         print(json.dumps(fuse_once(Path(args.fuse), args.rule)))
@@ -88,12 +89,6 @@ def main() -> None:
             )  # fmt: skip
             r = json.loads(out.stdout)
             print(f"| {rule} | {r['seconds']:.2f} | {r['peak_growth_mb']:.0f} MB |")
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

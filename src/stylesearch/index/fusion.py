@@ -114,12 +114,12 @@ class TextFusion:
         """Fuse each item's text into ``attributes`` ``(n, V)`` float16 (an array or a memmap),
         in place. ``offsets`` / ``words``: the items' metadata words as CSR
         (:func:`~stylesearch.index.build.metadata_csr`)."""
+        if self.rule == "blend" and self.weight == 0.0:
+            return  # the head alone
         rows = np.repeat(np.arange(attributes.shape[0]), np.diff(np.asarray(offsets)))
         cols = np.asarray(words, dtype=np.int64)
         named = np.asarray(attributes[rows, cols], np.float32) if len(rows) else None
         if self.rule == "blend":
-            if self.weight == 0.0:
-                return
             silent = lambda h: h * np.float32(1.0 - self.weight)  # noqa: E731
             said = lambda h: np.minimum(silent(h) + np.float32(self.weight), 1.0)  # noqa: E731
         else:
