@@ -232,6 +232,7 @@ def tune_search(
     (where search, serve and the evaluation find them) and into ``out_path`` (the cache)."""
     from stylesearch.evaluation.tuning import (
         COSINE_POWERS,
+        LOOK_WEIGHTS,
         OBJECTIVE_TIE,
         WORD_WEIGHTS,
         tune_index,
@@ -245,6 +246,7 @@ def tune_search(
         _file_digest(queries_path),
         WORD_WEIGHTS,
         COSINE_POWERS,
+        LOOK_WEIGHTS,
         "objective: sqrt(MM x MM-shape), truth floor on every query kind",
         f"ties within {OBJECTIVE_TIE} go to the words",
     )
@@ -257,7 +259,8 @@ def tune_search(
         return cached
     log(
         f"trying word weights {', '.join(map(str, WORD_WEIGHTS))} x cosine powers "
-        f"{', '.join(map(str, COSINE_POWERS))} on {queries_path}"
+        f"{', '.join(map(str, COSINE_POWERS))} x look weights "
+        f"{', '.join(map(str, LOOK_WEIGHTS))} on {queries_path}"
     )
     tuning = tune_index(
         index_dir, queries_path, visual_dir, truth_path=truth_path, progress=progress, log=log

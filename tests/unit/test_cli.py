@@ -421,8 +421,9 @@ def test_eval_attributes_prints_groups(
 
 
 def test_tune_grids_default_to_the_library_grids() -> None:
-    from stylesearch.evaluation.tuning import COSINE_POWERS, WORD_WEIGHTS
+    from stylesearch.evaluation.tuning import COSINE_POWERS, LOOK_WEIGHTS, WORD_WEIGHTS
 
     params = {p.name: p.default for p in cli.commands["tune"].params}
     assert [float(x) for x in params["word_weights"].split(",")] == list(WORD_WEIGHTS)
     assert [float(x) for x in params["cosine_powers"].split(",")] == list(COSINE_POWERS)
+    assert [float(x) for x in params["look_weights"].split(",")] == list(LOOK_WEIGHTS)

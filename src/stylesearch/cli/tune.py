@@ -46,9 +46,9 @@ def parse_floats(text: str, what: str) -> list[float]:
 )
 @click.option("--word-weights", default="0,0.25,0.5,1", show_default=True,
               help="Word weights to try (comma-separated).")  # fmt: skip
-@click.option("--cosine-powers", default="4,8,16", show_default=True,
+@click.option("--cosine-powers", default="4,8", show_default=True,
               help="Cosine powers to try for combined (comma-separated).")  # fmt: skip
-@click.option("--look-weights", default="0,0.3,0.5,0.7", show_default=True,
+@click.option("--look-weights", default="0,0.3,0.4,0.5,0.6,0.7", show_default=True,
               help="Look weights to try for combined, on an index whose model has a look "
               "(comma-separated).")  # fmt: skip
 @click.option("--min-truth-t", type=click.FloatRange(min=0, max=1), default=0.95,

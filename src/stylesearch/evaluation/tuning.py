@@ -48,8 +48,8 @@ __all__ = [
 
 #: the grids tried by default
 WORD_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
-COSINE_POWERS: tuple[float, ...] = (4.0, 8.0, 16.0)
-LOOK_WEIGHTS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
+COSINE_POWERS: tuple[float, ...] = (4.0, 8.0)
+LOOK_WEIGHTS: tuple[float, ...] = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
 #: the T-nDCG (truth) a chosen setting keeps, where the truth allows measuring it
 MIN_TRUTH_T = 0.95
 #: objectives at most this far below the best are a tie, broken by the worst kind's T-nDCG (truth)
