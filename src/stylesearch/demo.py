@@ -69,9 +69,11 @@ def demo_config() -> Config:
 
 
 def comparison_configs(config: Config) -> dict[str, Config]:
-    """The joint-model variants of the report's comparisons (same data, epochs and seed)."""
+    """The joint-model variants of the report's comparisons (same data, epochs and seed): the
+    other match loss, and a ResNet-18 tower from scratch."""
+    other = "mbmr" if config.loss.name == "triplet" else "triplet"
     return {
-        "triplet": replace(config, loss=replace(config.loss, name="triplet")),
+        other: replace(config, loss=replace(config.loss, name=other)),
         "resnet18-scratch": replace(
             config, model=replace(config.model, backbone="resnet18", pretrained=False)
         ),
@@ -166,8 +168,8 @@ def run_demo(
     with _timed(seconds, "evaluation"):
         report = evaluate_demo(
             workdir, index_dir, queries["test"], visual_dir, cat.truth, tuning,
-            {n: f / "index" for n, f in compare_dirs.items()}, progress=progress,
-            log=_stage(7, "evaluation", log),
+            {n: f / "index" for n, f in compare_dirs.items()}, name=f"joint ({config.loss.name})",
+            progress=progress, log=_stage(7, "evaluation", log),
         )  # fmt: skip
     titles = _query_titles(cat, report)
     return DemoResult(

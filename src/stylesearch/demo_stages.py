@@ -300,10 +300,12 @@ def evaluate_demo(
     tuning: dict[str, Any],
     compare: dict[str, Path],
     *,
+    name: str,
     progress: bool,
     log: Log,
 ) -> dict[str, Any]:
-    """The test-set report (``WORKDIR/report``), computed once per set of inputs."""
+    """The test-set report (``WORKDIR/report``) of the system ``name`` (the joint model) and the
+    ``compare`` systems, computed once per set of inputs."""
     from stylesearch.evaluation.report import run_evaluation
     from stylesearch.index.store import read_manifest
 
@@ -315,6 +317,7 @@ def evaluate_demo(
         tuning["settings"],
         {n: read_manifest(d)["model_fingerprint"] for n, d in compare.items()},
         "shape judge",
+        name,
     )
     cached = _read_cached(out_dir / "report.json", key)
     if cached is not None:
@@ -328,7 +331,7 @@ def evaluate_demo(
         out_dir,
         truth_path=truth_path,
         compare=list(compare.items()),
-        name="joint (mbmr)",
+        name=name,
         progress=progress,
         log=log,
     )

@@ -26,8 +26,9 @@ from stylesearch.cli.options import (
 @click.option(
     "--compare",
     is_flag=True,
-    help="Also train the joint model with the triplet loss and with a ResNet-18 tower from "
-    "scratch (about twice the training time) and compare them in the report.",
+    help="Also train the joint model with the paper's MBMR loss (the demo trains with the "
+    "triplet loss) and with a ResNet-18 tower from scratch (about twice the training time) and "
+    "compare them in the report.",
 )
 @click.option(
     "--seed",
