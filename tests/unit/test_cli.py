@@ -427,3 +427,11 @@ def test_tune_grids_default_to_the_library_grids() -> None:
     assert [float(x) for x in params["word_weights"].split(",")] == list(WORD_WEIGHTS)
     assert [float(x) for x in params["cosine_powers"].split(",")] == list(COSINE_POWERS)
     assert [float(x) for x in params["look_weights"].split(",")] == list(LOOK_WEIGHTS)
+
+
+def test_settings_help_states_the_untuned_defaults() -> None:
+    from stylesearch.search.settings import DEFAULT_SETTINGS
+
+    helps = {p.name: p.help for p in cli.commands["search"].params}
+    assert helps["look_weight"].endswith(f"else {DEFAULT_SETTINGS.look_weight:g}].")
+    assert helps["cosine_power"].endswith(f"else {DEFAULT_SETTINGS.cosine_power:g}].")

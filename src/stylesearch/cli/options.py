@@ -181,7 +181,7 @@ def scoring_options(func: F) -> F:
         default=None,
         help="Share a of the look (the colour-blind shape vector) in the query of every method "
         "with an image, on an index whose model has one; 0 ranks by the joint embedding alone "
-        "[default: the value `stylesearch tune` recorded in the index, else 0.5].",
+        "[default: the value `stylesearch tune` recorded in the index, else 0.4].",
     )(func)
     func = click.option(
         "--cosine-power",
@@ -189,7 +189,7 @@ def scoring_options(func: F) -> F:
         default=None,
         help="g of the soft filter's score c~^g * p (filter, combined): above 1 the looks weigh "
         "more against the attribute probabilities [default: the value `stylesearch tune` "
-        "recorded in the index, else 8].",
+        "recorded in the index, else 4].",
     )(func)
     return click.option(
         "--word-weight",

@@ -164,11 +164,11 @@ class SearchSettings:
 
 
 #: the settings of an index that was never tuned: the values that did best on the demo's
-#: validation queries (docs/results.md "Search settings")
+#: validation queries (docs/results.md, "MBMR against triplet at each loss's own look weight")
 DEFAULT_SETTINGS = SearchSettings(
     word_weight={"arithmetic": 1.0, "combined": 0.25},
-    cosine_power=8.0,
-    look_weight=0.3,
+    cosine_power=4.0,
+    look_weight=0.4,
     source="default",
 )
 
