@@ -232,6 +232,26 @@ def _query_titles(cat: DemoCatalog, report: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _baseline_gain(report: dict[str, Any]) -> list[str]:
+    """A line on how far ``combined`` leads the keyword filter, with the bootstrap's interval."""
+    from stylesearch.evaluation.baselines import BASELINE_METHOD, BASELINE_NAME
+    from stylesearch.evaluation.report import format_gain
+
+    for g in (report.get("bootstrap") or {}).get("gains", []):
+        if (g["system"], g["method"]) == (BASELINE_NAME, BASELINE_METHOD):
+            parts = [
+                f"{label} {format_gain(g[key])}"
+                for label, key in (("MM", "mm"), ("MM-shape", "mm_shape"))
+                if g[key] is not None
+            ]
+            return [
+                f"`combined` over the {BASELINE_NAME} {BASELINE_METHOD}: " + ", ".join(parts)
+                + " (95 % paired bootstrap interval over the queries).",
+                "",
+            ]  # fmt: skip
+    return []
+
+
 def format_report(result: DemoResult) -> str:
     """The demo's results as a small Markdown report (what ``stylesearch demo`` prints)."""
     from stylesearch.evaluation.report import format_table
@@ -247,6 +267,7 @@ def format_report(result: DemoResult) -> str:
         "",
         format_table(report["table"], truth=report["truth"]),
         "",
+        *_baseline_gain(report),
         "V-nDCG: looks like the query image (judged by the visual model); T-nDCG: honours the "
         "words (judged by the items' metadata; 'truth': by the clean attributes); "
         "MM = sqrt(V x T).",

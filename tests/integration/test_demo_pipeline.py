@@ -65,6 +65,7 @@ def test_small_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert f"| {joint} | combined |" in text
     assert "stylesearch serve --index" in text
     assert "Example searches" in text
+    assert "`combined` over the off-the-shelf keyword-filter: MM " in text
 
     logs.clear()
     again = run_demo(tmp_path / "demo", **kwargs)

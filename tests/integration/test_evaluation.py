@@ -132,6 +132,16 @@ def test_the_same_system_twice_scores_the_same(evaluated: dict) -> None:
     rows = {(r["system"], r["method"]): r for r in report["table"]}
     for m in METHODS:
         assert rows[("main", m)]["mm"] == pytest.approx(rows[("again", m)]["mm"])
+    # combined against every other list, its twin in the other system gaining nothing
+    gains = {(g["system"], g["method"]): g for g in report["bootstrap"]["gains"]}
+    assert set(gains) == set(rows) - {("main", "combined")}
+    twin = gains[("again", "combined")]
+    for label in ("mm", "mm_shape"):
+        assert [twin[label][k] for k in ("gain", "low", "high")] == pytest.approx([0, 0, 0])
+    assert (
+        "## How sure: `combined` against every other list"
+        in (evaluated["root"] / "report" / "report.md").read_text()
+    )
 
 
 def test_per_query_ndcg_recomputed_from_the_judges(evaluated: dict) -> None:

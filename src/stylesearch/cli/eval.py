@@ -151,7 +151,7 @@ def eval_group(
         ("--index", index_dir), ("--queries", queries_path), ("--visual", visual_dir),
         ("--out", out),
     )  # fmt: skip
-    from stylesearch.evaluation.report import format_table, run_evaluation
+    from stylesearch.evaluation.report import format_bootstrap, format_table, run_evaluation
 
     assert index_dir and queries_path and visual_dir and out
     report = run_evaluation(
@@ -173,6 +173,9 @@ def eval_group(
         progress=show_progress(quiet),
     )
     click.echo(format_table(report["table"], truth=report["truth"]))
+    if report["bootstrap"]:
+        click.echo("\nHow sure (95 % paired bootstrap intervals over the queries):")
+        click.echo(format_bootstrap(report))
     click.echo(f"report: {out / 'report.md'} (and report.json, methods.png, examples.png)")
 
 

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from stylesearch.evaluation.baselines import BASELINE_NAME
 from stylesearch.evaluation.protocol import EvaluationError, System, summarize
 from stylesearch.evaluation.queries import BenchmarkQuery
+from stylesearch.evaluation.significance import bootstrap_report
 
 if TYPE_CHECKING:
     from stylesearch.search.searcher import Searcher
 
-__all__ = ["format_table", "write_report"]
+__all__ = ["format_gain", "format_bootstrap", "format_table", "write_report"]
 
 EXAMPLE_METHODS = ("visual", "filter", "combined")
 
@@ -58,6 +59,40 @@ def format_table(table: Sequence[dict[str, Any]], *, truth: bool, system: str | 
             f"| {r['system']} | {r['method']} | " + " | ".join(cells)
             + f" | {r['search_ms_p50']:.1f} |"
         )  # fmt: skip
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:+.2f} %"
+
+
+def format_gain(g: dict[str, float] | None) -> str:
+    """One relative gain of :mod:`~stylesearch.evaluation.significance` with its interval."""
+    return "-" if g is None else f"{_pct(g['gain'])} ({_pct(g['low'])} to {_pct(g['high'])})"
+
+
+def format_bootstrap(report: dict[str, Any]) -> str:
+    """``combined``'s own MM (and MM-shape) with its interval, then a Markdown table of its
+    relative gain over every other list with the paired bootstrap's interval; empty without
+    ``combined``."""
+    boot = report.get("bootstrap")
+    if not boot:
+        return ""
+    own = boot["own"]
+    labels = [("MM", "mm")] + ([("MM-shape", "mm_shape")] if own["mm_shape"] else [])
+    lines = [
+        f"`{boot['method']}` itself: "
+        + ", ".join(
+            f"{label} {own[key]['value']:.3f} ({own[key]['low']:.3f} to {own[key]['high']:.3f})"
+            for label, key in labels
+        ),
+        "",
+        "| against | method | " + " | ".join(f"{label} gain" for label, _ in labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
+    for r in boot["gains"]:
+        cells = [format_gain(r[key]) for _, key in labels]
+        lines.append(f"| {r['system']} | {r['method']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -120,6 +155,20 @@ def markdown(report: dict[str, Any]) -> str:
         _by_type_table(table, main),
         "",
     ]
+    if report.get("bootstrap"):
+        boot = report["bootstrap"]
+        lines += [
+            "## How sure: `combined` against every other list",
+            "",
+            f"`combined`'s MM over the other list's, minus 1, on all {report['n_queries']} "
+            f"queries; in parentheses, the central {boot['level']:.0%} of the same figure over "
+            f"{boot['draws']} resamples of the queries, the same resamples for every list (a "
+            "paired bootstrap). An interval that holds 0 means these queries cannot tell the "
+            "two lists apart.",
+            "",
+            format_bootstrap(report),
+            "",
+        ]
     if len(report["systems"]) > 1:
         lines += ["## Every system", ""]
         for s in report["systems"]:
@@ -280,6 +329,7 @@ def write_report(
     report = {k: v for k, v in result.items() if k != "per_query"}
     report["queries"] = os.fspath(queries_path)
     report["table"] = table
+    report["bootstrap"] = bootstrap_report(per_query, report["systems"][0]["name"])
     report["examples"] = _examples(report, per_query, queries, records, out_dir / "examples.png")
     report["files"] = ["report.json", "report.md", "per_query.jsonl", "methods.png", "examples.png"]
     _chart(report, out_dir / "methods.png")
