@@ -117,7 +117,7 @@ def test_report_files_and_rows(evaluated: dict) -> None:
     for r in report["table"]:
         for key in (
             "v_ndcg", "t_ndcg", "mm", "t_ndcg_truth", "mm_truth", "v_shape", "mm_shape",
-            "category_at_k",
+            "category_at_k", "kept_at_k",
         ):  # fmt: skip
             assert 0.0 <= r[key] <= 1.0 + 1e-9, (r["system"], r["method"], key)
         assert r["mm"] == pytest.approx(np.sqrt(r["v_ndcg"] * r["t_ndcg"]))

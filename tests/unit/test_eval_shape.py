@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stylesearch.catalog.fashion_mnist import DemoSourceMissing, write_idx
-from stylesearch.evaluation.judges import expected_category
+from stylesearch.evaluation.judges import Judge, expected_category, judge_queries
 from stylesearch.evaluation.queries import BenchmarkQuery
 from stylesearch.evaluation.shape import load_shape_vectors, source_folder
 
@@ -80,3 +80,29 @@ def test_expected_category() -> None:
     assert expected_category(_query("category", ("dress",), ("coat",)), "coat") == "dress"
     assert expected_category(_query("category", ("dress",), ()), "coat") == "dress"
     assert expected_category(_query("category", (), ("coat",)), "coat") is None
+
+
+def test_kept_at_k_counts_the_groups_a_query_leaves_alone() -> None:
+    groups = {
+        "category": np.array(["dress", "dress", "coat", "dress"], dtype=object),
+        "colour": np.array(["red", "blue", "red", "red"], dtype=object),
+        "pattern": np.array(["solid", "striped", "solid", "dotted"], dtype=object),
+        "split": np.array(["base"] * 4, dtype=object),  # not an attribute: no query changes it
+    }
+    judge = Judge(np.eye(4, 2), lambda word: np.array([], dtype=np.int64), groups, 4)
+    truth = {
+        "qa": {"category": "dress", "colour": "red", "pattern": "solid", "split": "query"},
+        "qb": {"category": "coat", "colour": "blue", "pattern": "striped", "split": "query"},
+    }
+    queries = [
+        BenchmarkQuery("q1", Path("a.png"), "qa", ("blue",), ("red",), "replace", "colour"),
+        BenchmarkQuery("q2", Path("b.png"), "qb", (), ("striped",), "remove", None),
+    ]
+    judged = judge_queries(judge, queries, np.eye(2), None, truth, np.ones(4), 4)
+    # q1 changes the colour and keeps its pattern; q2's group (pattern) is read off its words
+    assert judged.kept == [{"pattern": "solid"}, {"colour": "blue"}]
+    judged.record("s", "m", 0, np.array([0, 1, 2]), 1.0, ["b0", "b1", "b2"])
+    judged.record("s", "m", 1, np.array([1, 3]), 1.0, ["b1", "b3"])
+    # solid, striped, solid of K = 4 ranks; blue, red of 4 (missing ranks count as not kept)
+    assert [r["kept"] for r in judged.per_query] == [0.5, 0.25]
+    assert [r["category"] for r in judged.per_query] == [0.5, 0.0]

@@ -2,7 +2,7 @@
 
 Every result of every system is judged by the same judges over the main index's rows. Per query,
 :func:`judge_queries` computes each judge's gain of every row and its ideal DCG@K once; a
-:class:`Judgements` then scores any ranking of rows (nDCG@K per judge and category@K).
+:class:`Judgements` then scores any ranking of rows (nDCG@K per judge, category@K and kept@K).
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ def load_shape(
 @dataclass
 class Judgements:
     """Per query: each judge's (gains of every row, ideal DCG@K), or ``None`` where the judge
-    does not apply, in the order V, T, T-truth, V-shape; and the category the query asks for.
+    does not apply, in the order V, T, T-truth, V-shape; the category the query asks for; and
+    the values of its item that it leaves alone (``kept``: group -> value).
     :meth:`record` scores one ranking and keeps the row in ``per_query``."""
 
     queries: Sequence[BenchmarkQuery]
@@ -159,6 +160,8 @@ class Judgements:
     gains: list[list[tuple[np.ndarray, float] | None]]
     expected: list[str | None]
     categories: np.ndarray | None  # (N,) the truth's category of every row
+    kept: list[dict[str, str]] = field(default_factory=list)
+    truth_groups: Mapping[str, np.ndarray] = field(default_factory=dict)
     per_query: list[dict[str, Any]] = field(default_factory=list)
 
     def record(
@@ -173,6 +176,15 @@ class Judgements:
         cat = None
         if self.categories is not None and self.expected[qi] is not None:
             cat = category_preservation(self.categories[rows], self.expected[qi], k)
+        kept_values = self.kept[qi] if self.kept else {}
+        kept = None
+        if kept_values:
+            kept = float(
+                np.mean([
+                    category_preservation(self.truth_groups[g][rows], value, k)
+                    for g, value in kept_values.items()
+                ])
+            )  # fmt: skip
         entry = {
             "system": system,
             "method": method,
@@ -183,6 +195,7 @@ class Judgements:
             "t_truth": tt,
             "v_shape": vs,
             "category": cat,
+            "kept": kept,
             "ms": ms,
             "ids": ids[:k],
         }
@@ -202,8 +215,14 @@ def judge_queries(
     (computed once here, not once per system and method)."""
     truth_groups = judge.truth_groups
     categories = None if truth_groups is None else truth_groups.get("category")
+    changed = [
+        None if truth_groups is None else q.group or _group_of(q, truth_groups) for q in queries
+    ]
+    # the attribute groups are those the queries change; category has its own measure
+    kept_groups = sorted({g for g in changed if g is not None} - {"category"})
     gains: list[list[tuple[np.ndarray, float] | None]] = []
     expected: list[str | None] = []
+    kept: list[dict[str, str]] = []
     for qi, q in enumerate(queries):
         # deleted rows are not in the catalog any more: no gain, and not in the ideal ordering
         tt = judge.truth_gains(q)
@@ -214,6 +233,7 @@ def judge_queries(
             None if shape is None else visual_relevance(shape.base @ shape.queries[qi]) * live,
         )
         gains.append([None if g is None else (g, ideal_dcg(g, k)) for g in per_judge])
-        own = None if truth is None else truth.get(q.item_id, {}).get("category")
-        expected.append(None if categories is None else expected_category(q, own))
-    return Judgements(queries, k, gains, expected, categories)
+        item = {} if truth is None else truth.get(q.item_id, {})
+        expected.append(None if categories is None else expected_category(q, item.get("category")))
+        kept.append({g: item[g] for g in kept_groups if g != changed[qi] and g in item})
+    return Judgements(queries, k, gains, expected, categories, kept, truth_groups or {})

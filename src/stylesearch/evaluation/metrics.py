@@ -121,7 +121,8 @@ def centred_unit_rows(pixels: np.ndarray, mean: np.ndarray) -> np.ndarray:
 def category_preservation(
     result_categories: Sequence[object] | np.ndarray, expected: object, k: int
 ) -> float:
-    """The fraction of the K ranks that hold an item of category ``expected``.
+    """The fraction of the K ranks that hold an item of category ``expected`` (or of any other
+    group's value: kept@K applies it to the groups a query leaves alone).
 
     A list shorter than K counts its missing ranks as not preserved, as nDCG counts them as 0.
     """

@@ -19,7 +19,10 @@ every method returns its top K, and each result is judged three ways, always by 
 
 plus ``MM = sqrt(V x T)`` (and ``sqrt(V x T-truth)``, ``MM-shape = sqrt(V-shape x T-truth)``),
 from the averaged nDCGs, overall and per query kind, and **category@K**: the fraction of the K
-ranks holding the category the query asks for (its own, or the one it adds).
+ranks holding the category the query asks for (its own, or the one it adds), and **kept@K**:
+the fraction of the K ranks that keep the query item's own value of each attribute group the
+query leaves alone (its colour when it changes the pattern, its pattern when it changes the
+colour), averaged over those groups, by the truth.
 
 The judges are in :mod:`stylesearch.evaluation.judges`; the off-the-shelf baseline and the
 oracle, the rows every system is read against, in :mod:`stylesearch.evaluation.baselines`.
@@ -318,6 +321,7 @@ def _aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "v_shape": vs,
         "mm_shape": None if vs is None or tt is None else float(mm(vs, tt)),
         "category_at_k": _mean(rows, "category"),
+        "kept_at_k": _mean(rows, "kept"),
         "search_ms_p50": float(np.percentile(ms, 50)),
         "search_ms_p99": float(np.percentile(ms, 99)),
     }

@@ -47,6 +47,8 @@ def format_table(table: Sequence[dict[str, Any]], *, truth: bool, system: str | 
         columns += [("V-shape", "v_shape"), ("MM-shape", "mm_shape")]
     if any(r.get("category_at_k") is not None for r in rows):
         columns.append(("category@K", "category_at_k"))
+    if any(r.get("kept_at_k") is not None for r in rows):
+        columns.append(("kept@K", "kept_at_k"))
     lines = [
         "| system | method | " + " | ".join(name for name, _ in columns) + " | search p50 ms |",
         "|---|---|" + "---|" * len(columns) + "---|",
@@ -140,8 +142,10 @@ def markdown(report: dict[str, Any]) -> str:
             " V-shape: relevance = the cosine of the items' uncoloured source images (centred "
             "greyscale pixels, clipped at 0), blind to colour and pattern; MM-shape = "
             "sqrt(V-shape x T-nDCG (truth)); category@K: the share of the K ranks holding the "
-            "category the query asks for. `oracle`: the items meeting every requirement by the "
-            "truth in the shape judge's order, the limit."
+            "category the query asks for; kept@K: the share that keep the query item's own "
+            "value of each attribute group the query leaves alone (by the truth). `oracle`: "
+            "the items meeting every requirement by the truth in the shape judge's order, the "
+            "limit."
             if report.get("shape")
             else ""
         ),
