@@ -25,7 +25,7 @@ from stylesearch.evaluation.significance import bootstrap_report
 if TYPE_CHECKING:
     from stylesearch.search.searcher import Searcher
 
-__all__ = ["format_gain", "format_bootstrap", "format_table", "write_report"]
+__all__ = ["format_bootstrap", "format_gain", "format_table", "write_report"]
 
 EXAMPLE_METHODS = ("visual", "filter", "combined")
 
