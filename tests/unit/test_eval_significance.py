@@ -132,7 +132,15 @@ def test_bootstrap_report_over_every_other_list() -> None:
     assert bootstrap_report(per_query, "main", "text") is None
 
 
-def test_lists_over_other_queries_are_refused() -> None:
-    per_query = _rows("main", "combined", [(0.4, 1.0)] * 2) + _rows("main", "filter", [(0.4, 1.0)])
-    with pytest.raises(ValueError, match="other queries"):
-        bootstrap_report(per_query, "main")
+def test_a_list_over_some_of_the_queries_is_compared_on_those() -> None:
+    per_query = (
+        _rows("main", "combined", [(0.4, 1.0), (0.6, 1.0), (0.2, 1.0)])
+        + _rows("main", "filter", [(0.25, 1.0), (0.25, 1.0)])  # q0 and q1 only
+        + [{"system": "oracle", "method": "o", "query_id": "elsewhere", "v": 1.0, "t": 1.0}]
+    )
+    out = bootstrap_report(per_query, "main", draws=200)
+    assert out is not None
+    (row,) = out["gains"]  # the list sharing no query is left out
+    assert (row["method"], row["queries"]) == ("filter", 2)
+    assert row["mm"]["gain"] == pytest.approx(math.sqrt(0.5) / 0.5 - 1)  # over q0 and q1
+    assert out["own"]["mm"]["value"] == pytest.approx(math.sqrt(0.4))  # over all three

@@ -26,6 +26,7 @@ from stylesearch.model.inference import embed_image_paths
 __all__ = [
     "BASELINE_METHOD",
     "BASELINE_NAME",
+    "ORACLE_KEPT_METHOD",
     "ORACLE_METHOD",
     "ORACLE_NAME",
     "STOCK_VISUAL_METHOD",
@@ -38,6 +39,7 @@ BASELINE_METHOD = "keyword-filter"
 STOCK_VISUAL_METHOD = "stock-visual"
 ORACLE_NAME = "oracle"
 ORACLE_METHOD = "truth+shape"
+ORACLE_KEPT_METHOD = "truth+kept+shape"
 Log = Callable[[str], None]
 
 
@@ -111,19 +113,28 @@ def _allowed(q: BenchmarkQuery, live: np.ndarray, judge: Judge) -> np.ndarray:
 
 
 def run_oracle(index: Any, live: np.ndarray, judged: Judgements) -> dict[str, Any]:
-    """Record the oracle's rankings (every requirement met by the truth, in the shape judge's
-    order) where a query has both judges, and return its description."""
+    """Record the oracle's rankings where a query has both judges, and return its description:
+    every requirement met by the truth, in the shape judge's order (``truth+shape``), and the
+    same among the items that also keep the query item's value of each attribute group the
+    query leaves alone (``truth+kept+shape``: the limit of a list that keeps all of kept@K)."""
     for qi in range(len(judged.queries)):
         truth_gain, shape_gain = judged.gains[qi][2], judged.gains[qi][3]
         if truth_gain is None or shape_gain is None:
             continue
-        top = oracle_ranking((truth_gain[0] >= 1.0) & live, shape_gain[0], judged.k)
-        judged.record(ORACLE_NAME, ORACLE_METHOD, qi, top, 0.0, [index.item(r).id for r in top])
+        meets = (truth_gain[0] >= 1.0) & live
+        keeps = meets.copy()
+        for group, value in (judged.kept[qi] if judged.kept else {}).items():
+            keeps &= judged.truth_groups[group] == value
+        for method, gate in ((ORACLE_METHOD, meets), (ORACLE_KEPT_METHOD, keeps)):
+            top = oracle_ranking(gate, shape_gain[0], judged.k)
+            judged.record(ORACLE_NAME, method, qi, top, 0.0, [index.item(r).id for r in top])
     return {
         "name": ORACLE_NAME,
         "index": None,
         "description": "the limit: the items that meet every requirement by the clean "
-        "truth, ordered by the shape judge itself",
-        "methods": [ORACLE_METHOD],
+        f"truth, ordered by the shape judge itself (`{ORACLE_METHOD}`); `{ORACLE_KEPT_METHOD}`: "
+        "the same among those that also keep the query item's colour, pattern or other "
+        "attribute the words leave alone",
+        "methods": [ORACLE_METHOD, ORACLE_KEPT_METHOD],
         "model": {},
     }

@@ -145,7 +145,8 @@ def markdown(report: dict[str, Any]) -> str:
             "category the query asks for; kept@K: the share that keep the query item's own "
             "value of each attribute group the query leaves alone (by the truth). `oracle`: "
             "the items meeting every requirement by the truth in the shape judge's order, the "
-            "limit."
+            "limit; `truth+kept+shape` the same among those that also keep what the words leave "
+            "alone."
             if report.get("shape")
             else ""
         ),

@@ -123,8 +123,10 @@ def bootstrap_report(
     "level", "own": {"mm": ..., "mm_shape": ...}, "gains": [...]}``: ``own`` as
     :func:`metric_interval` gives it, and one ``gains`` row per other (system, method) of
     ``per_query``, ``{"system", "method", "mm", "mm_shape"}``, as :func:`relative_gain` gives
-    them. MM-shape is None where the rows lack the shape judge or the truth. Everything shares
-    the same resamples of the queries.
+    them, with ``"queries"``: how many queries the two share. A list that answered only some of
+    the queries (the oracle skips a query the truth cannot judge) is compared on those it
+    shares; none shared, it is left out. MM-shape is None where the rows lack the shape judge
+    or the truth. Lists over the same queries share the same resamples.
     """
     lists: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
     for r in per_query:
@@ -135,30 +137,32 @@ def bootstrap_report(
     query_ids = sorted(mine)
     samples = _resamples(len(query_ids), draws, seed)
 
-    def parts(rows: Mapping[str, Mapping[str, Any]], keys: tuple[str, str]) -> np.ndarray | None:
-        values = [[rows[q].get(k) for k in keys] for q in query_ids]
+    def parts(
+        rows: Mapping[str, Mapping[str, Any]], keys: tuple[str, str], ids: Sequence[str]
+    ) -> np.ndarray | None:
+        values = [[rows[q].get(k) for k in keys] for q in ids]
         if any(v is None for row in values for v in row):
             return None
         return np.array(values, dtype=np.float64)
 
     own = {}
     for label, keys in PAIRS:
-        a = parts(mine, keys)
+        a = parts(mine, keys, query_ids)
         own[label] = None if a is None else metric_interval(a, level=level, samples=samples)
     gains = []
     for (other_system, other_method), rows in lists.items():
-        if (other_system, other_method) == (system, method):
+        shared = sorted(set(rows) & set(mine))
+        if (other_system, other_method) == (system, method) or not shared:
             continue
-        if set(rows) != set(mine):
-            raise ValueError(
-                f"{other_system} / {other_method} answered other queries than {system} / {method}"
-            )
-        entry: dict[str, Any] = {"system": other_system, "method": other_method}
+        drawn = samples if len(shared) == len(query_ids) else _resamples(len(shared), draws, seed)
+        entry: dict[str, Any] = {
+            "system": other_system, "method": other_method, "queries": len(shared),
+        }  # fmt: skip
         for label, keys in PAIRS:
-            a, b = parts(mine, keys), parts(rows, keys)
+            a, b = parts(mine, keys, shared), parts(rows, keys, shared)
             entry[label] = (
                 None if a is None or b is None
-                else relative_gain(a, b, level=level, samples=samples)
+                else relative_gain(a, b, level=level, samples=drawn)
             )  # fmt: skip
         gains.append(entry)
     return {
