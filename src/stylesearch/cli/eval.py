@@ -78,7 +78,7 @@ def parse_group_shares(groups: str) -> dict[str, float]:
     "truth_path",
     help="truth.jsonl of the base catalog: adds T-nDCG / MM against the clean attributes, "
     "and, when it names each item's source image (a demo catalog), the shape judge "
-    "(V-shape, MM-shape, category@K) and the oracle row.",
+    "(V-shape, MM-shape, category@K, kept@K) and the two oracle rows.",
 )
 @path_option(
     "--shape-source",
@@ -141,7 +141,8 @@ def eval_group(
     `stylesearch eval --index INDEX_DIR --queries QUERIES.jsonl --visual VISUAL_DIR --out DIR`
     runs every method (visual, text, arithmetic, filter, filter-hard, combined) on every
     query, judges the top K by the visual model (V-nDCG), by the items' metadata (T-nDCG) and,
-    with --truth, by the clean attributes, and writes the report. Subcommands build the
+    with --truth, by the clean attributes, and writes the report, with 95 % paired bootstrap
+    intervals on combined's lead over every other list. Subcommands build the
     queries and score the attribute head.
     """
     if ctx.invoked_subcommand is not None:

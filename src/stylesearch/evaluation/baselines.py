@@ -123,7 +123,7 @@ def run_oracle(index: Any, live: np.ndarray, judged: Judgements) -> dict[str, An
             continue
         meets = (truth_gain[0] >= 1.0) & live
         keeps = meets.copy()
-        for group, value in (judged.kept[qi] if judged.kept else {}).items():
+        for group, value in judged.kept[qi].items():
             keeps &= judged.truth_groups[group] == value
         for method, gate in ((ORACLE_METHOD, meets), (ORACLE_KEPT_METHOD, keeps)):
             top = oracle_ranking(gate, shape_gain[0], judged.k)

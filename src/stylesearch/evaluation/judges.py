@@ -160,8 +160,8 @@ class Judgements:
     gains: list[list[tuple[np.ndarray, float] | None]]
     expected: list[str | None]
     categories: np.ndarray | None  # (N,) the truth's category of every row
-    kept: list[dict[str, str]] = field(default_factory=list)
-    truth_groups: Mapping[str, np.ndarray] = field(default_factory=dict)
+    kept: list[dict[str, str]]  # per query: attribute group -> the item's value it leaves alone
+    truth_groups: Mapping[str, np.ndarray]  # group -> (N,) the truth's values ({} without one)
     per_query: list[dict[str, Any]] = field(default_factory=list)
 
     def record(
@@ -176,13 +176,12 @@ class Judgements:
         cat = None
         if self.categories is not None and self.expected[qi] is not None:
             cat = category_preservation(self.categories[rows], self.expected[qi], k)
-        kept_values = self.kept[qi] if self.kept else {}
         kept = None
-        if kept_values:
+        if self.kept[qi]:
             kept = float(
                 np.mean([
                     category_preservation(self.truth_groups[g][rows], value, k)
-                    for g, value in kept_values.items()
+                    for g, value in self.kept[qi].items()
                 ])
             )  # fmt: skip
         entry = {
