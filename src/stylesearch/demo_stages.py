@@ -306,7 +306,7 @@ def evaluate_demo(
 ) -> dict[str, Any]:
     """The test-set report (``WORKDIR/report``) of the system ``name`` (the joint model) and the
     ``compare`` systems, computed once per set of inputs."""
-    from stylesearch.evaluation.report import run_evaluation
+    from stylesearch.evaluation.report import REPORT_FORMAT, run_evaluation
     from stylesearch.index.store import read_manifest
 
     out_dir = workdir / "report"
@@ -316,8 +316,7 @@ def evaluate_demo(
         _file_digest(queries_path),
         tuning["settings"],
         {n: read_manifest(d)["model_fingerprint"] for n, d in compare.items()},
-        "shape judge",
-        "bootstrap, kept@K, truth+kept+shape",  # reports without these are written again
+        REPORT_FORMAT,
         name,
     )
     cached = _read_cached(out_dir / "report.json", key)

@@ -1,5 +1,6 @@
 """The demo reuses a model and an index only when their looks were read at today's version:
-it fits an older model's look again, and builds an older index again."""
+it fits an older model's look again, and builds an older index again; it evaluates again when
+its cached report is of another format."""
 
 from __future__ import annotations
 
@@ -90,3 +91,33 @@ def test_an_index_of_older_looks_is_built_again(tmp_path, monkeypatch):
 class _Result:
     count = 4
     images_per_second = 1.0
+
+
+def test_a_cached_report_of_another_format_is_written_again(tmp_path, monkeypatch):
+    import stylesearch.evaluation.report as report_module
+
+    (tmp_path / "queries.jsonl").write_text("{}\n")
+    monkeypatch.setattr(stages, "_index_key", lambda d: ["index"])
+    monkeypatch.setattr(stages, "read_visual_config", lambda d: {"weights_sha256": "v"})
+    runs: list[int] = []
+
+    def evaluate(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        runs.append(report_module.REPORT_FORMAT)
+        args[3].mkdir(exist_ok=True)  # the report's folder, as the evaluation makes it
+        return {"format": report_module.REPORT_FORMAT}
+
+    monkeypatch.setattr(report_module, "run_evaluation", evaluate)
+
+    def run() -> dict:
+        return stages.evaluate_demo(
+            tmp_path, tmp_path / "index", tmp_path / "queries.jsonl", tmp_path / "visual",
+            tmp_path / "truth.jsonl", {"settings": {"word_weight": {}, "cosine_power": 4}}, {},
+            name="joint", progress=False, log=lambda _: None,
+        )  # fmt: skip
+
+    assert run()["format"] == report_module.REPORT_FORMAT
+    assert run()["format"] == report_module.REPORT_FORMAT  # the same inputs: reused
+    assert len(runs) == 1
+    monkeypatch.setattr(report_module, "REPORT_FORMAT", report_module.REPORT_FORMAT + 1)
+    assert run()["format"] == report_module.REPORT_FORMAT  # a newer format: evaluated again
+    assert len(runs) == 2

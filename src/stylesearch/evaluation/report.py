@@ -25,9 +25,12 @@ from stylesearch.evaluation.significance import bootstrap_report
 if TYPE_CHECKING:
     from stylesearch.search.searcher import Searcher
 
-__all__ = ["format_bootstrap", "format_gain", "format_table", "write_report"]
+__all__ = ["REPORT_FORMAT", "format_bootstrap", "format_gain", "format_table", "write_report"]
 
 EXAMPLE_METHODS = ("visual", "filter", "combined")
+#: the report's format: which measures, rows and sections it holds. Raised whenever they
+#: change, so that a cache keyed on it (the demo's) writes a report of an older format again.
+REPORT_FORMAT = 3
 
 
 def _f(x: float | None) -> str:
@@ -332,6 +335,7 @@ def write_report(
         if rec.id in ids:
             records[rec.id] = (rec.image, rec.title)
     report = {k: v for k, v in result.items() if k != "per_query"}
+    report["format"] = REPORT_FORMAT
     report["queries"] = os.fspath(queries_path)
     report["table"] = table
     report["bootstrap"] = bootstrap_report(per_query, report["systems"][0]["name"])

@@ -94,14 +94,19 @@ def _probs_and_labels(
     return probs, labels
 
 
-def _labels(model: JointModel, bags: Sequence[Sequence[int]]) -> np.ndarray:
-    """``(N, V)`` bool: which vocabulary words each of ``bags`` (word ids) holds."""
-    if model.vocab is None:
-        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
-    labels = np.zeros((len(bags), model.vocab_size), dtype=bool)
+def bag_labels(bags: Sequence[Sequence[int]], vocab_size: int) -> np.ndarray:
+    """``(N, vocab_size)`` bool: which vocabulary words each of ``bags`` (word ids) holds."""
+    labels = np.zeros((len(bags), vocab_size), dtype=bool)
     for row, bag in enumerate(bags):
         labels[row, list(bag)] = True
     return labels
+
+
+def _labels(model: JointModel, bags: Sequence[Sequence[int]]) -> np.ndarray:
+    """:func:`bag_labels` over ``model``'s vocabulary."""
+    if model.vocab is None:
+        raise GroundingError("the model has no vocabulary: load it with stylesearch.load_model")
+    return bag_labels(bags, model.vocab_size)
 
 
 def measure_grounding(

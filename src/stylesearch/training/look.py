@@ -19,6 +19,7 @@ from stylesearch.catalog.transforms import eval_transform
 from stylesearch.model.device import resolve_device
 from stylesearch.model.joint import JointModel
 from stylesearch.model.look import FLOOR_KINDS
+from stylesearch.training.grounding import bag_labels
 
 __all__ = [
     "FLOOR_IMAGES",
@@ -100,9 +101,7 @@ def fit_look_head(
     if head is None or model.look is None or grids is None or len(rows) < 2:
         return 0
     rows = rows[:: -(-len(rows) // HEAD_IMAGES)]
-    labels = torch.zeros(len(rows), model.vocab_size, dtype=torch.bool)
-    for row, i in enumerate(rows):
-        labels[row, list(bags[i])] = True
+    labels = torch.from_numpy(bag_labels([bags[i] for i in rows], model.vocab_size))
     device = head.mean.device
     head.cpu().fit(features[rows], grids[rows], labels)
     head.to(device)
