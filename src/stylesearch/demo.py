@@ -235,14 +235,12 @@ def _query_titles(cat: DemoCatalog, report: dict[str, Any]) -> dict[str, str]:
 def _baseline_gain(report: dict[str, Any]) -> list[str]:
     """A line on how far ``combined`` leads the keyword filter, with the bootstrap's interval."""
     from stylesearch.evaluation.baselines import BASELINE_METHOD, BASELINE_NAME
-    from stylesearch.evaluation.report import format_gain
+    from stylesearch.evaluation.report import GAIN_LABELS, format_gain
 
     for g in (report.get("bootstrap") or {}).get("gains", []):
         if (g["system"], g["method"]) == (BASELINE_NAME, BASELINE_METHOD):
             parts = [
-                f"{label} {format_gain(g[key])}"
-                for label, key in (("MM", "mm"), ("MM-shape", "mm_shape"))
-                if g[key] is not None
+                f"{label} {format_gain(g[key])}" for label, key in GAIN_LABELS if g[key] is not None
             ]
             return [
                 f"`combined` over the {BASELINE_NAME} {BASELINE_METHOD}: " + ", ".join(parts)

@@ -25,12 +25,17 @@ from stylesearch.evaluation.significance import bootstrap_report
 if TYPE_CHECKING:
     from stylesearch.search.searcher import Searcher
 
-__all__ = ["REPORT_FORMAT", "format_bootstrap", "format_gain", "format_table", "write_report"]
+__all__ = [
+    "GAIN_LABELS", "REPORT_FORMAT", "format_bootstrap", "format_gain", "format_table",
+    "write_report",
+]  # fmt: skip
 
 EXAMPLE_METHODS = ("visual", "filter", "combined")
 #: the report's format: which measures, rows and sections it holds. Raised whenever they
 #: change, so that a cache keyed on it (the demo's) writes a report of an older format again.
 REPORT_FORMAT = 3
+#: the measures the bootstrap reads a gain on: (printed label, key of its entries)
+GAIN_LABELS = (("MM", "mm"), ("MM-shape", "mm_shape"))
 
 
 def _f(x: float | None) -> str:
@@ -84,7 +89,7 @@ def format_bootstrap(report: dict[str, Any]) -> str:
     if not boot:
         return ""
     own = boot["own"]
-    labels = [("MM", "mm")] + ([("MM-shape", "mm_shape")] if own["mm_shape"] else [])
+    labels = [(label, key) for label, key in GAIN_LABELS if own[key]]
     lines = [
         f"`{boot['method']}` itself: "
         + ", ".join(
